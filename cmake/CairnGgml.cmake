@@ -1,0 +1,41 @@
+# Provides CAIRN_GGML_LIBS: a system ggml when one is installed (CMake package), otherwise
+# ggml built from its pinned source, which scripts/fetch-ggml.sh obtains into the build tree.
+# Only ggml/ is built: none of llama.cpp's own code is compiled or linked.
+
+find_package(ggml CONFIG QUIET)
+if(ggml_FOUND AND NOT CAIRN_FORCE_PINNED_GGML)
+  message(STATUS "cairn: using the system ggml (${ggml_DIR})")
+  set(CAIRN_GGML_LIBS ggml::ggml ggml::ggml-base)
+  return()
+endif()
+
+set(CAIRN_GGML_SOURCE_DIR "${CMAKE_BINARY_DIR}/_deps/llama.cpp" CACHE PATH
+    "Where the pinned ggml source tree is fetched to")
+execute_process(
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/../scripts/fetch-ggml.sh ${CAIRN_GGML_SOURCE_DIR}
+  RESULT_VARIABLE fetch_result)
+if(NOT fetch_result EQUAL 0)
+  message(FATAL_ERROR "cairn: could not obtain ggml's source (see the lines above)")
+endif()
+
+set(GGML_BUILD_TESTS OFF CACHE BOOL "" FORCE)
+set(GGML_BUILD_EXAMPLES OFF CACHE BOOL "" FORCE)
+set(GGML_OPENMP OFF CACHE BOOL "" FORCE) # ggml's own thread pool: the same on every platform
+set(GGML_BACKEND_DL OFF CACHE BOOL "" FORCE)
+set(GGML_CCACHE OFF CACHE BOOL "" FORCE)
+set(BUILD_SHARED_LIBS OFF CACHE BOOL "" FORCE)
+if(CAIRN_NATIVE)
+  set(GGML_NATIVE ON CACHE BOOL "" FORCE)
+else()
+  # The documented portable baseline is x86-64-v3 (AVX2, FMA, F16C, BMI2: Intel Haswell and
+  # AMD Excavator or newer, 2013+); on other architectures ggml's defaults apply.
+  set(GGML_NATIVE OFF CACHE BOOL "" FORCE)
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
+    foreach(feature SSE42 AVX AVX2 FMA F16C BMI2)
+      set(GGML_${feature} ON CACHE BOOL "" FORCE)
+    endforeach()
+  endif()
+endif()
+
+add_subdirectory(${CAIRN_GGML_SOURCE_DIR}/ggml ${CMAKE_BINARY_DIR}/_deps/ggml-build EXCLUDE_FROM_ALL)
+set(CAIRN_GGML_LIBS ggml ggml-base ggml-cpu)

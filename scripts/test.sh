@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs cairn's whole test suite: the release build, then the same
+# tests built with AddressSanitizer and UBSan. Build trees are cached (build/, build-asan/).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+"$root/scripts/setup.sh"
+
+echo "== release build and tests"
+"$root/scripts/build.sh" "$root/build"
+(cd "$root/build" && ctest --output-on-failure -j "$jobs")
+
+echo "== sanitizer build (ASan + UBSan) and tests"
+"$root/scripts/build.sh" "$root/build-asan" -DCAIRN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+(cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j "$jobs")

@@ -1,0 +1,117 @@
+/*
+ * model: a GGUF model file as cairn understands it. Opens and validates the file (every
+ * header field, offset and shape is checked before anything trusts it), reads metadata with
+ * type-checked accessors, derives the transformer's hyperparameters, and locates tensors in
+ * the read-only file mapping.
+ *
+ * Owns the gguf_context and the mapping of one file. Must never compute with tensors, never
+ * touch tensor data it was not asked for (a shard maps only its own layers' pages), and
+ * never abort on bad input: every defect becomes one clear error.
+ */
+#ifndef CAIRN_MODEL_H
+#define CAIRN_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "platform/platform.h"
+#include "util/util.h"
+
+struct gguf_context;
+
+/* ---- metadata access: never aborts on a wrong type, unlike gguf_get_val_* ---- */
+
+/* Reads an integer key of any integer type (or bool) that fits in int64; returns 1 if found,
+ * 0 if absent, -1 with err if present with a non-integer type. */
+int cairn_meta_int(const struct gguf_context *g, const char *key, int64_t *out, cairn_err *err);
+/* Reads a float32/float64 (or integer) key. Same return convention. */
+int cairn_meta_float(const struct gguf_context *g, const char *key, double *out, cairn_err *err);
+/* Reads a string key; *out points into the gguf_context. Same return convention. */
+int cairn_meta_str(const struct gguf_context *g, const char *key, const char **out,
+                   cairn_err *err);
+/* Reads a bool key. Same return convention. */
+int cairn_meta_bool(const struct gguf_context *g, const char *key, bool *out, cairn_err *err);
+/* Finds an array key of the given gguf element type; returns its length via *n. Same return
+ * convention (-1 if the key is not an array of that type). */
+int cairn_meta_array(const struct gguf_context *g, const char *key, int elem_type, size_t *n,
+                     cairn_err *err);
+
+/* ---- hyperparameters ---- */
+
+typedef enum cairn_arch {
+    CAIRN_ARCH_LLAMA, /* Llama 2/3.x, Mistral, TinyLlama, SmolLM */
+    CAIRN_ARCH_QWEN2, /* biases on q/k/v */
+    CAIRN_ARCH_QWEN3, /* per-head RMS norms on q and k */
+} cairn_arch;
+
+typedef enum cairn_rope_scaling {
+    CAIRN_ROPE_SCALING_NONE,
+    CAIRN_ROPE_SCALING_LINEAR,
+    CAIRN_ROPE_SCALING_YARN,
+} cairn_rope_scaling;
+
+typedef struct cairn_hparams {
+    cairn_arch arch;
+    char arch_name[32];
+    int n_vocab;
+    int n_ctx_train;
+    int n_embd;
+    int n_layer;
+    int n_head;
+    int n_head_kv;
+    int n_ff;
+    int head_dim_k; /* per-head size of keys and queries */
+    int head_dim_v; /* per-head size of values */
+    int rope_dims;  /* leading dimensions of each head that are rotated */
+    float rope_freq_base;
+    float rope_freq_scale; /* 1 / linear scaling factor */
+    cairn_rope_scaling rope_scaling;
+    int rope_orig_ctx;       /* training context before scaling (YaRN) */
+    float yarn_ext_factor;   /* -1: derived by ggml */
+    float yarn_attn_factor;  /* 1 unless the file says otherwise */
+    float yarn_beta_fast;
+    float yarn_beta_slow;
+    float norm_eps;
+    bool has_rope_freqs;     /* per-dimension frequency factors (Llama 3.1+ scaling) */
+    bool tied_embeddings;    /* no output.weight: the head reuses token_embd */
+} cairn_hparams;
+
+/* ---- the file ---- */
+
+/* One tensor as the file describes it, already validated against the file's size. */
+typedef struct cairn_tensor_info {
+    const char *name;   /* points into the gguf_context */
+    int type;           /* enum ggml_type */
+    int n_dims;
+    int64_t ne[4];
+    uint64_t offset;    /* absolute byte offset in the file */
+    uint64_t size;      /* bytes */
+} cairn_tensor_info;
+
+typedef struct cairn_model_file {
+    char *path;
+    struct gguf_context *gguf; /* metadata and tensor directory, no tensor data */
+    cairn_mapped_file map;     /* the whole file, read-only; pages load on first touch */
+    cairn_hparams hp;
+    bool has_hparams;          /* false for vocab-only files */
+    int64_t n_tensors;
+    cairn_tensor_info *tensors; /* n_tensors entries */
+} cairn_model_file;
+
+/* Opens and validates a GGUF file: header, metadata, every tensor's type, shape, offset and
+ * size (inside the file, no overlaps), and (when the file has weights) the hyperparameters
+ * and the presence and shape of every tensor the architecture needs. */
+int cairn_model_open(const char *path, cairn_model_file **out, cairn_err *err);
+/* Like cairn_model_open, but accepts files without weights (vocab-only GGUF). */
+int cairn_model_open_metadata(const char *path, cairn_model_file **out, cairn_err *err);
+void cairn_model_close(cairn_model_file *m);
+
+/* The tensor called name, or NULL. */
+const cairn_tensor_info *cairn_model_tensor(const cairn_model_file *m, const char *name);
+/* Bytes of tensor data a shard [first, last) needs, counting embeddings on the first shard
+ * and the output norm and head on the last. */
+uint64_t cairn_model_shard_bytes(const cairn_model_file *m, int first, int last);
+
+const char *cairn_arch_name(cairn_arch arch);
+
+#endif

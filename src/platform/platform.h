@@ -1,0 +1,47 @@
+/*
+ * platform: everything that differs between Windows, macOS and Linux, behind one API:
+ * read-only file mappings, clocks, CPU and memory facts, terminals.
+ *
+ * Each function has one implementation per platform family (platform_posix.c,
+ * platform_win32.c). No other module may use an OS header or an #ifdef for the platform.
+ */
+#ifndef CAIRN_PLATFORM_H
+#define CAIRN_PLATFORM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util/util.h"
+
+/* A whole file mapped read-only. Pages are read only when touched, so a shard that uses a
+ * few tensors of a large file reads only those. */
+typedef struct cairn_mapped_file {
+    const uint8_t *data;
+    uint64_t size;
+    void *os_handle; /* platform-specific; NULL on POSIX */
+} cairn_mapped_file;
+
+int cairn_map_file(const char *path, cairn_mapped_file *out, cairn_err *err);
+void cairn_unmap_file(cairn_mapped_file *map);
+/* Counts the pages of [offset, offset+len) that are resident in memory (for tests and
+ * benchmarks that check what a shard touched); -1 where the OS cannot tell. */
+int64_t cairn_mapped_resident_bytes(const cairn_mapped_file *map, uint64_t offset, uint64_t len);
+
+/* Seconds from an arbitrary start, monotonic, sub-microsecond resolution. */
+double cairn_now_seconds(void);
+/* Logical CPUs this process may run on. */
+int cairn_cpu_count(void);
+/* Total and currently available physical memory in bytes (0 if unknown). */
+uint64_t cairn_memory_total(void);
+uint64_t cairn_memory_available(void);
+/* Peak resident set size of this process in bytes (0 if unknown). */
+uint64_t cairn_peak_rss(void);
+/* CPU model name into out (empty if unknown). */
+void cairn_cpu_model(char *out, size_t out_len);
+
+bool cairn_is_terminal(FILE *stream);
+/* Makes stdout/stderr accept UTF-8 (a no-op where that is already true). */
+void cairn_console_init(void);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * util: the small pieces every module shares: error reporting, growable buffers, string and
+ * UTF-8 helpers, whole-file reads.
+ *
+ * Owns no state of its own. Must never depend on another cairn module, log, or exit: it only
+ * reports failures to its caller through cairn_err.
+ */
+#ifndef CAIRN_UTIL_H
+#define CAIRN_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CAIRN_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#else
+#define CAIRN_PRINTF(fmt_index, first_arg)
+#endif
+
+#define CAIRN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* An error message travelling back to whoever can report it. Functions that can fail take a
+ * `cairn_err *` (which may be NULL when the caller does not care) and return -1 or NULL. */
+typedef struct cairn_err {
+    char msg[512];
+} cairn_err;
+
+/* Formats the message into err (if not NULL) and returns -1, so `return cairn_fail(...)`. */
+int cairn_fail(cairn_err *err, const char *fmt, ...) CAIRN_PRINTF(2, 3);
+int cairn_failv(cairn_err *err, const char *fmt, va_list ap);
+/* Prepends "prefix: " to an existing message; returns -1. */
+int cairn_fail_prefix(cairn_err *err, const char *fmt, ...) CAIRN_PRINTF(2, 3);
+
+/* A growable byte buffer, always NUL-terminated when non-empty. Owner frees with buf_free. */
+typedef struct cairn_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} cairn_buf;
+
+int cairn_buf_reserve(cairn_buf *b, size_t extra);
+int cairn_buf_append(cairn_buf *b, const void *data, size_t len);
+int cairn_buf_puts(cairn_buf *b, const char *s);
+int cairn_buf_putc(cairn_buf *b, char c);
+int cairn_buf_printf(cairn_buf *b, const char *fmt, ...) CAIRN_PRINTF(2, 3);
+/* Hands the string to the caller (who frees it) and resets the buffer. Never NULL on success. */
+char *cairn_buf_take(cairn_buf *b);
+void cairn_buf_free(cairn_buf *b);
+
+char *cairn_strdup(const char *s);
+char *cairn_strndup(const char *s, size_t n);
+bool cairn_str_starts_with(const char *s, const char *prefix);
+bool cairn_str_ends_with(const char *s, const char *suffix);
+
+/* Overflow-checked arithmetic for sizes that come from untrusted files. */
+bool cairn_mul_overflows(uint64_t a, uint64_t b, uint64_t *out);
+bool cairn_add_overflows(uint64_t a, uint64_t b, uint64_t *out);
+
+/* UTF-8: length of the sequence that starts with byte c (1..4), or 0 for a stray byte. */
+int cairn_utf8_seq_len(unsigned char c);
+/* Number of bytes at the start of s[0..len) that form complete UTF-8 sequences; a trailing
+ * incomplete sequence is excluded (invalid bytes count as complete, one byte each). */
+size_t cairn_utf8_complete_prefix(const char *s, size_t len);
+/* Decodes one code point; returns bytes consumed (>= 1), setting *cp to U+FFFD if invalid. */
+int cairn_utf8_decode(const char *s, size_t len, uint32_t *cp);
+/* Encodes cp into out (4 bytes room); returns the byte count. */
+int cairn_utf8_encode(uint32_t cp, char out[4]);
+
+/* Reads a whole file into a NUL-terminated buffer the caller frees. */
+char *cairn_read_file(const char *path, size_t *len_out, cairn_err *err);
+
+/* Parses "A:B" style integer lists like "2:4" into values; returns count or -1. */
+int cairn_parse_int_list(const char *s, char sep, int *out, int max_out, cairn_err *err);
+
+#endif
