@@ -1,0 +1,581 @@
+/* model: opening a GGUF file, validating its tensor directory, deriving hyperparameters and
+ * checking that every tensor the architecture needs is present with the right shape.
+ *
+ * The file is untrusted input. ggml's gguf parser does the byte-level parsing; afterwards
+ * every tensor is checked again here before anything trusts its offset or shape. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ggml-cpu.h"
+#include "ggml.h"
+#include "gguf.h"
+#include "model/model.h"
+
+/* Sizes far beyond any real model: a file claiming more is corrupt, and checking here turns
+ * it into an error instead of a giant allocation later. */
+#define MAX_EMBD (1 << 17)
+#define MAX_LAYERS 4096
+#define MAX_HEADS 4096
+#define MAX_HEAD_DIM 4096
+#define MAX_FF (1 << 20)
+#define MAX_VOCAB (1 << 24)
+#define MAX_CTX (1 << 24)
+
+const char *cairn_arch_name(cairn_arch arch) {
+    switch (arch) {
+    case CAIRN_ARCH_LLAMA: return "llama";
+    case CAIRN_ARCH_QWEN2: return "qwen2";
+    case CAIRN_ARCH_QWEN3: return "qwen3";
+    }
+    return "unknown";
+}
+
+/* ---- capturing ggml's log while gguf parses ---- */
+
+/* ggml reports gguf parse errors only through its logger; we keep the first error line so
+ * the caller gets one message instead of text on stderr. Lives on the caller's stack. */
+typedef struct log_capture {
+    char first_error[256];
+} log_capture;
+
+static void capture_log(enum ggml_log_level level, const char *text, void *user) {
+    log_capture *cap = user;
+    if (level != GGML_LOG_LEVEL_ERROR || cap->first_error[0] != '\0' || text == NULL) {
+        return;
+    }
+    /* Drop the "function_name: " prefix ggml puts in front of every message. */
+    const char *colon = strstr(text, ": ");
+    if (colon != NULL && colon - text < 40 && strchr(text, ' ') == colon + 1) {
+        text = colon + 2;
+    }
+    size_t n = strcspn(text, "\n");
+    if (n >= sizeof cap->first_error) {
+        n = sizeof cap->first_error - 1;
+    }
+    memcpy(cap->first_error, text, n);
+    cap->first_error[n] = '\0';
+}
+
+static struct gguf_context *parse_gguf(const cairn_mapped_file *map, cairn_err *err) {
+    log_capture cap = {{0}};
+    ggml_log_callback old_cb = NULL;
+    void *old_user = NULL;
+    ggml_log_get(&old_cb, &old_user);
+    ggml_log_set(capture_log, &cap);
+    struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context *g = gguf_init_from_buffer(map->data, (size_t)map->size, params);
+    ggml_log_set(old_cb, old_user);
+    if (g == NULL) {
+        cairn_fail(err, "invalid GGUF: %s",
+                   cap.first_error[0] ? cap.first_error : "the header could not be parsed");
+    }
+    return g;
+}
+
+/* ---- tensor directory ---- */
+
+/* A type the CPU backend can both multiply (vec_dot) and convert to float (get_rows; f32
+ * needs no conversion). Removed and intermediate-only types have no such functions. */
+static bool cpu_can_compute(int type) {
+    if (type < 0 || type >= GGML_TYPE_COUNT) {
+        return false;
+    }
+    const struct ggml_type_traits *tt = ggml_get_type_traits((enum ggml_type)type);
+    const struct ggml_type_traits_cpu *ct = ggml_get_type_traits_cpu((enum ggml_type)type);
+    return tt->blck_size > 0 && tt->type_size > 0 && (type == GGML_TYPE_F32 || tt->to_float != NULL) &&
+           ct->vec_dot != NULL;
+}
+
+static int tensor_bytes(const cairn_tensor_info *t, uint64_t *out, cairn_err *err) {
+    const struct ggml_type_traits *tt = ggml_get_type_traits((enum ggml_type)t->type);
+    for (int d = 0; d < 4; d++) {
+        if (t->ne[d] <= 0) {
+            return cairn_fail(err, "tensor '%s' has dimension %d of size %lld", t->name, d,
+                              (long long)t->ne[d]);
+        }
+    }
+    if (t->ne[0] % tt->blck_size != 0) {
+        return cairn_fail(err, "tensor '%s' of type %s has rows of %lld elements, not a multiple "
+                          "of its block size %lld", t->name, tt->type_name,
+                          (long long)t->ne[0], (long long)tt->blck_size);
+    }
+    uint64_t bytes = 0;
+    bool overflow = cairn_mul_overflows((uint64_t)(t->ne[0] / tt->blck_size), tt->type_size,
+                                        &bytes);
+    for (int d = 1; d < 4 && !overflow; d++) {
+        overflow = cairn_mul_overflows(bytes, (uint64_t)t->ne[d], &bytes);
+    }
+    if (overflow || bytes > SIZE_MAX) {
+        return cairn_fail(err, "tensor '%s' is too large to address", t->name);
+    }
+    *out = bytes;
+    return 0;
+}
+
+static int read_tensor_info(const struct gguf_context *g, int64_t i, uint64_t data_offset,
+                            uint64_t file_size, cairn_tensor_info *t, cairn_err *err) {
+    t->name = gguf_get_tensor_name(g, i);
+    t->type = (int)gguf_get_tensor_type(g, i);
+    if (t->name[0] == '\0') {
+        return cairn_fail(err, "tensor %lld has an empty name", (long long)i);
+    }
+    if (!cpu_can_compute(t->type)) {
+        return cairn_fail(err, "tensor '%s' has type %d (%s), which cairn cannot compute with",
+                          t->name, t->type,
+                          t->type >= 0 && t->type < GGML_TYPE_COUNT
+                              ? ggml_type_name((enum ggml_type)t->type) : "invalid");
+    }
+    const int64_t *ne = gguf_get_tensor_ne(g, i);
+    t->n_dims = 1;
+    for (int d = 0; d < 4; d++) {
+        t->ne[d] = ne[d];
+        if (ne[d] != 1) {
+            t->n_dims = d + 1;
+        }
+    }
+    if (tensor_bytes(t, &t->size, err) != 0) {
+        return -1;
+    }
+    uint64_t rel = gguf_get_tensor_offset(g, i);
+    uint64_t end;
+    if (rel % gguf_get_alignment(g) != 0) {
+        return cairn_fail(err, "tensor '%s' data offset %llu is not a multiple of the alignment "
+                          "%zu", t->name, (unsigned long long)rel, gguf_get_alignment(g));
+    }
+    if (cairn_add_overflows(data_offset, rel, &t->offset) ||
+        cairn_add_overflows(t->offset, t->size, &end) || end > file_size) {
+        return cairn_fail(err, "tensor '%s' data ends at %llu beyond the file size %llu",
+                          t->name, (unsigned long long)(data_offset + rel + t->size),
+                          (unsigned long long)file_size);
+    }
+    return 0;
+}
+
+static int compare_offsets(const void *a, const void *b) {
+    const cairn_tensor_info *x = *(const cairn_tensor_info *const *)a;
+    const cairn_tensor_info *y = *(const cairn_tensor_info *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static int check_no_overlap(const cairn_model_file *m, cairn_err *err) {
+    if (m->n_tensors < 2) {
+        return 0;
+    }
+    const cairn_tensor_info **order = malloc((size_t)m->n_tensors * sizeof *order);
+    if (order == NULL) {
+        return cairn_fail(err, "out of memory");
+    }
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        order[i] = &m->tensors[i];
+    }
+    qsort(order, (size_t)m->n_tensors, sizeof *order, compare_offsets);
+    int rc = 0;
+    for (int64_t i = 1; i < m->n_tensors && rc == 0; i++) {
+        if (order[i - 1]->offset + order[i - 1]->size > order[i]->offset) {
+            rc = cairn_fail(err, "tensors '%s' and '%s' overlap", order[i - 1]->name,
+                            order[i]->name);
+        }
+    }
+    free(order);
+    return rc;
+}
+
+static int load_tensor_table(cairn_model_file *m, cairn_err *err) {
+    int64_t n = gguf_get_n_tensors(m->gguf);
+    if (n == 0) {
+        return 0;
+    }
+    m->tensors = calloc((size_t)n, sizeof *m->tensors);
+    if (m->tensors == NULL) {
+        return cairn_fail(err, "out of memory for %lld tensor entries", (long long)n);
+    }
+    m->n_tensors = n;
+    uint64_t data_offset = gguf_get_data_offset(m->gguf);
+    for (int64_t i = 0; i < n; i++) {
+        if (read_tensor_info(m->gguf, i, data_offset, m->map.size, &m->tensors[i], err) != 0) {
+            return cairn_fail_prefix(err, "invalid GGUF");
+        }
+    }
+    if (check_no_overlap(m, err) != 0) {
+        return cairn_fail_prefix(err, "invalid GGUF");
+    }
+    return 0;
+}
+
+const cairn_tensor_info *cairn_model_tensor(const cairn_model_file *m, const char *name) {
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        if (strcmp(m->tensors[i].name, name) == 0) {
+            return &m->tensors[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- hyperparameters ---- */
+
+typedef struct hp_reader {
+    const struct gguf_context *g;
+    const char *arch;
+    cairn_err *err;
+} hp_reader;
+
+/* Reads "<arch>.<suffix>" as an int in [lo, hi]; absent keys take def, or fail if required. */
+static int arch_int(const hp_reader *r, const char *suffix, bool required, int64_t def,
+                    int64_t lo, int64_t hi, int *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", r->arch, suffix);
+    int64_t v = def;
+    int found = cairn_meta_int(r->g, key, &v, r->err);
+    if (found < 0) {
+        return -1;
+    }
+    if (found == 0 && required) {
+        return cairn_fail(r->err, "missing metadata key %s", key);
+    }
+    if (v < lo || v > hi) {
+        return cairn_fail(r->err, "metadata key %s is %lld, expected %lld..%lld", key,
+                          (long long)v, (long long)lo, (long long)hi);
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int arch_float(const hp_reader *r, const char *suffix, double def, double lo, double hi,
+                      float *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", r->arch, suffix);
+    double v = def;
+    if (cairn_meta_float(r->g, key, &v, r->err) < 0) {
+        return -1;
+    }
+    if (!(v >= lo && v <= hi)) {
+        return cairn_fail(r->err, "metadata key %s is %g, expected %g..%g", key, v, lo, hi);
+    }
+    *out = (float)v;
+    return 0;
+}
+
+static int read_arch(const struct gguf_context *g, cairn_hparams *hp, cairn_err *err) {
+    const char *name = NULL;
+    int found = cairn_meta_str(g, "general.architecture", &name, err);
+    if (found < 0) {
+        return -1;
+    }
+    if (found == 0) {
+        return cairn_fail(err, "missing metadata key general.architecture");
+    }
+    static const cairn_arch archs[] = {CAIRN_ARCH_LLAMA, CAIRN_ARCH_QWEN2, CAIRN_ARCH_QWEN3};
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(archs); i++) {
+        if (strcmp(name, cairn_arch_name(archs[i])) == 0) {
+            hp->arch = archs[i];
+            snprintf(hp->arch_name, sizeof hp->arch_name, "%s", name);
+            return 0;
+        }
+    }
+    return cairn_fail(err, "unsupported architecture '%.64s' (cairn runs llama, qwen2, qwen3)",
+                      name);
+}
+
+static int read_rope_scaling(const hp_reader *r, cairn_hparams *hp) {
+    char key[128];
+    const char *type = "none";
+    snprintf(key, sizeof key, "%s.rope.scaling.type", r->arch);
+    if (cairn_meta_str(r->g, key, &type, r->err) < 0) {
+        return -1;
+    }
+    if (strcmp(type, "none") == 0) {
+        hp->rope_scaling = CAIRN_ROPE_SCALING_NONE;
+    } else if (strcmp(type, "linear") == 0) {
+        hp->rope_scaling = CAIRN_ROPE_SCALING_LINEAR;
+    } else if (strcmp(type, "yarn") == 0) {
+        hp->rope_scaling = CAIRN_ROPE_SCALING_YARN;
+    } else {
+        return cairn_fail(r->err, "unsupported rope scaling type '%.32s'", type);
+    }
+    float factor = 0.0f;
+    /* Older files only have rope.scale_linear; a factor of 0 means "not scaled". */
+    if (arch_float(r, "rope.scale_linear", 0.0, 0.0, 1e6, &factor) != 0 ||
+        arch_float(r, "rope.scaling.factor", factor, 0.0, 1e6, &factor) != 0) {
+        return -1;
+    }
+    hp->rope_freq_scale = hp->rope_scaling == CAIRN_ROPE_SCALING_NONE || factor == 0.0f
+                              ? 1.0f : 1.0f / factor;
+    if (arch_int(r, "rope.scaling.original_context_length", false, hp->n_ctx_train, 1, MAX_CTX,
+                 &hp->rope_orig_ctx) != 0 ||
+        arch_float(r, "rope.scaling.attn_factor", 1.0, 0.0, 1e3, &hp->yarn_attn_factor) != 0 ||
+        arch_float(r, "rope.scaling.yarn_beta_fast", 32.0, 0.0, 1e4, &hp->yarn_beta_fast) != 0 ||
+        arch_float(r, "rope.scaling.yarn_beta_slow", 1.0, 0.0, 1e4, &hp->yarn_beta_slow) != 0) {
+        return -1;
+    }
+    hp->yarn_ext_factor = -1.0f;
+    return 0;
+}
+
+static int read_attention(const hp_reader *r, cairn_hparams *hp) {
+    if (arch_int(r, "attention.head_count", true, 0, 1, MAX_HEADS, &hp->n_head) != 0 ||
+        arch_int(r, "attention.head_count_kv", false, hp->n_head, 1, MAX_HEADS,
+                 &hp->n_head_kv) != 0) {
+        return -1;
+    }
+    if (hp->n_head % hp->n_head_kv != 0) {
+        return cairn_fail(r->err, "%d attention heads cannot be shared by %d key/value heads",
+                          hp->n_head, hp->n_head_kv);
+    }
+    int def_dim = hp->n_embd / hp->n_head;
+    if (arch_int(r, "attention.key_length", false, def_dim, 1, MAX_HEAD_DIM,
+                 &hp->head_dim_k) != 0 ||
+        arch_int(r, "attention.value_length", false, def_dim, 1, MAX_HEAD_DIM,
+                 &hp->head_dim_v) != 0 ||
+        arch_int(r, "rope.dimension_count", false, hp->head_dim_k, 2, hp->head_dim_k,
+                 &hp->rope_dims) != 0) {
+        return -1;
+    }
+    if (hp->rope_dims % 2 != 0) {
+        return cairn_fail(r->err, "rope dimension count %d is odd", hp->rope_dims);
+    }
+    double eps_default = hp->arch == CAIRN_ARCH_LLAMA ? 1e-5 : 1e-6;
+    return arch_float(r, "attention.layer_norm_rms_epsilon", eps_default, 1e-12, 0.1,
+                      &hp->norm_eps);
+}
+
+static int read_vocab_size(const cairn_model_file *m, cairn_hparams *hp, cairn_err *err) {
+    size_t n_tokens = 0;
+    int found = cairn_meta_array(m->gguf, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &n_tokens,
+                                 err);
+    if (found < 0) {
+        return -1;
+    }
+    const cairn_tensor_info *embd = cairn_model_tensor(m, "token_embd.weight");
+    int64_t n = found ? (int64_t)n_tokens : embd != NULL ? embd->ne[1] : 0;
+    if (n < 1 || n > MAX_VOCAB) {
+        return cairn_fail(err, "vocabulary size %lld is outside 1..%d", (long long)n, MAX_VOCAB);
+    }
+    hp->n_vocab = (int)n;
+    return 0;
+}
+
+static int read_hparams(cairn_model_file *m, cairn_err *err) {
+    cairn_hparams *hp = &m->hp;
+    memset(hp, 0, sizeof *hp);
+    if (read_arch(m->gguf, hp, err) != 0) {
+        return -1;
+    }
+    hp_reader r = {m->gguf, hp->arch_name, err};
+    if (arch_int(&r, "context_length", true, 0, 1, MAX_CTX, &hp->n_ctx_train) != 0 ||
+        arch_int(&r, "embedding_length", true, 0, 1, MAX_EMBD, &hp->n_embd) != 0 ||
+        arch_int(&r, "block_count", true, 0, 1, MAX_LAYERS, &hp->n_layer) != 0 ||
+        arch_int(&r, "feed_forward_length", true, 0, 1, MAX_FF, &hp->n_ff) != 0 ||
+        read_attention(&r, hp) != 0 ||
+        arch_float(&r, "rope.freq_base", 10000.0, 1e-3, 1e12, &hp->rope_freq_base) != 0 ||
+        read_rope_scaling(&r, hp) != 0 || read_vocab_size(m, hp, err) != 0) {
+        return -1;
+    }
+    hp->has_rope_freqs = cairn_model_tensor(m, "rope_freqs.weight") != NULL;
+    hp->tied_embeddings = cairn_model_tensor(m, "output.weight") == NULL;
+    return 0;
+}
+
+/* ---- required tensors ---- */
+
+typedef enum tensor_kind {
+    KIND_MATRIX, /* any type the CPU can multiply */
+    KIND_F32,    /* norms, biases, frequency factors: added or multiplied elementwise in F32 */
+} tensor_kind;
+
+static void format_shape(char *out, size_t len, int n_dims, const int64_t *ne) {
+    size_t used = (size_t)snprintf(out, len, "[");
+    for (int d = 0; d < n_dims && used < len; d++) {
+        used += (size_t)snprintf(out + used, len - used, "%s%lld", d ? ", " : "",
+                                 (long long)ne[d]);
+    }
+    if (used < len) {
+        snprintf(out + used, len - used, "]");
+    }
+}
+
+static int check_tensor(const cairn_model_file *m, const char *name, tensor_kind kind,
+                        int64_t ne0, int64_t ne1, bool required, cairn_err *err) {
+    const cairn_tensor_info *t = cairn_model_tensor(m, name);
+    if (t == NULL) {
+        return required ? cairn_fail(err, "missing tensor '%s'", name) : 0;
+    }
+    int64_t want[2] = {ne0, ne1};
+    int want_dims = ne1 > 0 ? 2 : 1;
+    bool ok = t->n_dims == want_dims && t->ne[0] == ne0 && (want_dims == 1 || t->ne[1] == ne1);
+    if (!ok) {
+        char have_s[96], want_s[64];
+        format_shape(have_s, sizeof have_s, t->n_dims, t->ne);
+        format_shape(want_s, sizeof want_s, want_dims, want);
+        return cairn_fail(err, "tensor '%s' has shape %s, expected %s", name, have_s, want_s);
+    }
+    if (kind == KIND_F32 && t->type != GGML_TYPE_F32) {
+        return cairn_fail(err, "tensor '%s' has type %s, expected f32", name,
+                          ggml_type_name((enum ggml_type)t->type));
+    }
+    return 0;
+}
+
+static int check_layer(const cairn_model_file *m, int il, cairn_err *err) {
+    const cairn_hparams *hp = &m->hp;
+    const int64_t embd = hp->n_embd, ff = hp->n_ff;
+    const int64_t q = (int64_t)hp->n_head * hp->head_dim_k;
+    const int64_t k = (int64_t)hp->n_head_kv * hp->head_dim_k;
+    const int64_t v = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    const int64_t o = (int64_t)hp->n_head * hp->head_dim_v;
+    const bool qwen2 = hp->arch == CAIRN_ARCH_QWEN2, qwen3 = hp->arch == CAIRN_ARCH_QWEN3;
+    const struct {
+        const char *suffix;
+        tensor_kind kind;
+        int64_t ne0, ne1;
+        bool required;
+    } specs[] = {
+        {"attn_norm.weight", KIND_F32, embd, 0, true},
+        {"attn_q.weight", KIND_MATRIX, embd, q, true},
+        {"attn_k.weight", KIND_MATRIX, embd, k, true},
+        {"attn_v.weight", KIND_MATRIX, embd, v, true},
+        {"attn_output.weight", KIND_MATRIX, o, embd, true},
+        {"attn_q.bias", KIND_F32, q, 0, qwen2},
+        {"attn_k.bias", KIND_F32, k, 0, qwen2},
+        {"attn_v.bias", KIND_F32, v, 0, qwen2},
+        {"attn_q_norm.weight", KIND_F32, hp->head_dim_k, 0, qwen3},
+        {"attn_k_norm.weight", KIND_F32, hp->head_dim_k, 0, qwen3},
+        {"ffn_norm.weight", KIND_F32, embd, 0, true},
+        {"ffn_gate.weight", KIND_MATRIX, embd, ff, true},
+        {"ffn_up.weight", KIND_MATRIX, embd, ff, true},
+        {"ffn_down.weight", KIND_MATRIX, ff, embd, true},
+    };
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(specs); i++) {
+        char name[96];
+        snprintf(name, sizeof name, "blk.%d.%s", il, specs[i].suffix);
+        if (check_tensor(m, name, specs[i].kind, specs[i].ne0, specs[i].ne1, specs[i].required,
+                         err) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_required_tensors(const cairn_model_file *m, cairn_err *err) {
+    const cairn_hparams *hp = &m->hp;
+    if (check_tensor(m, "token_embd.weight", KIND_MATRIX, hp->n_embd, hp->n_vocab, true, err) ||
+        check_tensor(m, "output_norm.weight", KIND_F32, hp->n_embd, 0, true, err) ||
+        check_tensor(m, "output.weight", KIND_MATRIX, hp->n_embd, hp->n_vocab, false, err) ||
+        check_tensor(m, "rope_freqs.weight", KIND_F32, hp->rope_dims / 2, 0, false, err)) {
+        return -1;
+    }
+    for (int il = 0; il < hp->n_layer; il++) {
+        if (check_layer(m, il, err) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- opening and closing ---- */
+
+static int open_file(const char *path, bool need_weights, cairn_model_file **out,
+                     cairn_err *err) {
+    *out = NULL;
+    cairn_model_file *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        return cairn_fail(err, "%s: out of memory", path);
+    }
+    int rc = -1;
+    m->path = cairn_strdup(path);
+    if (m->path == NULL) {
+        cairn_fail(err, "out of memory");
+    } else if (cairn_map_file(path, &m->map, err) != 0) {
+        /* the platform layer's message already names the file */
+        cairn_model_close(m);
+        return -1;
+    } else if ((m->gguf = parse_gguf(&m->map, err)) != NULL && load_tensor_table(m, err) == 0) {
+        if (!need_weights) {
+            rc = 0;
+        } else if (m->n_tensors == 0) {
+            cairn_fail(err, "the file has no tensors (a vocabulary-only file?)");
+        } else if (read_hparams(m, err) == 0 && check_required_tensors(m, err) == 0) {
+            m->has_hparams = true;
+            rc = 0;
+        }
+    }
+    if (rc != 0) {
+        cairn_fail_prefix(err, "%s", path);
+        cairn_model_close(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+int cairn_model_open(const char *path, cairn_model_file **out, cairn_err *err) {
+    return open_file(path, true, out, err);
+}
+
+int cairn_model_open_metadata(const char *path, cairn_model_file **out, cairn_err *err) {
+    return open_file(path, false, out, err);
+}
+
+void cairn_model_close(cairn_model_file *m) {
+    if (m == NULL) {
+        return;
+    }
+    if (m->gguf != NULL) {
+        gguf_free(m->gguf);
+    }
+    if (m->map.data != NULL) {
+        cairn_unmap_file(&m->map);
+    }
+    free(m->tensors);
+    free(m->path);
+    free(m);
+}
+
+/* ---- shard sizes ---- */
+
+/* Layer index of a "blk.N." tensor, or -1. */
+static int tensor_layer(const char *name) {
+    if (strncmp(name, "blk.", 4) != 0) {
+        return -1;
+    }
+    char *end = NULL;
+    long il = strtol(name + 4, &end, 10);
+    if (end == name + 4 || *end != '.' || il < 0 || il > MAX_LAYERS) {
+        return -1;
+    }
+    return (int)il;
+}
+
+static uint64_t tensor_size_or_zero(const cairn_model_file *m, const char *name) {
+    const cairn_tensor_info *t = cairn_model_tensor(m, name);
+    return t != NULL ? t->size : 0;
+}
+
+uint64_t cairn_model_shard_bytes(const cairn_model_file *m, int first, int last) {
+    int n_layer = m->has_hparams ? m->hp.n_layer : 0;
+    if (first < 0 || last > n_layer || first >= last) {
+        return 0;
+    }
+    uint64_t total = 0;
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        int il = tensor_layer(m->tensors[i].name);
+        if (il >= first && il < last) {
+            total += m->tensors[i].size;
+        }
+    }
+    /* Every shard rotates with the frequency factors, so each one needs them. */
+    total += tensor_size_or_zero(m, "rope_freqs.weight");
+    bool is_first = first == 0, is_last = last == n_layer;
+    if (is_first) {
+        total += tensor_size_or_zero(m, "token_embd.weight");
+    }
+    if (is_last) {
+        total += tensor_size_or_zero(m, "output_norm.weight");
+        if (!m->hp.tied_embeddings) {
+            total += tensor_size_or_zero(m, "output.weight");
+        } else if (!is_first) {
+            total += tensor_size_or_zero(m, "token_embd.weight");
+        }
+    }
+    return total;
+}
