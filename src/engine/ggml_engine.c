@@ -1,0 +1,522 @@
+/*
+ * engine: the ggml implementation of a shard (see engine.h).
+ *
+ * Weights stay in the read-only file mapping: each of the shard's tensors is placed at its
+ * address inside the mapping, so nothing is copied and only this shard's pages are read.
+ * Each sequence owns a contiguous block of n_ctx cells in every layer's K and V cache.
+ * A forward step builds a graph of exactly this shard's layers; building the same ops per
+ * layer whatever the split is what makes split and unsplit runs agree bit for bit.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "ggml.h"
+#include "model/model.h"
+
+#define DEFAULT_N_BATCH 512
+#define DEFAULT_MAX_CTX 4096
+#define GRAPH_NODES_PER_LAYER 64
+#define GRAPH_NODES_FIXED 128
+
+typedef struct layer_weights {
+    struct ggml_tensor *attn_norm, *wq, *wk, *wv, *wo;
+    struct ggml_tensor *bq, *bk, *bv;         /* qwen2 */
+    struct ggml_tensor *q_norm, *k_norm;      /* qwen3 */
+    struct ggml_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down;
+    struct ggml_tensor *k_cache, *v_cache;    /* [head_dim * n_head_kv, n_seq * n_ctx] F16 */
+} layer_weights;
+
+typedef struct ggml_shard {
+    cairn_shard base;
+    cairn_model_file *model;
+    cairn_hparams hp;
+    ggml_backend_t backend;
+    struct ggml_context *weights_ctx;  /* tensor headers of this shard's weights */
+    ggml_backend_buffer_t weights_buf; /* wraps the mapped file range */
+    struct ggml_context *cache_ctx;
+    ggml_backend_buffer_t cache_buf;
+    layer_weights *layers;             /* indexed by layer - first_layer */
+    struct ggml_tensor *tok_embd, *output_norm, *output, *rope_freqs;
+    int *seq_len;
+    void *graph_mem; /* scratch for graph metadata, reused every step */
+    size_t graph_mem_size;
+    size_t graph_nodes;
+    ggml_gallocr_t alloc;
+} ggml_shard;
+
+/* The tensors a step's graph reads from the caller, filled in after allocation. */
+typedef struct step_inputs {
+    struct ggml_tensor *tokens, *hidden, *positions, *mask, *output;
+} step_inputs;
+
+/* ---- loading ---- */
+
+static struct ggml_tensor *make_weight(ggml_shard *s, const char *name, bool required,
+                                       cairn_err *err, int *failed) {
+    const cairn_tensor_info *info = cairn_model_tensor(s->model, name);
+    if (!info) {
+        if (required) {
+            cairn_fail(err, "tensor %s is missing", name);
+            *failed = 1;
+        }
+        return NULL;
+    }
+    struct ggml_tensor *t = ggml_new_tensor(s->weights_ctx, (enum ggml_type)info->type,
+                                            info->n_dims, info->ne);
+    ggml_set_name(t, name);
+    return t;
+}
+
+static struct ggml_tensor *layer_weight(ggml_shard *s, int layer, const char *suffix,
+                                        bool required, cairn_err *err, int *failed) {
+    char name[128];
+    snprintf(name, sizeof(name), "blk.%d.%s", layer, suffix);
+    return make_weight(s, name, required, err, failed);
+}
+
+static int declare_weights(ggml_shard *s, cairn_err *err) {
+    const cairn_shard_info *in = &s->base.info;
+    int n_layers = in->last_layer - in->first_layer;
+    size_t n_tensors = (size_t)n_layers * 16 + 8;
+    struct ggml_init_params params = {ggml_tensor_overhead() * n_tensors, NULL, true};
+    s->weights_ctx = ggml_init(params);
+    s->layers = calloc((size_t)n_layers, sizeof(*s->layers));
+    if (!s->weights_ctx || !s->layers) {
+        return cairn_fail(err, "out of memory");
+    }
+    int failed = 0;
+    bool qwen2 = s->hp.arch == CAIRN_ARCH_QWEN2, qwen3 = s->hp.arch == CAIRN_ARCH_QWEN3;
+    for (int i = 0; i < n_layers && !failed; i++) {
+        int l = in->first_layer + i;
+        layer_weights *w = &s->layers[i];
+        w->attn_norm = layer_weight(s, l, "attn_norm.weight", true, err, &failed);
+        w->wq = layer_weight(s, l, "attn_q.weight", true, err, &failed);
+        w->wk = layer_weight(s, l, "attn_k.weight", true, err, &failed);
+        w->wv = layer_weight(s, l, "attn_v.weight", true, err, &failed);
+        w->wo = layer_weight(s, l, "attn_output.weight", true, err, &failed);
+        w->bq = layer_weight(s, l, "attn_q.bias", qwen2, err, &failed);
+        w->bk = layer_weight(s, l, "attn_k.bias", qwen2, err, &failed);
+        w->bv = layer_weight(s, l, "attn_v.bias", qwen2, err, &failed);
+        w->q_norm = layer_weight(s, l, "attn_q_norm.weight", qwen3, err, &failed);
+        w->k_norm = layer_weight(s, l, "attn_k_norm.weight", qwen3, err, &failed);
+        w->ffn_norm = layer_weight(s, l, "ffn_norm.weight", true, err, &failed);
+        w->ffn_gate = layer_weight(s, l, "ffn_gate.weight", true, err, &failed);
+        w->ffn_up = layer_weight(s, l, "ffn_up.weight", true, err, &failed);
+        w->ffn_down = layer_weight(s, l, "ffn_down.weight", true, err, &failed);
+    }
+    if (!failed) {
+        s->rope_freqs = make_weight(s, "rope_freqs.weight", false, err, &failed);
+    }
+    if (!failed && (in->is_first || (in->is_last && s->hp.tied_embeddings))) {
+        s->tok_embd = make_weight(s, "token_embd.weight", true, err, &failed);
+    }
+    if (!failed && in->is_last) {
+        s->output_norm = make_weight(s, "output_norm.weight", true, err, &failed);
+        s->output = s->hp.tied_embeddings ? s->tok_embd
+                                          : make_weight(s, "output.weight", true, err, &failed);
+    }
+    return failed ? -1 : 0;
+}
+
+/* Reads one byte per page so the shard's weights are resident before the first step: load
+ * time is then spent in the load (with progress), not in the first request. */
+static uint64_t touch_pages(const uint8_t *data, uint64_t size) {
+    uint64_t sum = 0;
+    for (uint64_t off = 0; off < size; off += 4096) {
+        sum += data[off];
+    }
+    return sum;
+}
+
+/* Places every declared tensor at its address in the mapping, inside one CPU buffer that
+ * spans the lowest to the highest byte this shard uses. */
+static int place_weights(ggml_shard *s, const cairn_shard_config *cfg, cairn_err *err) {
+    const uint8_t *file = s->model->map.data;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (struct ggml_tensor *t = ggml_get_first_tensor(s->weights_ctx); t;
+         t = ggml_get_next_tensor(s->weights_ctx, t)) {
+        const cairn_tensor_info *info = cairn_model_tensor(s->model, ggml_get_name(t));
+        lo = info->offset < lo ? info->offset : lo;
+        hi = info->offset + info->size > hi ? info->offset + info->size : hi;
+    }
+    uint64_t page_lo = lo / 4096 * 4096;
+    s->weights_buf = ggml_backend_cpu_buffer_from_ptr((void *)(file + page_lo), hi - page_lo);
+    if (!s->weights_buf) {
+        return cairn_fail(err, "cannot wrap the model mapping in a ggml buffer");
+    }
+    ggml_backend_buffer_set_usage(s->weights_buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    int total = 0;
+    for (struct ggml_tensor *t = ggml_get_first_tensor(s->weights_ctx); t;
+         t = ggml_get_next_tensor(s->weights_ctx, t)) {
+        total++;
+    }
+    int done = 0;
+    volatile uint64_t sink = 0;
+    for (struct ggml_tensor *t = ggml_get_first_tensor(s->weights_ctx); t;
+         t = ggml_get_next_tensor(s->weights_ctx, t)) {
+        const cairn_tensor_info *info = cairn_model_tensor(s->model, ggml_get_name(t));
+        if (ggml_nbytes(t) != info->size) {
+            return cairn_fail(err, "tensor %s: %zu bytes expected, file has %llu",
+                              ggml_get_name(t), ggml_nbytes(t), (unsigned long long)info->size);
+        }
+        void *addr = (void *)(file + info->offset);
+        if (ggml_backend_tensor_alloc(s->weights_buf, t, addr) != GGML_STATUS_SUCCESS) {
+            return cairn_fail(err, "cannot place tensor %s", ggml_get_name(t));
+        }
+        sink += touch_pages(file + info->offset, info->size);
+        if (cfg->progress) {
+            cfg->progress(cfg->progress_user, ++done, total);
+        }
+    }
+    (void)sink;
+    return 0;
+}
+
+static int create_caches(ggml_shard *s, cairn_err *err) {
+    const cairn_shard_info *in = &s->base.info;
+    int n_layers = in->last_layer - in->first_layer;
+    struct ggml_init_params params = {ggml_tensor_overhead() * (size_t)n_layers * 2, NULL, true};
+    s->cache_ctx = ggml_init(params);
+    if (!s->cache_ctx) {
+        return cairn_fail(err, "out of memory");
+    }
+    int64_t cells = (int64_t)in->n_seq * in->n_ctx;
+    for (int i = 0; i < n_layers; i++) {
+        layer_weights *w = &s->layers[i];
+        w->k_cache = ggml_new_tensor_2d(s->cache_ctx, GGML_TYPE_F16,
+                                        (int64_t)s->hp.head_dim_k * s->hp.n_head_kv, cells);
+        w->v_cache = ggml_new_tensor_2d(s->cache_ctx, GGML_TYPE_F16,
+                                        (int64_t)s->hp.head_dim_v * s->hp.n_head_kv, cells);
+    }
+    s->cache_buf = ggml_backend_alloc_ctx_tensors(s->cache_ctx, s->backend);
+    if (!s->cache_buf) {
+        return cairn_fail(err, "cannot allocate the KV cache (%d sequences x %d positions)",
+                          in->n_seq, in->n_ctx);
+    }
+    ggml_backend_buffer_clear(s->cache_buf, 0);
+    return 0;
+}
+
+/* ---- the graph of one step ---- */
+
+static struct ggml_tensor *attention(ggml_shard *s, struct ggml_context *ctx,
+                                     struct ggml_cgraph *gf, const layer_weights *w,
+                                     struct ggml_tensor *x,
+                                     const step_inputs *in, int seq, int pos, int n) {
+    const cairn_hparams *hp = &s->hp;
+    int n_ctx = s->base.info.n_ctx;
+    struct ggml_tensor *q = ggml_mul_mat(ctx, w->wq, x);
+    struct ggml_tensor *k = ggml_mul_mat(ctx, w->wk, x);
+    struct ggml_tensor *v = ggml_mul_mat(ctx, w->wv, x);
+    if (w->bq) {
+        q = ggml_add(ctx, q, w->bq);
+        k = ggml_add(ctx, k, w->bk);
+        v = ggml_add(ctx, v, w->bv);
+    }
+    q = ggml_reshape_3d(ctx, q, hp->head_dim_k, hp->n_head, n);
+    k = ggml_reshape_3d(ctx, k, hp->head_dim_k, hp->n_head_kv, n);
+    if (w->q_norm) {
+        q = ggml_mul(ctx, ggml_rms_norm(ctx, q, hp->norm_eps), w->q_norm);
+        k = ggml_mul(ctx, ggml_rms_norm(ctx, k, hp->norm_eps), w->k_norm);
+    }
+    int mode = hp->arch == CAIRN_ARCH_LLAMA ? GGML_ROPE_TYPE_NORMAL : GGML_ROPE_TYPE_NEOX;
+    float ext_factor = hp->rope_scaling == CAIRN_ROPE_SCALING_YARN ? hp->yarn_ext_factor : 0.0f;
+    q = ggml_rope_ext(ctx, q, in->positions, s->rope_freqs, hp->rope_dims, mode,
+                      hp->rope_orig_ctx, hp->rope_freq_base, hp->rope_freq_scale, ext_factor,
+                      hp->yarn_attn_factor, hp->yarn_beta_fast, hp->yarn_beta_slow);
+    k = ggml_rope_ext(ctx, k, in->positions, s->rope_freqs, hp->rope_dims, mode,
+                      hp->rope_orig_ctx, hp->rope_freq_base, hp->rope_freq_scale, ext_factor,
+                      hp->yarn_attn_factor, hp->yarn_beta_fast, hp->yarn_beta_slow);
+
+    /* Append this step's keys and values to the sequence's cells. */
+    size_t k_row = w->k_cache->nb[1], v_row = w->v_cache->nb[1];
+    size_t first_cell = (size_t)seq * (size_t)n_ctx + (size_t)pos;
+    struct ggml_tensor *k_dst = ggml_view_1d(ctx, w->k_cache, (int64_t)n * w->k_cache->ne[0],
+                                             first_cell * k_row);
+    struct ggml_tensor *v_dst = ggml_view_1d(ctx, w->v_cache, (int64_t)n * w->v_cache->ne[0],
+                                             first_cell * v_row);
+    /* The CPU backend runs nodes in graph order: expanding the stores first puts the
+     * writes before the attention that reads them. */
+    ggml_build_forward_expand(gf, ggml_cpy(ctx, k, k_dst));
+    ggml_build_forward_expand(gf, ggml_cpy(ctx, v, v_dst));
+
+    /* Attend over every cell the sequence now holds. */
+    int n_kv = pos + n;
+    size_t seq_base = (size_t)seq * (size_t)n_ctx;
+    struct ggml_tensor *k_all =
+        ggml_view_3d(ctx, w->k_cache, hp->head_dim_k, n_kv, hp->n_head_kv, k_row,
+                     ggml_row_size(w->k_cache->type, hp->head_dim_k), seq_base * k_row);
+    struct ggml_tensor *v_all =
+        ggml_view_3d(ctx, w->v_cache, hp->head_dim_v, n_kv, hp->n_head_kv, v_row,
+                     ggml_row_size(w->v_cache->type, hp->head_dim_v), seq_base * v_row);
+
+    struct ggml_tensor *qp = ggml_permute(ctx, q, 0, 2, 1, 3);
+    float scale = 1.0f / sqrtf((float)hp->head_dim_k);
+    struct ggml_tensor *att = ggml_flash_attn_ext(ctx, qp, k_all, v_all, in->mask, scale, 0.0f,
+                                                  0.0f);
+    ggml_prec_set_acc(att, GGML_PREC_F32);
+    att = ggml_reshape_2d(ctx, att, (int64_t)hp->head_dim_v * hp->n_head, n);
+    return ggml_mul_mat(ctx, w->wo, att);
+}
+
+static struct ggml_tensor *feed_forward(ggml_shard *s, struct ggml_context *ctx,
+                                        const layer_weights *w, struct ggml_tensor *x) {
+    struct ggml_tensor *gate = ggml_mul_mat(ctx, w->ffn_gate, x);
+    struct ggml_tensor *up = ggml_mul_mat(ctx, w->ffn_up, x);
+    return ggml_mul_mat(ctx, w->ffn_down, ggml_swiglu_split(ctx, gate, up));
+}
+
+static struct ggml_cgraph *build_graph(ggml_shard *s, const cairn_batch *b, int pos,
+                                       struct ggml_context **ctx_out, step_inputs *in) {
+    const cairn_shard_info *info = &s->base.info;
+    const cairn_hparams *hp = &s->hp;
+    int n = b->n_tokens;
+    struct ggml_init_params params = {s->graph_mem_size, s->graph_mem, true};
+    struct ggml_context *ctx = ggml_init(params);
+    *ctx_out = ctx;
+    struct ggml_cgraph *gf = ggml_new_graph_custom(ctx, s->graph_nodes, false);
+    memset(in, 0, sizeof(*in));
+
+    struct ggml_tensor *x;
+    if (info->is_first) {
+        in->tokens = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
+        ggml_set_input(in->tokens);
+        x = ggml_get_rows(ctx, s->tok_embd, in->tokens);
+    } else {
+        in->hidden = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, hp->n_embd, n);
+        ggml_set_input(in->hidden);
+        x = in->hidden;
+    }
+    in->positions = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
+    ggml_set_input(in->positions);
+    in->mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, pos + n, n);
+    ggml_set_input(in->mask);
+
+    for (int i = 0; i < info->last_layer - info->first_layer; i++) {
+        const layer_weights *w = &s->layers[i];
+        struct ggml_tensor *h = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp->norm_eps), w->attn_norm);
+        x = ggml_add(ctx, x, attention(s, ctx, gf, w, h, in, b->seq, pos, n));
+        h = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp->norm_eps), w->ffn_norm);
+        x = ggml_add(ctx, x, feed_forward(s, ctx, w, h));
+    }
+
+    if (info->is_last) {
+        if (!b->all_logits && n > 1) {
+            x = ggml_view_2d(ctx, x, hp->n_embd, 1, x->nb[1], (size_t)(n - 1) * x->nb[1]);
+        }
+        x = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp->norm_eps), s->output_norm);
+        x = ggml_mul_mat(ctx, s->output, x);
+    }
+    in->output = x;
+    ggml_set_output(x);
+    ggml_build_forward_expand(gf, x);
+    return gf;
+}
+
+static void fill_inputs(const ggml_shard *s, const step_inputs *in, const cairn_batch *b,
+                        int pos, ggml_fp16_t *mask_rows, int32_t *positions) {
+    int n = b->n_tokens, n_kv = pos + n;
+    if (in->tokens) {
+        ggml_backend_tensor_set(in->tokens, b->tokens, 0, (size_t)n * sizeof(int32_t));
+    } else {
+        ggml_backend_tensor_set(in->hidden, b->hidden, 0,
+                                (size_t)n * (size_t)s->hp.n_embd * sizeof(float));
+    }
+    for (int i = 0; i < n; i++) {
+        positions[i] = pos + i;
+    }
+    ggml_backend_tensor_set(in->positions, positions, 0, (size_t)n * sizeof(int32_t));
+    ggml_fp16_t zero = ggml_fp32_to_fp16(0.0f), masked = ggml_fp32_to_fp16(-INFINITY);
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n_kv; j++) {
+            mask_rows[(size_t)i * (size_t)n_kv + (size_t)j] = j <= pos + i ? zero : masked;
+        }
+    }
+    ggml_backend_tensor_set(in->mask, mask_rows, 0, (size_t)n * (size_t)n_kv * sizeof(*mask_rows));
+}
+
+/* One compute step of at most n_batch tokens. */
+static int forward_chunk(ggml_shard *s, const cairn_batch *b, float *out, cairn_err *err) {
+    int pos = s->seq_len[b->seq];
+    struct ggml_context *ctx = NULL;
+    step_inputs in;
+    struct ggml_cgraph *gf = build_graph(s, b, pos, &ctx, &in);
+    int rc = -1;
+    size_t mask_count = (size_t)b->n_tokens * (size_t)(pos + b->n_tokens);
+    ggml_fp16_t *mask = malloc(mask_count * sizeof(*mask));
+    int32_t *positions = malloc((size_t)b->n_tokens * sizeof(int32_t));
+    if (!mask || !positions) {
+        cairn_fail(err, "out of memory");
+    } else if (!ggml_gallocr_alloc_graph(s->alloc, gf)) {
+        cairn_fail(err, "cannot allocate compute memory for %d tokens", b->n_tokens);
+    } else {
+        fill_inputs(s, &in, b, pos, mask, positions);
+        if (ggml_backend_graph_compute(s->backend, gf) != GGML_STATUS_SUCCESS) {
+            cairn_fail(err, "ggml compute failed");
+        } else {
+            ggml_backend_tensor_get(in.output, out, 0, ggml_nbytes(in.output));
+            s->seq_len[b->seq] = pos + b->n_tokens;
+            rc = 0;
+        }
+    }
+    free(mask);
+    free(positions);
+    ggml_free(ctx);
+    return rc;
+}
+
+static int ggml_shard_forward(cairn_shard *base, const cairn_batch *b, float *out,
+                              cairn_err *err) {
+    ggml_shard *s = (ggml_shard *)base;
+    const cairn_shard_info *info = &base->info;
+    int done = 0;
+    while (done < b->n_tokens) {
+        int n = b->n_tokens - done;
+        n = n > info->n_batch ? info->n_batch : n;
+        cairn_batch chunk = *b;
+        chunk.n_tokens = n;
+        chunk.tokens = b->tokens ? b->tokens + done : NULL;
+        chunk.hidden = b->hidden ? b->hidden + (size_t)done * (size_t)info->n_embd : NULL;
+        /* Without all_logits each chunk writes its last logits to out and the final chunk's
+         * are the ones that remain. */
+        float *dst;
+        if (info->is_last) {
+            dst = b->all_logits ? out + (size_t)done * (size_t)info->n_vocab : out;
+        } else {
+            dst = out + (size_t)done * (size_t)info->n_embd;
+        }
+        if (forward_chunk(s, &chunk, dst, err) != 0) {
+            return -1;
+        }
+        done += n;
+    }
+    return 0;
+}
+
+static int ggml_shard_seq_truncate(cairn_shard *base, int seq, int n_keep, cairn_err *err) {
+    ggml_shard *s = (ggml_shard *)base;
+    if (n_keep < s->seq_len[seq]) {
+        s->seq_len[seq] = n_keep; /* cells past the length are never read */
+    }
+    return 0;
+}
+
+static int ggml_shard_seq_len(const cairn_shard *base, int seq) {
+    return ((const ggml_shard *)base)->seq_len[seq];
+}
+
+static void ggml_shard_destroy(cairn_shard *base) {
+    ggml_shard *s = (ggml_shard *)base;
+    if (s->alloc) ggml_gallocr_free(s->alloc);
+    if (s->cache_buf) ggml_backend_buffer_free(s->cache_buf);
+    if (s->cache_ctx) ggml_free(s->cache_ctx);
+    if (s->weights_buf) ggml_backend_buffer_free(s->weights_buf);
+    if (s->weights_ctx) ggml_free(s->weights_ctx);
+    if (s->backend) ggml_backend_free(s->backend);
+    cairn_model_close(s->model);
+    free(s->layers);
+    free(s->seq_len);
+    free(s->graph_mem);
+    free(s);
+}
+
+static const cairn_shard_ops ggml_shard_ops = {
+    "ggml", ggml_shard_forward, ggml_shard_seq_truncate, ggml_shard_seq_len, ggml_shard_destroy,
+};
+
+/* ---- setup ---- */
+
+static int fill_info(ggml_shard *s, const cairn_shard_config *cfg, cairn_err *err) {
+    const cairn_hparams *hp = &s->hp;
+    cairn_shard_info *in = &s->base.info;
+    int last = cfg->last_layer < 0 ? hp->n_layer : cfg->last_layer;
+    if (cfg->first_layer < 0 || last > hp->n_layer || cfg->first_layer >= last) {
+        return cairn_fail(err, "layer range [%d, %d) is not a non-empty range of the model's %d layers",
+                          cfg->first_layer, last, hp->n_layer);
+    }
+    int n_ctx = cfg->n_ctx > 0 ? cfg->n_ctx : hp->n_ctx_train;
+    if (cfg->n_ctx <= 0 && n_ctx > DEFAULT_MAX_CTX) {
+        n_ctx = DEFAULT_MAX_CTX;
+    }
+    if (n_ctx > 1 << 20) {
+        return cairn_fail(err, "a context of %d positions is too large", n_ctx);
+    }
+    in->first_layer = cfg->first_layer;
+    in->last_layer = last;
+    in->n_layer = hp->n_layer;
+    in->n_embd = hp->n_embd;
+    in->n_vocab = hp->n_vocab;
+    in->n_ctx = n_ctx;
+    in->n_seq = cfg->n_seq > 0 ? cfg->n_seq : 1;
+    in->n_batch = cfg->n_batch > 0 ? cfg->n_batch : DEFAULT_N_BATCH;
+    in->is_first = cfg->first_layer == 0;
+    in->is_last = last == hp->n_layer;
+    in->weight_bytes = cairn_model_shard_bytes(s->model, in->first_layer, in->last_layer);
+    return 0;
+}
+
+static int reserve_compute(ggml_shard *s, cairn_err *err) {
+    int n_layers = s->base.info.last_layer - s->base.info.first_layer;
+    s->graph_nodes = GRAPH_NODES_FIXED + (size_t)n_layers * GRAPH_NODES_PER_LAYER;
+    s->graph_mem_size = ggml_tensor_overhead() * s->graph_nodes +
+                        ggml_graph_overhead_custom(s->graph_nodes, false);
+    s->graph_mem = malloc(s->graph_mem_size);
+    s->alloc = ggml_gallocr_new(ggml_backend_get_default_buffer_type(s->backend));
+    if (!s->graph_mem || !s->alloc) {
+        return cairn_fail(err, "out of memory");
+    }
+    /* Reserve the largest step (a full batch at the end of the context) now, so running out
+     * of memory shows up at load time and steps never reallocate. */
+    const cairn_shard_info *in = &s->base.info;
+    int n = in->n_batch < in->n_ctx ? in->n_batch : in->n_ctx;
+    int32_t dummy_token = 0;
+    cairn_batch worst = {0, n, &dummy_token, NULL, false};
+    struct ggml_context *ctx = NULL;
+    step_inputs inputs;
+    struct ggml_cgraph *gf = build_graph(s, &worst, in->n_ctx - n, &ctx, &inputs);
+    bool ok = ggml_gallocr_reserve(s->alloc, gf);
+    ggml_free(ctx);
+    if (!ok) {
+        return cairn_fail(err, "cannot reserve compute memory for a batch of %d tokens", n);
+    }
+    return 0;
+}
+
+int cairn_shard_load_ggml(const cairn_shard_config *cfg, cairn_shard **out, cairn_err *err) {
+    *out = NULL;
+    ggml_shard *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return cairn_fail(err, "out of memory");
+    }
+    s->base.ops = &ggml_shard_ops;
+    if (cairn_model_open(cfg->model_path, &s->model, err) != 0) {
+        free(s);
+        return -1;
+    }
+    s->hp = s->model->hp;
+    if (fill_info(s, cfg, err) != 0) {
+        ggml_shard_destroy(&s->base);
+        return -1;
+    }
+    s->seq_len = calloc((size_t)s->base.info.n_seq, sizeof(int));
+    s->backend = ggml_backend_cpu_init();
+    if (!s->seq_len || !s->backend) {
+        ggml_shard_destroy(&s->base);
+        return cairn_fail(err, "cannot initialise the CPU backend");
+    }
+    ggml_backend_cpu_set_n_threads(s->backend,
+                                   cfg->n_threads > 0 ? cfg->n_threads : cairn_cpu_count());
+    if (declare_weights(s, err) != 0 || place_weights(s, cfg, err) != 0 ||
+        create_caches(s, err) != 0 || reserve_compute(s, err) != 0) {
+        cairn_fail_prefix(err, "%s", cfg->model_path);
+        ggml_shard_destroy(&s->base);
+        return -1;
+    }
+    *out = &s->base;
+    return 0;
+}
