@@ -1,0 +1,76 @@
+/*
+ * generation: one completion, from prompt tokens to streamed text. Drives a forward function
+ * (an in-process pipeline today, a remote pipeline in the cluster), samples, detokenizes
+ * into whole UTF-8 characters, applies stop strings, end-of-generation tokens and the token
+ * limit, and reports each piece of text as it becomes final.
+ *
+ * Owns only the per-request state (sampler, stop matcher, detokenizer stream). Must never
+ * own or load models, and never print: text goes to the caller's callback.
+ */
+#ifndef CAIRN_GENERATION_H
+#define CAIRN_GENERATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "sampling/sampling.h"
+#include "tokenizer/tokenizer.h"
+#include "util/util.h"
+
+/* Runs tokens of one sequence forward and writes the last token's logits (n_vocab floats). */
+typedef int (*cairn_forward_fn)(void *user, const int32_t *tokens, int n_tokens, float *logits,
+                                cairn_err *err);
+
+/* Receives each generated token and the text that became final with it (possibly empty, when
+ * a character or a possible stop string is still incomplete). Return non-zero to stop. */
+typedef int (*cairn_token_fn)(void *user, int32_t token, const char *text, size_t len);
+
+typedef struct cairn_generation_params {
+    cairn_sampling_params sampling;
+    int max_tokens;           /* 0: until end of generation or a full context */
+    const char *const *stop;  /* stop strings; the text before a match is the last output */
+    size_t n_stop;
+    bool ignore_eog;          /* keep going past end-of-generation tokens */
+} cairn_generation_params;
+
+typedef enum cairn_finish_reason {
+    CAIRN_FINISH_STOP,      /* end-of-generation token or stop string */
+    CAIRN_FINISH_LENGTH,    /* max_tokens or the context limit */
+    CAIRN_FINISH_CANCELLED, /* the callback asked to stop */
+} cairn_finish_reason;
+
+typedef struct cairn_generation_result {
+    int n_prompt;
+    int n_generated;
+    cairn_finish_reason finish;
+    double prefill_seconds;
+    double decode_seconds;
+} cairn_generation_result;
+
+/* The context a forward function may have: n_ctx bounds prompt plus generated tokens. */
+typedef struct cairn_generation_target {
+    cairn_forward_fn forward;
+    void *user;
+    int n_vocab;
+    int n_ctx;
+    int n_past; /* positions the sequence already holds before the prompt */
+} cairn_generation_target;
+
+int cairn_generate(const cairn_generation_target *target, const cairn_tokenizer *tok,
+                   const int32_t *prompt, int n_prompt, const cairn_generation_params *params,
+                   cairn_token_fn on_token, void *user, cairn_generation_result *result,
+                   cairn_err *err);
+
+const char *cairn_finish_reason_name(cairn_finish_reason r);
+
+/* A forward function over an in-process pipeline's sequence (user: a cairn_pipeline_seq). */
+typedef struct cairn_pipeline_seq {
+    cairn_pipeline *pipeline;
+    int seq;
+} cairn_pipeline_seq;
+int cairn_pipeline_seq_forward(void *user, const int32_t *tokens, int n_tokens, float *logits,
+                               cairn_err *err);
+
+#endif
