@@ -1,0 +1,624 @@
+/* tokenizer: building a tokenizer from GGUF metadata, with every array and id checked, and
+ * the token attributes and end-of-generation set derived the way llama.cpp derives them. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer_internal.h"
+
+#define KEY_PREFIX "tokenizer.ggml."
+
+/* GGUF token types (tokenizer.ggml.token_type). */
+enum {
+    GGUF_TOKEN_NORMAL = 1,
+    GGUF_TOKEN_UNKNOWN = 2,
+    GGUF_TOKEN_CONTROL = 3,
+    GGUF_TOKEN_USER_DEFINED = 4,
+    GGUF_TOKEN_UNUSED = 5,
+    GGUF_TOKEN_BYTE = 6,
+};
+
+/* Texts llama.cpp treats as end of turn / end of generation even when the metadata does not
+ * name them (most converted models only record eos). */
+static const char *const k_eot_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+    "<end_of_utterance>",
+};
+static const char *const k_eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", "[e~[",
+};
+/* gpt-oss structure tokens: rendered even without render_special (they carry the channel
+ * layout the chat parser needs). */
+static const char *const k_always_rendered[] = {
+    "<|channel|>", "<|message|>", "<|start|>", "<|constrain|>",
+};
+
+typedef struct loader {
+    const struct gguf_context *g;
+    cairn_tokenizer *t;
+    cairn_buf arena;
+    cairn_err *err;
+} loader;
+
+static int32_t find_text(const cairn_tokenizer *t, const char *s) {
+    return tok_lookup(t, s, strlen(s));
+}
+
+static int arena_add(loader *L, const char *s, size_t len, tok_span *span) {
+    if (L->arena.len + len + 1 > UINT32_MAX) {
+        return cairn_fail(L->err, "tokenizer vocabulary is too large (over 4 GiB of text)");
+    }
+    span->off = (uint32_t)L->arena.len;
+    span->len = (uint32_t)len;
+    if (cairn_buf_append(&L->arena, s, len) != 0 || cairn_buf_putc(&L->arena, '\0') != 0) {
+        return cairn_fail(L->err, "out of memory for the tokenizer vocabulary");
+    }
+    return 0;
+}
+
+/* Reads a required or optional array key, checking its element type and minimum length. */
+static int get_array(loader *L, const char *key, int type, size_t min_len, bool required,
+                     int64_t *key_id, size_t *n) {
+    int r = cairn_meta_array(L->g, key, type, n, L->err);
+    if (r < 0) {
+        return -1;
+    }
+    if (r == 0) {
+        *key_id = -1;
+        return required ? cairn_fail(L->err, "metadata key %s is missing", key) : 0;
+    }
+    if (*n < min_len) {
+        return cairn_fail(L->err, "metadata key %s has %zu entries, expected %zu", key, *n,
+                          min_len);
+    }
+    *key_id = gguf_find_key(L->g, key);
+    return 0;
+}
+
+static uint32_t attr_from_type(int32_t type) {
+    switch (type) {
+    case GGUF_TOKEN_NORMAL: return TOK_ATTR_NORMAL;
+    case GGUF_TOKEN_UNKNOWN: return TOK_ATTR_UNKNOWN;
+    case GGUF_TOKEN_CONTROL: return TOK_ATTR_CONTROL;
+    case GGUF_TOKEN_USER_DEFINED: return TOK_ATTR_USER_DEFINED;
+    case GGUF_TOKEN_UNUSED: return TOK_ATTR_UNUSED;
+    case GGUF_TOKEN_BYTE: return TOK_ATTR_BYTE;
+    default: return TOK_ATTR_UNDEFINED;
+    }
+}
+
+static int load_tokens(loader *L) {
+    cairn_tokenizer *t = L->t;
+    int64_t tok_id, score_id = -1, type_id;
+    size_t n, n_scores = 0, n_types = 0;
+    if (get_array(L, KEY_PREFIX "tokens", GGUF_TYPE_STRING, 1, true, &tok_id, &n) != 0) {
+        return -1;
+    }
+    if (n > INT32_MAX / 2) {
+        return cairn_fail(L->err, "tokenizer has %zu tokens, too many", n);
+    }
+    /* Scores may be stored as float32 or int32. */
+    int score_type = GGUF_TYPE_FLOAT32;
+    if (cairn_meta_array(L->g, KEY_PREFIX "scores", GGUF_TYPE_INT32, &n_scores, NULL) == 1) {
+        score_type = GGUF_TYPE_INT32;
+    }
+    if (get_array(L, KEY_PREFIX "scores", score_type, n, false, &score_id, &n_scores) != 0 ||
+        get_array(L, KEY_PREFIX "token_type", GGUF_TYPE_INT32, n, false, &type_id, &n_types) !=
+            0) {
+        return -1;
+    }
+    t->n_vocab = (int)n;
+    t->text = calloc(n, sizeof(*t->text));
+    t->score = calloc(n, sizeof(*t->score));
+    t->attr = calloc(n, sizeof(*t->attr));
+    if (!t->text || !t->score || !t->attr) {
+        return cairn_fail(L->err, "out of memory for %zu tokens", n);
+    }
+    const char *scores = score_id >= 0 ? gguf_get_arr_data(L->g, score_id) : NULL;
+    const char *types = type_id >= 0 ? gguf_get_arr_data(L->g, type_id) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = gguf_get_arr_str(L->g, tok_id, i);
+        char empty_name[32];
+        if (!s || !*s) {
+            /* llama.cpp gives empty tokens a unique placeholder so lookups stay one-to-one. */
+            snprintf(empty_name, sizeof(empty_name), "[EMPTY_%zu]", i);
+            s = empty_name;
+        }
+        if (arena_add(L, s, strlen(s), &t->text[i]) != 0) {
+            return -1;
+        }
+        if (scores && score_type == GGUF_TYPE_FLOAT32) {
+            memcpy(&t->score[i], scores + 4 * i, 4);
+        } else if (scores) {
+            int32_t v;
+            memcpy(&v, scores + 4 * i, 4);
+            t->score[i] = (float)v;
+        }
+        int32_t type = GGUF_TOKEN_NORMAL;
+        if (types) {
+            memcpy(&type, types + 4 * i, 4);
+        }
+        t->attr[i] = attr_from_type(type);
+    }
+    return 0;
+}
+
+static int index_tokens(loader *L) {
+    cairn_tokenizer *t = L->t;
+    if (tok_strtab_init(&t->by_text, (size_t)t->n_vocab, L->err) != 0) {
+        return -1;
+    }
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        int32_t dup = tok_strtab_insert(&t->by_text, t->arena, t->text, i);
+        if (dup >= 0) {
+            return cairn_fail(L->err, "tokens %d and %d have the same text \"%s\"", dup, i,
+                              tok_text(t, i));
+        }
+    }
+    return 0;
+}
+
+static int load_merges(loader *L) {
+    cairn_tokenizer *t = L->t;
+    int64_t key_id;
+    size_t n;
+    if (get_array(L, KEY_PREFIX "merges", GGUF_TYPE_STRING, 0, true, &key_id, &n) != 0) {
+        return -1;
+    }
+    if (n > INT32_MAX / 2) {
+        return cairn_fail(L->err, "tokenizer has %zu merges, too many", n);
+    }
+    t->merge = calloc(n ? n : 1, sizeof(*t->merge));
+    if (!t->merge || tok_strtab_init(&t->by_merge, n, L->err) != 0) {
+        return cairn_fail(L->err, "out of memory for %zu merges", n);
+    }
+    t->n_merges = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = gguf_get_arr_str(L->g, key_id, i);
+        size_t len = s ? strlen(s) : 0;
+        /* "left right", split at the first space after the first byte. A merge without one
+         * can never apply; it keeps its rank slot but is not indexed. */
+        const char *space = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
+        if (arena_add(L, space ? s : "", space ? len : 0, &t->merge[i]) != 0) {
+            return -1;
+        }
+    }
+    /* Indexing waits until the arena stops moving; the first of equal merges keeps its rank. */
+    return 0;
+}
+
+static void index_merges(cairn_tokenizer *t) {
+    for (int32_t i = 0; i < t->n_merges; i++) {
+        if (t->merge[i].len > 0) {
+            tok_strtab_insert(&t->by_merge, t->arena, t->merge, i);
+        }
+    }
+}
+
+/* Reads an optional special-token id. -1 and 0xFFFFFFFF mean "none" (converters write them
+ * for absent tokens); any other value outside the vocabulary is an error. */
+static int read_special(loader *L, const char *name, int32_t *id) {
+    char key[96];
+    snprintf(key, sizeof(key), KEY_PREFIX "%s", name);
+    int64_t v;
+    int r = cairn_meta_int(L->g, key, &v, L->err);
+    if (r <= 0) {
+        return r;
+    }
+    if (v == -1 || v == (int64_t)UINT32_MAX) {
+        *id = -1;
+        return 0;
+    }
+    if (v < 0 || v >= L->t->n_vocab) {
+        return cairn_fail(L->err, "metadata key %s = %lld is outside the vocabulary (%d tokens)",
+                          key, (long long)v, L->t->n_vocab);
+    }
+    *id = (int32_t)v;
+    return 0;
+}
+
+static int read_bool(loader *L, const char *name, bool *out) {
+    char key[96];
+    snprintf(key, sizeof(key), KEY_PREFIX "%s", name);
+    return cairn_meta_bool(L->g, key, out, L->err) < 0 ? -1 : 0;
+}
+
+static void set_defaults(cairn_tokenizer *t) {
+    t->bos = t->eos = t->eot = t->eom = t->unk = t->pad = t->sep = -1;
+    if (t->kind == TOK_KIND_SPM) {
+        t->bos = 1;
+        t->eos = 2;
+        t->unk = 0;
+        t->add_bos = true;
+        t->add_space_prefix = true;
+    } else {
+        /* llama.cpp's defaults for a BPE file without ids; kept so ids agree with it. */
+        t->bos = 11;
+        t->eos = 11;
+    }
+    int32_t *ids[] = {&t->bos, &t->eos, &t->unk};
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(ids); i++) {
+        if (*ids[i] >= t->n_vocab) {
+            *ids[i] = -1;
+        }
+    }
+}
+
+static int read_specials(loader *L) {
+    cairn_tokenizer *t = L->t;
+    static const struct {
+        const char *name;
+        size_t offset;
+    } keys[] = {
+        {"bos_token_id", offsetof(cairn_tokenizer, bos)},
+        {"eos_token_id", offsetof(cairn_tokenizer, eos)},
+        {"eot_token_id", offsetof(cairn_tokenizer, eot)},
+        {"eom_token_id", offsetof(cairn_tokenizer, eom)},
+        {"unknown_token_id", offsetof(cairn_tokenizer, unk)},
+        {"seperator_token_id", offsetof(cairn_tokenizer, sep)}, /* sic: the GGUF key name */
+        {"padding_token_id", offsetof(cairn_tokenizer, pad)},
+    };
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(keys); i++) {
+        if (read_special(L, keys[i].name, (int32_t *)((char *)t + keys[i].offset)) != 0) {
+            return -1;
+        }
+    }
+    return read_bool(L, "add_bos_token", &t->add_bos) || read_bool(L, "add_eos_token", &t->add_eos) ||
+                   read_bool(L, "add_space_prefix", &t->add_space_prefix)
+               ? -1
+               : 0;
+}
+
+static bool text_in(const char *s, const char *const *list, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s, list[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Marks end-of-generation tokens, finding eot/eom by text when the metadata has none, and
+ * makes every such token a control token (so it is never rendered as text by default). */
+static void derive_eog(cairn_tokenizer *t) {
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        const char *s = tok_text(t, i);
+        if (t->eot < 0 && text_in(s, k_eot_texts, CAIRN_ARRAY_LEN(k_eot_texts))) {
+            t->eot = i;
+            t->attr[i] |= TOK_ATTR_CONTROL;
+        }
+        if (t->eom < 0 && strcmp(s, "<|eom_id|>") == 0) {
+            t->eom = i;
+            t->attr[i] |= TOK_ATTR_CONTROL;
+        }
+        if (text_in(s, k_eog_texts, CAIRN_ARRAY_LEN(k_eog_texts))) {
+            t->attr[i] |= TOK_ATTR_EOG | TOK_ATTR_CONTROL;
+        }
+        if (text_in(s, k_always_rendered, CAIRN_ARRAY_LEN(k_always_rendered))) {
+            t->attr[i] = TOK_ATTR_USER_DEFINED;
+        }
+    }
+    int32_t ids[] = {t->eos, t->eot, t->eom};
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(ids); i++) {
+        if (ids[i] >= 0) {
+            t->attr[ids[i]] |= TOK_ATTR_EOG;
+        }
+    }
+    /* gpt-oss ends a message with <|end|> but a turn with <|return|>/<|call|>. */
+    int32_t end = find_text(t, "<|end|>");
+    if (end >= 0 && (t->attr[end] & TOK_ATTR_EOG) &&
+        ((find_text(t, "<|return|>") >= 0 && find_text(t, "<|call|>") >= 0) ||
+         (find_text(t, "<|calls|>") >= 0 && find_text(t, "<|flush|>") >= 0))) {
+        t->attr[end] = TOK_ATTR_USER_DEFINED;
+    }
+}
+
+typedef struct len_id {
+    uint32_t len;
+    int32_t id;
+} len_id;
+
+static int longest_first(const void *a, const void *b) {
+    const len_id *x = a, *y = b;
+    if (x->len != y->len) {
+        return x->len > y->len ? -1 : 1;
+    }
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int collect_specials(cairn_tokenizer *t, cairn_err *err) {
+    const uint32_t mask = TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN;
+    len_id *list = malloc((size_t)t->n_vocab * sizeof(*list));
+    if (!list) {
+        return cairn_fail(err, "out of memory");
+    }
+    int n = 0;
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        if (t->attr[i] & mask) {
+            list[n++] = (len_id){t->text[i].len, i};
+        }
+    }
+    qsort(list, (size_t)n, sizeof(*list), longest_first);
+    t->special = malloc((size_t)(n ? n : 1) * sizeof(*t->special));
+    if (!t->special) {
+        free(list);
+        return cairn_fail(err, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        t->special[i] = list[i].id;
+    }
+    t->n_special = n;
+    free(list);
+    return 0;
+}
+
+/* Phi-3's special tokens swallow the whitespace after them (llama.cpp keys this on the
+ * model name, as the GGUF has no per-token strip flags). */
+static void apply_name_rules(loader *L) {
+    cairn_tokenizer *t = L->t;
+    const char *name = NULL;
+    if (cairn_meta_str(L->g, "general.name", &name, NULL) != 1) {
+        return;
+    }
+    char lower[128];
+    size_t n = 0;
+    for (; name[n] && n + 1 < sizeof(lower); n++) {
+        lower[n] = (char)tolower((unsigned char)name[n]);
+    }
+    lower[n] = '\0';
+    if (!strstr(lower, "phi-3") && !strstr(lower, "phi3")) {
+        return;
+    }
+    for (int i = 0; i < t->n_special; i++) {
+        t->attr[t->special[i]] |= TOK_ATTR_RSTRIP;
+    }
+    int32_t id = find_text(t, "</s>");
+    if (id >= 0) {
+        t->attr[id] |= TOK_ATTR_RSTRIP;
+    }
+    const char *keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(keep); i++) {
+        id = find_text(t, keep[i]);
+        if (id >= 0) {
+            t->attr[id] &= ~(uint32_t)TOK_ATTR_RSTRIP;
+        }
+    }
+}
+
+/* The byte a "<0xAB>" token stands for, or -1 if the text is not of that form. */
+static int hex_byte_token(const char *s, size_t len) {
+    if (len != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') {
+        return -1;
+    }
+    int v = 0;
+    for (int i = 3; i < 5; i++) {
+        int c = (unsigned char)s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) {
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Appends what token id renders as (with render_special) to out. */
+static int render_piece(const cairn_tokenizer *t, int32_t id, cairn_buf *out) {
+    const char *s = tok_text(t, id);
+    size_t len = t->text[id].len;
+    uint32_t attr = t->attr[id];
+    if (attr & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED)) {
+        return cairn_buf_append(out, s, len);
+    }
+    if (attr & TOK_ATTR_BYTE) {
+        int b = hex_byte_token(s, len);
+        return b >= 0 ? cairn_buf_putc(out, (char)b) : cairn_buf_append(out, s, len);
+    }
+    if (!(attr & TOK_ATTR_NORMAL)) {
+        return 0; /* unused or undefined tokens render as nothing */
+    }
+    if (t->kind == TOK_KIND_SPM) {
+        /* "▁" (U+2581) is SentencePiece's space. */
+        for (size_t i = 0; i < len; i++) {
+            if (i + 3 <= len && memcmp(s + i, "\xe2\x96\x81", 3) == 0) {
+                if (cairn_buf_putc(out, ' ') != 0) {
+                    return -1;
+                }
+                i += 2;
+            } else if (cairn_buf_putc(out, s[i]) != 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int n = cairn_utf8_decode(s + i, len - i, &cp);
+        int b = tok_cp_to_byte(cp);
+        /* A character outside the byte mapping is kept as it is. */
+        int r = b >= 0 ? cairn_buf_putc(out, (char)b) : cairn_buf_append(out, s + i, (size_t)n);
+        if (r != 0) {
+            return -1;
+        }
+        i += (size_t)n;
+    }
+    return 0;
+}
+
+static int build_pieces(cairn_tokenizer *t, cairn_err *err) {
+    cairn_buf all = {0};
+    t->piece = calloc((size_t)t->n_vocab, sizeof(*t->piece));
+    if (!t->piece) {
+        return cairn_fail(err, "out of memory");
+    }
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        size_t start = all.len;
+        if (render_piece(t, i, &all) != 0 || all.len > UINT32_MAX) {
+            cairn_buf_free(&all);
+            return cairn_fail(err, "out of memory rendering token pieces");
+        }
+        t->piece[i] = (tok_span){(uint32_t)start, (uint32_t)(all.len - start)};
+    }
+    t->pieces = cairn_buf_take(&all);
+    return t->pieces ? 0 : cairn_fail(err, "out of memory");
+}
+
+static int read_model(loader *L, const char **pre) {
+    cairn_tokenizer *t = L->t;
+    const char *model = NULL;
+    int r = cairn_meta_str(L->g, KEY_PREFIX "model", &model, L->err);
+    if (r < 0) {
+        return -1;
+    }
+    if (r == 0) {
+        return cairn_fail(L->err, "metadata key " KEY_PREFIX "model is missing (no tokenizer)");
+    }
+    if (strcmp(model, "llama") == 0) {
+        t->kind = TOK_KIND_SPM;
+    } else if (strcmp(model, "gpt2") == 0) {
+        t->kind = TOK_KIND_BPE;
+    } else {
+        return cairn_fail(L->err, "unsupported tokenizer model \"%s\" (supported: llama, gpt2)",
+                          model);
+    }
+    *pre = NULL;
+    return cairn_meta_str(L->g, KEY_PREFIX "pre", pre, L->err) < 0 ? -1 : 0;
+}
+
+static int build(loader *L) {
+    cairn_tokenizer *t = L->t;
+    const char *pre;
+    if (read_model(L, &pre) != 0 || load_tokens(L) != 0) {
+        return -1;
+    }
+    if (t->kind == TOK_KIND_BPE && load_merges(L) != 0) {
+        return -1;
+    }
+    t->arena_len = L->arena.len;
+    t->arena = cairn_buf_take(&L->arena);
+    if (!t->arena) {
+        return cairn_fail(L->err, "out of memory");
+    }
+    if (index_tokens(L) != 0) {
+        return -1;
+    }
+    if (t->kind == TOK_KIND_BPE) {
+        index_merges(t);
+    }
+    set_defaults(t);
+    /* The pre-tokenizer may change add_bos; the file's own flags override it. */
+    if (t->kind == TOK_KIND_BPE && tok_pretok_init(t, pre, L->err) != 0) {
+        return -1;
+    }
+    if (read_specials(L) != 0) {
+        return -1;
+    }
+    derive_eog(t);
+    if (collect_specials(t, L->err) != 0) {
+        return -1;
+    }
+    apply_name_rules(L);
+    return build_pieces(t, L->err);
+}
+
+int cairn_tokenizer_from_gguf(const struct gguf_context *g, cairn_tokenizer **out,
+                              cairn_err *err) {
+    *out = NULL;
+    cairn_tokenizer *t = calloc(1, sizeof(*t));
+    if (!t) {
+        return cairn_fail(err, "out of memory");
+    }
+    loader L = {.g = g, .t = t, .err = err};
+    int r = build(&L);
+    cairn_buf_free(&L.arena);
+    if (r != 0) {
+        cairn_fail_prefix(err, "tokenizer");
+        cairn_tokenizer_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+int cairn_tokenizer_load_file(const char *gguf_path, cairn_tokenizer **out, cairn_err *err) {
+    *out = NULL;
+    struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context *g = gguf_init_from_file(gguf_path, params);
+    if (!g) {
+        return cairn_fail(err, "cannot read GGUF metadata from %s", gguf_path);
+    }
+    int r = cairn_tokenizer_from_gguf(g, out, err);
+    gguf_free(g);
+    if (r != 0) {
+        return cairn_fail_prefix(err, "%s", gguf_path);
+    }
+    return 0;
+}
+
+void cairn_tokenizer_free(cairn_tokenizer *t) {
+    if (!t) {
+        return;
+    }
+    free(t->arena);
+    free(t->text);
+    free(t->score);
+    free(t->attr);
+    free(t->piece);
+    free(t->pieces);
+    tok_strtab_free(&t->by_text);
+    free(t->merge);
+    tok_strtab_free(&t->by_merge);
+    free(t->special);
+    tok_pretok_free(&t->pretok);
+    free(t);
+}
+
+/* ---- accessors ---- */
+
+static bool valid_id(const cairn_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab;
+}
+
+int cairn_tokenizer_n_vocab(const cairn_tokenizer *t) {
+    return t->n_vocab;
+}
+
+int32_t cairn_tokenizer_bos(const cairn_tokenizer *t) {
+    return t->bos;
+}
+
+int32_t cairn_tokenizer_eos(const cairn_tokenizer *t) {
+    return t->eos;
+}
+
+bool cairn_tokenizer_is_eog(const cairn_tokenizer *t, int32_t id) {
+    return valid_id(t, id) && (t->attr[id] & TOK_ATTR_EOG);
+}
+
+bool cairn_tokenizer_is_control(const cairn_tokenizer *t, int32_t id) {
+    return valid_id(t, id) && (t->attr[id] & TOK_ATTR_CONTROL);
+}
+
+const char *cairn_tokenizer_token_text(const cairn_tokenizer *t, int32_t id) {
+    return valid_id(t, id) ? tok_text(t, id) : NULL;
+}
+
+bool cairn_tokenizer_add_bos(const cairn_tokenizer *t) {
+    return t->add_bos && t->bos >= 0;
+}
+
+bool cairn_tokenizer_add_eos(const cairn_tokenizer *t) {
+    return t->add_eos && t->eos >= 0;
+}
+
+int32_t cairn_tokenizer_find(const cairn_tokenizer *t, const char *text, size_t len) {
+    return tok_lookup(t, text, len);
+}
