@@ -30,6 +30,8 @@ int64_t cairn_mapped_resident_bytes(const cairn_mapped_file *map, uint64_t offse
 
 /* Seconds from an arbitrary start, monotonic, sub-microsecond resolution. */
 double cairn_now_seconds(void);
+/* Blocks the calling thread for at least ms milliseconds (no-op for ms <= 0). */
+void cairn_sleep_ms(int ms);
 /* Logical CPUs this process may run on. */
 int cairn_cpu_count(void);
 /* Total and currently available physical memory in bytes (0 if unknown). */
