@@ -276,33 +276,36 @@ static int read_specials(loader *L) {
                : 0;
 }
 
-static bool text_in(const char *s, const char *const *list, size_t n) {
+/* The first text of list that is a token, or -1. */
+static int32_t first_present(const cairn_tokenizer *t, const char *const *list, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(s, list[i]) == 0) {
-            return true;
+        int32_t id = find_text(t, list[i]);
+        if (id >= 0) {
+            return id;
         }
     }
-    return false;
+    return -1;
 }
 
 /* Marks end-of-generation tokens, finding eot/eom by text when the metadata has none, and
  * makes every such token a control token (so it is never rendered as text by default). */
 static void derive_eog(cairn_tokenizer *t) {
-    for (int32_t i = 0; i < t->n_vocab; i++) {
-        const char *s = tok_text(t, i);
-        if (t->eot < 0 && text_in(s, k_eot_texts, CAIRN_ARRAY_LEN(k_eot_texts))) {
-            t->eot = i;
-            t->attr[i] |= TOK_ATTR_CONTROL;
+    if (t->eot < 0 && (t->eot = first_present(t, k_eot_texts, CAIRN_ARRAY_LEN(k_eot_texts))) >= 0) {
+        t->attr[t->eot] |= TOK_ATTR_CONTROL;
+    }
+    if (t->eom < 0 && (t->eom = find_text(t, "<|eom_id|>")) >= 0) {
+        t->attr[t->eom] |= TOK_ATTR_CONTROL;
+    }
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(k_eog_texts); i++) {
+        int32_t id = find_text(t, k_eog_texts[i]);
+        if (id >= 0) {
+            t->attr[id] |= TOK_ATTR_EOG | TOK_ATTR_CONTROL;
         }
-        if (t->eom < 0 && strcmp(s, "<|eom_id|>") == 0) {
-            t->eom = i;
-            t->attr[i] |= TOK_ATTR_CONTROL;
-        }
-        if (text_in(s, k_eog_texts, CAIRN_ARRAY_LEN(k_eog_texts))) {
-            t->attr[i] |= TOK_ATTR_EOG | TOK_ATTR_CONTROL;
-        }
-        if (text_in(s, k_always_rendered, CAIRN_ARRAY_LEN(k_always_rendered))) {
-            t->attr[i] = TOK_ATTR_USER_DEFINED;
+    }
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(k_always_rendered); i++) {
+        int32_t id = find_text(t, k_always_rendered[i]);
+        if (id >= 0) {
+            t->attr[id] = TOK_ATTR_USER_DEFINED;
         }
     }
     int32_t ids[] = {t->eos, t->eot, t->eom};
