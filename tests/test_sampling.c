@@ -211,6 +211,95 @@ static void test_top_p_candidates(void **state) {
     cairn_sampler_free(s);
 }
 
+static void test_top_p_wide_nucleus(void **state) {
+    (void)state;
+    /* A flat distribution needs a nucleus far larger than the first ranking round; powers
+     * of two keep the sums exact, and ties rank by id. */
+    enum { N = 16384 };
+    float *logits = calloc(N, sizeof(float));
+    assert_non_null(logits);
+    cairn_sampling_params p = plain(1.0f, 5);
+    p.top_p = 0.5f;
+    cairn_sampler *s = make_sampler(&p, N);
+    const int32_t *ids = NULL;
+    const float *probs = NULL;
+    assert_int_equal(cairn_sampler_candidates(s, logits, &ids, &probs), N / 2);
+    for (int i = 0; i < N / 2; i++) {
+        assert_int_equal(ids[i], i);
+    }
+    cairn_sampler_free(s);
+    free(logits);
+}
+
+static const float *sort_key; /* for the reference sort below */
+
+static int by_logit_desc(const void *a, const void *b) {
+    int32_t ia = *(const int32_t *)a, ib = *(const int32_t *)b;
+    if (sort_key[ia] != sort_key[ib]) {
+        return sort_key[ia] > sort_key[ib] ? -1 : 1;
+    }
+    return ia < ib ? -1 : 1;
+}
+
+/* The nucleus computed the slow, obvious way: sort everything, softmax, take the prefix. */
+static int reference_nucleus(const float *logits, int n, float temperature, float top_p,
+                             int32_t *order) {
+    for (int i = 0; i < n; i++) {
+        order[i] = i;
+    }
+    sort_key = logits;
+    qsort(order, (size_t)n, sizeof(int32_t), by_logit_desc);
+    double z = 0;
+    for (int i = 0; i < n; i++) {
+        z += exp(((double)logits[i] - logits[order[0]]) / temperature);
+    }
+    double cum = 0;
+    for (int i = 0; i < n; i++) {
+        cum += exp(((double)logits[order[i]] - logits[order[0]]) / temperature) / z;
+        if (cum >= top_p) {
+            return i + 1;
+        }
+    }
+    return n;
+}
+
+static void test_top_p_matches_reference(void **state) {
+    (void)state;
+    enum { N = 5000 };
+    float *logits = malloc(sizeof(float) * N);
+    int32_t *order = malloc(sizeof(int32_t) * N);
+    assert_non_null(logits);
+    assert_non_null(order);
+    const float top_ps[] = {0.0f, 0.1f, 0.5f, 0.9f, 0.99f};
+    const float temps[] = {0.3f, 1.0f, 3.0f};
+    for (int round = 0; round < 4; round++) {
+        fill_pseudo_random(logits, N, (uint32_t)round + 50);
+        if (round == 3) {
+            for (int i = 0; i < N; i++) {
+                logits[i] = (float)(i % 7); /* many ties */
+            }
+        }
+        for (size_t t = 0; t < CAIRN_ARRAY_LEN(temps); t++) {
+            for (size_t q = 0; q < CAIRN_ARRAY_LEN(top_ps); q++) {
+                cairn_sampling_params p = plain(temps[t], 1);
+                p.top_p = top_ps[q];
+                cairn_sampler *s = make_sampler(&p, N);
+                const int32_t *ids = NULL;
+                const float *probs = NULL;
+                int n = cairn_sampler_candidates(s, logits, &ids, &probs);
+                int want = reference_nucleus(logits, N, temps[t], top_ps[q], order);
+                /* float rounding may move the edge by a token when it sits on a boundary */
+                assert_true(abs(n - want) <= 1);
+                int common = n < want ? n : want;
+                assert_memory_equal(ids, order, sizeof(int32_t) * (size_t)common);
+                cairn_sampler_free(s);
+            }
+        }
+    }
+    free(logits);
+    free(order);
+}
+
 static void test_min_p_candidates(void **state) {
     (void)state;
     double probs[5] = {0.05, 0.4, 0.25, 0.2, 0.1};
@@ -708,6 +797,8 @@ int main(void) {
         cmocka_unit_test(test_top_k_one_is_greedy),
         cmocka_unit_test(test_top_k_candidates),
         cmocka_unit_test(test_top_p_candidates),
+        cmocka_unit_test(test_top_p_wide_nucleus),
+        cmocka_unit_test(test_top_p_matches_reference),
         cmocka_unit_test(test_min_p_candidates),
         cmocka_unit_test(test_top_p_statistics),
         cmocka_unit_test(test_min_p_statistics),

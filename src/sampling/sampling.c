@@ -265,28 +265,6 @@ static int32_t argmax(const float *v, int n) {
     return best;
 }
 
-/* Fills ids/vals with the candidates top-k leaves; sorted best first when it returns true. */
-static int gather_candidates(cairn_sampler *s, bool *sorted) {
-    int n = s->n_vocab;
-    int k = s->params.top_k;
-    if (k > 0 && k < n) {
-        select_top(s->work, n, k, s->ids, s->vals);
-        *sorted = true;
-        return k;
-    }
-    if (s->params.top_p < 1.0f) {
-        select_top(s->work, n, n, s->ids, s->vals);
-        *sorted = true;
-        return n;
-    }
-    for (int i = 0; i < n; i++) {
-        s->ids[i] = i;
-        s->vals[i] = s->work[i];
-    }
-    *sorted = false;
-    return n;
-}
-
 /* Turns vals into probabilities at the sampler's temperature; false if all are -inf. */
 static bool softmax(float *vals, int n, float temperature) {
     float max = -INFINITY;
@@ -358,19 +336,113 @@ static int single_candidate(cairn_sampler *s, int32_t id) {
     return 1;
 }
 
+/* Moves entry `pick` to the end of [lo, hi), then everything ranked before it to the
+ * front; returns the pivot's final position. */
+static int partition(int32_t *ids, float *vals, int lo, int hi, int pick) {
+    swap_entries(ids, vals, pick, hi - 1);
+    float pv = vals[hi - 1];
+    int32_t pi = ids[hi - 1];
+    int store = lo;
+    for (int i = lo; i < hi - 1; i++) {
+        if (ranks_before(vals[i], ids[i], pv, pi)) {
+            swap_entries(ids, vals, i, store++);
+        }
+    }
+    swap_entries(ids, vals, store, hi - 1);
+    return store;
+}
+
+static int median_of_three(const int32_t *ids, const float *vals, int a, int b, int c) {
+    bool ab = ranks_before(vals[a], ids[a], vals[b], ids[b]);
+    bool bc = ranks_before(vals[b], ids[b], vals[c], ids[c]);
+    bool ac = ranks_before(vals[a], ids[a], vals[c], ids[c]);
+    if (ab == bc) {
+        return b;
+    }
+    return ab == ac ? c : a;
+}
+
+/* Moves the smallest most-likely-first set of probabilities reaching `mass` to the front
+ * (in no particular order) and returns its size, at least 1: a quickselect on accumulated
+ * mass, so a broad nucleus costs O(n) rather than a sort of the whole vocabulary. */
+static int select_by_mass(int32_t *ids, float *vals, int n, double mass) {
+    int lo = 0, hi = n; /* [0, lo) is taken; the answer ends within [lo, hi] */
+    while (hi - lo > 1) {
+        int pick = median_of_three(ids, vals, lo, lo + (hi - lo) / 2, hi - 1);
+        int m = partition(ids, vals, lo, hi, pick);
+        double above = 0.0;
+        for (int i = lo; i < m; i++) {
+            above += vals[i];
+        }
+        if (above >= mass && m > lo) {
+            hi = m;
+        } else if (above + vals[m] >= mass) {
+            return m + 1;
+        } else {
+            mass -= above + vals[m];
+            lo = m + 1;
+        }
+    }
+    return hi; /* one entry left, or rounding left the whole vocabulary short of mass */
+}
+
+/* Heap sort of ids/vals, best first. */
+static void sort_ranked(int32_t *ids, float *vals, int n) {
+    for (int i = n / 2 - 1; i >= 0; i--) {
+        sift_down(ids, vals, n, i);
+    }
+    for (int end = n - 1; end > 0; end--) {
+        swap_entries(ids, vals, 0, end);
+        sift_down(ids, vals, end, 0);
+    }
+}
+
+/* Top-p without top-k: only the nucleus gets sorted, never the whole vocabulary. Returns 0
+ * if every logit is -inf. */
+static int nucleus(cairn_sampler *s, float temperature, float top_p) {
+    int n = s->n_vocab;
+    for (int i = 0; i < n; i++) {
+        s->ids[i] = i;
+        s->vals[i] = s->work[i];
+    }
+    if (!softmax(s->vals, n, temperature)) {
+        return 0;
+    }
+    int kept = select_by_mass(s->ids, s->vals, n, top_p);
+    sort_ranked(s->ids, s->vals, kept);
+    return kept;
+}
+
+/* Top-k then temperature and softmax then top-p, in that order; 0 if every logit is -inf. */
+static int ranked_candidates(cairn_sampler *s) {
+    const cairn_sampling_params *p = &s->params;
+    int n = s->n_vocab;
+    if (p->top_k > 0 && p->top_k < n) {
+        n = p->top_k;
+        select_top(s->work, s->n_vocab, n, s->ids, s->vals);
+    } else if (p->top_p < 1.0f) {
+        return nucleus(s, p->temperature, p->top_p);
+    } else {
+        for (int i = 0; i < n; i++) {
+            s->ids[i] = i;
+            s->vals[i] = s->work[i];
+        }
+    }
+    if (!softmax(s->vals, n, p->temperature)) {
+        return 0;
+    }
+    return p->top_p < 1.0f ? cut_top_p(s->vals, n, p->top_p) : n;
+}
+
 static int filter(cairn_sampler *s, const float *logits) {
     const cairn_sampling_params *p = &s->params;
     prepare_work(s, logits);
     if (p->temperature <= 0.0f) {
         return single_candidate(s, argmax(s->work, s->n_vocab));
     }
-    bool sorted = false;
-    int n = gather_candidates(s, &sorted);
-    if (!softmax(s->vals, n, p->temperature)) {
+    int n = ranked_candidates(s);
+    if (n == 0) {
         return single_candidate(s, argmax(s->work, s->n_vocab));
-    }
-    if (p->top_p < 1.0f) {
-        n = cut_top_p(s->vals, n, p->top_p);
     }
     if (p->min_p > 0.0f) {
         n = cut_min_p(s->ids, s->vals, n, p->min_p);
