@@ -119,6 +119,23 @@ static void test_tiny_temperature_is_greedy(void **state) {
     }
 }
 
+static void test_extreme_logits(void **state) {
+    (void)state;
+    /* A temperature so small that logit / temperature overflows, and infinite logits. */
+    float logits[4] = {10.0f, 30.0f, 20.0f, -INFINITY};
+    cairn_sampling_params p = plain(1e-38f, 2);
+    cairn_sampler *s = make_sampler(&p, 4);
+    assert_int_equal(cairn_sampler_sample(s, logits), 1);
+    float inf[4] = {INFINITY, 0.0f, INFINITY, NAN};
+    for (int i = 0; i < 50; i++) {
+        int32_t t = cairn_sampler_sample(s, inf);
+        assert_true(t == 0 || t == 2);
+    }
+    float none[4] = {-INFINITY, -INFINITY, NAN, -INFINITY};
+    assert_int_equal(cairn_sampler_sample(s, none), 0);
+    cairn_sampler_free(s);
+}
+
 static void test_top_k_one_is_greedy(void **state) {
     (void)state;
     enum { N = 5000 };
@@ -794,6 +811,7 @@ int main(void) {
         cmocka_unit_test(test_greedy_is_argmax),
         cmocka_unit_test(test_logits_not_modified),
         cmocka_unit_test(test_tiny_temperature_is_greedy),
+        cmocka_unit_test(test_extreme_logits),
         cmocka_unit_test(test_top_k_one_is_greedy),
         cmocka_unit_test(test_top_k_candidates),
         cmocka_unit_test(test_top_p_candidates),

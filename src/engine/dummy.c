@@ -28,7 +28,7 @@
 #define MAX_UNEMBED (1u << 28) /* floats: 1 GiB */
 
 /* How much of a layer's state survives each position: below 1 keeps the state bounded
- * (|state| < 1 / (1 - DECAY)), and a power of two keeps the arithmetic exact-friendly. */
+ * (|state| < 1 / (1 - DECAY)) however long the sequence. */
 #define DECAY 0.875f
 #define POSITION_SCALE 0.25f
 #define LOGIT_SCALE 2.0f

@@ -265,11 +265,12 @@ static int32_t argmax(const float *v, int n) {
     return best;
 }
 
-/* Turns vals into probabilities at the sampler's temperature; false if all are -inf. */
+/* Turns vals into probabilities at the sampler's temperature; false if all are -inf.
+ * Subtracting the maximum before dividing keeps a tiny temperature from overflowing, and
+ * comparing with it first keeps an infinite logit from producing inf - inf. */
 static bool softmax(float *vals, int n, float temperature) {
     float max = -INFINITY;
     for (int i = 0; i < n; i++) {
-        vals[i] /= temperature;
         if (vals[i] > max) {
             max = vals[i];
         }
@@ -279,7 +280,7 @@ static bool softmax(float *vals, int n, float temperature) {
     }
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
-        vals[i] = expf(vals[i] - max);
+        vals[i] = vals[i] == max ? 1.0f : expf((vals[i] - max) / temperature);
         sum += vals[i];
     }
     for (int i = 0; i < n; i++) {
