@@ -7,6 +7,87 @@
 
 #include "tokenizer/tokenizer_internal.h"
 
+/* ---- pieces ---- */
+
+/* The byte a "<0xAB>" token stands for, or -1 if the text is not of that form. */
+static int hex_byte_token(const char *s, size_t len) {
+    if (len != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') {
+        return -1;
+    }
+    int v = 0;
+    for (int i = 3; i < 5; i++) {
+        int c = (unsigned char)s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) {
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Appends what token id renders as (with render_special) to out. */
+static int render_piece(const cairn_tokenizer *t, int32_t id, cairn_buf *out) {
+    const char *s = tok_text(t, id);
+    size_t len = t->text[id].len;
+    uint32_t attr = t->attr[id];
+    if (attr & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED)) {
+        return cairn_buf_append(out, s, len);
+    }
+    if (attr & TOK_ATTR_BYTE) {
+        int b = hex_byte_token(s, len);
+        return b >= 0 ? cairn_buf_putc(out, (char)b) : cairn_buf_append(out, s, len);
+    }
+    if (!(attr & TOK_ATTR_NORMAL)) {
+        return 0; /* unused or undefined tokens render as nothing */
+    }
+    if (t->kind == TOK_KIND_SPM) {
+        /* "▁" (U+2581) is SentencePiece's space. */
+        for (size_t i = 0; i < len; i++) {
+            if (i + 3 <= len && memcmp(s + i, "\xe2\x96\x81", 3) == 0) {
+                if (cairn_buf_putc(out, ' ') != 0) {
+                    return -1;
+                }
+                i += 2;
+            } else if (cairn_buf_putc(out, s[i]) != 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int n = cairn_utf8_decode(s + i, len - i, &cp);
+        int b = tok_cp_to_byte(cp);
+        /* A character outside the byte mapping is kept as it is. */
+        int r = b >= 0 ? cairn_buf_putc(out, (char)b) : cairn_buf_append(out, s + i, (size_t)n);
+        if (r != 0) {
+            return -1;
+        }
+        i += (size_t)n;
+    }
+    return 0;
+}
+
+int tok_build_pieces(cairn_tokenizer *t, cairn_err *err) {
+    cairn_buf all = {0};
+    t->piece = calloc((size_t)t->n_vocab, sizeof(*t->piece));
+    if (!t->piece) {
+        return cairn_fail(err, "out of memory");
+    }
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        size_t start = all.len;
+        if (render_piece(t, i, &all) != 0 || all.len > UINT32_MAX) {
+            cairn_buf_free(&all);
+            return cairn_fail(err, "out of memory rendering token pieces");
+        }
+        t->piece[i] = (tok_span){(uint32_t)start, (uint32_t)(all.len - start)};
+    }
+    t->pieces = cairn_buf_take(&all);
+    return t->pieces ? 0 : cairn_fail(err, "out of memory");
+}
+
 /* The rendered piece of id, empty for control/unknown tokens unless render_special. */
 static const char *piece_of(const cairn_tokenizer *t, int32_t id, bool render_special,
                             size_t *len) {

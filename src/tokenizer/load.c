@@ -94,58 +94,81 @@ static uint32_t attr_from_type(int32_t type) {
     }
 }
 
-static int load_tokens(loader *L) {
+/* Where the per-token arrays are; scores and types are optional (-1). */
+typedef struct token_arrays {
+    int64_t tokens, scores, types;
+    int score_type; /* scores may be stored as float32 or int32 */
+    size_t n;
+} token_arrays;
+
+static int find_token_arrays(loader *L, token_arrays *a) {
+    size_t n_other;
+    if (get_array(L, KEY_PREFIX "tokens", GGUF_TYPE_STRING, 1, true, &a->tokens, &a->n) != 0) {
+        return -1;
+    }
+    if (a->n > INT32_MAX / 2) {
+        return cairn_fail(L->err, "tokenizer has %zu tokens, too many", a->n);
+    }
+    a->score_type = GGUF_TYPE_FLOAT32;
+    if (cairn_meta_array(L->g, KEY_PREFIX "scores", GGUF_TYPE_INT32, &n_other, NULL) == 1) {
+        a->score_type = GGUF_TYPE_INT32;
+    }
+    if (get_array(L, KEY_PREFIX "scores", a->score_type, a->n, false, &a->scores, &n_other) !=
+            0 ||
+        get_array(L, KEY_PREFIX "token_type", GGUF_TYPE_INT32, a->n, false, &a->types,
+                  &n_other) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int read_token(loader *L, const token_arrays *a, size_t i) {
     cairn_tokenizer *t = L->t;
-    int64_t tok_id, score_id = -1, type_id;
-    size_t n, n_scores = 0, n_types = 0;
-    if (get_array(L, KEY_PREFIX "tokens", GGUF_TYPE_STRING, 1, true, &tok_id, &n) != 0) {
+    const char *s = gguf_get_arr_str(L->g, a->tokens, i);
+    char empty_name[32];
+    if (!s || !*s) {
+        /* llama.cpp gives empty tokens a unique placeholder so lookups stay one-to-one. */
+        snprintf(empty_name, sizeof(empty_name), "[EMPTY_%zu]", i);
+        s = empty_name;
+    }
+    if (arena_add(L, s, strlen(s), &t->text[i]) != 0) {
         return -1;
     }
-    if (n > INT32_MAX / 2) {
-        return cairn_fail(L->err, "tokenizer has %zu tokens, too many", n);
-    }
-    /* Scores may be stored as float32 or int32. */
-    int score_type = GGUF_TYPE_FLOAT32;
-    if (cairn_meta_array(L->g, KEY_PREFIX "scores", GGUF_TYPE_INT32, &n_scores, NULL) == 1) {
-        score_type = GGUF_TYPE_INT32;
-    }
-    if (get_array(L, KEY_PREFIX "scores", score_type, n, false, &score_id, &n_scores) != 0 ||
-        get_array(L, KEY_PREFIX "token_type", GGUF_TYPE_INT32, n, false, &type_id, &n_types) !=
-            0) {
-        return -1;
-    }
-    t->n_vocab = (int)n;
-    t->text = calloc(n, sizeof(*t->text));
-    t->score = calloc(n, sizeof(*t->score));
-    t->attr = calloc(n, sizeof(*t->attr));
-    if (!t->text || !t->score || !t->attr) {
-        return cairn_fail(L->err, "out of memory for %zu tokens", n);
-    }
-    const char *scores = score_id >= 0 ? gguf_get_arr_data(L->g, score_id) : NULL;
-    const char *types = type_id >= 0 ? gguf_get_arr_data(L->g, type_id) : NULL;
-    for (size_t i = 0; i < n; i++) {
-        const char *s = gguf_get_arr_str(L->g, tok_id, i);
-        char empty_name[32];
-        if (!s || !*s) {
-            /* llama.cpp gives empty tokens a unique placeholder so lookups stay one-to-one. */
-            snprintf(empty_name, sizeof(empty_name), "[EMPTY_%zu]", i);
-            s = empty_name;
-        }
-        if (arena_add(L, s, strlen(s), &t->text[i]) != 0) {
-            return -1;
-        }
-        if (scores && score_type == GGUF_TYPE_FLOAT32) {
-            memcpy(&t->score[i], scores + 4 * i, 4);
-        } else if (scores) {
-            int32_t v;
-            memcpy(&v, scores + 4 * i, 4);
+    if (a->scores >= 0) {
+        const char *data = gguf_get_arr_data(L->g, a->scores);
+        int32_t v;
+        if (a->score_type == GGUF_TYPE_FLOAT32) {
+            memcpy(&t->score[i], data + 4 * i, 4);
+        } else {
+            memcpy(&v, data + 4 * i, 4);
             t->score[i] = (float)v;
         }
-        int32_t type = GGUF_TOKEN_NORMAL;
-        if (types) {
-            memcpy(&type, types + 4 * i, 4);
+    }
+    int32_t type = GGUF_TOKEN_NORMAL;
+    if (a->types >= 0) {
+        memcpy(&type, (const char *)gguf_get_arr_data(L->g, a->types) + 4 * i, 4);
+    }
+    t->attr[i] = attr_from_type(type);
+    return 0;
+}
+
+static int load_tokens(loader *L) {
+    cairn_tokenizer *t = L->t;
+    token_arrays a;
+    if (find_token_arrays(L, &a) != 0) {
+        return -1;
+    }
+    t->n_vocab = (int)a.n;
+    t->text = calloc(a.n, sizeof(*t->text));
+    t->score = calloc(a.n, sizeof(*t->score));
+    t->attr = calloc(a.n, sizeof(*t->attr));
+    if (!t->text || !t->score || !t->attr) {
+        return cairn_fail(L->err, "out of memory for %zu tokens", a.n);
+    }
+    for (size_t i = 0; i < a.n; i++) {
+        if (read_token(L, &a, i) != 0) {
+            return -1;
         }
-        t->attr[i] = attr_from_type(type);
     }
     return 0;
 }
@@ -270,10 +293,12 @@ static int read_specials(loader *L) {
             return -1;
         }
     }
-    return read_bool(L, "add_bos_token", &t->add_bos) || read_bool(L, "add_eos_token", &t->add_eos) ||
-                   read_bool(L, "add_space_prefix", &t->add_space_prefix)
-               ? -1
-               : 0;
+    if (read_bool(L, "add_bos_token", &t->add_bos) != 0 ||
+        read_bool(L, "add_eos_token", &t->add_eos) != 0 ||
+        read_bool(L, "add_space_prefix", &t->add_space_prefix) != 0) {
+        return -1;
+    }
+    return 0;
 }
 
 /* The first text of list that is a token, or -1. */
@@ -395,85 +420,6 @@ static void apply_name_rules(loader *L) {
     }
 }
 
-/* The byte a "<0xAB>" token stands for, or -1 if the text is not of that form. */
-static int hex_byte_token(const char *s, size_t len) {
-    if (len != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') {
-        return -1;
-    }
-    int v = 0;
-    for (int i = 3; i < 5; i++) {
-        int c = (unsigned char)s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) {
-            return -1;
-        }
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-/* Appends what token id renders as (with render_special) to out. */
-static int render_piece(const cairn_tokenizer *t, int32_t id, cairn_buf *out) {
-    const char *s = tok_text(t, id);
-    size_t len = t->text[id].len;
-    uint32_t attr = t->attr[id];
-    if (attr & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED)) {
-        return cairn_buf_append(out, s, len);
-    }
-    if (attr & TOK_ATTR_BYTE) {
-        int b = hex_byte_token(s, len);
-        return b >= 0 ? cairn_buf_putc(out, (char)b) : cairn_buf_append(out, s, len);
-    }
-    if (!(attr & TOK_ATTR_NORMAL)) {
-        return 0; /* unused or undefined tokens render as nothing */
-    }
-    if (t->kind == TOK_KIND_SPM) {
-        /* "▁" (U+2581) is SentencePiece's space. */
-        for (size_t i = 0; i < len; i++) {
-            if (i + 3 <= len && memcmp(s + i, "\xe2\x96\x81", 3) == 0) {
-                if (cairn_buf_putc(out, ' ') != 0) {
-                    return -1;
-                }
-                i += 2;
-            } else if (cairn_buf_putc(out, s[i]) != 0) {
-                return -1;
-            }
-        }
-        return 0;
-    }
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        int n = cairn_utf8_decode(s + i, len - i, &cp);
-        int b = tok_cp_to_byte(cp);
-        /* A character outside the byte mapping is kept as it is. */
-        int r = b >= 0 ? cairn_buf_putc(out, (char)b) : cairn_buf_append(out, s + i, (size_t)n);
-        if (r != 0) {
-            return -1;
-        }
-        i += (size_t)n;
-    }
-    return 0;
-}
-
-static int build_pieces(cairn_tokenizer *t, cairn_err *err) {
-    cairn_buf all = {0};
-    t->piece = calloc((size_t)t->n_vocab, sizeof(*t->piece));
-    if (!t->piece) {
-        return cairn_fail(err, "out of memory");
-    }
-    for (int32_t i = 0; i < t->n_vocab; i++) {
-        size_t start = all.len;
-        if (render_piece(t, i, &all) != 0 || all.len > UINT32_MAX) {
-            cairn_buf_free(&all);
-            return cairn_fail(err, "out of memory rendering token pieces");
-        }
-        t->piece[i] = (tok_span){(uint32_t)start, (uint32_t)(all.len - start)};
-    }
-    t->pieces = cairn_buf_take(&all);
-    return t->pieces ? 0 : cairn_fail(err, "out of memory");
-}
-
 static int read_model(loader *L, const char **pre) {
     cairn_tokenizer *t = L->t;
     const char *model = NULL;
@@ -529,7 +475,7 @@ static int build(loader *L) {
         return -1;
     }
     apply_name_rules(L);
-    return build_pieces(t, L->err);
+    return tok_build_pieces(t, L->err);
 }
 
 int cairn_tokenizer_from_gguf(const struct gguf_context *g, cairn_tokenizer **out,

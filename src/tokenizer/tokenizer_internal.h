@@ -113,6 +113,10 @@ int tok_cp_to_byte(uint32_t cp); /* -1 if cp is not the image of a byte */
 int tok_spm_encode(const cairn_tokenizer *t, const char *text, size_t len, bool space_prefix,
                    cairn_buf *ids, cairn_err *err);
 
+/* ---- decode.c ---- */
+/* Renders every token's piece (as with render_special) into t->piece / t->pieces. */
+int tok_build_pieces(cairn_tokenizer *t, cairn_err *err);
+
 /* ---- shared helpers ---- */
 /* Pushes one id onto a cairn_buf used as an int32_t array. */
 int tok_push_id(cairn_buf *ids, int32_t id, cairn_err *err);
