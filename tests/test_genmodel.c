@@ -278,21 +278,61 @@ static void test_tiny_llama3_rope_freqs(void **state) {
     remove(OUT_A);
 }
 
-/* A real shape at one layer still has the real per-layer tensors and the real head. */
+/* The full real shapes, planned but not written: parameter counts match the published ones
+ * (TinyLlama 1.1B: 1,100,048,384; Llama 3.2 1B: 1,235,814,400; Qwen2.5 0.5B: 494,032,768;
+ * Qwen3 0.6B: 596,049,920), rope_freqs aside, and the vocabulary is padded to full size. */
+static void test_real_shapes_planned(void **state) {
+    (void)state;
+    static const struct {
+        const char *shape;
+        const char *vocab;
+        int64_t params;
+        int n_vocab;
+        int n_tensors;
+    } cases[] = {
+        {"tinyllama-1.1b", VOCAB_SPM, 1100048384, 32000, 3 + 22 * 9},
+        {"llama-3.2-1b", VOCAB_GPT2, 1235814400 + 32, 128256, 3 + 16 * 9},
+        {"qwen2.5-0.5b", VOCAB_GPT2, 494032768, 151936, 2 + 24 * 12},
+        {"qwen3-0.6b", VOCAB_GPT2, 596049920, 151936, 2 + 28 * 11},
+    };
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(cases); i++) {
+        gm_options opt = {.shape = cases[i].shape, .type = "Q4_0", .out_path = OUT_A,
+                          .vocab_path = cases[i].vocab, .seed = 1};
+        gm_plan p;
+        cairn_err err = {{0}};
+        if (gm_plan_init(&p, &opt, &err) != 0 || gm_add_tensor_infos(&p, &err) != 0) {
+            fail_msg("%s: %s", cases[i].shape, err.msg);
+        }
+        int64_t params = 0;
+        for (int64_t t = 0; t < gguf_get_n_tensors(p.out); t++) {
+            const int64_t *ne = gguf_get_tensor_ne(p.out, t);
+            params += ne[0] * ne[1] * ne[2] * ne[3];
+        }
+        assert_int_equal(params, cases[i].params);
+        assert_int_equal(gguf_get_n_tensors(p.out), cases[i].n_tensors);
+        int64_t tok = gguf_find_key(p.out, "tokenizer.ggml.tokens");
+        assert_int_equal(gguf_get_arr_n(p.out, tok), cases[i].n_vocab);
+        gm_plan_free(&p);
+    }
+}
+
+/* A real shape at one layer keeps the real per-layer tensors (qwen3: head_dim 128). The
+ * vocabulary is cut to the file's so the test stays fast; full heads are planned above. */
 static void test_real_shape_one_layer(void **state) {
     (void)state;
     gm_options opt = {.shape = "qwen3-0.6b", .type = "Q4_0", .out_path = OUT_A, .n_layers = 1,
-                      .vocab_path = VOCAB_GPT2, .seed = 3};
+                      .vocab_path = VOCAB_GPT2, .n_vocab = 50257, .seed = 3};
     gm_stats stats;
     cairn_err err = {{0}};
     assert_int_equal(gm_generate(&opt, &stats, &err), 0);
-    assert_int_equal(stats.n_pad_tokens, 151936 - 50257);
+    assert_int_equal(stats.n_pad_tokens, 0);
     loaded l = load(OUT_A);
-    expect e = {"qwen3", 1, 1024, 16, 8, 128, 3072, 151936, true, false, true, false,
+    expect e = {"qwen3", 1, 1024, 16, 8, 128, 3072, 50257, true, false, true, false,
                 GGML_TYPE_Q4_0};
     check_tensors(&l, &e);
     check_hparams(&l, &e, 2);
     assert_int_equal(u32_key(&l, NULL, "general.quantization_version"), 2);
+    check_values(&l, "blk.0.ffn_up.weight");
     unload(&l);
     remove(OUT_A);
 }
@@ -439,6 +479,7 @@ int main(void) {
         cmocka_unit_test(test_tiny_qwen2),
         cmocka_unit_test(test_tiny_qwen3),
         cmocka_unit_test(test_tiny_llama3_rope_freqs),
+        cmocka_unit_test(test_real_shapes_planned),
         cmocka_unit_test(test_real_shape_one_layer),
         cmocka_unit_test(test_padding),
         cmocka_unit_test(test_synthesized_vocab),
