@@ -410,6 +410,58 @@ static void test_stream_detokenizer(void **state) {
     cairn_tokenizer_free(t);
 }
 
+static uint32_t next_random(uint32_t *seed) {
+    *seed = *seed * 1664525u + 1013904223u;
+    return *seed >> 8;
+}
+
+/* Random valid UTF-8 of up to cap-1 bytes: ASCII, and 2-, 3- and 4-byte characters. */
+static size_t random_utf8(uint32_t *seed, char *out, size_t cap) {
+    static const uint32_t k_limit[] = {0x80, 0x800, 0x10000, 0x110000};
+    size_t len = 0;
+    size_t n_chars = 1 + next_random(seed) % 24;
+    for (size_t i = 0; i < n_chars && len + 4 < cap; i++) {
+        uint32_t cp = 1 + next_random(seed) % (k_limit[next_random(seed) % 4] - 1);
+        if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0x2581) {
+            cp = ' '; /* no surrogates; "▁" would come back as SentencePiece's space */
+        }
+        len += (size_t)cairn_utf8_encode(cp, out + len);
+    }
+    out[len] = '\0';
+    return len;
+}
+
+/* Random text round-trips exactly through both kinds of tokenizer; random bytes (invalid
+ * UTF-8) tokenize without trouble and decode to valid UTF-8 through byte-level BPE. */
+static void test_random_text(void **state) {
+    (void)state;
+    cairn_tokenizer *spm = load(MODEL_DIR "llama-2-tiny-random.gguf");
+    cairn_tokenizer *bpe = load(VOCAB_DIR "ggml-vocab-gpt-2.gguf");
+    uint32_t seed = 12345;
+    for (int round = 0; round < 300; round++) {
+        char text[128];
+        random_utf8(&seed, text, sizeof(text));
+        round_trip(spm, text, round % 2 == 0);
+        round_trip(bpe, text, round % 2 == 0);
+
+        size_t len = 1 + (size_t)round % 60;
+        for (size_t i = 0; i < len; i++) {
+            text[i] = (char)next_random(&seed);
+        }
+        int32_t *ids;
+        size_t n;
+        tokenize_ok(spm, text, len, true, true, &ids, &n);
+        free(ids);
+        tokenize_ok(bpe, text, len, false, false, &ids, &n);
+        char *back = detokenize_ok(bpe, ids, n, true);
+        assert_true(valid_utf8(back, strlen(back)));
+        free(back);
+        free(ids);
+    }
+    cairn_tokenizer_free(spm);
+    cairn_tokenizer_free(bpe);
+}
+
 /* ---- 5. broken metadata ---- */
 
 static const char *k_tokens[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b",
@@ -561,6 +613,7 @@ int main(void) {
         cmocka_unit_test(test_stories260k),
         cmocka_unit_test(test_llama2_tokenizer),
         cmocka_unit_test(test_stream_detokenizer),
+        cmocka_unit_test(test_random_text),
         cmocka_unit_test(test_valid_small_vocab),
         cmocka_unit_test(test_bad_metadata),
     };
