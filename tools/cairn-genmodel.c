@@ -786,7 +786,9 @@ static int gm_write_file(const gm_plan *p, const char *path, uint64_t seed, uint
         if (fclose(w.f) != 0 && rc == 0) {
             rc = cairn_fail(err, "cannot write %s: %s", tmp.data, strerror(errno));
         }
-        if (rc == 0 && rename(tmp.data, path) != 0) {
+        /* rename does not replace an existing file everywhere (Windows) */
+        if (rc == 0 && rename(tmp.data, path) != 0 &&
+            (remove(path) != 0 || rename(tmp.data, path) != 0)) {
             rc = cairn_fail(err, "cannot rename %s to %s: %s", tmp.data, path, strerror(errno));
         }
         if (rc != 0) {
