@@ -1,8 +1,11 @@
 /* model: opening a GGUF file, validating its tensor directory, deriving hyperparameters and
  * checking that every tensor the architecture needs is present with the right shape.
  *
- * The file is untrusted input. ggml's gguf parser does the byte-level parsing; afterwards
- * every tensor is checked again here before anything trusts its offset or shape. */
+ * The file is untrusted input. A cheap walk of our own over the header (walk_header) first
+ * makes sure every count and length fits the file and stays within sane limits, because
+ * ggml's gguf parser trusts them enough to allocate from them (a corrupt array count could
+ * make it build gigabytes of empty strings). ggml's parser then does the real parsing, and
+ * afterwards every tensor is checked again here before anything trusts its offset or shape. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,13 @@
 #define MAX_FF (1 << 20)
 #define MAX_VOCAB (1 << 24)
 #define MAX_CTX (1 << 24)
+/* Header limits: far above real files (vocabularies have < 1M tokens, chat templates are
+ * a few kB), far below what would make the parser allocate dangerously much. */
+#define MAX_TENSORS (1 << 20)
+#define MAX_KV (1 << 20)
+#define MAX_KEY_LEN 65535
+#define MAX_STRING_LEN (64u << 20)
+#define MAX_ARRAY_LEN (1u << 26)
 
 const char *cairn_arch_name(cairn_arch arch) {
     switch (arch) {
@@ -29,6 +39,184 @@ const char *cairn_arch_name(cairn_arch arch) {
     case CAIRN_ARCH_QWEN3: return "qwen3";
     }
     return "unknown";
+}
+
+/* ---- walking the header before ggml parses it ---- */
+
+typedef struct header_walk {
+    const uint8_t *data;
+    uint64_t size;
+    uint64_t pos;
+    cairn_err *err;
+} header_walk;
+
+static int walk_take(header_walk *w, uint64_t n, const char *what) {
+    if (n > w->size - w->pos) {
+        return cairn_fail(w->err, "%s at byte %llu runs past the end of the file (%llu bytes)",
+                          what, (unsigned long long)w->pos, (unsigned long long)w->size);
+    }
+    w->pos += n;
+    return 0;
+}
+
+/* GGUF is little-endian; assembling bytes keeps this independent of the host. */
+static int walk_uint(header_walk *w, int bytes, const char *what, uint64_t *out) {
+    uint64_t at = w->pos;
+    if (walk_take(w, (uint64_t)bytes, what) != 0) {
+        return -1;
+    }
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--) {
+        v = (v << 8) | w->data[at + (uint64_t)i];
+    }
+    *out = v;
+    return 0;
+}
+
+static int walk_string(header_walk *w, uint64_t max_len, const char *what) {
+    uint64_t len;
+    uint64_t at = w->pos;
+    if (walk_uint(w, 8, what, &len) != 0) {
+        return -1;
+    }
+    if (len > max_len) {
+        return cairn_fail(w->err, "%s at byte %llu is %llu bytes long, the limit is %llu", what,
+                          (unsigned long long)at, (unsigned long long)len,
+                          (unsigned long long)max_len);
+    }
+    return walk_take(w, len, what);
+}
+
+/* Bytes of one value of a fixed-size GGUF type; 0 for strings, arrays and unknown types. */
+static uint64_t gguf_fixed_size(uint64_t type) {
+    switch (type) {
+    case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL: return 1;
+    case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16: return 2;
+    case GGUF_TYPE_UINT32: case GGUF_TYPE_INT32: case GGUF_TYPE_FLOAT32: return 4;
+    case GGUF_TYPE_UINT64: case GGUF_TYPE_INT64: case GGUF_TYPE_FLOAT64: return 8;
+    default: return 0;
+    }
+}
+
+static int walk_value(header_walk *w, uint64_t type, const char *what) {
+    if (type == GGUF_TYPE_STRING) {
+        return walk_string(w, MAX_STRING_LEN, what);
+    }
+    uint64_t size = gguf_fixed_size(type);
+    if (size == 0) {
+        return cairn_fail(w->err, "%s has invalid type %llu", what, (unsigned long long)type);
+    }
+    return walk_take(w, size, what);
+}
+
+static int walk_array(header_walk *w, const char *what) {
+    uint64_t type, n;
+    if (walk_uint(w, 4, what, &type) != 0 || walk_uint(w, 8, what, &n) != 0) {
+        return -1;
+    }
+    if (n > MAX_ARRAY_LEN) {
+        return cairn_fail(w->err, "%s has %llu elements, the limit is %u", what,
+                          (unsigned long long)n, MAX_ARRAY_LEN);
+    }
+    uint64_t size = gguf_fixed_size(type);
+    if (size != 0) {
+        return walk_take(w, n * size, what); /* n * size < 2^29: no overflow */
+    }
+    if (type != GGUF_TYPE_STRING) {
+        return cairn_fail(w->err, "%s has invalid element type %llu", what,
+                          (unsigned long long)type);
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        if (walk_string(w, MAX_STRING_LEN, what) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int walk_kv(header_walk *w, uint64_t index) {
+    char what[160];
+    snprintf(what, sizeof what, "metadata key %llu", (unsigned long long)index);
+    uint64_t key_at = w->pos + 8;
+    if (walk_string(w, MAX_KEY_LEN, what) != 0) {
+        return -1;
+    }
+    /* Name the key in later messages; it may hold any bytes, so only printable ones. */
+    size_t key_len = (size_t)(w->pos - key_at), shown = 0;
+    size_t used = strlen(what);
+    used += (size_t)snprintf(what + used, sizeof what - used, " '");
+    for (; shown < key_len && shown < 64 && used + 3 < sizeof what; shown++) {
+        unsigned char c = w->data[key_at + shown];
+        what[used++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    snprintf(what + used, sizeof what - used, "'");
+    if (key_len == 0) {
+        return cairn_fail(w->err, "%s has an empty name", what);
+    }
+    uint64_t type;
+    if (walk_uint(w, 4, what, &type) != 0) {
+        return -1;
+    }
+    return type == GGUF_TYPE_ARRAY ? walk_array(w, what) : walk_value(w, type, what);
+}
+
+static int walk_tensor_info(header_walk *w, uint64_t index) {
+    char what[64];
+    snprintf(what, sizeof what, "tensor info %llu", (unsigned long long)index);
+    uint64_t name_at = w->pos, n_dims, skip;
+    if (walk_string(w, GGML_MAX_NAME - 1, what) != 0 || walk_uint(w, 4, what, &n_dims) != 0) {
+        return -1;
+    }
+    if (w->pos - name_at == 8 + 4) {
+        return cairn_fail(w->err, "%s has an empty name", what);
+    }
+    if (n_dims < 1 || n_dims > GGML_MAX_DIMS) {
+        return cairn_fail(w->err, "%s has %llu dimensions, expected 1..%d", what,
+                          (unsigned long long)n_dims, GGML_MAX_DIMS);
+    }
+    /* dims, type and data offset; their values are checked after ggml has parsed them */
+    return walk_take(w, n_dims * 8 + 4, what) != 0 || walk_uint(w, 8, what, &skip) != 0 ? -1 : 0;
+}
+
+/* Checks that the header's structure fits the file and its counts are sane, and returns
+ * where the tensor directory ends. */
+static int walk_header(const cairn_mapped_file *map, uint64_t *end, cairn_err *err) {
+    header_walk w = {map->data, map->size, 0, err};
+    uint64_t magic, version, n_tensors, n_kv;
+    if (walk_uint(&w, 4, "the magic number", &magic) != 0) {
+        return -1;
+    }
+    if (memcmp(map->data, GGUF_MAGIC, 4) != 0) {
+        return cairn_fail(err, "not a GGUF file (bad magic number)");
+    }
+    if (walk_uint(&w, 4, "the version", &version) != 0) {
+        return -1;
+    }
+    if (version != 2 && version != 3) {
+        return cairn_fail(err, "unsupported GGUF version %llu (cairn reads versions 2 and 3)",
+                          (unsigned long long)version);
+    }
+    if (walk_uint(&w, 8, "the tensor count", &n_tensors) != 0 ||
+        walk_uint(&w, 8, "the metadata count", &n_kv) != 0) {
+        return -1;
+    }
+    if (n_tensors > MAX_TENSORS || n_kv > MAX_KV) {
+        return cairn_fail(err, "the header claims %llu tensors and %llu metadata keys, the "
+                          "limits are %d and %d", (unsigned long long)n_tensors,
+                          (unsigned long long)n_kv, MAX_TENSORS, MAX_KV);
+    }
+    for (uint64_t i = 0; i < n_kv; i++) {
+        if (walk_kv(&w, i) != 0) {
+            return -1;
+        }
+    }
+    for (uint64_t i = 0; i < n_tensors; i++) {
+        if (walk_tensor_info(&w, i) != 0) {
+            return -1;
+        }
+    }
+    *end = w.pos;
+    return 0;
 }
 
 /* ---- capturing ggml's log while gguf parses ---- */
@@ -57,7 +245,14 @@ static void capture_log(enum ggml_log_level level, const char *text, void *user)
     cap->first_error[n] = '\0';
 }
 
+/* The logger is ggml's process-wide state: opening files from two threads at once could mix
+ * up their messages (never their results). */
 static struct gguf_context *parse_gguf(const cairn_mapped_file *map, cairn_err *err) {
+    uint64_t header_end = 0;
+    if (walk_header(map, &header_end, err) != 0) {
+        cairn_fail_prefix(err, "invalid GGUF");
+        return NULL;
+    }
     log_capture cap = {{0}};
     ggml_log_callback old_cb = NULL;
     void *old_user = NULL;
@@ -69,6 +264,11 @@ static struct gguf_context *parse_gguf(const cairn_mapped_file *map, cairn_err *
     if (g == NULL) {
         cairn_fail(err, "invalid GGUF: %s",
                    cap.first_error[0] ? cap.first_error : "the header could not be parsed");
+    } else if (gguf_get_data_offset(g) < header_end) {
+        cairn_fail(err, "invalid GGUF: tensor data starts at %zu, inside the header",
+                   gguf_get_data_offset(g));
+        gguf_free(g);
+        g = NULL;
     }
     return g;
 }
@@ -474,6 +674,24 @@ static int check_required_tensors(const cairn_model_file *m, cairn_err *err) {
 
 /* ---- opening and closing ---- */
 
+/* Messages quote names and keys straight from the file; keep them one printable line of
+ * valid UTF-8 whatever bytes the file holds. */
+static void sanitize_message(cairn_err *err) {
+    if (err == NULL) {
+        return;
+    }
+    size_t len = strlen(err->msg);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int n = cairn_utf8_decode(err->msg + i, len - i, &cp);
+        bool genuine_fffd = n == 3 && memcmp(err->msg + i, "\xEF\xBF\xBD", 3) == 0;
+        if ((cp == 0xFFFD && !genuine_fffd) || cp < 0x20 || cp == 0x7F) {
+            memset(err->msg + i, '?', (size_t)n);
+        }
+        i += (size_t)n;
+    }
+}
+
 static int open_file(const char *path, bool need_weights, cairn_model_file **out,
                      cairn_err *err) {
     *out = NULL;
@@ -501,6 +719,7 @@ static int open_file(const char *path, bool need_weights, cairn_model_file **out
     }
     if (rc != 0) {
         cairn_fail_prefix(err, "%s", path);
+        sanitize_message(err);
         cairn_model_close(m);
         return -1;
     }
