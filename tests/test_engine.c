@@ -33,7 +33,7 @@ static cairn_shard_config config_for(const char *path) {
     cfg.last_layer = -1;
     cfg.n_ctx = 256;
     cfg.n_seq = 2;
-    cfg.n_threads = 2;
+    cfg.n_threads = 1;
     return cfg;
 }
 
@@ -319,6 +319,31 @@ static void test_shard_weight_bytes(void **state) {
     cairn_shard_free(middle);
 }
 
+/* Nodes of a cluster run with different thread counts: results must not depend on them. */
+static void test_thread_count_invariance(void **state) {
+    (void)state;
+    size_t trace_len = (size_t)(SPLIT_STEPS + 1) * N_VOCAB;
+    float *one = malloc(trace_len * sizeof(float)), *two = malloc(trace_len * sizeof(float));
+    assert_non_null(one);
+    assert_non_null(two);
+    const char *paths[2] = {MODEL_F32, MODEL_Q8};
+    for (int m = 0; m < 2; m++) {
+        cairn_shard_config cfg = config_for(paths[m]);
+        cairn_pipeline *p = NULL;
+        cairn_err err = {{0}};
+        assert_int_equal(cairn_pipeline_load_ggml(&cfg, NULL, 0, &p, &err), 0);
+        run_trace(p, one);
+        cairn_pipeline_free(p);
+        cfg.n_threads = 3;
+        assert_int_equal(cairn_pipeline_load_ggml(&cfg, (int[]){2}, 1, &p, &err), 0);
+        run_trace(p, two);
+        cairn_pipeline_free(p);
+        assert_memory_equal(one, two, trace_len * sizeof(float));
+    }
+    free(one);
+    free(two);
+}
+
 static void test_f16_and_q4_models_run(void **state) {
     (void)state;
     const char *paths[2] = {MODEL_TINY_F16, MODEL_Q4};
@@ -350,6 +375,7 @@ int main(void) {
         cmocka_unit_test(test_context_limit),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_shard_weight_bytes),
+        cmocka_unit_test(test_thread_count_invariance),
         cmocka_unit_test(test_f16_and_q4_models_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

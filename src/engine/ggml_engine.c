@@ -22,6 +22,7 @@
 #define DEFAULT_MAX_CTX 4096
 #define GRAPH_NODES_PER_LAYER 64
 #define GRAPH_NODES_FIXED 128
+#define MIN_BYTES_PER_THREAD (16u << 20)
 
 typedef struct layer_weights {
     struct ggml_tensor *attn_norm, *wq, *wk, *wv, *wo;
@@ -460,6 +461,14 @@ static int fill_info(ggml_shard *s, const cairn_shard_config *cfg, cairn_err *er
     return 0;
 }
 
+/* ggml's workers spin while they wait, so threads beyond what a step's work can use only
+ * burn CPU that other processes (and other shards) need: small shards get fewer threads. */
+static int default_threads(uint64_t weight_bytes) {
+    uint64_t useful = weight_bytes / MIN_BYTES_PER_THREAD;
+    int cpus = cairn_cpu_count();
+    return useful < 1 ? 1 : useful < (uint64_t)cpus ? (int)useful : cpus;
+}
+
 static int reserve_compute(ggml_shard *s, cairn_err *err) {
     int n_layers = s->base.info.last_layer - s->base.info.first_layer;
     s->graph_nodes = GRAPH_NODES_FIXED + (size_t)n_layers * GRAPH_NODES_PER_LAYER;
@@ -509,8 +518,9 @@ int cairn_shard_load_ggml(const cairn_shard_config *cfg, cairn_shard **out, cair
         ggml_shard_destroy(&s->base);
         return cairn_fail(err, "cannot initialise the CPU backend");
     }
-    ggml_backend_cpu_set_n_threads(s->backend,
-                                   cfg->n_threads > 0 ? cfg->n_threads : cairn_cpu_count());
+    ggml_backend_cpu_set_n_threads(s->backend, cfg->n_threads > 0
+                                                   ? cfg->n_threads
+                                                   : default_threads(s->base.info.weight_bytes));
     if (declare_weights(s, err) != 0 || place_weights(s, cfg, err) != 0 ||
         create_caches(s, err) != 0 || reserve_compute(s, err) != 0) {
         cairn_fail_prefix(err, "%s", cfg->model_path);
