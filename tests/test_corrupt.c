@@ -401,6 +401,7 @@ static void test_bad_version(void **state) {
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(bad); i++) {
         expect_patched_failure(s, 4, 4, bad[i], "version", "version");
     }
+    expect_patched_failure(s, 4, 4, 0x03000000, "big-endian", "byte-swapped version");
     /* version 2 has the same layout and stays readable */
     patch v2 = {4, 4, 2};
     cairn_err err;
@@ -701,7 +702,7 @@ static void test_extra_tensor_shapes(void **state) {
     cairn_model_close(m);
 }
 
-typedef enum value_kind { V_U32, V_I32, V_F32, V_STR, V_REMOVE } value_kind;
+typedef enum value_kind { V_U32, V_I32, V_U64, V_F32, V_STR, V_REMOVE } value_kind;
 
 typedef struct meta_case {
     const char *key;
@@ -715,6 +716,7 @@ static void set_value(struct gguf_context *g, const meta_case *c) {
     switch (c->kind) {
     case V_U32: gguf_set_val_u32(g, c->key, (uint32_t)c->num); break;
     case V_I32: gguf_set_val_i32(g, c->key, (int32_t)c->num); break;
+    case V_U64: gguf_set_val_u64(g, c->key, (uint64_t)c->num); break;
     case V_F32: gguf_set_val_f32(g, c->key, (float)c->num); break;
     case V_STR: gguf_set_val_str(g, c->key, c->str); break;
     case V_REMOVE: gguf_remove_key(g, c->key); break;
@@ -728,15 +730,20 @@ static void test_bad_metadata(void **state) {
         {"llama.block_count", V_U32, 1e9, NULL, "llama.block_count"},
         {"llama.block_count", V_U32, 0, NULL, "llama.block_count"},
         {"llama.block_count", V_U32, 6, NULL, "missing tensor 'blk.5."},
+        {"llama.block_count", V_U64, 1.8e19, NULL, "llama.block_count is 18000000000000000000"},
+        {"llama.block_count", V_U64, 1e12, NULL, "llama.block_count is 1000000000000"},
         {"llama.block_count", V_REMOVE, 0, NULL, "missing metadata key llama.block_count"},
         {"llama.attention.head_count", V_U32, 0, NULL, "head_count"},
+        {"llama.attention.head_count", V_U32, 12, NULL, "not a multiple of the head count 12"},
+        {"llama.attention.head_count", V_U32, 128, NULL, "not a multiple of the head count"},
         {"llama.attention.head_count", V_U32, 4e9, NULL, "head_count"},
         {"llama.attention.head_count", V_I32, -8, NULL, "head_count"},
         {"llama.attention.head_count_kv", V_U32, 3, NULL, "key/value heads"},
         {"llama.attention.head_count_kv", V_U32, 0, NULL, "head_count_kv"},
         {"llama.attention.head_count_kv", V_U32, 16, NULL, "key/value heads"},
         {"llama.attention.head_count_kv", V_U32, 8, NULL, "'blk.0.attn_k.weight' has shape"},
-        {"llama.embedding_length", V_U32, 65, NULL, "shape"},
+        {"llama.embedding_length", V_U32, 65, NULL, "not a multiple of the head count"},
+        {"llama.embedding_length", V_U32, 72, NULL, "shape"},
         {"llama.embedding_length", V_U32, 0, NULL, "embedding_length"},
         {"llama.embedding_length", V_U32, 4e9, NULL, "embedding_length"},
         {"llama.feed_forward_length", V_U32, 2147483648.0, NULL, "feed_forward_length"},

@@ -203,6 +203,40 @@ static void test_open_metadata_of_model(void **state) {
     cairn_model_close(m);
 }
 
+static void test_meta_accessors(void **state) {
+    (void)state;
+    cairn_model_file *m = open_ok(MODELS "stories260K.gguf");
+    cairn_err err = {{0}};
+    int64_t i = 0;
+    double f = 0;
+    const char *str = NULL;
+    bool b = false;
+    size_t n = 0;
+    assert_int_equal(cairn_meta_int(m->gguf, "llama.block_count", &i, &err), 1);
+    assert_int_equal(i, 5);
+    assert_int_equal(cairn_meta_float(m->gguf, "llama.block_count", &f, &err), 1);
+    assert_float_equal(f, 5.0, 0);
+    assert_int_equal(cairn_meta_float(m->gguf, "llama.attention.layer_norm_rms_epsilon", &f,
+                                      &err), 1);
+    assert_float_equal(f, 1e-5, 1e-9);
+    assert_int_equal(cairn_meta_str(m->gguf, "general.architecture", &str, &err), 1);
+    assert_string_equal(str, "llama");
+    assert_int_equal(cairn_meta_int(m->gguf, "no.such.key", &i, &err), 0);
+    assert_int_equal(cairn_meta_bool(m->gguf, "no.such.key", &b, &err), 0);
+    assert_int_equal(cairn_meta_str(m->gguf, "llama.block_count", &str, &err), -1);
+    assert_string_equal(err.msg, "metadata key llama.block_count has type u32, expected a string");
+    assert_int_equal(cairn_meta_int(m->gguf, "general.architecture", &i, NULL), -1);
+    assert_int_equal(cairn_meta_bool(m->gguf, "llama.block_count", &b, &err), -1);
+    assert_int_equal(cairn_meta_array(m->gguf, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, &n,
+                                      &err), 1);
+    assert_int_equal(n, 512);
+    assert_int_equal(cairn_meta_array(m->gguf, "tokenizer.ggml.scores", GGUF_TYPE_STRING, &n,
+                                      &err), -1);
+    assert_int_equal(cairn_meta_array(m->gguf, "llama.block_count", GGUF_TYPE_UINT32, &n,
+                                      &err), -1);
+    cairn_model_close(m);
+}
+
 static void test_missing_file(void **state) {
     (void)state;
     cairn_model_file *m = (cairn_model_file *)1;
@@ -226,6 +260,7 @@ int main(void) {
         cmocka_unit_test(test_stories_f32),     cmocka_unit_test(test_stories_q8_0),
         cmocka_unit_test(test_stories_q4_0),    cmocka_unit_test(test_tiny_random_f16),
         cmocka_unit_test(test_vocab_only),      cmocka_unit_test(test_open_metadata_of_model),
+        cmocka_unit_test(test_meta_accessors),
         cmocka_unit_test(test_missing_file),    cmocka_unit_test(test_arch_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,6 +45,10 @@ int cairn_meta_int(const struct gguf_context *g, const char *key, int64_t *out, 
         return 0;
     }
     if (!read_integer(g, id, out)) {
+        if (gguf_get_kv_type(g, id) == GGUF_TYPE_UINT64) {
+            return cairn_fail(err, "metadata key %s is %llu, too large", key,
+                              (unsigned long long)gguf_get_val_u64(g, id));
+        }
         return wrong_type(g, id, key, "an integer", err);
     }
     return 1;

@@ -193,8 +193,9 @@ static int walk_header(const cairn_mapped_file *map, uint64_t *end, cairn_err *e
         return -1;
     }
     if (version != 2 && version != 3) {
-        return cairn_fail(err, "unsupported GGUF version %llu (cairn reads versions 2 and 3)",
-                          (unsigned long long)version);
+        return cairn_fail(err, "unsupported GGUF version %llu (cairn reads versions 2 and 3%s)",
+                          (unsigned long long)version,
+                          (version & 0xFFFF) == 0 ? "; is this a big-endian file?" : "");
     }
     if (walk_uint(&w, 8, "the tensor count", &n_tensors) != 0 ||
         walk_uint(&w, 8, "the metadata count", &n_kv) != 0) {
@@ -522,6 +523,12 @@ static int read_attention(const hp_reader *r, cairn_hparams *hp) {
         return cairn_fail(r->err, "%d attention heads cannot be shared by %d key/value heads",
                           hp->n_head, hp->n_head_kv);
     }
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.key_length", r->arch);
+    if (gguf_find_key(r->g, key) < 0 && hp->n_embd % hp->n_head != 0) {
+        return cairn_fail(r->err, "embedding length %d is not a multiple of the head count %d",
+                          hp->n_embd, hp->n_head);
+    }
     int def_dim = hp->n_embd / hp->n_head;
     if (arch_int(r, "attention.key_length", false, def_dim, 1, MAX_HEAD_DIM,
                  &hp->head_dim_k) != 0 ||
@@ -600,10 +607,10 @@ static int check_tensor(const cairn_model_file *m, const char *name, tensor_kind
     if (t == NULL) {
         return required ? cairn_fail(err, "missing tensor '%s'", name) : 0;
     }
-    int64_t want[2] = {ne0, ne1};
+    int64_t want[4] = {ne0, ne1 > 0 ? ne1 : 1, 1, 1};
     int want_dims = ne1 > 0 ? 2 : 1;
-    bool ok = t->n_dims == want_dims && t->ne[0] == ne0 && (want_dims == 1 || t->ne[1] == ne1);
-    if (!ok) {
+    /* compared on all four dimensions: a [n, 1] matrix and an [n] vector are the same */
+    if (memcmp(t->ne, want, sizeof want) != 0) {
         char have_s[96], want_s[64];
         format_shape(have_s, sizeof have_s, t->n_dims, t->ne);
         format_shape(want_s, sizeof want_s, want_dims, want);
