@@ -481,6 +481,9 @@ static int build(loader *L) {
 int cairn_tokenizer_from_gguf(const struct gguf_context *g, cairn_tokenizer **out,
                               cairn_err *err) {
     *out = NULL;
+    if (!g) {
+        return cairn_fail(err, "tokenizer: no GGUF metadata");
+    }
     cairn_tokenizer *t = calloc(1, sizeof(*t));
     if (!t) {
         return cairn_fail(err, "out of memory");
