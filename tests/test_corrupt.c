@@ -129,8 +129,8 @@ static void parse_layout(source *s) {
         at = t->offset_at + 8;
     }
     s->header_end = at;
-    s->data_start = (at + GGUF_DEFAULT_ALIGNMENT - 1) / GGUF_DEFAULT_ALIGNMENT *
-                    GGUF_DEFAULT_ALIGNMENT;
+    s->data_start =
+        (at + GGUF_DEFAULT_ALIGNMENT - 1) / GGUF_DEFAULT_ALIGNMENT * GGUF_DEFAULT_ALIGNMENT;
 }
 
 static const kv_loc *find_kv(const source *s, const char *key) {
@@ -342,7 +342,7 @@ static void expect_truncation_fails(const source *s, size_t len) {
 static void test_truncated_header(void **state) {
     const source *s = *state;
     /* Every offset of the fixed header, of the scalar metadata, of the first tensor infos
-     * and of the last one, and of every key's start; elsewhere every 11th offset. */
+     * and of the last one, and of every key's start; elsewhere every 13th offset. */
     uint64_t scalars_at = find_kv(s, "tokenizer.ggml.model")->at;
     uint64_t last_info_at = s->tensors[s->n_tensors - 1].at;
     for (uint64_t len = 1; len < s->data_start; len++) {
@@ -350,9 +350,11 @@ static void test_truncated_header(void **state) {
                      len >= last_info_at - 16;
         bool boundary = false;
         for (uint64_t i = 0; i < s->n_kv && !boundary; i++) {
-            boundary = len >= s->kv[i].at && len < s->kv[i].value_at + 16;
+            /* the key's length, the value's type and an array's element type and count */
+            boundary = (len >= s->kv[i].at && len < s->kv[i].at + 10) ||
+                       (len >= s->kv[i].type_at && len < s->kv[i].value_at + 14);
         }
-        if (dense || boundary || len % 11 == 0) {
+        if (dense || boundary || len % 13 == 0) {
             expect_truncation_fails(s, (size_t)len);
         }
     }
@@ -365,8 +367,8 @@ static void test_truncated_data(void **state) {
     source *q = calloc(1, sizeof *q);
     assert_non_null(q);
     cairn_err err;
-    q->data = (uint8_t *)cairn_read_file(CAIRN_SHARED_DIR "/models/stories260K-q4_0.gguf",
-                                         &q->size, &err);
+    q->data = (uint8_t *)cairn_read_file(CAIRN_SHARED_DIR "/models/stories260K-q4_0.gguf", &q->size,
+                                         &err);
     assert_non_null(q->data);
     parse_layout(q);
     uint64_t data_len = q->size - q->data_start;
@@ -410,8 +412,7 @@ static void test_bad_version(void **state) {
 
 static void test_absurd_counts(void **state) {
     const source *s = *state;
-    const uint64_t huge[] = {1ull << 62, (1ull << 63) - 1, UINT64_MAX, 1ull << 32,
-                             (1u << 20) + 1};
+    const uint64_t huge[] = {1ull << 62, (1ull << 63) - 1, UINT64_MAX, 1ull << 32, (1u << 20) + 1};
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(huge); i++) {
         expect_patched_failure(s, 8, 8, huge[i], NULL, "tensor count");
         expect_patched_failure(s, 16, 8, huge[i], NULL, "metadata count");
@@ -429,8 +430,8 @@ static void test_absurd_counts(void **state) {
 
 static void test_absurd_lengths(void **state) {
     const source *s = *state;
-    const uint64_t lengths[] = {0, 1ull << 62, UINT64_MAX, 1ull << 31, s->size, s->size - 30,
-                                65536};
+    const uint64_t lengths[] = {0,       1ull << 62,   UINT64_MAX, 1ull << 31,
+                                s->size, s->size - 30, 65536};
     const kv_loc *first = &s->kv[0];
     const kv_loc *arch = find_kv(s, "general.architecture");
     const kv_loc *tokens = find_kv(s, "tokenizer.ggml.tokens");
@@ -445,8 +446,8 @@ static void test_absurd_lengths(void **state) {
         expect_patched_failure(s, tokens->value_at + 12, 8, lengths[i] + 1, NULL,
                                "first token length");
     }
-    const uint64_t counts[] = {1ull << 62, UINT64_MAX, 1ull << 30, (1ull << 30) + 1,
-                               (1u << 26) + 1, s->size / 8, 513, 100000};
+    const uint64_t counts[] = {1ull << 62,     UINT64_MAX,  1ull << 30, (1ull << 30) + 1,
+                               (1u << 26) + 1, s->size / 8, 513,        100000};
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(counts); i++) {
         expect_patched_failure(s, tokens->value_at + 4, 8, counts[i], NULL, "token count");
         const kv_loc *scores = find_kv(s, "tokenizer.ggml.scores");
@@ -491,8 +492,13 @@ static void test_bad_offsets(void **state) {
     const tensor_loc *targets[] = {first, second, middle, last};
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(targets); i++) {
         const tensor_loc *t = targets[i];
-        uint64_t values[] = {t->offset + 1, t->offset + 4, t->offset + GGUF_DEFAULT_ALIGNMENT,
-                             1ull << 40, UINT64_MAX, UINT64_MAX - 31, s->size,
+        uint64_t values[] = {t->offset + 1,
+                             t->offset + 4,
+                             t->offset + GGUF_DEFAULT_ALIGNMENT,
+                             1ull << 40,
+                             UINT64_MAX,
+                             UINT64_MAX - 31,
+                             s->size,
                              t->offset >= 32 ? t->offset - 32 : t->offset + 64};
         for (size_t v = 0; v < CAIRN_ARRAY_LEN(values); v++) {
             expect_patched_failure(s, t->offset_at, 8, values[v], t->name, t->name);
@@ -510,9 +516,25 @@ static void test_bad_tensor_types(void **state) {
      * type itself is wrong. It is a 64-element norm. */
     const tensor_loc *last = &s->tensors[s->n_tensors - 1];
     assert_int_equal(last->ne[0], 64);
-    const uint64_t bad[] = {200, 4, 5, 31, 32, 33, 36, 37, 38, GGML_TYPE_COUNT, 0xFFFFFFFF,
-                            0x80000000, GGML_TYPE_Q8_1, GGML_TYPE_Q8_K, GGML_TYPE_I8,
-                            GGML_TYPE_I16, GGML_TYPE_I32, GGML_TYPE_I64, GGML_TYPE_F64};
+    const uint64_t bad[] = {200,
+                            4,
+                            5,
+                            31,
+                            32,
+                            33,
+                            36,
+                            37,
+                            38,
+                            GGML_TYPE_COUNT,
+                            0xFFFFFFFF,
+                            0x80000000,
+                            GGML_TYPE_Q8_1,
+                            GGML_TYPE_Q8_K,
+                            GGML_TYPE_I8,
+                            GGML_TYPE_I16,
+                            GGML_TYPE_I32,
+                            GGML_TYPE_I64,
+                            GGML_TYPE_F64};
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(bad); i++) {
         expect_patched_failure(s, last->type_at, 4, bad[i], NULL, "tensor type");
     }
@@ -533,8 +555,8 @@ static void test_bad_shapes(void **state) {
         expect_patched_failure(s, embd->n_dims_at, 4, dims[i], NULL, "n_dims");
         expect_patched_failure(s, last->n_dims_at, 4, dims[i], NULL, "n_dims");
     }
-    const uint64_t ne[] = {0, (uint64_t)-1, (uint64_t)INT64_MIN, 1ull << 40, (1ull << 63) - 1,
-                           63, 65, 32};
+    const uint64_t ne[] = {
+        0, (uint64_t)-1, (uint64_t)INT64_MIN, 1ull << 40, (1ull << 63) - 1, 63, 65, 32};
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(ne); i++) {
         expect_patched_failure(s, embd->ne_at, 8, ne[i], NULL, "token_embd ne[0]");
         expect_patched_failure(s, embd->ne_at + 8, 8, ne[i], NULL, "token_embd ne[1]");
@@ -647,12 +669,11 @@ static void expect_rewrite_failure(rewrite *r, const char *want, const char *wha
 
 static void test_missing_tensors(void **state) {
     (void)state;
-    static const char *const names[] = {"token_embd.weight", "output_norm.weight",
-                                        "blk.0.attn_norm.weight", "blk.0.attn_q.weight",
-                                        "blk.1.attn_k.weight", "blk.2.attn_v.weight",
-                                        "blk.3.attn_output.weight", "blk.4.ffn_norm.weight",
-                                        "blk.2.ffn_gate.weight", "blk.2.ffn_up.weight",
-                                        "blk.4.ffn_down.weight"};
+    static const char *const names[] = {
+        "token_embd.weight",        "output_norm.weight",    "blk.0.attn_norm.weight",
+        "blk.0.attn_q.weight",      "blk.1.attn_k.weight",   "blk.2.attn_v.weight",
+        "blk.3.attn_output.weight", "blk.4.ffn_norm.weight", "blk.2.ffn_gate.weight",
+        "blk.2.ffn_up.weight",      "blk.4.ffn_down.weight"};
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(names); i++) {
         rewrite r;
         rewrite_begin(&r, names[i]);
@@ -714,12 +735,24 @@ typedef struct meta_case {
 
 static void set_value(struct gguf_context *g, const meta_case *c) {
     switch (c->kind) {
-    case V_U32: gguf_set_val_u32(g, c->key, (uint32_t)c->num); break;
-    case V_I32: gguf_set_val_i32(g, c->key, (int32_t)c->num); break;
-    case V_U64: gguf_set_val_u64(g, c->key, (uint64_t)c->num); break;
-    case V_F32: gguf_set_val_f32(g, c->key, (float)c->num); break;
-    case V_STR: gguf_set_val_str(g, c->key, c->str); break;
-    case V_REMOVE: gguf_remove_key(g, c->key); break;
+    case V_U32:
+        gguf_set_val_u32(g, c->key, (uint32_t)c->num);
+        break;
+    case V_I32:
+        gguf_set_val_i32(g, c->key, (int32_t)c->num);
+        break;
+    case V_U64:
+        gguf_set_val_u64(g, c->key, (uint64_t)c->num);
+        break;
+    case V_F32:
+        gguf_set_val_f32(g, c->key, (float)c->num);
+        break;
+    case V_STR:
+        gguf_set_val_str(g, c->key, c->str);
+        break;
+    case V_REMOVE:
+        gguf_remove_key(g, c->key);
+        break;
     }
 }
 
@@ -946,16 +979,16 @@ static void test_rope_scaling(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_source_opens),     cmocka_unit_test(test_truncated_header),
-        cmocka_unit_test(test_truncated_data),   cmocka_unit_test(test_bad_magic),
-        cmocka_unit_test(test_bad_version),      cmocka_unit_test(test_absurd_counts),
-        cmocka_unit_test(test_absurd_lengths),   cmocka_unit_test(test_bad_kv_types),
-        cmocka_unit_test(test_bad_offsets),      cmocka_unit_test(test_bad_tensor_types),
-        cmocka_unit_test(test_bad_shapes),       cmocka_unit_test(test_random_flips),
-        cmocka_unit_test(test_missing_tensors),  cmocka_unit_test(test_tied_embeddings),
+        cmocka_unit_test(test_source_opens),        cmocka_unit_test(test_truncated_header),
+        cmocka_unit_test(test_truncated_data),      cmocka_unit_test(test_bad_magic),
+        cmocka_unit_test(test_bad_version),         cmocka_unit_test(test_absurd_counts),
+        cmocka_unit_test(test_absurd_lengths),      cmocka_unit_test(test_bad_kv_types),
+        cmocka_unit_test(test_bad_offsets),         cmocka_unit_test(test_bad_tensor_types),
+        cmocka_unit_test(test_bad_shapes),          cmocka_unit_test(test_random_flips),
+        cmocka_unit_test(test_missing_tensors),     cmocka_unit_test(test_tied_embeddings),
         cmocka_unit_test(test_extra_tensor_shapes), cmocka_unit_test(test_bad_metadata),
-        cmocka_unit_test(test_bad_alignment),    cmocka_unit_test(test_vocab_mismatch),   cmocka_unit_test(test_qwen_variants),
-        cmocka_unit_test(test_rope_scaling),
+        cmocka_unit_test(test_bad_alignment),       cmocka_unit_test(test_vocab_mismatch),
+        cmocka_unit_test(test_qwen_variants),       cmocka_unit_test(test_rope_scaling),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

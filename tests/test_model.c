@@ -165,8 +165,8 @@ static void test_tiny_random_f16(void **state) {
 static void test_vocab_only(void **state) {
     (void)state;
     static const char *const files[] = {"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf",
-                                         "ggml-vocab-phi-3.gguf", "ggml-vocab-mpt.gguf",
-                                         "ggml-vocab-gpt-neox.gguf"};
+                                        "ggml-vocab-phi-3.gguf", "ggml-vocab-mpt.gguf",
+                                        "ggml-vocab-gpt-neox.gguf"};
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(files); i++) {
         char path[512];
         snprintf(path, sizeof path, "%s%s", VOCABS, files[i]);
@@ -178,8 +178,9 @@ static void test_vocab_only(void **state) {
         assert_false(m->has_hparams);
         assert_int_equal(m->n_tensors, 0);
         size_t n_tokens = 0;
-        assert_int_equal(cairn_meta_array(m->gguf, "tokenizer.ggml.tokens", GGUF_TYPE_STRING,
-                                          &n_tokens, &err), 1);
+        assert_int_equal(
+            cairn_meta_array(m->gguf, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &n_tokens, &err),
+            1);
         assert_true(n_tokens > 1000);
         assert_int_equal(cairn_model_shard_bytes(m, 0, 1), 0);
         cairn_model_close(m);
@@ -216,8 +217,8 @@ static void test_meta_accessors(void **state) {
     assert_int_equal(i, 5);
     assert_int_equal(cairn_meta_float(m->gguf, "llama.block_count", &f, &err), 1);
     assert_float_equal(f, 5.0, 0);
-    assert_int_equal(cairn_meta_float(m->gguf, "llama.attention.layer_norm_rms_epsilon", &f,
-                                      &err), 1);
+    assert_int_equal(cairn_meta_float(m->gguf, "llama.attention.layer_norm_rms_epsilon", &f, &err),
+                     1);
     assert_float_equal(f, 1e-5, 1e-9);
     assert_int_equal(cairn_meta_str(m->gguf, "general.architecture", &str, &err), 1);
     assert_string_equal(str, "llama");
@@ -227,13 +228,13 @@ static void test_meta_accessors(void **state) {
     assert_string_equal(err.msg, "metadata key llama.block_count has type u32, expected a string");
     assert_int_equal(cairn_meta_int(m->gguf, "general.architecture", &i, NULL), -1);
     assert_int_equal(cairn_meta_bool(m->gguf, "llama.block_count", &b, &err), -1);
-    assert_int_equal(cairn_meta_array(m->gguf, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, &n,
-                                      &err), 1);
+    assert_int_equal(
+        cairn_meta_array(m->gguf, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, &n, &err), 1);
     assert_int_equal(n, 512);
-    assert_int_equal(cairn_meta_array(m->gguf, "tokenizer.ggml.scores", GGUF_TYPE_STRING, &n,
-                                      &err), -1);
-    assert_int_equal(cairn_meta_array(m->gguf, "llama.block_count", GGUF_TYPE_UINT32, &n,
-                                      &err), -1);
+    assert_int_equal(cairn_meta_array(m->gguf, "tokenizer.ggml.scores", GGUF_TYPE_STRING, &n, &err),
+                     -1);
+    assert_int_equal(cairn_meta_array(m->gguf, "llama.block_count", GGUF_TYPE_UINT32, &n, &err),
+                     -1);
     cairn_model_close(m);
 }
 
@@ -257,11 +258,11 @@ static void test_arch_names(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stories_f32),     cmocka_unit_test(test_stories_q8_0),
-        cmocka_unit_test(test_stories_q4_0),    cmocka_unit_test(test_tiny_random_f16),
-        cmocka_unit_test(test_vocab_only),      cmocka_unit_test(test_open_metadata_of_model),
-        cmocka_unit_test(test_meta_accessors),
-        cmocka_unit_test(test_missing_file),    cmocka_unit_test(test_arch_names),
+        cmocka_unit_test(test_stories_f32),    cmocka_unit_test(test_stories_q8_0),
+        cmocka_unit_test(test_stories_q4_0),   cmocka_unit_test(test_tiny_random_f16),
+        cmocka_unit_test(test_vocab_only),     cmocka_unit_test(test_open_metadata_of_model),
+        cmocka_unit_test(test_meta_accessors), cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_arch_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

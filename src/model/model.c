@@ -34,9 +34,12 @@
 
 const char *cairn_arch_name(cairn_arch arch) {
     switch (arch) {
-    case CAIRN_ARCH_LLAMA: return "llama";
-    case CAIRN_ARCH_QWEN2: return "qwen2";
-    case CAIRN_ARCH_QWEN3: return "qwen3";
+    case CAIRN_ARCH_LLAMA:
+        return "llama";
+    case CAIRN_ARCH_QWEN2:
+        return "qwen2";
+    case CAIRN_ARCH_QWEN3:
+        return "qwen3";
     }
     return "unknown";
 }
@@ -90,11 +93,23 @@ static int walk_string(header_walk *w, uint64_t max_len, const char *what) {
 /* Bytes of one value of a fixed-size GGUF type; 0 for strings, arrays and unknown types. */
 static uint64_t gguf_fixed_size(uint64_t type) {
     switch (type) {
-    case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL: return 1;
-    case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16: return 2;
-    case GGUF_TYPE_UINT32: case GGUF_TYPE_INT32: case GGUF_TYPE_FLOAT32: return 4;
-    case GGUF_TYPE_UINT64: case GGUF_TYPE_INT64: case GGUF_TYPE_FLOAT64: return 8;
-    default: return 0;
+    case GGUF_TYPE_UINT8:
+    case GGUF_TYPE_INT8:
+    case GGUF_TYPE_BOOL:
+        return 1;
+    case GGUF_TYPE_UINT16:
+    case GGUF_TYPE_INT16:
+        return 2;
+    case GGUF_TYPE_UINT32:
+    case GGUF_TYPE_INT32:
+    case GGUF_TYPE_FLOAT32:
+        return 4;
+    case GGUF_TYPE_UINT64:
+    case GGUF_TYPE_INT64:
+    case GGUF_TYPE_FLOAT64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
@@ -202,9 +217,11 @@ static int walk_header(const cairn_mapped_file *map, uint64_t *end, cairn_err *e
         return -1;
     }
     if (n_tensors > MAX_TENSORS || n_kv > MAX_KV) {
-        return cairn_fail(err, "the header claims %llu tensors and %llu metadata keys, the "
-                          "limits are %d and %d", (unsigned long long)n_tensors,
-                          (unsigned long long)n_kv, MAX_TENSORS, MAX_KV);
+        return cairn_fail(err,
+                          "the header claims %llu tensors and %llu metadata keys, the "
+                          "limits are %d and %d",
+                          (unsigned long long)n_tensors, (unsigned long long)n_kv, MAX_TENSORS,
+                          MAX_KV);
     }
     for (uint64_t i = 0; i < n_kv; i++) {
         if (walk_kv(&w, i) != 0) {
@@ -284,8 +301,8 @@ static bool cpu_can_compute(int type) {
     }
     const struct ggml_type_traits *tt = ggml_get_type_traits((enum ggml_type)type);
     const struct ggml_type_traits_cpu *ct = ggml_get_type_traits_cpu((enum ggml_type)type);
-    return tt->blck_size > 0 && tt->type_size > 0 && (type == GGML_TYPE_F32 || tt->to_float != NULL) &&
-           ct->vec_dot != NULL;
+    return tt->blck_size > 0 && tt->type_size > 0 &&
+           (type == GGML_TYPE_F32 || tt->to_float != NULL) && ct->vec_dot != NULL;
 }
 
 static int tensor_bytes(const cairn_tensor_info *t, uint64_t *out, cairn_err *err) {
@@ -297,13 +314,14 @@ static int tensor_bytes(const cairn_tensor_info *t, uint64_t *out, cairn_err *er
         }
     }
     if (t->ne[0] % tt->blck_size != 0) {
-        return cairn_fail(err, "tensor '%s' of type %s has rows of %lld elements, not a multiple "
-                          "of its block size %lld", t->name, tt->type_name,
-                          (long long)t->ne[0], (long long)tt->blck_size);
+        return cairn_fail(err,
+                          "tensor '%s' of type %s has rows of %lld elements, not a multiple "
+                          "of its block size %lld",
+                          t->name, tt->type_name, (long long)t->ne[0], (long long)tt->blck_size);
     }
     uint64_t bytes = 0;
-    bool overflow = cairn_mul_overflows((uint64_t)(t->ne[0] / tt->blck_size), tt->type_size,
-                                        &bytes);
+    bool overflow =
+        cairn_mul_overflows((uint64_t)(t->ne[0] / tt->blck_size), tt->type_size, &bytes);
     for (int d = 1; d < 4 && !overflow; d++) {
         overflow = cairn_mul_overflows(bytes, (uint64_t)t->ne[d], &bytes);
     }
@@ -322,10 +340,10 @@ static int read_tensor_info(const struct gguf_context *g, int64_t i, uint64_t da
         return cairn_fail(err, "tensor %lld has an empty name", (long long)i);
     }
     if (!cpu_can_compute(t->type)) {
-        return cairn_fail(err, "tensor '%s' has type %d (%s), which cairn cannot compute with",
-                          t->name, t->type,
-                          t->type >= 0 && t->type < GGML_TYPE_COUNT
-                              ? ggml_type_name((enum ggml_type)t->type) : "invalid");
+        return cairn_fail(
+            err, "tensor '%s' has type %d (%s), which cairn cannot compute with", t->name, t->type,
+            t->type >= 0 && t->type < GGML_TYPE_COUNT ? ggml_type_name((enum ggml_type)t->type)
+                                                      : "invalid");
     }
     const int64_t *ne = gguf_get_tensor_ne(g, i);
     t->n_dims = 1;
@@ -339,17 +357,27 @@ static int read_tensor_info(const struct gguf_context *g, int64_t i, uint64_t da
         return -1;
     }
     uint64_t rel = gguf_get_tensor_offset(g, i);
-    uint64_t end;
     if (rel % gguf_get_alignment(g) != 0) {
-        return cairn_fail(err, "tensor '%s' data offset %llu is not a multiple of the alignment "
-                          "%zu", t->name, (unsigned long long)rel, gguf_get_alignment(g));
+        return cairn_fail(err,
+                          "tensor '%s' data offset %llu is not a multiple of the alignment %zu",
+                          t->name, (unsigned long long)rel, gguf_get_alignment(g));
     }
-    if (cairn_add_overflows(data_offset, rel, &t->offset) ||
-        cairn_add_overflows(t->offset, t->size, &end) || end > file_size) {
-        return cairn_fail(err, "tensor '%s' data ends at %llu beyond the file size %llu",
-                          t->name, (unsigned long long)(data_offset + rel + t->size),
+    uint64_t room = file_size > data_offset ? file_size - data_offset : 0;
+    if (rel > room) {
+        return cairn_fail(err, "tensor '%s' data starts at %llu + %llu, beyond the file size %llu",
+                          t->name, (unsigned long long)data_offset, (unsigned long long)rel,
                           (unsigned long long)file_size);
     }
+    uint64_t end;
+    if (t->size > room - rel) {
+        if (cairn_add_overflows(data_offset + rel, t->size, &end)) {
+            return cairn_fail(err, "tensor '%s' has %llu bytes, beyond the file size %llu", t->name,
+                              (unsigned long long)t->size, (unsigned long long)file_size);
+        }
+        return cairn_fail(err, "tensor '%s' data ends at %llu beyond the file size %llu", t->name,
+                          (unsigned long long)end, (unsigned long long)file_size);
+    }
+    t->offset = data_offset + rel;
     return 0;
 }
 
@@ -422,8 +450,8 @@ typedef struct hp_reader {
 } hp_reader;
 
 /* Reads "<arch>.<suffix>" as an int in [lo, hi]; absent keys take def, or fail if required. */
-static int arch_int(const hp_reader *r, const char *suffix, bool required, int64_t def,
-                    int64_t lo, int64_t hi, int *out) {
+static int arch_int(const hp_reader *r, const char *suffix, bool required, int64_t def, int64_t lo,
+                    int64_t hi, int *out) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", r->arch, suffix);
     int64_t v = def;
@@ -435,8 +463,8 @@ static int arch_int(const hp_reader *r, const char *suffix, bool required, int64
         return cairn_fail(r->err, "missing metadata key %s", key);
     }
     if (v < lo || v > hi) {
-        return cairn_fail(r->err, "metadata key %s is %lld, expected %lld..%lld", key,
-                          (long long)v, (long long)lo, (long long)hi);
+        return cairn_fail(r->err, "metadata key %s is %lld, expected %lld..%lld", key, (long long)v,
+                          (long long)lo, (long long)hi);
     }
     *out = (int)v;
     return 0;
@@ -500,8 +528,8 @@ static int read_rope_scaling(const hp_reader *r, cairn_hparams *hp) {
         arch_float(r, "rope.scaling.factor", factor, 0.0, 1e6, &factor) != 0) {
         return -1;
     }
-    hp->rope_freq_scale = hp->rope_scaling == CAIRN_ROPE_SCALING_NONE || factor == 0.0f
-                              ? 1.0f : 1.0f / factor;
+    hp->rope_freq_scale =
+        hp->rope_scaling == CAIRN_ROPE_SCALING_NONE || factor == 0.0f ? 1.0f : 1.0f / factor;
     if (arch_int(r, "rope.scaling.original_context_length", false, hp->n_ctx_train, 1, MAX_CTX,
                  &hp->rope_orig_ctx) != 0 ||
         arch_float(r, "rope.scaling.attn_factor", 1.0, 0.0, 1e3, &hp->yarn_attn_factor) != 0 ||
@@ -515,8 +543,8 @@ static int read_rope_scaling(const hp_reader *r, cairn_hparams *hp) {
 
 static int read_attention(const hp_reader *r, cairn_hparams *hp) {
     if (arch_int(r, "attention.head_count", true, 0, 1, MAX_HEADS, &hp->n_head) != 0 ||
-        arch_int(r, "attention.head_count_kv", false, hp->n_head, 1, MAX_HEADS,
-                 &hp->n_head_kv) != 0) {
+        arch_int(r, "attention.head_count_kv", false, hp->n_head, 1, MAX_HEADS, &hp->n_head_kv) !=
+            0) {
         return -1;
     }
     if (hp->n_head % hp->n_head_kv != 0) {
@@ -530,10 +558,10 @@ static int read_attention(const hp_reader *r, cairn_hparams *hp) {
                           hp->n_embd, hp->n_head);
     }
     int def_dim = hp->n_embd / hp->n_head;
-    if (arch_int(r, "attention.key_length", false, def_dim, 1, MAX_HEAD_DIM,
-                 &hp->head_dim_k) != 0 ||
-        arch_int(r, "attention.value_length", false, def_dim, 1, MAX_HEAD_DIM,
-                 &hp->head_dim_v) != 0 ||
+    if (arch_int(r, "attention.key_length", false, def_dim, 1, MAX_HEAD_DIM, &hp->head_dim_k) !=
+            0 ||
+        arch_int(r, "attention.value_length", false, def_dim, 1, MAX_HEAD_DIM, &hp->head_dim_v) !=
+            0 ||
         arch_int(r, "rope.dimension_count", false, hp->head_dim_k, 2, hp->head_dim_k,
                  &hp->rope_dims) != 0) {
         return -1;
@@ -548,8 +576,8 @@ static int read_attention(const hp_reader *r, cairn_hparams *hp) {
 
 static int read_vocab_size(const cairn_model_file *m, cairn_hparams *hp, cairn_err *err) {
     size_t n_tokens = 0;
-    int found = cairn_meta_array(m->gguf, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &n_tokens,
-                                 err);
+    int found =
+        cairn_meta_array(m->gguf, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &n_tokens, err);
     if (found < 0) {
         return -1;
     }
@@ -593,16 +621,15 @@ typedef enum tensor_kind {
 static void format_shape(char *out, size_t len, int n_dims, const int64_t *ne) {
     size_t used = (size_t)snprintf(out, len, "[");
     for (int d = 0; d < n_dims && used < len; d++) {
-        used += (size_t)snprintf(out + used, len - used, "%s%lld", d ? ", " : "",
-                                 (long long)ne[d]);
+        used += (size_t)snprintf(out + used, len - used, "%s%lld", d ? ", " : "", (long long)ne[d]);
     }
     if (used < len) {
         snprintf(out + used, len - used, "]");
     }
 }
 
-static int check_tensor(const cairn_model_file *m, const char *name, tensor_kind kind,
-                        int64_t ne0, int64_t ne1, bool required, cairn_err *err) {
+static int check_tensor(const cairn_model_file *m, const char *name, tensor_kind kind, int64_t ne0,
+                        int64_t ne1, bool required, cairn_err *err) {
     const cairn_tensor_info *t = cairn_model_tensor(m, name);
     if (t == NULL) {
         return required ? cairn_fail(err, "missing tensor '%s'", name) : 0;
@@ -699,8 +726,7 @@ static void sanitize_message(cairn_err *err) {
     }
 }
 
-static int open_file(const char *path, bool need_weights, cairn_model_file **out,
-                     cairn_err *err) {
+static int open_file(const char *path, bool need_weights, cairn_model_file **out, cairn_err *err) {
     *out = NULL;
     cairn_model_file *m = calloc(1, sizeof *m);
     if (m == NULL) {

@@ -82,8 +82,8 @@ typedef struct cairn_hparams {
 typedef struct cairn_tensor_info {
     const char *name;   /* points into the gguf_context */
     int type;           /* enum ggml_type */
-    int n_dims;
-    int64_t ne[4];
+    int n_dims;         /* as ggml_n_dims: trailing dimensions of size 1 do not count */
+    int64_t ne[4];      /* all > 0; unused dimensions are 1 */
     uint64_t offset;    /* absolute byte offset in the file */
     uint64_t size;      /* bytes */
 } cairn_tensor_info;
@@ -109,7 +109,9 @@ void cairn_model_close(cairn_model_file *m);
 /* The tensor called name, or NULL. */
 const cairn_tensor_info *cairn_model_tensor(const cairn_model_file *m, const char *name);
 /* Bytes of tensor data a shard [first, last) needs, counting embeddings on the first shard
- * and the output norm and head on the last. */
+ * and the output norm and head on the last (the token embedding again when the head is tied
+ * to it), and rope_freqs on every shard. 0 for an empty or out-of-range layer range, and for
+ * files opened without hyperparameters. */
 uint64_t cairn_model_shard_bytes(const cairn_model_file *m, int first, int last);
 
 const char *cairn_arch_name(cairn_arch arch);
