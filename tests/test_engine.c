@@ -344,6 +344,28 @@ static void test_thread_count_invariance(void **state) {
     free(two);
 }
 
+/* Weights used in place in the mapping compute exactly what copied weights compute. */
+static void test_mmap_mode_same_results(void **state) {
+    (void)state;
+    size_t trace_len = (size_t)(SPLIT_STEPS + 1) * N_VOCAB;
+    float *copied = malloc(trace_len * sizeof(float)), *mapped = malloc(trace_len * sizeof(float));
+    assert_non_null(copied);
+    assert_non_null(mapped);
+    cairn_shard_config cfg = config_for(MODEL_Q8);
+    cairn_pipeline *p = NULL;
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_pipeline_load_ggml(&cfg, NULL, 0, &p, &err), 0);
+    run_trace(p, copied);
+    cairn_pipeline_free(p);
+    cfg.use_mmap = true;
+    assert_int_equal(cairn_pipeline_load_ggml(&cfg, (int[]){3}, 1, &p, &err), 0);
+    run_trace(p, mapped);
+    cairn_pipeline_free(p);
+    assert_memory_equal(copied, mapped, trace_len * sizeof(float));
+    free(copied);
+    free(mapped);
+}
+
 static void test_f16_and_q4_models_run(void **state) {
     (void)state;
     const char *paths[2] = {MODEL_TINY_F16, MODEL_Q4};
@@ -376,6 +398,7 @@ int main(void) {
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_shard_weight_bytes),
         cmocka_unit_test(test_thread_count_invariance),
+        cmocka_unit_test(test_mmap_mode_same_results),
         cmocka_unit_test(test_f16_and_q4_models_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -166,6 +166,7 @@ int cli_load_pipeline(const cli_model_options *mo, int n_seq, cairn_pipeline **o
     cfg.n_seq = n_seq;
     cfg.n_threads = mo->threads;
     cfg.n_batch = mo->batch_size;
+    cfg.use_mmap = mo->mmap;
     cfg.progress = show_progress;
     cfg.progress_user = &lp;
     int rc = cairn_pipeline_load_ggml(&cfg, cuts, n_cuts, out, &err);

@@ -57,6 +57,7 @@ typedef struct cli_model_options {
     int ctx_size;
     int batch_size;
     const char *layers; /* cut points "A:B" */
+    bool mmap;
 } cli_model_options;
 
 #define CLI_MODEL_OPTIONS(mo)                                                                    \
@@ -66,7 +67,9 @@ typedef struct cli_model_options {
      "context positions (default: the model's, at most 4096)"},                                  \
     {"batch-size", 'b', OPT_INT, &(mo).batch_size, "N", "most tokens per compute step (512)"},   \
     {"layers", 0, OPT_STR, &(mo).layers, "A:B",                                                  \
-     "split the model at these layers into chained shards, e.g. 2:4"}
+     "split the model at these layers into chained shards, e.g. 2:4"},                          \
+    {"mmap", 0, OPT_FLAG, &(mo).mmap, NULL,                                                      \
+     "use weights in place in the file (less memory, slower on some systems)"}
 
 /* Loads the model (split as --layers says), showing progress on a terminal. */
 int cli_load_pipeline(const cli_model_options *mo, int n_seq, cairn_pipeline **out);

@@ -29,6 +29,8 @@ typedef struct cairn_shard_config {
     int n_seq;          /* independent sequences (KV slots); 0 means 1 */
     int n_threads;      /* 0: all logical CPUs */
     int n_batch;        /* most tokens per compute step; longer inputs are split; 0: 512 */
+    bool use_mmap;      /* use the weights in place in the file mapping instead of copying
+                           them to memory (less memory, slower on some systems) */
     cairn_progress_fn progress; /* optional: called as tensors are loaded */
     void *progress_user;
 } cairn_shard_config;

@@ -27,6 +27,13 @@ void cairn_unmap_file(cairn_mapped_file *map);
 /* Counts the pages of [offset, offset+len) that are resident in memory (for tests and
  * benchmarks that check what a shard touched); -1 where the OS cannot tell. */
 int64_t cairn_mapped_resident_bytes(const cairn_mapped_file *map, uint64_t offset, uint64_t len);
+/* Tells the OS this process is done reading [offset, offset+len) of the mapping, so those
+ * pages stop counting against it (the file is untouched; a later read maps them again). */
+void cairn_mapped_release(const cairn_mapped_file *map, uint64_t offset, uint64_t len);
+/* Asks for large pages behind [ptr, ptr+len) of fresh anonymous memory, before it is first
+ * written. Streaming gigabytes of weights through 4 KiB pages costs a TLB miss per page,
+ * which some virtual machines make very expensive. A hint: ignored where unsupported. */
+void cairn_advise_huge_pages(void *ptr, size_t len);
 
 /* Seconds from an arbitrary start, monotonic, sub-microsecond resolution. */
 double cairn_now_seconds(void);

@@ -90,6 +90,34 @@ int64_t cairn_mapped_resident_bytes(const cairn_mapped_file *map, uint64_t offse
     return resident;
 }
 
+void cairn_mapped_release(const cairn_mapped_file *map, uint64_t offset, uint64_t len) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || offset >= map->size) {
+        return;
+    }
+    /* Only whole pages inside the range: a neighbour's bytes may share the edge pages. */
+    uint64_t start = (offset + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
+    uint64_t end = offset + len < map->size ? offset + len : map->size;
+    end = end / (uint64_t)page * (uint64_t)page;
+    if (end > start) {
+        madvise((void *)(map->data + start), (size_t)(end - start), MADV_DONTNEED);
+    }
+}
+
+void cairn_advise_huge_pages(void *ptr, size_t len) {
+#if defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t start = ((uintptr_t)ptr + huge - 1) & ~(huge - 1);
+    uintptr_t end = ((uintptr_t)ptr + len) & ~(huge - 1);
+    if (end > start) {
+        madvise((void *)start, (size_t)(end - start), MADV_HUGEPAGE);
+    }
+#else
+    (void)ptr;
+    (void)len;
+#endif
+}
+
 double cairn_now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
