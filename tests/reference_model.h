@@ -39,7 +39,6 @@ typedef struct ref_variant {
     bool multiply_freq_factors; /* multiply the frequencies by rope_freqs instead of dividing */
     bool skip_qk_norm;        /* qwen3 without its per-head q/k norms */
     bool interleaved_gqa;     /* query head h reads kv head h % n_head_kv instead of h / group */
-    bool exact_kv;            /* keep cached keys and values in F32 */
 } ref_variant;
 
 typedef struct ref_layer {
@@ -386,8 +385,8 @@ static void ref_add(float *x, const float *bias, int n) {
     }
 }
 
-static float ref_kv_round(const ref_model *m, float v) {
-    return m->variant.exact_kv ? v : ggml_fp16_to_fp32(ggml_fp32_to_fp16(v));
+static float ref_round_f16(float v) {
+    return ggml_fp16_to_fp32(ggml_fp32_to_fp16(v));
 }
 
 /* Queries, keys and values of the current token, keys and values appended to the cache. */
@@ -417,8 +416,8 @@ static void ref_qkv(ref_model *m, const ref_layer *w, int il, int pos) {
     }
     size_t cell = ((size_t)il * (size_t)m->n_ctx + (size_t)pos) * (size_t)nkv;
     for (int i = 0; i < nkv; i++) {
-        m->k_cache[cell + (size_t)i] = ref_kv_round(m, m->k[i]);
-        m->v_cache[cell + (size_t)i] = ref_kv_round(m, m->v[i]);
+        m->k_cache[cell + (size_t)i] = ref_round_f16(m->k[i]);
+        m->v_cache[cell + (size_t)i] = ref_round_f16(m->v[i]);
     }
 }
 
@@ -486,8 +485,9 @@ static int ref_forward(ref_model *m, int32_t token, float *logits, cairn_err *er
         ref_rms_norm(m->x, w->attn_norm, m->n_embd, m->eps, m->xn);
         ref_qkv(m, w, il, pos);
         ref_attend(m, il, pos);
-        ref_matvec(w->wo, m->att, m->n_head * m->head_dim, m->n_embd, m->xn);
-        ref_add(m->x, m->xn, m->n_embd);
+        float *delta = m->xn; /* free again: the projections consumed it */
+        ref_matvec(w->wo, m->att, m->n_head * m->head_dim, m->n_embd, delta);
+        ref_add(m->x, delta, m->n_embd);
         ref_feed_forward(m, w);
     }
     ref_rms_norm(m->x, m->output_norm, m->n_embd, m->eps, m->xn);
