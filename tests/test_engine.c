@@ -193,6 +193,12 @@ static void test_split_invariance_q8(void **state) {
     check_split_invariance(MODEL_Q8);
 }
 
+/* Q4_0 weights are stored in the CPU's repacked layout: splitting must not change that. */
+static void test_split_invariance_q4(void **state) {
+    (void)state;
+    check_split_invariance(MODEL_Q4);
+}
+
 /* Two sequences advanced in alternation give what each gives alone. */
 static void test_sequences_independent(void **state) {
     (void)state;
@@ -326,8 +332,8 @@ static void test_thread_count_invariance(void **state) {
     float *one = malloc(trace_len * sizeof(float)), *two = malloc(trace_len * sizeof(float));
     assert_non_null(one);
     assert_non_null(two);
-    const char *paths[2] = {MODEL_F32, MODEL_Q8};
-    for (int m = 0; m < 2; m++) {
+    const char *paths[3] = {MODEL_F32, MODEL_Q8, MODEL_Q4};
+    for (int m = 0; m < 3; m++) {
         cairn_shard_config cfg = config_for(paths[m]);
         cairn_pipeline *p = NULL;
         cairn_err err = {{0}};
@@ -391,6 +397,7 @@ int main(void) {
         cmocka_unit_test(test_top5_after_prompt),
         cmocka_unit_test(test_split_invariance_f32),
         cmocka_unit_test(test_split_invariance_q8),
+        cmocka_unit_test(test_split_invariance_q4),
         cmocka_unit_test(test_sequences_independent),
         cmocka_unit_test(test_truncate_and_replay),
         cmocka_unit_test(test_chunked_prefill),

@@ -40,7 +40,11 @@ typedef struct ggml_shard {
     cairn_hparams hp;
     ggml_backend_t backend;
     struct ggml_context *weights_ctx;  /* tensor headers of this shard's weights */
-    ggml_backend_buffer_t weights_buf; /* wraps the mapped file range */
+    ggml_backend_buffer_t weights_buf; /* a copy, or the mapped file range itself */
+    struct ggml_context *repack_ctx;   /* matrix weights stored in the CPU's preferred layout */
+    ggml_backend_buffer_t repack_buf;
+    ggml_backend_buffer_type_t repack_type; /* NULL: no repacking */
+    ggml_backend_buffer_t repack_probe;     /* zero-size, to ask whether a layout exists */
     struct ggml_context *cache_ctx;
     ggml_backend_buffer_t cache_buf;
     layer_weights *layers;             /* indexed by layer - first_layer */
@@ -59,6 +63,25 @@ typedef struct step_inputs {
 
 /* ---- loading ---- */
 
+/* Whether ggml's CPU backend has a faster memory layout for this matrix in a product. */
+static bool can_repack(ggml_shard *s, const cairn_tensor_info *info) {
+    if (!s->repack_type || info->n_dims != 2) {
+        return false;
+    }
+    struct ggml_init_params params = {ggml_tensor_overhead() * 3, NULL, true};
+    struct ggml_context *ctx = ggml_init(params);
+    if (!ctx) {
+        return false;
+    }
+    struct ggml_tensor *w = ggml_new_tensor(ctx, (enum ggml_type)info->type, 2, info->ne);
+    struct ggml_tensor *x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, info->ne[0], 1);
+    struct ggml_tensor *product = ggml_mul_mat(ctx, w, x);
+    w->buffer = s->repack_probe;
+    bool ok = ggml_backend_dev_supports_op(ggml_backend_get_device(s->backend), product);
+    ggml_free(ctx);
+    return ok;
+}
+
 static struct ggml_tensor *make_weight(ggml_shard *s, const char *name, bool required,
                                        cairn_err *err, int *failed) {
     const cairn_tensor_info *info = cairn_model_tensor(s->model, name);
@@ -75,11 +98,31 @@ static struct ggml_tensor *make_weight(ggml_shard *s, const char *name, bool req
     return t;
 }
 
+/* A matrix that only ever multiplies activations, which may be stored repacked. */
+static struct ggml_tensor *make_matrix(ggml_shard *s, const char *name, cairn_err *err,
+                                       int *failed) {
+    const cairn_tensor_info *info = cairn_model_tensor(s->model, name);
+    if (!info || !can_repack(s, info)) {
+        return make_weight(s, name, true, err, failed);
+    }
+    struct ggml_tensor *t = ggml_new_tensor(s->repack_ctx, (enum ggml_type)info->type,
+                                            info->n_dims, info->ne);
+    ggml_set_name(t, name);
+    return t;
+}
+
 static struct ggml_tensor *layer_weight(ggml_shard *s, int layer, const char *suffix,
                                         bool required, cairn_err *err, int *failed) {
     char name[128];
     snprintf(name, sizeof(name), "blk.%d.%s", layer, suffix);
     return make_weight(s, name, required, err, failed);
+}
+
+static struct ggml_tensor *layer_matrix(ggml_shard *s, int layer, const char *suffix,
+                                        cairn_err *err, int *failed) {
+    char name[128];
+    snprintf(name, sizeof(name), "blk.%d.%s", layer, suffix);
+    return make_matrix(s, name, err, failed);
 }
 
 static int declare_weights(ggml_shard *s, cairn_err *err) {
@@ -88,8 +131,9 @@ static int declare_weights(ggml_shard *s, cairn_err *err) {
     size_t n_tensors = (size_t)n_layers * 16 + 8;
     struct ggml_init_params params = {ggml_tensor_overhead() * n_tensors, NULL, true};
     s->weights_ctx = ggml_init(params);
+    s->repack_ctx = ggml_init(params);
     s->layers = calloc((size_t)n_layers, sizeof(*s->layers));
-    if (!s->weights_ctx || !s->layers) {
+    if (!s->weights_ctx || !s->repack_ctx || !s->layers) {
         return cairn_fail(err, "out of memory");
     }
     int failed = 0;
@@ -98,19 +142,19 @@ static int declare_weights(ggml_shard *s, cairn_err *err) {
         int l = in->first_layer + i;
         layer_weights *w = &s->layers[i];
         w->attn_norm = layer_weight(s, l, "attn_norm.weight", true, err, &failed);
-        w->wq = layer_weight(s, l, "attn_q.weight", true, err, &failed);
-        w->wk = layer_weight(s, l, "attn_k.weight", true, err, &failed);
-        w->wv = layer_weight(s, l, "attn_v.weight", true, err, &failed);
-        w->wo = layer_weight(s, l, "attn_output.weight", true, err, &failed);
+        w->wq = layer_matrix(s, l, "attn_q.weight", err, &failed);
+        w->wk = layer_matrix(s, l, "attn_k.weight", err, &failed);
+        w->wv = layer_matrix(s, l, "attn_v.weight", err, &failed);
+        w->wo = layer_matrix(s, l, "attn_output.weight", err, &failed);
         w->bq = layer_weight(s, l, "attn_q.bias", qwen2, err, &failed);
         w->bk = layer_weight(s, l, "attn_k.bias", qwen2, err, &failed);
         w->bv = layer_weight(s, l, "attn_v.bias", qwen2, err, &failed);
         w->q_norm = layer_weight(s, l, "attn_q_norm.weight", qwen3, err, &failed);
         w->k_norm = layer_weight(s, l, "attn_k_norm.weight", qwen3, err, &failed);
         w->ffn_norm = layer_weight(s, l, "ffn_norm.weight", true, err, &failed);
-        w->ffn_gate = layer_weight(s, l, "ffn_gate.weight", true, err, &failed);
-        w->ffn_up = layer_weight(s, l, "ffn_up.weight", true, err, &failed);
-        w->ffn_down = layer_weight(s, l, "ffn_down.weight", true, err, &failed);
+        w->ffn_gate = layer_matrix(s, l, "ffn_gate.weight", err, &failed);
+        w->ffn_up = layer_matrix(s, l, "ffn_up.weight", err, &failed);
+        w->ffn_down = layer_matrix(s, l, "ffn_down.weight", err, &failed);
     }
     if (!failed) {
         s->rope_freqs = make_weight(s, "rope_freqs.weight", false, err, &failed);
@@ -121,7 +165,7 @@ static int declare_weights(ggml_shard *s, cairn_err *err) {
     if (!failed && in->is_last) {
         s->output_norm = make_weight(s, "output_norm.weight", true, err, &failed);
         s->output = s->hp.tied_embeddings ? s->tok_embd
-                                          : make_weight(s, "output.weight", true, err, &failed);
+                                          : make_matrix(s, "output.weight", err, &failed);
     }
     return failed ? -1 : 0;
 }
@@ -155,19 +199,21 @@ static const cairn_tensor_info *checked_info(ggml_shard *s, const struct ggml_te
     return info;
 }
 
-/* Copies the shard's tensors out of the mapping into anonymous memory on large pages (see
- * cairn_advise_huge_pages for why that is faster), then lets go of the mapped pages. */
-static int copy_weights(ggml_shard *s, const cairn_shard_config *cfg, cairn_err *err) {
-    s->weights_buf = ggml_backend_alloc_ctx_tensors(s->weights_ctx, s->backend);
-    if (!s->weights_buf) {
+/* Copies one context's tensors out of the mapping into a fresh buffer of the given type
+ * (repacking them on the way where the type says so), then lets go of the mapped pages. */
+static int copy_context(ggml_shard *s, struct ggml_context *ctx, ggml_backend_buffer_type_t type,
+                        ggml_backend_buffer_t *buf, const cairn_shard_config *cfg, int *done,
+                        int total, cairn_err *err) {
+    if (!ggml_get_first_tensor(ctx)) {
+        return 0;
+    }
+    *buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, type);
+    if (!*buf) {
         return cairn_fail(err, "cannot allocate memory for the shard's weights");
     }
-    ggml_backend_buffer_set_usage(s->weights_buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-    cairn_advise_huge_pages(ggml_backend_buffer_get_base(s->weights_buf),
-                            ggml_backend_buffer_get_size(s->weights_buf));
-    int done = 0, total = count_tensors(s->weights_ctx);
-    for (struct ggml_tensor *t = ggml_get_first_tensor(s->weights_ctx); t;
-         t = ggml_get_next_tensor(s->weights_ctx, t)) {
+    ggml_backend_buffer_set_usage(*buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    cairn_advise_huge_pages(ggml_backend_buffer_get_base(*buf), ggml_backend_buffer_get_size(*buf));
+    for (struct ggml_tensor *t = ggml_get_first_tensor(ctx); t; t = ggml_get_next_tensor(ctx, t)) {
         const cairn_tensor_info *info = checked_info(s, t, err);
         if (!info) {
             return -1;
@@ -175,10 +221,22 @@ static int copy_weights(ggml_shard *s, const cairn_shard_config *cfg, cairn_err 
         ggml_backend_tensor_set(t, s->model->map.data + info->offset, 0, info->size);
         cairn_mapped_release(&s->model->map, info->offset, info->size);
         if (cfg->progress) {
-            cfg->progress(cfg->progress_user, ++done, total);
+            cfg->progress(cfg->progress_user, ++*done, total);
         }
     }
     return 0;
+}
+
+/* Copies the shard's tensors into anonymous memory on large pages (see
+ * cairn_advise_huge_pages for why that is faster than reading the mapping in place). */
+static int copy_weights(ggml_shard *s, const cairn_shard_config *cfg, cairn_err *err) {
+    int done = 0, total = count_tensors(s->weights_ctx) + count_tensors(s->repack_ctx);
+    ggml_backend_buffer_type_t plain = ggml_backend_get_default_buffer_type(s->backend);
+    if (copy_context(s, s->weights_ctx, plain, &s->weights_buf, cfg, &done, total, err) != 0) {
+        return -1;
+    }
+    return copy_context(s, s->repack_ctx, s->repack_type, &s->repack_buf, cfg, &done, total,
+                        err);
 }
 
 /* Places every tensor at its address in the mapping, inside one CPU buffer that spans the
@@ -463,6 +521,9 @@ static void ggml_shard_destroy(cairn_shard *base) {
     if (s->cache_ctx) ggml_free(s->cache_ctx);
     if (s->weights_buf) ggml_backend_buffer_free(s->weights_buf);
     if (s->weights_ctx) ggml_free(s->weights_ctx);
+    if (s->repack_buf) ggml_backend_buffer_free(s->repack_buf);
+    if (s->repack_probe) ggml_backend_buffer_free(s->repack_probe);
+    if (s->repack_ctx) ggml_free(s->repack_ctx);
     if (s->backend) ggml_backend_free(s->backend);
     cairn_model_close(s->model);
     free(s->layers);
@@ -541,6 +602,24 @@ static int reserve_compute(ggml_shard *s, cairn_err *err) {
     return 0;
 }
 
+/* ggml's CPU backend offers, as an extra buffer type, layouts of quantized matrices that
+ * its kernels for this CPU multiply faster; weights copied into memory can use them. */
+static void find_repack_type(ggml_shard *s) {
+    ggml_backend_dev_t dev = ggml_backend_get_device(s->backend);
+    ggml_backend_reg_t reg = dev ? ggml_backend_dev_backend_reg(dev) : NULL;
+    ggml_backend_dev_get_extra_bufts_t extra_types =
+        reg ? (ggml_backend_dev_get_extra_bufts_t)ggml_backend_reg_get_proc_address(
+                  reg, "ggml_backend_dev_get_extra_bufts")
+            : NULL;
+    for (ggml_backend_buffer_type_t *t = extra_types ? extra_types(dev) : NULL; t && *t; t++) {
+        if (strcmp(ggml_backend_buft_name(*t), "CPU_REPACK") == 0) {
+            s->repack_probe = ggml_backend_buft_alloc_buffer(*t, 0);
+            s->repack_type = s->repack_probe ? *t : NULL;
+            return;
+        }
+    }
+}
+
 int cairn_shard_load_ggml(const cairn_shard_config *cfg, cairn_shard **out, cairn_err *err) {
     *out = NULL;
     ggml_shard *s = calloc(1, sizeof(*s));
@@ -566,6 +645,9 @@ int cairn_shard_load_ggml(const cairn_shard_config *cfg, cairn_shard **out, cair
     ggml_backend_cpu_set_n_threads(s->backend, cfg->n_threads > 0
                                                    ? cfg->n_threads
                                                    : default_threads(s->base.info.weight_bytes));
+    if (!cfg->use_mmap) {
+        find_repack_type(s);
+    }
     if (declare_weights(s, err) != 0 || place_weights(s, cfg, err) != 0 ||
         create_caches(s, err) != 0 || reserve_compute(s, err) != 0) {
         cairn_fail_prefix(err, "%s", cfg->model_path);
