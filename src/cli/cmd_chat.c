@@ -23,6 +23,10 @@ typedef struct chat_session {
 
 static int read_line(cairn_buf *line) {
     line->len = 0;
+    if (cairn_buf_reserve(line, 0) != 0) { /* data must be a string even for an empty line */
+        return -1;
+    }
+    line->data[0] = '\0';
     int c;
     while ((c = fgetc(stdin)) != EOF && c != '\n') {
         if (cairn_buf_putc(line, (char)c) != 0) {

@@ -17,6 +17,11 @@ static int check_chain(cairn_shard **shards, int n, cairn_err *err) {
     if (n <= 0) {
         return cairn_fail(err, "a pipeline needs at least one shard");
     }
+    for (int i = 0; i < n; i++) {
+        if (!shards[i]) {
+            return cairn_fail(err, "shard %d is missing", i);
+        }
+    }
     if (!shards[0]->info.is_first || !shards[n - 1]->info.is_last) {
         return cairn_fail(err, "a pipeline must start with the first layer and end with the last");
     }
@@ -39,14 +44,15 @@ int cairn_pipeline_new(cairn_shard **shards, int n_shards, cairn_pipeline **out,
         return -1;
     }
     cairn_pipeline *p = calloc(1, sizeof(*p));
-    if (!p || !(p->shards = malloc((size_t)n_shards * sizeof(*p->shards)))) {
+    if (!p || !(p->shards = malloc((size_t)n_shards * sizeof(cairn_shard *)))) {
         free(p);
         return cairn_fail(err, "out of memory");
     }
-    memcpy(p->shards, shards, (size_t)n_shards * sizeof(*shards));
+    memcpy(p->shards, shards, (size_t)n_shards * sizeof(cairn_shard *));
     p->n_shards = n_shards;
     p->info = shards[0]->info;
-    p->info.last_layer = shards[n_shards - 1]->info.last_layer;
+    /* check_chain verified every shard is present. */
+    p->info.last_layer = shards[n_shards - 1]->info.last_layer; // NOLINT(clang-analyzer-core.NullDereference)
     p->info.is_last = true;
     p->info.weight_bytes = 0;
     for (int i = 0; i < n_shards; i++) {
@@ -62,7 +68,7 @@ int cairn_pipeline_load_ggml(const cairn_shard_config *base, const int *cuts, in
                              cairn_pipeline **out, cairn_err *err) {
     *out = NULL;
     int n_shards = n_cuts + 1;
-    cairn_shard **shards = calloc((size_t)n_shards, sizeof(*shards));
+    cairn_shard **shards = calloc((size_t)n_shards, sizeof(cairn_shard *));
     if (!shards) {
         return cairn_fail(err, "out of memory");
     }

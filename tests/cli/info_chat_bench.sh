@@ -9,7 +9,7 @@ echo "$out" | grep -q "tokenizer: *llama" || fail "info: no tokenizer line"
 "$cairn" info "$shared/vocab/ggml-vocab-gpt-2.gguf" | grep -q "tokenizer: *gpt2" \
   || fail "info on a vocab-only file"
 
-out=$(printf 'Hello there\n\nTell me a story\n' | "$cairn" chat -m "$m" --temp 0 -n 12 2>&1)
+out=$(printf '\nHello there\n\nTell me a story\n' | "$cairn" chat -m "$m" --temp 0 -n 12 2>&1)
 status=$?
 expect_eq "chat exit status" "$status" "0"
 lines=$(printf '%s\n' "$out" | grep -c .)
