@@ -195,27 +195,91 @@ static jv str_replace(jctx *ctx, const jstr *s, const jstr *old, const jstr *new
 
 enum { CASE_UPPER, CASE_LOWER, CASE_CAPITALIZE, CASE_PY_TITLE, CASE_JINJA_TITLE };
 
+/* Simple case mappings for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic: the
+ * scripts chat templates and role names realistically contain. Others pass unchanged. */
+static uint32_t cp_upper(uint32_t c) {
+    if (c >= 'a' && c <= 'z')
+        return c - 32;
+    if ((c >= 0xe0 && c <= 0xfe && c != 0xf7) || (c >= 0x3b1 && c <= 0x3c9 && c != 0x3c2) ||
+        (c >= 0x430 && c <= 0x44f))
+        return c - 32;
+    if (c == 0xff)
+        return 0x178;
+    if (c == 0x3c2)
+        return 0x3a3;
+    if (c >= 0x450 && c <= 0x45f)
+        return c - 80;
+    if ((c >= 0x100 && c <= 0x137) || (c >= 0x14a && c <= 0x177))
+        return c & ~1u;
+    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e))
+        return (c & 1u) ? c : c - 1;
+    switch (c) {
+    case 0x3ac: return 0x386;
+    case 0x3ad: return 0x388;
+    case 0x3ae: return 0x389;
+    case 0x3af: return 0x38a;
+    case 0x3cc: return 0x38c;
+    case 0x3cd: return 0x38e;
+    case 0x3ce: return 0x38f;
+    default: return c;
+    }
+}
+
+static uint32_t cp_lower(uint32_t c) {
+    if (c >= 'A' && c <= 'Z')
+        return c + 32;
+    if ((c >= 0xc0 && c <= 0xde && c != 0xd7) || (c >= 0x391 && c <= 0x3a9 && c != 0x3a2) ||
+        (c >= 0x410 && c <= 0x42f))
+        return c + 32;
+    if (c == 0x178)
+        return 0xff;
+    if (c >= 0x400 && c <= 0x40f)
+        return c + 80;
+    if ((c >= 0x100 && c <= 0x137) || (c >= 0x14a && c <= 0x177))
+        return c | 1u;
+    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e))
+        return (c & 1u) ? c + 1 : c;
+    switch (c) {
+    case 0x386: return 0x3ac;
+    case 0x388: return 0x3ad;
+    case 0x389: return 0x3ae;
+    case 0x38a: return 0x3af;
+    case 0x38c: return 0x3cc;
+    case 0x38e: return 0x3cd;
+    case 0x38f: return 0x3ce;
+    default: return c;
+    }
+}
+
+static bool cp_cased(uint32_t c) { return cp_upper(c) != c || cp_lower(c) != c; }
+
+static bool cp_word_break(uint32_t c) { return is_py_space(c) || (c < 0x80 && strchr("-({[<", (int)c)); }
+
 static jv change_case(jctx *ctx, const jstr *s, int mode) {
-    jv out = jv_strn(ctx, s->data, s->len);
-    char *d = (char *)out.u.s->data;
-    bool prev_cased = false, word_start = true;
-    for (size_t i = 0; i < s->len; i++) {
-        unsigned char c = (unsigned char)d[i];
+    jsb sb = {0};
+    bool prev_cased = false, word_start = true, first = true;
+    size_t i = 0;
+    while (i < s->len) {
+        uint32_t c, m = 0;
+        i += (size_t)cairn_utf8_decode(s->data + i, s->len - i, &c);
         switch (mode) {
-        case CASE_UPPER: d[i] = (char)toupper(c); break;
-        case CASE_LOWER: d[i] = (char)tolower(c); break;
-        case CASE_CAPITALIZE: d[i] = (char)(i == 0 ? toupper(c) : tolower(c)); break;
-        case CASE_PY_TITLE: /* str.title: a letter after a non-letter starts a word */
-            d[i] = (char)(prev_cased ? tolower(c) : toupper(c));
-            prev_cased = isalpha(c) || c >= 0x80;
+        case CASE_UPPER: m = cp_upper(c); break;
+        case CASE_LOWER: m = cp_lower(c); break;
+        case CASE_CAPITALIZE: m = first ? cp_upper(c) : cp_lower(c); break;
+        case CASE_PY_TITLE: /* str.title: a cased letter after an uncased one starts a word */
+            m = prev_cased ? cp_lower(c) : cp_upper(c);
+            prev_cased = cp_cased(c);
             break;
         case CASE_JINJA_TITLE: /* the title filter: words start after spaces - ( { [ < */
-            d[i] = (char)(word_start ? toupper(c) : tolower(c));
-            word_start = isspace(c) || strchr("-({[<", c) != NULL;
+            m = word_start ? cp_upper(c) : cp_lower(c);
+            word_start = cp_word_break(c);
             break;
         }
+        first = false;
+        char buf[4];
+        jsb_put(ctx, &sb, buf, (size_t)cairn_utf8_encode(m, buf));
     }
-    return out;
+    return jsb_value(ctx, &sb);
 }
 
 static bool starts_or_ends(jctx *ctx, int line, const jstr *s, jv affix, bool at_end) {
@@ -478,6 +542,7 @@ static jv f_join(jctx *ctx, jscope *sc, int line, jv v, const jargs *a) {
 
 static jv pair(jctx *ctx, jv k, jv v) {
     jv p = jv_list(ctx, 2);
+    p.u.l->is_tuple = true;
     jlist_push(ctx, p.u.l, k);
     jlist_push(ctx, p.u.l, v);
     return p;
@@ -954,7 +1019,7 @@ bool jinja_apply_test(jctx *ctx, jscope *sc, int line, const char *name, jv v, c
     case T_UPPER: {
         const jstr *s = jv_to_str(ctx, v);
         jv other = change_case(ctx, s, t->id == T_LOWER ? CASE_LOWER : CASE_UPPER);
-        return memcmp(other.u.s->data, s->data, s->len) == 0;
+        return other.u.s->len == s->len && memcmp(other.u.s->data, s->data, s->len) == 0;
     }
     case T_ESCAPED: return false;
     case T_FILTER: return v.t == JV_STR && jinja_filter_exists(v.u.s->data);

@@ -494,6 +494,7 @@ jv jinja_eval(jctx *ctx, jscope *sc, const jnode *n) {
     }
     case JN_LIST:
         v = jv_list(ctx, n->args.n);
+        v.u.l->is_tuple = n->is_tuple;
         for (size_t i = 0; i < n->args.n; i++)
             jlist_push(ctx, v.u.l, jinja_eval(ctx, sc, n->args.v[i]));
         return v;
@@ -580,7 +581,7 @@ static const jv *iteration_items(jctx *ctx, int line, jv v, size_t *n) {
         *n = len;
         return items;
     }
-    default: jx_fail(ctx, line, "a %s is not iterable", jv_type_name(v));
+    default: jx_fail(ctx, line, "cannot loop over a value of type %s", jv_type_name(v));
     }
 }
 

@@ -103,6 +103,7 @@ struct jv {
 struct jlist {
     jv *items;
     size_t len, cap;
+    bool is_tuple; /* only changes how str() shows it: (a, b) */
 };
 
 struct jdict {
@@ -257,6 +258,7 @@ struct jnode {
     const char *op;    /* operator, or the name of a variable/attribute/filter/test/macro */
     const char *name2; /* the attribute of JN_SET_ATTR */
     bool negated;      /* "is not", "not in" */
+    bool is_tuple;     /* a JN_LIST written as (a, b) */
     jv lit;
     jnode *a, *b, *c;
     jnodes args;       /* call/filter/test arguments; list/dict items; for targets */

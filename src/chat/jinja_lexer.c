@@ -225,6 +225,7 @@ static const char *const two_char_ops[] = {"==", "!=", "<=", ">=", "//", "**"};
 
 /* Tokens of one {{ }} or {% %} tag; lx->pos is just after the opening delimiter. */
 static void lex_tag(lexer *lx, bool is_block, int open_line) {
+    char open[JINJA_MAX_NESTING]; /* brackets still open: "}}" inside them is not the end */
     int depth = 0;
     for (;;) {
         while (lx->pos < lx->n && is_ws(lx->s[lx->pos]))
@@ -276,10 +277,20 @@ static void lex_tag(lexer *lx, bool is_block, int open_line) {
         }
         if (!strchr("+-*/%~<>=()[]{}.,:|", c))
             jx_fail(lx->ctx, lx->line, "unexpected character '%c' in tag", c);
-        if (c == '(' || c == '[' || c == '{')
-            depth++;
-        else if ((c == ')' || c == ']' || c == '}') && depth > 0)
+        if (c == '(' || c == '[' || c == '{') {
+            if (depth == (int)sizeof open)
+                jx_fail(lx->ctx, lx->line, "template nested deeper than %d levels",
+                        JINJA_MAX_NESTING);
+            open[depth++] = c;
+        } else if (c == ')' || c == ']' || c == '}') {
+            char want = depth == 0 ? '\0' : open[depth - 1] == '(' ? ')' : open[depth - 1] == '[' ? ']' : '}';
+            if (c != want) {
+                if (want)
+                    jx_fail(lx->ctx, lx->line, "unexpected '%c' (expected '%c')", c, want);
+                jx_fail(lx->ctx, lx->line, "unexpected '%c'", c);
+            }
             depth--;
+        }
         push(lx, JT_OP, lx->line, lx->s + lx->pos, 1);
         advance_to(lx, lx->pos + 1);
     }

@@ -13,6 +13,7 @@ typedef struct parser {
     const jtokens *toks;
     size_t pos;
     int depth;
+    int loop_depth; /* for loops around the current statement (break/continue need one) */
 } parser;
 
 static const jtok *peek(const parser *p) { return &p->toks->v[p->pos]; }
@@ -193,6 +194,7 @@ static jnode *parse_primary(parser *p) {
                 for (size_t i = 0; i < n->args.n; i++)
                     nodes_push(p->ctx, &items, n->args.v[i]);
                 n->args = items;
+                n->is_tuple = true;
                 return n;
             }
             expect_op(p, ")");
@@ -522,6 +524,7 @@ static jnode *parse_tuple_expr(parser *p) {
     if (!tok_is_op(peek(p), ","))
         return first;
     jnode *n = new_node(p, JN_LIST, first->line);
+    n->is_tuple = true;
     nodes_push(p->ctx, &n->args, first);
     while (tok_is_op(peek(p), ",")) {
         next(p);
@@ -602,7 +605,9 @@ static jnode *parse_for(parser *p, int line) {
         jx_fail(p->ctx, line, "unsupported construct: recursive for loops");
     expect_block_end(p);
     const char *which;
+    p->loop_depth++;
     n->body = parse_body(p, ends, &which, "for", line);
+    p->loop_depth--;
     if (!strcmp(which, "else")) {
         static const char *const end_only[] = {"endfor", NULL};
         expect_block_end(p);
@@ -684,7 +689,10 @@ static jnode *parse_macro(parser *p, int line) {
     expect_op(p, ")");
     expect_block_end(p);
     const char *which;
+    int saved_loops = p->loop_depth; /* a macro body is outside any caller's loop */
+    p->loop_depth = 0;
     n->body = parse_body(p, ends, &which, "macro", line);
+    p->loop_depth = saved_loops;
     if (peek(p)->t == JT_NAME) /* {% endmacro name %} */
         next(p);
     expect_block_end(p);
@@ -707,6 +715,8 @@ static jnode *parse_statement(parser *p) {
     if (!strcmp(tag, "macro"))
         return parse_macro(p, line);
     if (!strcmp(tag, "break") || !strcmp(tag, "continue")) {
+        if (p->loop_depth == 0)
+            jx_fail(p->ctx, line, "'%s' outside a for loop", tag);
         expect_block_end(p);
         return new_node(p, tag[0] == 'b' ? JN_BREAK : JN_CONTINUE, line);
     }

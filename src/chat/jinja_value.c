@@ -160,6 +160,7 @@ jv jv_list(jctx *ctx, size_t cap) {
     jlist *l = jx_alloc(ctx, sizeof *l);
     l->len = 0;
     l->cap = cap;
+    l->is_tuple = false;
     l->items = cap ? jx_alloc(ctx, cap * sizeof(jv)) : NULL;
     jv v = {.t = JV_LIST};
     v.u.l = l;
@@ -505,13 +506,15 @@ void jv_write_str(jctx *ctx, jsb *sb, jv v, int depth) {
     case JV_FLOAT: write_float(ctx, sb, v.u.f, false); return;
     case JV_STR: jsb_put(ctx, sb, v.u.s->data, v.u.s->len); return;
     case JV_LIST:
-        jsb_putc(ctx, sb, '[');
+        jsb_putc(ctx, sb, v.u.l->is_tuple ? '(' : '[');
         for (size_t i = 0; i < v.u.l->len; i++) {
             if (i)
                 jsb_puts(ctx, sb, ", ");
             write_repr(ctx, sb, v.u.l->items[i], depth + 1);
         }
-        jsb_putc(ctx, sb, ']');
+        if (v.u.l->is_tuple && v.u.l->len == 1)
+            jsb_putc(ctx, sb, ',');
+        jsb_putc(ctx, sb, v.u.l->is_tuple ? ')' : ']');
         return;
     case JV_DICT:
         if (v.u.d->is_namespace) {
