@@ -203,8 +203,8 @@ static const float *f32_data(const loaded *l, const char *name, int64_t *n) {
     return t->data;
 }
 
-/* Weights look like N(0, 0.02) after a round trip through the file's type; norms about 1. */
-static void check_values(const loaded *l, const char *matrix) {
+/* Weights look like N(0, std) after a round trip through the file's type; norms about 1. */
+static void check_values_std(const loaded *l, const char *matrix, double want_std) {
     struct ggml_tensor *t = ggml_get_tensor(l->data, matrix);
     assert_non_null(t);
     const int64_t n = ggml_nelements(t);
@@ -222,13 +222,19 @@ static void check_values(const loaded *l, const char *matrix) {
     }
     free(vals);
     double mean = sum / (double)n, std = sqrt(sq / (double)n - mean * mean);
-    assert_true(fabs(mean) < 0.002);
-    assert_true(std > 0.017 && std < 0.023);
+    if (fabs(mean) > 0.1 * want_std || fabs(std - want_std) > 0.15 * want_std) {
+        fail_msg("%s (%s): mean %.4g, std %.4g; expected about 0 and %.4g", matrix,
+                 ggml_type_name(t->type), mean, std, want_std);
+    }
     int64_t nn = 0;
     const float *norm = f32_data(l, "blk.0.attn_norm.weight", &nn);
     for (int64_t i = 0; i < nn; i++) {
         assert_true(norm[i] > 0.9f && norm[i] < 1.1f);
     }
+}
+
+static void check_values(const loaded *l, const char *matrix) {
+    check_values_std(l, matrix, 0.02);
 }
 
 static void check_shape(const char *shape, const char *vocab, const expect *e) {
@@ -384,24 +390,66 @@ static void test_synthesized_vocab(void **state) {
     remove(OUT_A);
 }
 
+/* Every type in the tiny-llama-256 shape, whose rows all fit 256-element K-quant blocks:
+ * each matrix has the type, the file says which llama.cpp file type it is, and the values
+ * survive quantization. In tiny-llama (rows of 64 and 128) K-quants take their fallbacks. */
 static void test_every_type(void **state) {
     (void)state;
     static const struct {
         const char *name;
         enum ggml_type type;
         uint32_t ftype;
-    } types[] = {{"F32", GGML_TYPE_F32, 0}, {"F16", GGML_TYPE_F16, 1},
-                 {"Q8_0", GGML_TYPE_Q8_0, 7}, {"Q4_0", GGML_TYPE_Q4_0, 2}};
+        enum ggml_type narrow; /* what rows of 64 get */
+    } types[] = {
+        {"F32", GGML_TYPE_F32, 0, GGML_TYPE_F32},     {"F16", GGML_TYPE_F16, 1, GGML_TYPE_F16},
+        {"BF16", GGML_TYPE_BF16, 32, GGML_TYPE_BF16}, {"Q8_0", GGML_TYPE_Q8_0, 7, GGML_TYPE_Q8_0},
+        {"Q4_0", GGML_TYPE_Q4_0, 2, GGML_TYPE_Q4_0},  {"Q4_1", GGML_TYPE_Q4_1, 3, GGML_TYPE_Q4_1},
+        {"Q5_0", GGML_TYPE_Q5_0, 8, GGML_TYPE_Q5_0},  {"Q5_1", GGML_TYPE_Q5_1, 9, GGML_TYPE_Q5_1},
+        {"Q2_K", GGML_TYPE_Q2_K, 10, GGML_TYPE_IQ4_NL},
+        {"Q3_K", GGML_TYPE_Q3_K, 11, GGML_TYPE_IQ4_NL},
+        {"Q4_K", GGML_TYPE_Q4_K, 14, GGML_TYPE_Q5_0}, {"Q5_K", GGML_TYPE_Q5_K, 16, GGML_TYPE_Q5_1},
+        {"Q6_K", GGML_TYPE_Q6_K, 18, GGML_TYPE_Q8_0},
+    };
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(types); i++) {
-        generate("tiny-llama", types[i].name, VOCAB_SPM, 0, 5, OUT_A);
+        generate("tiny-llama-256", types[i].name, NULL, 0, 5, OUT_A);
         loaded l = load(OUT_A);
-        expect e = {"llama", 4, 64, 4, 2, 16, 128, 32000, false, false, false, false,
+        expect e = {"llama", 2, 256, 4, 2, 64, 512, 512, false, false, false, false,
                     types[i].type};
         check_tensors(&l, &e);
         check_hparams(&l, &e, types[i].ftype);
+        assert_int_equal(gguf_find_key(l.g, "general.quantization_version") >= 0,
+                         ggml_is_quantized(types[i].type));
+        check_values(&l, "blk.1.attn_q.weight");
+        check_values(&l, "blk.0.ffn_down.weight");
+        unload(&l);
+
+        generate("tiny-llama", types[i].name, NULL, 0, 5, OUT_A);
+        l = load(OUT_A);
+        expect narrow = {"llama", 4, 64, 4, 2, 16, 128, 512, false, false, false, false,
+                         types[i].narrow};
+        check_tensors(&l, &narrow);
+        check_hparams(&l, &narrow, types[i].ftype);
         check_values(&l, "blk.3.attn_q.weight");
         unload(&l);
     }
+    remove(OUT_A);
+}
+
+/* --std scales the weight matrices and nothing else. */
+static void test_weight_std(void **state) {
+    (void)state;
+    gm_options opt = {.shape = "tiny-llama-256", .type = "Q4_K", .out_path = OUT_A, .seed = 2,
+                      .weight_std = 0.08f};
+    gm_stats stats;
+    cairn_err err = {{0}};
+    assert_int_equal(gm_generate(&opt, &stats, &err), 0);
+    loaded l = load(OUT_A);
+    check_values_std(&l, "token_embd.weight", 0.08);
+    check_values_std(&l, "blk.0.ffn_gate.weight", 0.08);
+    unload(&l);
+    opt.weight_std = -1.0f;
+    assert_int_equal(gm_generate(&opt, &stats, &err), -1);
+    assert_non_null(strstr(err.msg, "standard deviation"));
     remove(OUT_A);
 }
 
@@ -437,16 +485,21 @@ static void test_command_line(void **state) {
     const char *help[] = {"cairn-genmodel", "--help"};
     assert_int_equal(run_main(2, help), 0);
     const char *ok[] = {"cairn-genmodel", "--shape", "tiny-llama", "--type", "Q8_0", "-o", OUT_A,
-                        "--vocab", VOCAB_SPM, "--layers", "2", "--seed", "9"};
+                        "--vocab", VOCAB_SPM, "--layers", "2", "--seed", "9", "--std", "0.05"};
     assert_int_equal(run_main((int)CAIRN_ARRAY_LEN(ok), ok), 0);
     loaded l = load(OUT_A);
     assert_int_equal(u32_key(&l, "llama", "block_count"), 2);
+    check_values_std(&l, "blk.1.ffn_up.weight", 0.05);
     unload(&l);
     remove(OUT_A);
 
     const char *bad[][9] = {
         {"x", "--shape", "nope", "--type", "Q8_0", "-o", OUT_A, NULL, NULL},
-        {"x", "--shape", "tiny-llama", "--type", "Q5_K", "-o", OUT_A, NULL, NULL},
+        {"x", "--shape", "tiny-llama", "--type", "Q8_1", "-o", OUT_A, NULL, NULL},
+        {"x", "--shape", "tiny-llama", "--type", "IQ2_XXS", "-o", OUT_A, NULL, NULL},
+        {"x", "--shape", "tiny-llama", "--type", "Q8_0", "-o", OUT_A, "--std", "0"},
+        {"x", "--shape", "tiny-llama", "--type", "Q8_0", "-o", OUT_A, "--std", "nan"},
+        {"x", "--shape", "tiny-llama", "--type", "Q8_0", "-o", OUT_A, "--std", "0.1x"},
         {"x", "--shape", "tiny-llama", "--type", "Q8_0", "-o", OUT_A, "--vocab", "/nonexistent"},
         {"x", "--shape", "tiny-llama", "--type", "Q8_0", "-o", OUT_A, "--vocab", VOCAB_GPT2 ".inp"},
         {"x", "--shape", "tiny-llama", "--type", "Q8_0", "-o", OUT_A, "--layers", "0"},
@@ -484,6 +537,7 @@ int main(void) {
         cmocka_unit_test(test_padding),
         cmocka_unit_test(test_synthesized_vocab),
         cmocka_unit_test(test_every_type),
+        cmocka_unit_test(test_weight_std),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_command_line),
     };

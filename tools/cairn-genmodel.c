@@ -4,7 +4,10 @@
  * tests can run on realistic sizes without downloading trained weights.
  *
  * The weights are not a trained model: outputs are gibberish by design. What is real is
- * everything that decides speed and memory: shapes, types, layout, vocabulary size.
+ * everything that decides speed and memory: shapes, types, layout, vocabulary size. Every
+ * tensor type ggml's CPU backend computes with is available (gm_types), so tests can check
+ * the engine on each against the same weights in F32: a seed gives the same values in every
+ * type, before rounding.
  *
  * The tokenizer is copied from a vocab-only GGUF (--vocab). When the shape's vocabulary is
  * larger than the file's, the token list is padded with unused control tokens
@@ -41,11 +44,7 @@
 #define GM_TOKEN_UNKNOWN 2
 #define GM_TOKEN_CONTROL 3
 #define GM_TOKEN_BYTE 6
-/* llama.cpp's general.file_type values */
-#define GM_FTYPE_ALL_F32 0
-#define GM_FTYPE_MOSTLY_F16 1
-#define GM_FTYPE_MOSTLY_Q4_0 2
-#define GM_FTYPE_MOSTLY_Q8_0 7
+#define GM_MAX_STD 16.0f
 #define GM_SYNTH_TINY_VOCAB 512
 
 /* Llama 3.1+ "llama3" rope scaling; factor 0 means the model does not use it. */
@@ -90,6 +89,10 @@ static const gm_shape gm_shapes[] = {
      151936, 40960, 1000000.0f, 1e-6f, true, false, true, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf"},
     {"tiny-llama", "llama", "tiny llama (random weights)", 4, 64, 4, 2, 0, false, 128, 0, 2048,
      10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf"},
+    /* every matrix row (embd 256, ffn 512 for ffn_down) a whole number of the K-quants'
+     * 256-element super-blocks, so K-quant files hold no fallback types */
+    {"tiny-llama-256", "llama", "tiny llama 256 (random weights)", 2, 256, 4, 2, 0, false, 512,
+     0, 2048, 10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf"},
     {"tiny-llama3", "llama", "tiny llama3 (random weights)", 4, 64, 4, 2, 16, true, 128, 0,
      8192, 500000.0f, 1e-5f, true, false, false, {32.0f, 1.0f, 4.0f, 1024},
      "ggml-vocab-gpt-2.gguf"},
@@ -102,12 +105,13 @@ static const gm_shape gm_shapes[] = {
 
 typedef struct gm_options {
     const char *shape;
-    const char *type;       /* F32, F16, Q8_0, Q4_0 */
+    const char *type;       /* a name in gm_types */
     const char *out_path;
     const char *vocab_path; /* NULL: synthesized vocabulary */
     int n_layers;           /* 0: the shape's */
     int n_vocab;            /* 0: the shape's (or the file's for tiny shapes) */
     uint64_t seed;
+    float weight_std;       /* of the weight matrices; 0: GM_INIT_STD */
 } gm_options;
 
 typedef struct gm_stats {
@@ -135,7 +139,8 @@ typedef struct gm_tensor_spec {
 typedef struct gm_plan {
     const gm_shape *shape;
     gm_shape resolved; /* the shape with layer count and vocabulary settled */
-    enum ggml_type wtype;
+    const struct gm_type_info *wtype;
+    float weight_std;
     gm_tensor_spec *tensors;
     int n_tensors;
     struct gguf_context *vocab; /* NULL when synthesized */
@@ -211,47 +216,68 @@ static const gm_shape *gm_find_shape(const char *name) {
     return NULL;
 }
 
-static int gm_parse_type(const char *s, enum ggml_type *out, cairn_err *err) {
-    static const struct {
-        const char *name;
-        enum ggml_type type;
-    } types[] = {{"F32", GGML_TYPE_F32},
-                 {"F16", GGML_TYPE_F16},
-                 {"Q8_0", GGML_TYPE_Q8_0},
-                 {"Q4_0", GGML_TYPE_Q4_0}};
-    for (size_t i = 0; i < CAIRN_ARRAY_LEN(types); i++) {
-        if (strcmp(types[i].name, s) == 0) {
-            *out = types[i].type;
-            return 0;
+/* The weight types: every type ggml's CPU backend computes with that quantizes without an
+ * importance matrix. file_type is llama.cpp's general.file_type for a file of that type; a
+ * K-quant maps to its "_S" mix, whose main type it is. fallback serves rows the type's block
+ * size does not divide: for K-quants the types llama.cpp's quantizer falls back to, F16 for
+ * the others (whose 32-value blocks fit every real model's rows anyway). */
+typedef struct gm_type_info {
+    const char *name;
+    enum ggml_type type;
+    uint32_t file_type;
+    enum ggml_type fallback;
+} gm_type_info;
+
+static const gm_type_info gm_types[] = {
+    {"F32", GGML_TYPE_F32, 0, GGML_TYPE_F32},       {"F16", GGML_TYPE_F16, 1, GGML_TYPE_F16},
+    {"BF16", GGML_TYPE_BF16, 32, GGML_TYPE_BF16},   {"Q8_0", GGML_TYPE_Q8_0, 7, GGML_TYPE_F16},
+    {"Q4_0", GGML_TYPE_Q4_0, 2, GGML_TYPE_F16},     {"Q4_1", GGML_TYPE_Q4_1, 3, GGML_TYPE_F16},
+    {"Q5_0", GGML_TYPE_Q5_0, 8, GGML_TYPE_F16},     {"Q5_1", GGML_TYPE_Q5_1, 9, GGML_TYPE_F16},
+    {"Q2_K", GGML_TYPE_Q2_K, 10, GGML_TYPE_IQ4_NL}, {"Q3_K", GGML_TYPE_Q3_K, 11, GGML_TYPE_IQ4_NL},
+    {"Q4_K", GGML_TYPE_Q4_K, 14, GGML_TYPE_Q5_0},   {"Q5_K", GGML_TYPE_Q5_K, 16, GGML_TYPE_Q5_1},
+    {"Q6_K", GGML_TYPE_Q6_K, 18, GGML_TYPE_Q8_0},
+};
+
+static const gm_type_info *gm_find_type(const char *name) {
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(gm_types); i++) {
+        if (strcmp(gm_types[i].name, name) == 0) {
+            return &gm_types[i];
         }
     }
-    return cairn_fail(err, "unknown type '%.32s' (use F32, F16, Q8_0 or Q4_0)", s);
+    return NULL;
 }
 
-static int gm_file_type(enum ggml_type t) {
-    switch (t) {
-    case GGML_TYPE_F16: return GM_FTYPE_MOSTLY_F16;
-    case GGML_TYPE_Q8_0: return GM_FTYPE_MOSTLY_Q8_0;
-    case GGML_TYPE_Q4_0: return GM_FTYPE_MOSTLY_Q4_0;
-    default: return GM_FTYPE_ALL_F32;
+static int gm_parse_type(const char *s, const gm_type_info **out, cairn_err *err) {
+    *out = gm_find_type(s);
+    if (*out == NULL) {
+        return cairn_fail(err, "unknown type '%.32s' (see --help)", s);
     }
+    if (ggml_quantize_requires_imatrix((*out)->type)) {
+        return cairn_fail(err, "type %s needs an importance matrix", s);
+    }
+    return 0;
 }
 
 static int gm_head_dim(const gm_shape *s) {
     return s->head_dim > 0 ? s->head_dim : s->n_embd / s->n_head;
 }
 
-/* Weight matrices take the requested type, like llama.cpp's quantizer with --pure (its
- * default recipe would give the output head Q6_K). A row length the type's block size does
- * not divide falls back to F16, as llama.cpp does. */
+/* Weight matrices, token_embd and output included, take the requested type, like
+ * llama.cpp's quantizer with --pure. Its default K-quant recipes keep token_embd and the
+ * output head in Q4_K..Q6_K; one type everywhere instead makes every type also go through
+ * get_rows (the embedding lookup), not only through matrix products. A row length the
+ * type's block size does not divide takes the type's fallback, then F16. */
 static enum ggml_type gm_tensor_type(const gm_plan *p, const gm_tensor_spec *t) {
     if (t->kind != GM_MATRIX) {
         return GGML_TYPE_F32;
     }
-    if (t->ne0 % ggml_blck_size(p->wtype) != 0) {
-        return GGML_TYPE_F16;
+    const enum ggml_type tries[] = {p->wtype->type, p->wtype->fallback};
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(tries); i++) {
+        if (t->ne0 % ggml_blck_size(tries[i]) == 0) {
+            return tries[i];
+        }
     }
-    return p->wtype;
+    return GGML_TYPE_F16;
 }
 
 /* ---- the tensor list ---- */
@@ -530,8 +556,8 @@ static void gm_set_model_meta(gm_plan *p, uint64_t seed) {
     gguf_set_val_str(p->out, "general.name", s->model_name);
     gguf_set_val_str(p->out, "general.description", desc);
     gguf_set_val_u32(p->out, "general.alignment", GM_ALIGNMENT);
-    gguf_set_val_u32(p->out, "general.file_type", (uint32_t)gm_file_type(p->wtype));
-    if (ggml_is_quantized(p->wtype)) {
+    gguf_set_val_u32(p->out, "general.file_type", p->wtype->file_type);
+    if (ggml_is_quantized(p->wtype->type)) {
         gguf_set_val_u32(p->out, "general.quantization_version", GGML_QNT_VERSION);
     }
     gm_set_arch_u32(p, "context_length", (uint32_t)s->n_ctx);
@@ -587,8 +613,10 @@ static int gm_plan_init(gm_plan *p, const gm_options *opt, cairn_err *err) {
     if (gm_parse_type(opt->type != NULL ? opt->type : "", &p->wtype, err) != 0) {
         return -1;
     }
-    if (ggml_quantize_requires_imatrix(p->wtype)) {
-        return cairn_fail(err, "type %s needs an importance matrix", opt->type);
+    p->weight_std = opt->weight_std == 0.0f ? GM_INIT_STD : opt->weight_std;
+    if (!(p->weight_std > 0.0f && p->weight_std <= GM_MAX_STD)) {
+        return cairn_fail(err, "the weights' standard deviation must be in (0, %g]",
+                          (double)GM_MAX_STD);
     }
     p->resolved = *p->shape;
     if (opt->n_layers < 0 || opt->n_layers > GM_MAX_LAYERS) {
@@ -721,7 +749,7 @@ static void gm_fill_values(const gm_plan *p, const gm_tensor_spec *t, gm_rng *rn
     switch (t->kind) {
     case GM_NORM: gm_fill_normalish(rng, out, n, 1.0f, GM_NORM_STD); break;
     case GM_ROPE_FREQS: gm_llama3_freqs(&p->resolved, out, (int)n); break;
-    default: gm_fill_normalish(rng, out, n, 0.0f, GM_INIT_STD); break;
+    default: gm_fill_normalish(rng, out, n, 0.0f, p->weight_std); break;
     }
 }
 
@@ -830,19 +858,32 @@ static int gm_generate(const gm_options *opt, gm_stats *stats, cairn_err *err) {
 
 static void gm_usage(FILE *f) {
     fprintf(f,
-            "usage: cairn-genmodel --shape NAME --type F32|F16|Q8_0|Q4_0 -o OUT.gguf\n"
+            "usage: cairn-genmodel --shape NAME --type TYPE -o OUT.gguf\n"
             "                      [--vocab VOCAB.gguf] [--layers N] [--vocab-size N] [--seed S]\n"
+            "                      [--std X]\n"
             "\n"
             "Writes a GGUF model with random weights in the tensor shapes and metadata of a\n"
             "real model. Norm weights are about 1, other weights about N(0, 0.02); 1-D tensors\n"
-            "stay F32, every weight matrix (token_embd included) takes --type.\n"
+            "stay F32, every weight matrix (token_embd and output included, as llama.cpp's\n"
+            "quantizer does with --pure) takes --type, so each type is also used for the\n"
+            "embedding lookup. general.file_type is llama.cpp's for that type (K-quants: the\n"
+            "_S mix). Rows a type's block size does not divide (K-quants need multiples of\n"
+            "256) fall back as llama.cpp does: Q2_K, Q3_K -> IQ4_NL, Q4_K -> Q5_0,\n"
+            "Q5_K -> Q5_1, Q6_K -> Q8_0, then F16; tiny-llama-256 needs no fallback.\n"
             "\n"
+            "  --type TYPE      ");
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(gm_types); i++) {
+        fprintf(f, "%s%s", gm_types[i].name, i + 1 < CAIRN_ARRAY_LEN(gm_types) ? " " : "\n");
+    }
+    fprintf(f,
             "  --vocab FILE     copy all tokenizer.* keys from this vocab GGUF; when the shape's\n"
             "                   vocabulary is larger, tokens are padded with <|cairn_pad_N|>\n"
             "                   control tokens (default: a synthesized byte-level vocabulary)\n"
             "  --layers N       override the shape's layer count\n"
             "  --vocab-size N   override the shape's vocabulary size (padding as above)\n"
             "  --seed S         random seed (default 1); same seed, same bytes\n"
+            "  --std X          standard deviation of the weights (default 0.02); larger\n"
+            "                   weights give position-dependent attention and spread logits\n"
             "\n"
             "shapes (layers, embedding, heads/kv heads, ffn, vocab; suggested --vocab file):\n");
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(gm_shapes); i++) {
@@ -864,6 +905,18 @@ static int gm_parse_int(const char *flag, const char *s, long long max, long lon
         return cairn_fail(err, "%s: '%.32s' is not an integer in 0..%lld", flag, s, max);
     }
     *out = v;
+    return 0;
+}
+
+static int gm_parse_std(const char *s, float *out, cairn_err *err) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v > 0.0 && v <= GM_MAX_STD)) {
+        return cairn_fail(err, "--std: '%.32s' is not a number in (0, %g]", s,
+                          (double)GM_MAX_STD);
+    }
+    *out = (float)v;
     return 0;
 }
 
@@ -900,6 +953,8 @@ static gm_args_result gm_parse_args(int argc, char **argv, gm_options *opt, cair
             rc = gm_parse_int(a, v, GM_MAX_VOCAB, &n, err);
             opt->n_vocab = (int)n;
             rc = rc != 0 || n > 0 ? rc : cairn_fail(err, "--vocab-size must be at least 1");
+        } else if (strcmp(a, "--std") == 0) {
+            rc = gm_parse_std(v, &opt->weight_std, err);
         } else if (strcmp(a, "--seed") == 0) {
             rc = gm_parse_int(a, v, INT64_MAX, &n, err);
             opt->seed = (uint64_t)n;
