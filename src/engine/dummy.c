@@ -288,7 +288,7 @@ static void fill_weights(dummy_shard *d) {
     const cairn_shard_info *info = &d->base.info;
     static const int tags[W_COUNT] = {TAG_MIX_SELF, TAG_MIX_NEXT, TAG_BIAS, TAG_OUT};
     for (int local = 0; local < d->n_local; local++) {
-        uint64_t layer = (uint64_t)(info->first_layer + local);
+        uint64_t layer = (uint64_t)info->first_layer + (uint64_t)local;
         for (int w = 0; w < W_COUNT; w++) {
             float *row = layer_weights(d, local, w);
             for (int i = 0; i < info->n_embd; i++) {

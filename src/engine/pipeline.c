@@ -50,9 +50,11 @@ int cairn_pipeline_new(cairn_shard **shards, int n_shards, cairn_pipeline **out,
     }
     memcpy(p->shards, shards, (size_t)n_shards * sizeof(cairn_shard *));
     p->n_shards = n_shards;
+    /* check_chain verified that every shard is present. */
+    // NOLINTBEGIN(clang-analyzer-core.NullDereference)
     p->info = shards[0]->info;
-    /* check_chain verified every shard is present. */
-    p->info.last_layer = shards[n_shards - 1]->info.last_layer; // NOLINT(clang-analyzer-core.NullDereference)
+    p->info.last_layer = shards[n_shards - 1]->info.last_layer;
+    // NOLINTEND(clang-analyzer-core.NullDereference)
     p->info.is_last = true;
     p->info.weight_bytes = 0;
     for (int i = 0; i < n_shards; i++) {

@@ -20,7 +20,7 @@ static int wrong_type(const struct gguf_context *g, int64_t id, const char *key,
 static int read_integer(const struct gguf_context *g, int64_t id, int64_t *out) {
     switch (gguf_get_kv_type(g, id)) {
     case GGUF_TYPE_UINT8: *out = gguf_get_val_u8(g, id); return 1;
-    case GGUF_TYPE_INT8: *out = gguf_get_val_i8(g, id); return 1;
+    case GGUF_TYPE_INT8: *out = (int)gguf_get_val_i8(g, id); return 1; /* sign-extends */
     case GGUF_TYPE_UINT16: *out = gguf_get_val_u16(g, id); return 1;
     case GGUF_TYPE_INT16: *out = gguf_get_val_i16(g, id); return 1;
     case GGUF_TYPE_UINT32: *out = gguf_get_val_u32(g, id); return 1;

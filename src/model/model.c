@@ -391,14 +391,14 @@ static int check_no_overlap(const cairn_model_file *m, cairn_err *err) {
     if (m->n_tensors < 2) {
         return 0;
     }
-    const cairn_tensor_info **order = malloc((size_t)m->n_tensors * sizeof *order);
+    const cairn_tensor_info **order = malloc((size_t)m->n_tensors * sizeof(cairn_tensor_info *));
     if (order == NULL) {
         return cairn_fail(err, "out of memory");
     }
     for (int64_t i = 0; i < m->n_tensors; i++) {
         order[i] = &m->tensors[i];
     }
-    qsort(order, (size_t)m->n_tensors, sizeof *order, compare_offsets);
+    qsort(order, (size_t)m->n_tensors, sizeof(cairn_tensor_info *), compare_offsets);
     int rc = 0;
     for (int64_t i = 1; i < m->n_tensors && rc == 0; i++) {
         if (order[i - 1]->offset + order[i - 1]->size > order[i]->offset) {

@@ -263,6 +263,7 @@ static int pre_split(const tok_pretok *p, const char *text, size_t len, seg_list
         pcre2_match_data *md = pcre2_match_data_create_from_pattern(p->regex[r], NULL);
         if (!md) {
             free(cur.v);
+            free(next.v); /* holds the previous round's buffer after the swap */
             return cairn_fail(err, "out of memory");
         }
         next.n = 0;

@@ -206,7 +206,7 @@ int cairn_detok_stream_push(cairn_detok_stream *s, int32_t id, cairn_buf *out, c
     }
     size_t done = cairn_utf8_complete_prefix(s->pending.data ? s->pending.data : "",
                                              s->pending.len);
-    if (done == 0) {
+    if (done == 0 || !s->pending.data) {
         return 0;
     }
     if (append_valid(out, s->pending.data, done) != 0) {
