@@ -439,6 +439,10 @@ static void test_set_namespace_macro(void **state) {
                   "{{ rec(3) }}",
                   "[1BNone][12None][3B4]321");
     expect_simple("{% set a, b = 1, 2 %}{{ a }}{{ b }}", "12");
+    /* Each loop iteration starts with a fresh scope. */
+    expect_simple("{% for i in [1,2] %}{% if i == 2 %}[{{ x }}]{% endif %}{% set x = i %}"
+                  "{% endfor %}",
+                  "[]");
 }
 
 static void test_expressions(void **state) {
@@ -575,7 +579,7 @@ static void test_limits(void **state) {
     memcpy(deep + k, " }}", 4);
     expect_error(deep, NULL, "nested deeper", NULL);
     for (int i = 0; i < 1000; i++)
-        memcpy(deep + i * 10, "{% if 1 %}", 10);
+        memcpy(deep + (size_t)i * 10, "{% if 1 %}", 10);
     deep[10000] = '\0';
     expect_error(deep, NULL, "nested deeper", NULL);
     free(deep);
@@ -667,6 +671,7 @@ static void test_all_shared_templates(void **state) {
                 if (rc != 0)
                     print_error("%s failed on the plain conversation: %s\n", name, err.msg);
                 assert_int_equal(rc, 0);
+                assert_non_null(out);
                 /* Every template shows the last user message somewhere. */
                 assert_non_null(strstr(out, "What is 2+2?"));
             }

@@ -416,7 +416,7 @@ static jv call_macro(jctx *ctx, int line, const jnode *m, const jargs *a) {
         scope_set(ctx, sc, m->args.v[i]->op, a->pos[i]);
     for (size_t k = 0; k < a->n_kw; k++) {
         size_t i = 0;
-        while (i < n_params && strcmp(m->args.v[i]->op, a->kwnames[k]))
+        while (i < n_params && strcmp(m->args.v[i]->op, a->kwnames[k]) != 0)
             i++;
         if (i == n_params)
             jx_fail(ctx, line, "macro '%s' has no argument '%s'", m->op, a->kwnames[k]);
@@ -486,7 +486,7 @@ jv jinja_eval(jctx *ctx, jscope *sc, const jnode *n) {
             return v;
         int f = jinja_global_func(n->op);
         if (f >= 0) {
-            v.t = JV_FUNC;
+            v = (jv){.t = JV_FUNC};
             v.u.func = f;
             return v;
         }
@@ -632,6 +632,7 @@ static void exec_for(jctx *ctx, jscope *sc, const jnode *n, jsb *out) {
     for (size_t i = 0; i < count; i++) {
         count_iteration(ctx, n->line);
         lp->index0 = i;
+        inner->vars->len = 0; /* each iteration starts afresh: sets do not carry over */
         scope_set(ctx, inner, "loop", loop_v);
         assign_targets(ctx, inner, n->line, &n->args, items[i]);
         if (jinja_exec(ctx, inner, &n->body, out) == JX_BREAK)

@@ -82,9 +82,9 @@ static jnode *new_node(parser *p, jnode_kind kind, int line) {
 static void nodes_push(jctx *ctx, jnodes *l, jnode *n) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4;
-        jnode **v = jx_alloc(ctx, cap * sizeof *v);
+        jnode **v = jx_alloc(ctx, cap * sizeof(jnode *));
         if (l->n)
-            memcpy(v, l->v, l->n * sizeof *v);
+            memcpy(v, l->v, l->n * sizeof(jnode *));
         l->v = v;
         l->cap = cap;
     }
@@ -243,7 +243,6 @@ static jnode *parse_subscript(parser *p, jnode *obj, int line) {
     if (is_slice) {
         n->b = parts[0];
         n->c = parts[1];
-        n->lit.u.undef_name = NULL;
         nodes_push(p->ctx, &n->args, parts[2]); /* the step, maybe NULL */
     } else {
         if (!parts[0])

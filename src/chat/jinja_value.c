@@ -423,7 +423,7 @@ static void write_float(jctx *ctx, jsb *sb, double d, bool json) {
             break;
     }
     /* buf is [-]D[.DDD]e[+-]XX */
-    char digits[32];
+    char digits[32] = {0};
     size_t nd = 0;
     const char *p = buf;
     bool neg = *p == '-';
