@@ -231,7 +231,8 @@ bool jdict_get_cstr(const jdict *d, const char *key, jv *out) {
 void jdict_set(jctx *ctx, jdict *d, jv key, jv val) {
     long i = dict_find(d, key);
     if (i >= 0) {
-        d->vals[i] = val;
+        /* a key was found, so the arrays hold at least i + 1 entries */
+        d->vals[i] = val; // NOLINT(clang-analyzer-core.NullDereference)
         return;
     }
     if (d->len == d->cap) {
