@@ -39,3 +39,7 @@ endif()
 
 add_subdirectory(${CAIRN_GGML_SOURCE_DIR}/ggml ${CMAKE_BINARY_DIR}/_deps/ggml-build EXCLUDE_FROM_ALL)
 set(CAIRN_GGML_LIBS ggml ggml-base ggml-cpu)
+if(MINGW)
+  # Older mingw-w64 headers lack a Windows 10 type ggml's CPU backend uses.
+  target_compile_options(ggml-cpu PRIVATE "SHELL:-include ${CMAKE_CURRENT_LIST_DIR}/mingw-w64-compat.h")
+endif()

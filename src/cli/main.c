@@ -18,6 +18,7 @@ static const subcommand subcommands[] = {
     {"chat", cmd_chat, "chat with a model interactively"},
     {"bench", cmd_bench, "measure prefill and decode speed"},
     {"info", cmd_info, "describe a GGUF model file"},
+    {"service", cmd_service, "install or remove cairn as a Windows service"},
 };
 
 static void usage(FILE *out) {
@@ -39,6 +40,11 @@ static void quiet_ggml_log(enum ggml_log_level level, const char *text, void *us
 
 int main(int argc, char **argv) {
     cairn_console_init();
+    cairn_err err = {{0}};
+    if (cairn_args_utf8(&argc, &argv, &err) != 0) {
+        cli_error("%s", err.msg);
+        return CLI_ERROR;
+    }
     ggml_log_set(quiet_ggml_log, NULL);
     if (argc < 2) {
         usage(stderr);

@@ -1,6 +1,8 @@
 /*
  * platform: everything that differs between Windows, macOS and Linux, behind one API:
- * read-only file mappings, clocks, CPU and memory facts, terminals.
+ * read-only file mappings, files by UTF-8 name, clocks, CPU and memory facts, terminals,
+ * command-line arguments, per-user data directories and OS service registration.
+ * Sockets, processes, pipes and timers are not here: they go through libuv everywhere.
  *
  * Each function has one implementation per platform family (platform_posix.c,
  * platform_win32.c). No other module may use an OS header or an #ifdef for the platform.
@@ -50,7 +52,37 @@ uint64_t cairn_peak_rss(void);
 void cairn_cpu_model(char *out, size_t out_len);
 
 bool cairn_is_terminal(FILE *stream);
-/* Makes stdout/stderr accept UTF-8 (a no-op where that is already true). */
+/* Makes stdout/stderr accept UTF-8 and write exactly the bytes the program prints, so output
+ * is byte-identical on every platform (no "\r\n" translation on Windows). Call once, first. */
 void cairn_console_init(void);
+
+/* "linux", "windows", "macos" or "unix": for messages and version output. */
+const char *cairn_platform_name(void);
+
+/* Replaces argc/argv with the command line in UTF-8 (Windows hands main() the arguments in
+ * the ANSI code page; elsewhere they already are UTF-8 and nothing changes). The new argv
+ * lives until the process exits. Call at the top of main(). */
+int cairn_args_utf8(int *argc, char ***argv, cairn_err *err);
+
+/* fopen() for a UTF-8 path (on Windows a plain fopen() takes the ANSI code page).
+ * Returns NULL with errno set, like fopen(). */
+FILE *cairn_fopen(const char *path, const char *mode);
+/* Renames from to to, replacing an existing to (rename() refuses that on Windows). */
+int cairn_replace_file(const char *from, const char *to, cairn_err *err);
+
+/* Where models live by default, as a newly allocated UTF-8 path the caller frees:
+ * %LOCALAPPDATA%\cairn\models on Windows, ~/Library/Application Support/cairn/models on
+ * macOS, $XDG_DATA_HOME/cairn/models (default ~/.local/share/cairn/models) elsewhere.
+ * Only computes the path; nothing is created. */
+char *cairn_default_models_dir(cairn_err *err);
+
+/* Registers this executable as an OS service that runs `<this exe> ARGS` at boot (Windows:
+ * the Service Control Manager, automatic start, as LocalSystem), or removes it again.
+ * Fails with a clear message where the OS has no such service manager support in cairn. */
+int cairn_service_install(const char *name, const char *display_name, const char *args,
+                          cairn_err *err);
+int cairn_service_uninstall(const char *name, cairn_err *err);
+/* True when a service of that name is registered (false also where unsupported). */
+bool cairn_service_exists(const char *name);
 
 #endif

@@ -107,10 +107,11 @@ void cairn_mapped_release(const cairn_mapped_file *map, uint64_t offset, uint64_
 void cairn_advise_huge_pages(void *ptr, size_t len) {
 #if defined(MADV_HUGEPAGE)
     const uintptr_t huge = (uintptr_t)2 << 20;
-    uintptr_t start = ((uintptr_t)ptr + huge - 1) & ~(huge - 1);
-    uintptr_t end = ((uintptr_t)ptr + len) & ~(huge - 1);
+    uintptr_t addr = (uintptr_t)ptr;
+    uintptr_t start = (addr + huge - 1) & ~(huge - 1);
+    uintptr_t end = (addr + len) & ~(huge - 1);
     if (end > start) {
-        madvise((void *)start, (size_t)(end - start), MADV_HUGEPAGE);
+        madvise((char *)ptr + (start - addr), (size_t)(end - start), MADV_HUGEPAGE);
     }
 #else
     (void)ptr;
@@ -221,3 +222,85 @@ void cairn_cpu_model(char *out, size_t out_len) {
 bool cairn_is_terminal(FILE *stream) { return isatty(fileno(stream)) == 1; }
 
 void cairn_console_init(void) {}
+
+const char *cairn_platform_name(void) {
+#if defined(__APPLE__)
+    return "macos";
+#elif defined(__linux__)
+    return "linux";
+#else
+    return "unix";
+#endif
+}
+
+int cairn_args_utf8(int *argc, char ***argv, cairn_err *err) {
+    (void)argc;
+    (void)argv;
+    (void)err;
+    return 0;
+}
+
+FILE *cairn_fopen(const char *path, const char *mode) { return fopen(path, mode); }
+
+int cairn_replace_file(const char *from, const char *to, cairn_err *err) {
+    if (rename(from, to) != 0) {
+        return cairn_fail(err, "cannot rename %s to %s: %s", from, to, strerror(errno));
+    }
+    return 0;
+}
+
+/* Relative XDG values are invalid by the specification and are ignored. */
+static const char *absolute_env(const char *name) {
+    const char *v = getenv(name);
+    return v && v[0] == '/' ? v : NULL;
+}
+
+char *cairn_default_models_dir(cairn_err *err) {
+    cairn_buf path = {0};
+    int rc;
+#if defined(__APPLE__)
+    const char *home = absolute_env("HOME");
+    if (!home) {
+        cairn_fail(err, "cannot find the models directory: HOME is not set");
+        return NULL;
+    }
+    rc = cairn_buf_printf(&path, "%s/Library/Application Support/cairn/models", home);
+#else
+    const char *data = absolute_env("XDG_DATA_HOME");
+    const char *home = absolute_env("HOME");
+    if (data) {
+        rc = cairn_buf_printf(&path, "%s/cairn/models", data);
+    } else if (home) {
+        rc = cairn_buf_printf(&path, "%s/.local/share/cairn/models", home);
+    } else {
+        cairn_fail(err, "cannot find the models directory: neither XDG_DATA_HOME nor HOME is set");
+        return NULL;
+    }
+#endif
+    if (rc != 0) {
+        cairn_buf_free(&path);
+        cairn_fail(err, "out of memory");
+        return NULL;
+    }
+    return cairn_buf_take(&path);
+}
+
+int cairn_service_install(const char *name, const char *display_name, const char *args,
+                          cairn_err *err) {
+    (void)display_name;
+    (void)args;
+    return cairn_fail(err,
+                      "cannot install service '%s': OS services are not supported on this OS "
+                      "(%s); run 'cairn run' from your init system (e.g. a systemd unit)",
+                      name, cairn_platform_name());
+}
+
+int cairn_service_uninstall(const char *name, cairn_err *err) {
+    return cairn_fail(err, "cannot remove service '%s': OS services are not supported on this OS (%s)",
+                      name, cairn_platform_name());
+}
+
+bool cairn_service_exists(const char *name) {
+    (void)name;
+    return false;
+}
