@@ -14,3 +14,9 @@ echo "== sanitizer build (ASan + UBSan) and tests"
 "$root/scripts/build.sh" "$root/build-asan" -DCAIRN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j "$jobs")
+
+echo "== Windows cross build (MinGW-w64) and the same tests under Wine"
+"$root/scripts/build-windows.sh" "$root/build-win"
+# Stop this prefix's wineserver (started by the first test) whatever the outcome.
+trap 'WINEPREFIX="$root/build-win/wineprefix" wineserver -k >/dev/null 2>&1 || true' EXIT
+(cd "$root/build-win" && ctest --output-on-failure -j "$jobs")
