@@ -10,6 +10,10 @@ pkg_check_modules(CAIRN_CJSON REQUIRED IMPORTED_TARGET libcjson)
 add_library(cairn::cjson INTERFACE IMPORTED)
 target_link_libraries(cairn::cjson INTERFACE PkgConfig::CAIRN_CJSON)
 
+pkg_check_modules(CAIRN_SODIUM REQUIRED IMPORTED_TARGET libsodium)
+add_library(cairn::sodium INTERFACE IMPORTED)
+target_link_libraries(cairn::sodium INTERFACE PkgConfig::CAIRN_SODIUM)
+
 if(CAIRN_TESTS)
   pkg_check_modules(CAIRN_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
   add_library(cairn::cmocka INTERFACE IMPORTED)
