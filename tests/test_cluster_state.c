@@ -847,6 +847,12 @@ static void test_hash_order_and_changes(void **unused) {
     assert_int_equal(sodium_init() >= 0, 1);
     crypto_generichash(expect, sizeof expect, (const unsigned char *)json, strlen(json), NULL, 0);
     assert_memory_equal(ha, expect, sizeof ha);
+    /* Canonical means sorted by id and file name, whatever the memory order. */
+    const char *alpha = strstr(json, "\"id\":\"alpha\""), *beta = strstr(json, "\"id\":\"beta\"");
+    assert_true(alpha && beta && alpha < beta);
+    const char *llama = strstr(json, "llama-3.2"), *qwen = strstr(json, "qwen3-8b");
+    assert_true(llama && qwen && llama < qwen);
+    assert_true(strstr(json, "\"id\":\"inst-0\"") < strstr(json, "\"id\":\"inst-3\""));
     free(json);
 
     /* Any change changes it. */

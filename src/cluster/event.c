@@ -84,25 +84,46 @@ static cJSON *model_file_json(const cairn_model_file *f) {
                          add_str(o, "sha256", f->sha256));
 }
 
-static int compare_file_ptrs(const void *a, const void *b) {
-    const cairn_model_file *fa = *(const cairn_model_file *const *)a;
-    const cairn_model_file *fb = *(const cairn_model_file *const *)b;
-    return strcmp(fa->name, fb->name);
+typedef const char *(*sort_key_fn)(const void *items, uint32_t i);
+
+/* order = 0..n-1 sorted by key. Insertion sort: n is at most 64, and the arrays are
+ * usually in order already. */
+static void sort_indices(uint32_t *order, uint32_t n, const void *items, sort_key_fn key) {
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = i;
+        while (j > 0 && strcmp(key(items, order[j - 1]), key(items, i)) > 0) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+}
+
+static const char *file_key(const void *items, uint32_t i) {
+    return ((const cairn_model_file *)items)[i].name;
+}
+
+static const char *node_key(const void *items, uint32_t i) {
+    return ((const cairn_node *)items)[i].id;
+}
+
+static const char *instance_key(const void *items, uint32_t i) {
+    return ((const cairn_instance *)items)[i].id;
 }
 
 /* sorted: files by name (the canonical order of a snapshot) or as given (an event). */
 static cJSON *model_files_json(const cairn_node_profile *p, bool sorted) {
-    const cairn_model_file *order[CAIRN_STATE_MAX_MODEL_FILES];
+    uint32_t order[CAIRN_STATE_MAX_MODEL_FILES];
     for (uint32_t i = 0; i < p->n_model_files; i++) {
-        order[i] = &p->model_files[i];
+        order[i] = i;
     }
     if (sorted) {
-        qsort(order, p->n_model_files, sizeof order[0], compare_file_ptrs);
+        sort_indices(order, p->n_model_files, p->model_files, file_key);
     }
     cJSON *arr = cJSON_CreateArray();
     bool ok = arr != NULL;
     for (uint32_t i = 0; ok && i < p->n_model_files; i++) {
-        ok = append_child(arr, model_file_json(order[i]));
+        ok = append_child(arr, model_file_json(&p->model_files[order[i]]));
     }
     return finish(arr, ok);
 }
@@ -254,38 +275,24 @@ static cJSON *instance_json(const cairn_instance *in) {
                          add_num(o, "n_layers", in->n_layers) && add_child(o, "shards", shards));
 }
 
-static int compare_node_ptrs(const void *a, const void *b) {
-    return strcmp((*(const cairn_node *const *)a)->id, (*(const cairn_node *const *)b)->id);
-}
-
-static int compare_instance_ptrs(const void *a, const void *b) {
-    return strcmp((*(const cairn_instance *const *)a)->id, (*(const cairn_instance *const *)b)->id);
-}
-
 static cJSON *nodes_json(const cairn_cluster_state *s) {
-    const cairn_node *order[CAIRN_STATE_MAX_NODES];
-    for (uint32_t i = 0; i < s->n_nodes; i++) {
-        order[i] = &s->nodes[i];
-    }
-    qsort(order, s->n_nodes, sizeof order[0], compare_node_ptrs);
+    uint32_t order[CAIRN_STATE_MAX_NODES];
+    sort_indices(order, s->n_nodes, s->nodes, node_key);
     cJSON *arr = cJSON_CreateArray();
     bool ok = arr != NULL;
     for (uint32_t i = 0; ok && i < s->n_nodes; i++) {
-        ok = append_child(arr, node_json(order[i]));
+        ok = append_child(arr, node_json(&s->nodes[order[i]]));
     }
     return finish(arr, ok);
 }
 
 static cJSON *instances_json(const cairn_cluster_state *s) {
-    const cairn_instance *order[CAIRN_STATE_MAX_INSTANCES];
-    for (uint32_t i = 0; i < s->n_instances; i++) {
-        order[i] = &s->instances[i];
-    }
-    qsort(order, s->n_instances, sizeof order[0], compare_instance_ptrs);
+    uint32_t order[CAIRN_STATE_MAX_INSTANCES];
+    sort_indices(order, s->n_instances, s->instances, instance_key);
     cJSON *arr = cJSON_CreateArray();
     bool ok = arr != NULL;
     for (uint32_t i = 0; ok && i < s->n_instances; i++) {
-        ok = append_child(arr, instance_json(order[i]));
+        ok = append_child(arr, instance_json(&s->instances[order[i]]));
     }
     return finish(arr, ok);
 }
@@ -321,6 +328,9 @@ static int expect_fields(const cJSON *o, const char *const *names, size_t n, cai
     uint32_t seen = 0;
     const cJSON *item = NULL;
     cJSON_ArrayForEach(item, o) {
+        if (!item->string) { /* only a hand-built tree lacks keys */
+            return cairn_fail(err, "an object member without a key");
+        }
         size_t i = 0;
         while (i < n && strcmp(names[i], item->string) != 0) {
             i++;

@@ -173,10 +173,13 @@ typedef struct cairn_cluster_state {
      * the next election. */
     uint64_t term;
     char master_id[CAIRN_STATE_ID_SIZE];
+    /* Kept sorted by id (strcmp) by apply and by snapshot decoding. Nothing depends on it:
+     * lookups scan and serialization sorts, so a state built by hand in any order encodes
+     * and hashes the same. */
     uint32_t n_nodes;
-    cairn_node nodes[CAIRN_STATE_MAX_NODES]; /* sorted by id (strcmp) */
+    cairn_node nodes[CAIRN_STATE_MAX_NODES];
     uint32_t n_instances;
-    cairn_instance instances[CAIRN_STATE_MAX_INSTANCES]; /* sorted by id */
+    cairn_instance instances[CAIRN_STATE_MAX_INSTANCES];
 } cairn_cluster_state;
 
 /* ---- events ---- */
