@@ -347,7 +347,7 @@ static int gm_build_specs(gm_plan *p, cairn_err *err) {
 
 static int gm_load_vocab(gm_plan *p, const char *path, cairn_err *err) {
     struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
-    FILE *probe = fopen(path, "rb");
+    FILE *probe = cairn_fopen(path, "rb");
     if (probe == NULL) {
         return cairn_fail(err, "cannot open vocab file %s: %s", path, strerror(errno));
     }
@@ -807,17 +807,15 @@ static int gm_write_file(const gm_plan *p, const char *path, uint64_t seed, uint
         return cairn_fail(err, "out of memory");
     }
     gm_writer w = {.path = tmp.data};
-    w.f = fopen(tmp.data, "wb");
+    w.f = cairn_fopen(tmp.data, "wb");
     int rc = w.f != NULL ? 0 : cairn_fail(err, "cannot create %s: %s", tmp.data, strerror(errno));
     if (rc == 0) {
         rc = gm_write_all(&w, p, seed, err);
         if (fclose(w.f) != 0 && rc == 0) {
             rc = cairn_fail(err, "cannot write %s: %s", tmp.data, strerror(errno));
         }
-        /* rename does not replace an existing file everywhere (Windows) */
-        if (rc == 0 && rename(tmp.data, path) != 0 &&
-            (remove(path) != 0 || rename(tmp.data, path) != 0)) {
-            rc = cairn_fail(err, "cannot rename %s to %s: %s", tmp.data, path, strerror(errno));
+        if (rc == 0) {
+            rc = cairn_replace_file(tmp.data, path, err);
         }
         if (rc != 0) {
             remove(tmp.data);

@@ -1,6 +1,8 @@
 /* util: errors, buffers, strings, UTF-8 and file helpers (see util.h). */
 #include "util/util.h"
 
+#include "platform/platform.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -224,7 +226,7 @@ int cairn_utf8_encode(uint32_t cp, char out[4]) {
 }
 
 char *cairn_read_file(const char *path, size_t *len_out, cairn_err *err) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = cairn_fopen(path, "rb");
     if (!f) {
         cairn_fail(err, "cannot open %s: %s", path, strerror(errno));
         return NULL;

@@ -2,8 +2,8 @@
  * util: the small pieces every module shares: error reporting, growable buffers, string and
  * UTF-8 helpers, whole-file reads.
  *
- * Owns no state of its own. Must never depend on another cairn module, log, or exit: it only
- * reports failures to its caller through cairn_err.
+ * Owns no state of its own. Must never depend on another cairn module (but for platform's
+ * UTF-8 fopen), log, or exit: it only reports failures to its caller through cairn_err.
  */
 #ifndef CAIRN_UTIL_H
 #define CAIRN_UTIL_H
@@ -13,7 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(__MINGW_PRINTF_FORMAT)
+/* MinGW's C99 stdio (__USE_MINGW_ANSI_STDIO) follows the standard, not msvcrt's rules. */
+#define CAIRN_PRINTF(fmt_index, first_arg)                                                         \
+    __attribute__((format(__MINGW_PRINTF_FORMAT, fmt_index, first_arg)))
+#elif defined(__GNUC__) || defined(__clang__)
 #define CAIRN_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
 #else
 #define CAIRN_PRINTF(fmt_index, first_arg)
