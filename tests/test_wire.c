@@ -782,6 +782,13 @@ static void test_json_malformed(void **state) {
     assert_non_null(strstr(err.msg, "EVENT: JSON payload has a NUL byte at 7"));
     cairn_wire_decoder_free(d);
     cairn_buf_free(&b);
+    append_header(&b, CAIRN_WIRE_MAGIC, 1, ev, 0, 10); /* escaped: {"a":"\<NUL>"} */
+    assert_int_equal(cairn_buf_append(&b, "{\"a\":\"\\\0\"}", 10), 0);
+    d = decode_one(&b, f);
+    assert_int_equal(cairn_wire_parse_json(&f[0], &obj, &err), -1);
+    assert_non_null(strstr(err.msg, "NUL byte at 7"));
+    cairn_wire_decoder_free(d);
+    cairn_buf_free(&b);
 
     char *deep = nested(CAIRN_WIRE_JSON_MAX_DEPTH + 1);
     expect_json_error(ev, deep, "EVENT: JSON payload nests deeper than 32 levels");
@@ -1067,6 +1074,10 @@ static void test_data_encoder_refuses(void **state) {
     h.width = 2;
     assert_int_equal(cairn_wire_encode_tokens(&h, SAMPLE_TOKENS, &b, &err), -1);
     assert_non_null(strstr(err.msg, "width is 2, must be 1"));
+    h = SAMPLE_TOK;
+    h.n_tokens = 1u << 30; /* refused before the three tokens are read past their end */
+    assert_int_equal(cairn_wire_encode_tokens(&h, SAMPLE_TOKENS, &b, &err), -1);
+    assert_non_null(strstr(err.msg, "over the 67108864-byte payload limit"));
     h = SAMPLE_TOK;
     const int32_t bad[3] = {1, -5, 2};
     assert_int_equal(cairn_wire_encode_tokens(&h, bad, &b, &err), -1);

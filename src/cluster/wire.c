@@ -353,14 +353,15 @@ int cairn_wire_decoder_next(cairn_wire_decoder *d, cairn_wire_frame *out, cairn_
  * cJSON recurse deeply or allocate far more than the text's size. Strings are skipped so
  * brackets and commas inside them do not count. */
 static int check_json_shape(const char *s, size_t n, cairn_err *err) {
+    const char *nul = memchr(s, '\0', n);
+    if (nul) {
+        return cairn_fail(err, "JSON payload has a NUL byte at %zu", (size_t)(nul - s));
+    }
     size_t depth = 0;
     uint64_t values = 1;
     bool in_string = false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (c == '\0') {
-            return cairn_fail(err, "JSON payload has a NUL byte at %zu", i);
-        }
         if (in_string) {
             if (c == '\\') {
                 i++;
@@ -603,19 +604,28 @@ static int data_values_size(cairn_wire_type type, const cairn_wire_data_header *
     return 0;
 }
 
-static uint8_t *begin_data(cairn_wire_type type, const cairn_wire_data_header *h,
-                           cairn_buf *out, cairn_err *err) {
+/* The checks an encoder makes before it reads the caller's values: counts, then size. */
+static int check_data_to_encode(cairn_wire_type type, const cairn_wire_data_header *h,
+                                cairn_err *err) {
     uint64_t bytes = 0;
     if (data_values_size(type, h, &bytes, err) != 0) {
-        return NULL;
+        return -1;
     }
     if (bytes > CAIRN_WIRE_MAX_PAYLOAD - CAIRN_WIRE_DATA_HEADER_SIZE) {
-        cairn_fail(err, "wire: %s of %u x %u values is over the %u-byte payload limit",
-                   TYPES[type].name, (unsigned)h->n_tokens, (unsigned)h->width,
-                   CAIRN_WIRE_MAX_PAYLOAD);
+        return cairn_fail(err, "wire: %s of %u x %u values is over the %u-byte payload limit",
+                          TYPES[type].name, (unsigned)h->n_tokens, (unsigned)h->width,
+                          CAIRN_WIRE_MAX_PAYLOAD);
+    }
+    return 0;
+}
+
+static uint8_t *begin_data(cairn_wire_type type, const cairn_wire_data_header *h,
+                           cairn_buf *out, cairn_err *err) {
+    if (check_data_to_encode(type, h, err) != 0) {
         return NULL;
     }
-    uint8_t *p = begin_frame(type, CAIRN_WIRE_DATA_HEADER_SIZE + (size_t)bytes, out, err);
+    size_t bytes = (size_t)h->n_tokens * h->width * 4;
+    uint8_t *p = begin_frame(type, CAIRN_WIRE_DATA_HEADER_SIZE + bytes, out, err);
     if (!p) {
         return NULL;
     }
@@ -646,7 +656,10 @@ int cairn_wire_encode_activations(const cairn_wire_data_header *h, const float *
 
 int cairn_wire_encode_tokens(const cairn_wire_data_header *h, const int32_t *tokens,
                              cairn_buf *out, cairn_err *err) {
-    size_t n = h->width == 1 ? h->n_tokens : 0;
+    if (check_data_to_encode(CAIRN_WIRE_DATA_TOKENS, h, err) != 0) {
+        return -1;
+    }
+    size_t n = h->n_tokens;
     for (size_t i = 0; i < n; i++) {
         if (tokens[i] < 0) {
             return cairn_fail(err, "wire: DATA_TOKENS token %zu is negative (%d)", i,
