@@ -905,8 +905,11 @@ static void test_hello_malformed(void **state) {
     expect_hello_error("{\"node_id\":\"a\"}", "cluster must be a string");
     expect_hello_error("{\"node_id\":\"a b\",\"cluster\":\"c\",\"protocol\":1,"
                        "\"cluster_port\":1,\"api_port\":0}",
-                       "node_id must be 1..64 characters of");
-    expect_hello_error("{\"node_id\":\"\",\"cluster\":\"c\"}", "node_id must be 1..64");
+                       "node_id must be 1..63 characters of");
+    expect_hello_error("{\"node_id\":\"\",\"cluster\":\"c\"}", "node_id must be 1..63 bytes");
+    expect_hello_error("{\"node_id\":\"a\",\"cluster\":\"tab\\there\",\"protocol\":1,"
+                       "\"cluster_port\":1,\"api_port\":0}",
+                       "cluster must be 1..127 bytes without control characters");
     expect_hello_error("{\"node_id\":\"a\",\"cluster\":\"c\",\"protocol\":\"1\"}",
                        "protocol must be a number");
     expect_hello_error("{\"node_id\":\"a\",\"cluster\":\"c\",\"protocol\":1.5}",
@@ -938,6 +941,22 @@ static void test_hello_malformed(void **state) {
     must(cairn_wire_parse_hello(&f[0], &h, &err), &err);
     assert_string_equal(h.node_id, "a");
     assert_int_equal(h.protocol, 3);
+    cairn_wire_decoder_free(d);
+    cairn_buf_free(&b);
+
+    /* Longest names, a colon in the id, anything printable in the cluster name. */
+    h = SAMPLE_HELLO;
+    memset(h.node_id, 'n', CAIRN_WIRE_NODE_ID_MAX);
+    h.node_id[0] = ':';
+    h.node_id[CAIRN_WIRE_NODE_ID_MAX] = '\0';
+    memset(h.cluster, ' ', CAIRN_WIRE_CLUSTER_MAX);
+    memcpy(h.cluster, "Caf\xC3\xA9 \"home\"", 12);
+    h.cluster[CAIRN_WIRE_CLUSTER_MAX] = '\0';
+    must(cairn_wire_encode_hello(CAIRN_WIRE_HELLO, &h, &b, &err), &err);
+    d = decode_one(&b, f);
+    cairn_wire_hello back;
+    must(cairn_wire_parse_hello(&f[0], &back, &err), &err);
+    assert_memory_equal(&back, &h, sizeof(h));
     cairn_wire_decoder_free(d);
     cairn_buf_free(&b);
 

@@ -1,6 +1,8 @@
 /* cluster wire protocol: frame codec, JSON and data payloads (see wire.h). */
 #include "cluster/wire.h"
 
+#include "cluster/state.h"
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,13 +456,28 @@ int cairn_wire_parse_json(const cairn_wire_frame *f, cJSON **out, cairn_err *err
 
 /* ---- HELLO ---- */
 
-static bool valid_name(const char *s) {
+/* Node ids are the cluster state's ids, so they must pass its rules too. */
+_Static_assert(CAIRN_WIRE_NODE_ID_MAX + 1 == CAIRN_STATE_ID_SIZE, "node id size");
+_Static_assert(CAIRN_WIRE_CLUSTER_MAX + 1 == CAIRN_STATE_NAME_SIZE, "cluster name size");
+
+static bool valid_node_id(const char *s) {
     size_t n = 0;
     for (; s[n]; n++) {
         char c = s[n];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (!ok || n >= CAIRN_WIRE_NAME_MAX) {
+                  c == '.' || c == '_' || c == ':' || c == '-';
+        if (!ok || n >= CAIRN_WIRE_NODE_ID_MAX) {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+static bool valid_cluster_name(const char *s) {
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (c < 0x20 || c == 0x7F || n >= CAIRN_WIRE_CLUSTER_MAX) {
             return false;
         }
     }
@@ -468,13 +485,13 @@ static bool valid_name(const char *s) {
 }
 
 static int check_hello(const cairn_wire_hello *h, cairn_err *err) {
-    if (!valid_name(h->node_id)) {
-        return cairn_fail(err, "node_id must be 1..%d characters of A-Z a-z 0-9 . _ -",
-                          CAIRN_WIRE_NAME_MAX);
+    if (!valid_node_id(h->node_id)) {
+        return cairn_fail(err, "node_id must be 1..%d characters of A-Z a-z 0-9 . _ : -",
+                          CAIRN_WIRE_NODE_ID_MAX);
     }
-    if (!valid_name(h->cluster)) {
-        return cairn_fail(err, "cluster must be 1..%d characters of A-Z a-z 0-9 . _ -",
-                          CAIRN_WIRE_NAME_MAX);
+    if (!valid_cluster_name(h->cluster)) {
+        return cairn_fail(err, "cluster must be 1..%d bytes without control characters",
+                          CAIRN_WIRE_CLUSTER_MAX);
     }
     if (h->protocol < 1 || h->protocol > 255) {
         return cairn_fail(err, "protocol %u is not 1..255", (unsigned)h->protocol);
@@ -509,14 +526,15 @@ int cairn_wire_encode_hello(cairn_wire_type type, const cairn_wire_hello *hello,
     return rc;
 }
 
-static int get_name(const cJSON *obj, const char *key, char *out, cairn_err *err) {
+static int get_name(const cJSON *obj, const char *key, char *out, size_t max,
+                    cairn_err *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!cJSON_IsString(v)) {
         return cairn_fail(err, "%s must be a string", key);
     }
     size_t n = strlen(v->valuestring);
-    if (n == 0 || n > CAIRN_WIRE_NAME_MAX) {
-        return cairn_fail(err, "%s must be 1..%d characters", key, CAIRN_WIRE_NAME_MAX);
+    if (n == 0 || n > max) {
+        return cairn_fail(err, "%s must be 1..%zu bytes", key, max);
     }
     memcpy(out, v->valuestring, n + 1);
     return 0;
@@ -538,8 +556,8 @@ static int get_uint(const cJSON *obj, const char *key, double max, uint32_t *out
 
 static int hello_from_json(const cJSON *obj, cairn_wire_hello *out, cairn_err *err) {
     uint32_t protocol = 0, cluster_port = 0, api_port = 0;
-    if (get_name(obj, "node_id", out->node_id, err) != 0 ||
-        get_name(obj, "cluster", out->cluster, err) != 0 ||
+    if (get_name(obj, "node_id", out->node_id, CAIRN_WIRE_NODE_ID_MAX, err) != 0 ||
+        get_name(obj, "cluster", out->cluster, CAIRN_WIRE_CLUSTER_MAX, err) != 0 ||
         get_uint(obj, "protocol", 255, &protocol, err) != 0 ||
         get_uint(obj, "cluster_port", 65535, &cluster_port, err) != 0 ||
         get_uint(obj, "api_port", 65535, &api_port, err) != 0) {

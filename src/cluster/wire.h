@@ -140,10 +140,13 @@ int cairn_wire_parse_json(const cairn_wire_frame *f, cJSON **out, cairn_err *err
 
 /* HELLO and HELLO_ACK: who is on the other end of a link. Unknown keys are ignored, so a
  * later version may add some. */
-#define CAIRN_WIRE_NAME_MAX 64
+#define CAIRN_WIRE_NODE_ID_MAX 63  /* as the cluster state's ids (CAIRN_STATE_ID_SIZE) */
+#define CAIRN_WIRE_CLUSTER_MAX 127 /* as its cluster name (CAIRN_STATE_NAME_SIZE) */
 typedef struct cairn_wire_hello {
-    char node_id[CAIRN_WIRE_NAME_MAX + 1]; /* 1..64 of [A-Za-z0-9._-] */
-    char cluster[CAIRN_WIRE_NAME_MAX + 1]; /* the cluster's name, same alphabet */
+    char node_id[CAIRN_WIRE_NODE_ID_MAX + 1]; /* 1..63 of [A-Za-z0-9._:-] */
+    /* The cluster's name: 1..127 bytes, no control characters. Compared byte for byte with
+     * the receiver's own; UTF-8 validity is not checked here. */
+    char cluster[CAIRN_WIRE_CLUSTER_MAX + 1];
     uint32_t protocol;     /* highest protocol version the sender speaks (1..255) */
     uint16_t cluster_port; /* where the sender accepts cluster links (1..65535) */
     uint16_t api_port;     /* the sender's HTTP API, 0 when it serves none */
