@@ -36,13 +36,18 @@ static void append_json(cairn_wire_type type, const char *text, cairn_buf *out) 
     cJSON_Delete(obj);
 }
 
-static const cairn_wire_hello SAMPLE_HELLO = {
-    .node_id = "node-1.lan", .cluster = "home_cluster", .protocol = 1,
-    .cluster_port = 52415, .api_port = 8080};
+static const cairn_wire_hello SAMPLE_HELLO = {.node_id = "node-1.lan",
+                                              .cluster = "home_cluster",
+                                              .protocol = 1,
+                                              .cluster_port = 52415,
+                                              .api_port = 8080};
 
-static const cairn_wire_data_header SAMPLE_ACT = {
-    .request_id = 0x0102030405060708ull, .sequence = 3, .pos = 10, .n_tokens = 2, .width = 4,
-    .flags = CAIRN_WIRE_DATA_ALL_LOGITS};
+static const cairn_wire_data_header SAMPLE_ACT = {.request_id = 0x0102030405060708ull,
+                                                  .sequence = 3,
+                                                  .pos = 10,
+                                                  .n_tokens = 2,
+                                                  .width = 4,
+                                                  .flags = CAIRN_WIRE_DATA_ALL_LOGITS};
 static const float SAMPLE_FLOATS[8] = {-1.0f, -0.5f, 0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 1e-30f};
 
 static const cairn_wire_data_header SAMPLE_TOK = {
@@ -238,9 +243,8 @@ static void put_config(cairn_buf *out, uint8_t limit_selector, uint8_t chunk_see
 }
 
 static void make_seed(int i, cairn_buf *out) {
-    static const uint8_t config[N_SEEDS][2] = {{0, 0}, {0, 1},  {0, 3}, {0, 11},
-                                               {0, 5}, {2, 0},  {2, 2}, {3, 7},
-                                               {0, 1}, {1, 0},  {0, 0}, {0, 4}};
+    static const uint8_t config[N_SEEDS][2] = {{0, 0}, {0, 1}, {0, 3}, {0, 11}, {0, 5}, {2, 0},
+                                               {2, 2}, {3, 7}, {0, 1}, {1, 0},  {0, 0}, {0, 4}};
     put_config(out, config[i][0], config[i][1]);
     switch (i) {
     case 0:
@@ -327,8 +331,7 @@ static void test_type_table(void **state) {
     assert_true(cairn_wire_type_needs_payload(CAIRN_WIRE_HELLO));
     assert_false(cairn_wire_type_needs_payload(CAIRN_WIRE_HEARTBEAT));
     assert_int_equal(cairn_wire_type_payload(CAIRN_WIRE_AUTH_RESPONSE), CAIRN_WIRE_PAYLOAD_BINARY);
-    assert_int_equal(cairn_wire_type_payload(CAIRN_WIRE_DATA_ACTIVATIONS),
-                     CAIRN_WIRE_PAYLOAD_DATA);
+    assert_int_equal(cairn_wire_type_payload(CAIRN_WIRE_DATA_ACTIVATIONS), CAIRN_WIRE_PAYLOAD_DATA);
 }
 
 static void test_header_layout(void **state) {
@@ -507,8 +510,8 @@ static void test_many_frames_per_feed(void **state) {
 static void test_large_frame_in_chunks(void **state) {
     (void)state;
     cairn_err err = {{0}};
-    cairn_wire_data_header h = {.request_id = 7, .sequence = 1, .pos = 0, .n_tokens = 128,
-                                .width = 4096, .flags = 0};
+    cairn_wire_data_header h = {
+        .request_id = 7, .sequence = 1, .pos = 0, .n_tokens = 128, .width = 4096, .flags = 0};
     size_t n = (size_t)h.n_tokens * h.width;
     float *values = malloc(n * sizeof(float));
     assert_non_null(values);
@@ -601,8 +604,7 @@ static void test_reserved_flags(void **state) {
     static const uint16_t flags[] = {0x0001, 0x0100, 0x8000, 0xFFFF};
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(flags); i++) {
         cairn_buf b = {0};
-        append_header(&b, CAIRN_WIRE_MAGIC, CAIRN_WIRE_VERSION, CAIRN_WIRE_HEARTBEAT, flags[i],
-                      0);
+        append_header(&b, CAIRN_WIRE_MAGIC, CAIRN_WIRE_VERSION, CAIRN_WIRE_HEARTBEAT, flags[i], 0);
         char want[64];
         snprintf(want, sizeof(want), "HEARTBEAT frame at stream byte 0 sets reserved flags 0x%04X",
                  flags[i]);
@@ -874,9 +876,8 @@ static void test_encoder_refuses(void **state) {
     assert_non_null(strstr(err.msg, "unknown message type 0"));
     assert_int_equal(cairn_wire_encode(CAIRN_WIRE_HELLO, NULL, 0, &b, &err), -1);
     assert_non_null(strstr(err.msg, "HELLO frame has an empty payload"));
-    assert_int_equal(cairn_wire_encode(CAIRN_WIRE_AUTH_RESPONSE, NULL, CAIRN_WIRE_MAX_AUTH + 1,
-                                       &b, &err),
-                     -1);
+    assert_int_equal(
+        cairn_wire_encode(CAIRN_WIRE_AUTH_RESPONSE, NULL, CAIRN_WIRE_MAX_AUTH + 1, &b, &err), -1);
     assert_int_equal(b.len, 0);
     cairn_buf_free(&b);
 }
@@ -1070,10 +1071,10 @@ static void test_data_malformed(void **state) {
     d = decode_one(&b, f);
     assert_int_equal(cairn_wire_parse_data(&f[0], &data, &err), -1);
     assert_non_null(strstr(err.msg, "DATA_TOKENS token 0 is negative"));
-    assert_int_equal(cairn_wire_parse_data(&(cairn_wire_frame){.type = CAIRN_WIRE_EVENT,
-                                                               .payload = f[0].payload},
-                                           &data, &err),
-                     -1);
+    assert_int_equal(
+        cairn_wire_parse_data(
+            &(cairn_wire_frame){.type = CAIRN_WIRE_EVENT, .payload = f[0].payload}, &data, &err),
+        -1);
     assert_non_null(strstr(err.msg, "EVENT is not a data frame"));
     cairn_wire_decoder_free(d);
     cairn_buf_free(&b);
@@ -1106,8 +1107,8 @@ static void test_data_encoder_refuses(void **state) {
     assert_int_equal(cairn_wire_encode_activations(&h, SAMPLE_FLOATS, &b, &err), -1);
     assert_int_equal(b.len, 0);
     /* Exactly the hard limit fits. */
-    h = (cairn_wire_data_header){.n_tokens = 1,
-                                 .width = (CAIRN_WIRE_MAX_PAYLOAD - CAIRN_WIRE_DATA_HEADER_SIZE) / 4};
+    h = (cairn_wire_data_header){
+        .n_tokens = 1, .width = (CAIRN_WIRE_MAX_PAYLOAD - CAIRN_WIRE_DATA_HEADER_SIZE) / 4};
     float *values = calloc(h.width, sizeof(float));
     assert_non_null(values);
     must(cairn_wire_encode_activations(&h, values, &b, &err), &err);
@@ -1175,15 +1176,27 @@ static uint32_t rnd(prng *r) {
     return (uint32_t)(r->s >> 32);
 }
 
-static size_t rnd_below(prng *r, size_t n) { return n ? rnd(r) % n : 0; }
+static size_t rnd_below(prng *r, size_t n) {
+    return n ? rnd(r) % n : 0;
+}
 
 #define MAX_MUTANT 16384
 
 static void mutate(prng *r, uint8_t *buf, size_t *len, const cairn_buf *seeds) {
-    static const uint32_t interesting[] = {0,       1,          11,         12,
-                                           31,      32,         64,         4096,
-                                           65536,   65537,      0x7FFFFFFF, 0x80000000,
-                                           0xFFFFFFFF, CAIRN_WIRE_MAX_PAYLOAD,
+    static const uint32_t interesting[] = {0,
+                                           1,
+                                           11,
+                                           12,
+                                           31,
+                                           32,
+                                           64,
+                                           4096,
+                                           65536,
+                                           65537,
+                                           0x7FFFFFFF,
+                                           0x80000000,
+                                           0xFFFFFFFF,
+                                           CAIRN_WIRE_MAX_PAYLOAD,
                                            CAIRN_WIRE_MAX_PAYLOAD + 1};
     static const char json_bytes[] = "{}[]\":,\\0123456789aeE-+. tfn";
     size_t n = *len;

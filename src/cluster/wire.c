@@ -9,11 +9,12 @@
 
 /* ---- little-endian fields ---- */
 
-static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint16_t get_u16(const uint8_t *p) {
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
 
 static uint32_t get_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static uint64_t get_u64(const uint8_t *p) {
@@ -36,6 +37,8 @@ static void put_u64(uint8_t *p, uint64_t v) {
     put_u32(p, (uint32_t)v);
     put_u32(p + 4, (uint32_t)(v >> 32));
 }
+
+static const uint8_t WIRE_MAGIC[4] = {'C', 'R', 'N', 'W'};
 
 /* ---- message types ---- */
 
@@ -118,7 +121,7 @@ static uint8_t *begin_frame(cairn_wire_type type, size_t len, cairn_buf *out, ca
         return NULL;
     }
     uint8_t *h = (uint8_t *)out->data + out->len;
-    memcpy(h, CAIRN_WIRE_MAGIC, 4);
+    memcpy(h, WIRE_MAGIC, sizeof(WIRE_MAGIC));
     h[4] = CAIRN_WIRE_VERSION;
     h[5] = (uint8_t)type;
     put_u16(h + 6, 0);
@@ -155,7 +158,7 @@ struct cairn_wire_decoder {
 
 /* Buffers above this are given back once they hold little, so a link that once carried a
  * large frame does not keep its memory. */
-#define DECODER_KEEP_CAP (256u * 1024u)
+#define DECODER_KEEP_CAP ((size_t)256 * 1024)
 
 cairn_wire_decoder *cairn_wire_decoder_new(uint32_t max_payload, cairn_err *err) {
     if (max_payload > CAIRN_WIRE_MAX_PAYLOAD) {
@@ -179,9 +182,13 @@ void cairn_wire_decoder_free(cairn_wire_decoder *d) {
     }
 }
 
-bool cairn_wire_decoder_failed(const cairn_wire_decoder *d) { return d->failed; }
+bool cairn_wire_decoder_failed(const cairn_wire_decoder *d) {
+    return d->failed;
+}
 
-size_t cairn_wire_decoder_buffered(const cairn_wire_decoder *d) { return d->len - d->pos; }
+size_t cairn_wire_decoder_buffered(const cairn_wire_decoder *d) {
+    return d->len - d->pos;
+}
 
 static int decoder_fail(cairn_wire_decoder *d, cairn_err *err, const char *fmt, ...)
     CAIRN_PRINTF(3, 4);
@@ -219,7 +226,7 @@ static void hex_bytes(const uint8_t *p, size_t n, char *out, size_t out_len) {
 static int check_header(cairn_wire_decoder *d, const uint8_t *h, size_t avail, uint64_t at,
                         size_t *frame_size, cairn_err *err) {
     size_t magic_seen = avail < 4 ? avail : 4;
-    if (memcmp(h, CAIRN_WIRE_MAGIC, magic_seen) != 0) {
+    if (memcmp(h, WIRE_MAGIC, magic_seen) != 0) {
         char got[16];
         hex_bytes(h, magic_seen, got, sizeof(got));
         return decoder_fail(d, err,
@@ -238,8 +245,7 @@ static int check_header(cairn_wire_decoder *d, const uint8_t *h, size_t avail, u
                             (unsigned long long)at, h[5]);
     }
     if (avail > 7 && get_u16(h + 6) != 0) {
-        return decoder_fail(d, err,
-                            "wire: %s frame at stream byte %llu sets reserved flags 0x%04X",
+        return decoder_fail(d, err, "wire: %s frame at stream byte %llu sets reserved flags 0x%04X",
                             TYPES[h[5]].name, (unsigned long long)at, get_u16(h + 6));
     }
     if (avail < CAIRN_WIRE_HEADER_SIZE) {
@@ -263,8 +269,7 @@ static int scan_frames(cairn_wire_decoder *d, cairn_err *err) {
         if (avail == 0) {
             return 0;
         }
-        int r = check_header(d, d->buf + d->scan, avail, d->stream_pos + d->scan, &frame_size,
-                             err);
+        int r = check_header(d, d->buf + d->scan, avail, d->stream_pos + d->scan, &frame_size, err);
         if (r <= 0 || avail < frame_size) {
             return r < 0 ? -1 : 0;
         }
@@ -319,8 +324,7 @@ static int grow(cairn_wire_decoder *d, size_t n, cairn_err *err) {
     return 0;
 }
 
-int cairn_wire_decoder_feed(cairn_wire_decoder *d, const void *bytes, size_t n,
-                            cairn_err *err) {
+int cairn_wire_decoder_feed(cairn_wire_decoder *d, const void *bytes, size_t n, cairn_err *err) {
     if (d->failed) {
         return decoder_failed_again(d, err);
     }
@@ -393,8 +397,7 @@ static int check_json_shape(const char *s, size_t n, cairn_err *err) {
     return 0;
 }
 
-int cairn_wire_encode_json(cairn_wire_type type, const cJSON *obj, cairn_buf *out,
-                           cairn_err *err) {
+int cairn_wire_encode_json(cairn_wire_type type, const cJSON *obj, cairn_buf *out, cairn_err *err) {
     if (cairn_wire_type_payload(type) != CAIRN_WIRE_PAYLOAD_JSON) {
         return cairn_fail(err, "wire: %s frames do not carry JSON", cairn_wire_type_name(type));
     }
@@ -526,8 +529,7 @@ int cairn_wire_encode_hello(cairn_wire_type type, const cairn_wire_hello *hello,
     return rc;
 }
 
-static int get_name(const cJSON *obj, const char *key, char *out, size_t max,
-                    cairn_err *err) {
+static int get_name(const cJSON *obj, const char *key, char *out, size_t max, cairn_err *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!cJSON_IsString(v)) {
         return cairn_fail(err, "%s must be a string", key);
@@ -540,8 +542,7 @@ static int get_name(const cJSON *obj, const char *key, char *out, size_t max,
     return 0;
 }
 
-static int get_uint(const cJSON *obj, const char *key, double max, uint32_t *out,
-                    cairn_err *err) {
+static int get_uint(const cJSON *obj, const char *key, double max, uint32_t *out, cairn_err *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!cJSON_IsNumber(v)) {
         return cairn_fail(err, "%s must be a number", key);
@@ -572,8 +573,7 @@ static int hello_from_json(const cJSON *obj, cairn_wire_hello *out, cairn_err *e
 int cairn_wire_parse_hello(const cairn_wire_frame *f, cairn_wire_hello *out, cairn_err *err) {
     memset(out, 0, sizeof(*out));
     if (!is_hello_type(f->type)) {
-        return cairn_fail(err, "wire: %s is not HELLO or HELLO_ACK",
-                          cairn_wire_type_name(f->type));
+        return cairn_fail(err, "wire: %s is not HELLO or HELLO_ACK", cairn_wire_type_name(f->type));
     }
     cJSON *obj = NULL;
     if (cairn_wire_parse_json(f, &obj, err) != 0) {
@@ -595,8 +595,8 @@ static bool is_data_type(cairn_wire_type type) {
 }
 
 /* Checks a data header's counts and returns the values' byte size. */
-static int data_values_size(cairn_wire_type type, const cairn_wire_data_header *h,
-                            uint64_t *bytes, cairn_err *err) {
+static int data_values_size(cairn_wire_type type, const cairn_wire_data_header *h, uint64_t *bytes,
+                            cairn_err *err) {
     const char *name = TYPES[type].name;
     if (h->n_tokens == 0 || h->n_tokens > INT32_MAX) {
         return cairn_fail(err, "wire: %s n_tokens %u is not 1..%d", name, (unsigned)h->n_tokens,
@@ -616,8 +616,8 @@ static int data_values_size(cairn_wire_type type, const cairn_wire_data_header *
     uint64_t n_values = 0;
     if (cairn_mul_overflows(h->n_tokens, h->width, &n_values) ||
         cairn_mul_overflows(n_values, 4, bytes)) {
-        return cairn_fail(err, "wire: %s of %u x %u values overflows", name,
-                          (unsigned)h->n_tokens, (unsigned)h->width);
+        return cairn_fail(err, "wire: %s of %u x %u values overflows", name, (unsigned)h->n_tokens,
+                          (unsigned)h->width);
     }
     return 0;
 }
@@ -637,8 +637,8 @@ static int check_data_to_encode(cairn_wire_type type, const cairn_wire_data_head
     return 0;
 }
 
-static uint8_t *begin_data(cairn_wire_type type, const cairn_wire_data_header *h,
-                           cairn_buf *out, cairn_err *err) {
+static uint8_t *begin_data(cairn_wire_type type, const cairn_wire_data_header *h, cairn_buf *out,
+                           cairn_err *err) {
     if (check_data_to_encode(type, h, err) != 0) {
         return NULL;
     }
@@ -672,8 +672,8 @@ int cairn_wire_encode_activations(const cairn_wire_data_header *h, const float *
     return 0;
 }
 
-int cairn_wire_encode_tokens(const cairn_wire_data_header *h, const int32_t *tokens,
-                             cairn_buf *out, cairn_err *err) {
+int cairn_wire_encode_tokens(const cairn_wire_data_header *h, const int32_t *tokens, cairn_buf *out,
+                             cairn_err *err) {
     if (check_data_to_encode(CAIRN_WIRE_DATA_TOKENS, h, err) != 0) {
         return -1;
     }

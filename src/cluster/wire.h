@@ -54,19 +54,19 @@
 #define CAIRN_WIRE_JSON_MAX_VALUES (1u << 20)
 
 typedef enum cairn_wire_type {
-    CAIRN_WIRE_HELLO = 1,          /* JSON cairn_wire_hello: first frame of the dialing side */
-    CAIRN_WIRE_HELLO_ACK = 2,      /* JSON cairn_wire_hello: the accepting side's answer */
-    CAIRN_WIRE_HEARTBEAT = 3,      /* JSON, may be empty: liveness, term, commit index */
-    CAIRN_WIRE_AUTH_CHALLENGE = 4, /* binary, 1..CAIRN_WIRE_MAX_AUTH: keyed mode's nonce */
-    CAIRN_WIRE_AUTH_RESPONSE = 5,  /* binary, 1..CAIRN_WIRE_MAX_AUTH: keyed mode's proof */
-    CAIRN_WIRE_EVENT = 6,          /* JSON: one replicated state event */
-    CAIRN_WIRE_EVENT_ACK = 7,      /* JSON: events stored up to an index */
-    CAIRN_WIRE_EVENT_REQUEST = 8,  /* JSON: send the event log's tail from index N */
-    CAIRN_WIRE_SNAPSHOT = 9,       /* JSON: the whole replicated state at an index */
+    CAIRN_WIRE_HELLO = 1,             /* JSON cairn_wire_hello: first frame of the dialing side */
+    CAIRN_WIRE_HELLO_ACK = 2,         /* JSON cairn_wire_hello: the accepting side's answer */
+    CAIRN_WIRE_HEARTBEAT = 3,         /* JSON, may be empty: liveness, term, commit index */
+    CAIRN_WIRE_AUTH_CHALLENGE = 4,    /* binary, 1..CAIRN_WIRE_MAX_AUTH: keyed mode's nonce */
+    CAIRN_WIRE_AUTH_RESPONSE = 5,     /* binary, 1..CAIRN_WIRE_MAX_AUTH: keyed mode's proof */
+    CAIRN_WIRE_EVENT = 6,             /* JSON: one replicated state event */
+    CAIRN_WIRE_EVENT_ACK = 7,         /* JSON: events stored up to an index */
+    CAIRN_WIRE_EVENT_REQUEST = 8,     /* JSON: send the event log's tail from index N */
+    CAIRN_WIRE_SNAPSHOT = 9,          /* JSON: the whole replicated state at an index */
     CAIRN_WIRE_DATA_ACTIVATIONS = 10, /* data frame of float32 (hidden states or logits) */
     CAIRN_WIRE_DATA_TOKENS = 11,      /* data frame of int32 token ids */
-    CAIRN_WIRE_GOODBYE = 12,       /* JSON, may be empty: orderly close, with a reason */
-    CAIRN_WIRE_ERROR = 13,         /* JSON: the peer found a problem, with a message */
+    CAIRN_WIRE_GOODBYE = 12,          /* JSON, may be empty: orderly close, with a reason */
+    CAIRN_WIRE_ERROR = 13,            /* JSON: the peer found a problem, with a message */
 } cairn_wire_type;
 
 #define CAIRN_WIRE_TYPE_FIRST CAIRN_WIRE_HELLO
@@ -130,8 +130,7 @@ size_t cairn_wire_decoder_buffered(const cairn_wire_decoder *d);
 
 /* Encodes obj (which must be an object) unformatted as a frame of a JSON type. Refuses what
  * the receiving side would reject (too long, too deep, too many values). */
-int cairn_wire_encode_json(cairn_wire_type type, const cJSON *obj, cairn_buf *out,
-                           cairn_err *err);
+int cairn_wire_encode_json(cairn_wire_type type, const cJSON *obj, cairn_buf *out, cairn_err *err);
 /* Parses the payload of a JSON-type frame into a new object the caller frees with
  * cJSON_Delete. The payload must be one JSON object (surrounding whitespace allowed), with
  * no NUL byte, within the depth and value limits. An empty payload of a type that may be
@@ -196,8 +195,8 @@ typedef struct cairn_wire_data {
 int cairn_wire_encode_activations(const cairn_wire_data_header *h, const float *values,
                                   cairn_buf *out, cairn_err *err);
 /* h->width must be 1. */
-int cairn_wire_encode_tokens(const cairn_wire_data_header *h, const int32_t *tokens,
-                             cairn_buf *out, cairn_err *err);
+int cairn_wire_encode_tokens(const cairn_wire_data_header *h, const int32_t *tokens, cairn_buf *out,
+                             cairn_err *err);
 int cairn_wire_parse_data(const cairn_wire_frame *f, cairn_wire_data *out, cairn_err *err);
 /* Copy the n_values values into out in host order. */
 void cairn_wire_data_floats(const cairn_wire_data *d, float *out);

@@ -38,8 +38,8 @@ static inline size_t wire_fuzz_next_chunk(uint8_t seed, uint32_t *state, size_t 
 
 /* Decodes encoded (one frame) with a fresh decoder into *f; the decoder is returned for the
  * caller to free, since f points into it. */
-static inline cairn_wire_decoder *wire_fuzz_redecode(const cairn_buf *encoded,
-                                                     cairn_wire_frame *f, cairn_err *why) {
+static inline cairn_wire_decoder *wire_fuzz_redecode(const cairn_buf *encoded, cairn_wire_frame *f,
+                                                     cairn_err *why) {
     cairn_wire_decoder *d = cairn_wire_decoder_new(0, why);
     if (!d) {
         return NULL;
