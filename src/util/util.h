@@ -13,10 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__MINGW_PRINTF_FORMAT)
-/* MinGW's C99 stdio (__USE_MINGW_ANSI_STDIO) follows the standard, not msvcrt's rules. */
+#if defined(CAIRN_PRINTF_ARCHETYPE)
+/* The build names the printf dialect where the default one is not C99's (MinGW's C99 stdio
+ * is checked as gnu_printf; plain "printf" there means msvcrt's rules). */
 #define CAIRN_PRINTF(fmt_index, first_arg)                                                         \
-    __attribute__((format(__MINGW_PRINTF_FORMAT, fmt_index, first_arg)))
+    __attribute__((format(CAIRN_PRINTF_ARCHETYPE, fmt_index, first_arg)))
 #elif defined(__GNUC__) || defined(__clang__)
 #define CAIRN_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
 #else
