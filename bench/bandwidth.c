@@ -112,8 +112,8 @@ static int bw_compare(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int bw_measure(uint64_t *data, size_t n, const bw_config *cfg, int threads,
-                      bw_result *out, cairn_err *err) {
+static int bw_measure(uint64_t *data, size_t n, const bw_config *cfg, int threads, bw_result *out,
+                      cairn_err *err) {
     const uint64_t expected = (uint64_t)n * (uint64_t)(n - 1) / 2; /* 0 + 1 + ... + n-1 */
     double *gbs = calloc((size_t)cfg->repeats, sizeof *gbs);
     if (gbs == NULL) {

@@ -27,18 +27,18 @@
 #include "util/util.h"
 
 typedef enum ref_rope {
-    REF_ROPE_BY_ARCH,   /* llama: adjacent pairs; qwen2/qwen3: first half with second half */
-    REF_ROPE_ADJACENT,  /* forced: (x[2i], x[2i+1]) */
-    REF_ROPE_HALVES,    /* forced: (x[i], x[i + rope_dims/2]) */
+    REF_ROPE_BY_ARCH,  /* llama: adjacent pairs; qwen2/qwen3: first half with second half */
+    REF_ROPE_ADJACENT, /* forced: (x[2i], x[2i+1]) */
+    REF_ROPE_HALVES,   /* forced: (x[i], x[i + rope_dims/2]) */
 } ref_rope;
 
 /* Deliberate deviations; all false/zero is the correct model. */
 typedef struct ref_variant {
     ref_rope rope;
-    bool ignore_freq_factors; /* rotate with the plain frequencies even if rope_freqs exists */
+    bool ignore_freq_factors;   /* rotate with the plain frequencies even if rope_freqs exists */
     bool multiply_freq_factors; /* multiply the frequencies by rope_freqs instead of dividing */
-    bool skip_qk_norm;        /* qwen3 without its per-head q/k norms */
-    bool interleaved_gqa;     /* query head h reads kv head h % n_head_kv instead of h / group */
+    bool skip_qk_norm;          /* qwen3 without its per-head q/k norms */
+    bool interleaved_gqa;       /* query head h reads kv head h % n_head_kv instead of h / group */
 } ref_variant;
 
 typedef struct ref_layer {
@@ -85,8 +85,7 @@ static float *ref_read_tensor(const ref_loader *ld, const char *name, int64_t wa
     int64_t ne1 = want_ne1 > 0 ? want_ne1 : 1;
     if (t->ne[0] != want_ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
         cairn_fail(ld->err, "reference: tensor %s is [%lld, %lld], expected [%lld, %lld]", name,
-                   (long long)t->ne[0], (long long)t->ne[1], (long long)want_ne0,
-                   (long long)ne1);
+                   (long long)t->ne[0], (long long)t->ne[1], (long long)want_ne0, (long long)ne1);
         *failed = 1;
         return NULL;
     }
@@ -131,8 +130,7 @@ static int ref_meta_int(const ref_loader *ld, const char *suffix, int64_t fallba
     return 0;
 }
 
-static int ref_meta_float(const ref_loader *ld, const char *suffix, double fallback,
-                          float *out) {
+static int ref_meta_float(const ref_loader *ld, const char *suffix, double fallback, float *out) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", ld->arch, suffix);
     double v = fallback;
@@ -259,8 +257,9 @@ static void ref_model_free(ref_model *m) {
     }
     for (int il = 0; m->layers != NULL && il < m->n_layer; il++) {
         ref_layer *w = &m->layers[il];
-        float *all[] = {w->attn_norm, w->wq, w->wk, w->wv, w->wo, w->bq, w->bk, w->bv,
-                        w->q_norm, w->k_norm, w->ffn_norm, w->ffn_gate, w->ffn_up, w->ffn_down};
+        float *all[] = {w->attn_norm, w->wq,       w->wk,     w->wv,      w->wo,
+                        w->bq,        w->bk,       w->bv,     w->q_norm,  w->k_norm,
+                        w->ffn_norm,  w->ffn_gate, w->ffn_up, w->ffn_down};
         for (size_t i = 0; i < CAIRN_ARRAY_LEN(all); i++) {
             free(all[i]);
         }
@@ -272,8 +271,8 @@ static void ref_model_free(ref_model *m) {
     free(m->tok_embd);
     free(m->output_norm);
     free(m->rope_freqs);
-    float *state[] = {m->k_cache, m->v_cache, m->x, m->xn, m->q, m->k, m->v, m->att,
-                      m->gate, m->up, m->scores};
+    float *state[] = {m->k_cache, m->v_cache, m->x,    m->xn, m->q,     m->k,
+                      m->v,       m->att,     m->gate, m->up, m->scores};
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(state); i++) {
         free(state[i]);
     }
@@ -281,8 +280,8 @@ static void ref_model_free(ref_model *m) {
 }
 
 /* Loads the model at path for at most n_ctx positions. */
-static int ref_model_load(const char *path, const ref_variant *variant, int n_ctx,
-                          ref_model **out, cairn_err *err) {
+static int ref_model_load(const char *path, const ref_variant *variant, int n_ctx, ref_model **out,
+                          cairn_err *err) {
     *out = NULL;
     ref_model *m = calloc(1, sizeof *m);
     if (m == NULL) {
@@ -305,8 +304,7 @@ static int ref_model_load(const char *path, const ref_variant *variant, int n_ct
             rc = cairn_fail(err, "reference: architecture %.32s is not supported", ld.arch);
         }
     }
-    m->halves_rope = variant->rope == REF_ROPE_BY_ARCH ? halves
-                                                        : variant->rope == REF_ROPE_HALVES;
+    m->halves_rope = variant->rope == REF_ROPE_BY_ARCH ? halves : variant->rope == REF_ROPE_HALVES;
     if (rc == 0) {
         rc = ref_read_hparams(m, &ld);
     }
@@ -479,7 +477,8 @@ static int ref_forward(ref_model *m, int32_t token, float *logits, cairn_err *er
         return cairn_fail(err, "reference: the context of %d positions is full", m->n_ctx);
     }
     int pos = m->n_past;
-    memcpy(m->x, m->tok_embd + (size_t)token * (size_t)m->n_embd, (size_t)m->n_embd * sizeof(float));
+    memcpy(m->x, m->tok_embd + (size_t)token * (size_t)m->n_embd,
+           (size_t)m->n_embd * sizeof(float));
     for (int il = 0; il < m->n_layer; il++) {
         const ref_layer *w = &m->layers[il];
         ref_rms_norm(m->x, w->attn_norm, m->n_embd, m->eps, m->xn);

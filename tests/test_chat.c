@@ -105,8 +105,8 @@ static void expect_simple(const char *tpl, const char *expected) {
 
 /* ---- model families ---- */
 
-#define CHATML_CONV                                                                        \
-    "<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\nHi there.<|im_end|>\n"      \
+#define CHATML_CONV                                                                                \
+    "<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\nHi there.<|im_end|>\n"             \
     "<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
 #define CHATML_SYSTEM "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
 
@@ -196,14 +196,14 @@ static void test_llama2(void **state) {
     cJSON_Delete(ctx);
 }
 
-#define LLAMA3_BODY                                                                          \
-    "You are a helpful assistant.<|eot_id|>"                                                  \
-    "<|start_header_id|>user<|end_header_id|>\n\nHello!<|eot_id|>"                            \
-    "<|start_header_id|>assistant<|end_header_id|>\n\nHi there.<|eot_id|>"                    \
-    "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>"                      \
+#define LLAMA3_BODY                                                                                \
+    "You are a helpful assistant.<|eot_id|>"                                                       \
+    "<|start_header_id|>user<|end_header_id|>\n\nHello!<|eot_id|>"                                 \
+    "<|start_header_id|>assistant<|end_header_id|>\n\nHi there.<|eot_id|>"                         \
+    "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>"                           \
     "<|start_header_id|>assistant<|end_header_id|>\n\n"
-#define LLAMA3_HEAD                                                                          \
-    "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"                        \
+#define LLAMA3_HEAD                                                                                \
+    "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"                              \
     "Cutting Knowledge Date: December 2023\n"
 
 static void test_llama31_and_33(void **state) {
@@ -333,28 +333,31 @@ static void test_qwen3_tools(void **state) {
     cJSON *ctx = chat_context(cJSON_CreateArray(), "", "");
     cJSON *msgs = cJSON_GetObjectItem(ctx, "messages");
     cJSON_AddItemToArray(msgs, msg("user", "Weather in Paris?"));
-    cJSON *call = cJSON_Parse("{\"role\": \"assistant\", \"content\": \"\", \"tool_calls\": [{\"type\": "
-                              "\"function\", \"function\": {\"name\": \"get_weather\", "
-                              "\"arguments\": {\"city\": \"Paris\"}}}]}");
+    cJSON *call =
+        cJSON_Parse("{\"role\": \"assistant\", \"content\": \"\", \"tool_calls\": [{\"type\": "
+                    "\"function\", \"function\": {\"name\": \"get_weather\", "
+                    "\"arguments\": {\"city\": \"Paris\"}}}]}");
     cJSON_AddItemToArray(msgs, call);
     cJSON_AddItemToArray(msgs, msg("tool", "{\"temp\": 21}"));
-    cJSON *tools = cJSON_Parse("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
-                               "\"parameters\": {\"type\": \"object\", \"required\": [\"city\"]}}}]");
+    cJSON *tools =
+        cJSON_Parse("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+                    "\"parameters\": {\"type\": \"object\", \"required\": [\"city\"]}}}]");
     cJSON_AddItemToObject(ctx, "tools", tools);
-    expect_render(tpl, ctx,
-                  "<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with "
-                  "the user query.\n\nYou are provided with function signatures within "
-                  "<tools></tools> XML tags:\n<tools>\n{\"type\": \"function\", \"function\": "
-                  "{\"name\": \"get_weather\", \"parameters\": {\"type\": \"object\", "
-                  "\"required\": [\"city\"]}}}\n</tools>\n\nFor each function call, return a json "
-                  "object with function name and arguments within <tool_call></tool_call> XML "
-                  "tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
-                  "<args-json-object>}\n</tool_call><|im_end|>\n"
-                  "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
-                  "<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
-                  "{\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n"
-                  "<|im_start|>user\n<tool_response>\n{\"temp\": 21}\n</tool_response><|im_end|>\n"
-                  "<|im_start|>assistant\n");
+    expect_render(
+        tpl, ctx,
+        "<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with "
+        "the user query.\n\nYou are provided with function signatures within "
+        "<tools></tools> XML tags:\n<tools>\n{\"type\": \"function\", \"function\": "
+        "{\"name\": \"get_weather\", \"parameters\": {\"type\": \"object\", "
+        "\"required\": [\"city\"]}}}\n</tools>\n\nFor each function call, return a json "
+        "object with function name and arguments within <tool_call></tool_call> XML "
+        "tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+        "<args-json-object>}\n</tool_call><|im_end|>\n"
+        "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
+        "<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+        "{\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n"
+        "<|im_start|>user\n<tool_response>\n{\"temp\": 21}\n</tool_response><|im_end|>\n"
+        "<|im_start|>assistant\n");
     cJSON_Delete(ctx);
     free(tpl);
 }
@@ -364,9 +367,8 @@ static void test_chat_render_and_default(void **state) {
     cJSON *msgs = conversation(true);
     char *out = NULL;
     cairn_err err = {{0}};
-    assert_int_equal(cairn_chat_render(cairn_chat_default_template(), msgs, true, NULL, NULL,
-                                       &out, &err),
-                     0);
+    assert_int_equal(
+        cairn_chat_render(cairn_chat_default_template(), msgs, true, NULL, NULL, &out, &err), 0);
     assert_string_equal(out, CHATML_SYSTEM CHATML_CONV "<|im_start|>assistant\n");
     free(out);
     char *tpl = load_template("google-gemma-2-2b-it.jinja");
@@ -392,8 +394,9 @@ static void test_whitespace_control(void **state) {
     expect_simple("a\n  {% if true %}\n    x\n  {% endif %}\nb\n", "a\n    x\nb");
     expect_simple("{% for i in [1,2] -%}\n  {{ i }}\n{%- endfor %}|{{- ' y ' -}}|  {#- c -#}  z",
                   "12| y |z");
-    expect_simple("  {{ 1 }}  {% if 1 %}A{% endif %}\n  {%+ if 1 %}B{% endif +%}\nC {# hi #}\nD\n\n",
-                  "  1  A  B\nC D\n");
+    expect_simple(
+        "  {{ 1 }}  {% if 1 %}A{% endif %}\n  {%+ if 1 %}B{% endif +%}\nC {# hi #}\nD\n\n",
+        "  1  A  B\nC D\n");
     expect_simple("{# comment #}\nx", "x");
     expect_simple("line\r\nnext\r\n", "line\nnext");
     expect_simple("{% raw %}{{ not parsed }}{% endraw %}", "{{ not parsed }}");
@@ -460,20 +463,22 @@ static void test_expressions(void **state) {
                   "x y |b");
     expect_simple("{{ 'a' ~ 1 ~ none ~ true }}|{{ [1, 'a', \"it's\", none, 1.5, {'k': (1, 2)}] }}",
                   "a1NoneTrue|[1, 'a', \"it's\", None, 1.5, {'k': (1, 2)}]");
-    expect_simple("{{ '\\u00e9\\x41\\t' }}|{{ 'a' 'b' }}", "\xc3\xa9" "A\t|ab");
+    expect_simple("{{ '\\u00e9\\x41\\t' }}|{{ 'a' 'b' }}", "\xc3\xa9"
+                                                           "A\t|ab");
     expect_simple("{{ none.x is defined }}{{ x is undefined }}{{ {'a': 1}.b is defined }}",
                   "FalseTrueFalse");
 }
 
 static void test_filters_and_methods(void **state) {
     (void)state;
-    expect_simple("{{ ' x '|trim }}|{{ [3,1,2]|sort }}|{{ 'abc'|length }}|{{ 'h\xc3\xa9llo'|upper }}|"
-                  "{{ 'my title-case'|title }}|{{ [1,2,3]|join('-') }}|{{ [1,2]|first }}{{ [1,2]|last }}|"
-                  "{{ undefined_x|default('d') }}|{{ ''|default('e', true) }}|{{ '12'|int + 1 }}|"
-                  "{{ [1,1,2,'a','A']|unique|list }}|{{ 'abc'|list }}|{{ 42|string }}|"
-                  "{{ {'b': 1, 'a': 2}|dictsort }}|{{ {'a': 1}|items|list }}",
-                  "x|[1, 2, 3]|3|H\xc3\x89LLO|My Title-Case|1-2-3|12|d|e|13|[1, 2, 'a']|"
-                  "['a', 'b', 'c']|42|[('a', 2), ('b', 1)]|[('a', 1)]");
+    expect_simple(
+        "{{ ' x '|trim }}|{{ [3,1,2]|sort }}|{{ 'abc'|length }}|{{ 'h\xc3\xa9llo'|upper }}|"
+        "{{ 'my title-case'|title }}|{{ [1,2,3]|join('-') }}|{{ [1,2]|first }}{{ [1,2]|last }}|"
+        "{{ undefined_x|default('d') }}|{{ ''|default('e', true) }}|{{ '12'|int + 1 }}|"
+        "{{ [1,1,2,'a','A']|unique|list }}|{{ 'abc'|list }}|{{ 42|string }}|"
+        "{{ {'b': 1, 'a': 2}|dictsort }}|{{ {'a': 1}|items|list }}",
+        "x|[1, 2, 3]|3|H\xc3\x89LLO|My Title-Case|1-2-3|12|d|e|13|[1, 2, 'a']|"
+        "['a', 'b', 'c']|42|[('a', 2), ('b', 1)]|[('a', 1)]");
     expect_simple("{% set xs = [{'n':'a','t':1},{'n':'b','t':0},{'n':'c'}] %}"
                   "{{ xs|selectattr('t')|map(attribute='n')|list }}"
                   "{{ xs|rejectattr('t')|map(attribute='n')|join }}"
@@ -487,9 +492,10 @@ static void test_filters_and_methods(void **state) {
                   "{{ '\\n\\nx\\n'.lstrip('\\n') }}|{{ 'A-b'.lower() }}{{ 'a-B'.upper() }}|"
                   "{{ 'a</think>b'.split('</think>')[-1] }}",
                   "x y|hi|['a', 'b', '', 'c']|['a', 'b']|Hello World|TrueTrue|bba|x\n|a-bA-B|b");
-    expect_simple("{% set d = {'b': 1, 'a': 2} %}{{ d.get('a') }}{{ d.get('z') }}{{ d.get('z', 5) }}"
-                  "{{ d.keys()|list }}{{ d.values()|list }}{{ d['a'] }}{{ d.a }}{{ 'a' in d }}",
-                  "2None5['b', 'a'][1, 2]22True");
+    expect_simple(
+        "{% set d = {'b': 1, 'a': 2} %}{{ d.get('a') }}{{ d.get('z') }}{{ d.get('z', 5) }}"
+        "{{ d.keys()|list }}{{ d.values()|list }}{{ d['a'] }}{{ d.a }}{{ 'a' in d }}",
+        "2None5['b', 'a'][1, 2]22True");
     expect_simple("{{ 'a\\nb\\n\\nc'|indent(2) }}|{{ 'x\\n'|indent(3, first=true) }}",
                   "a\n  b\n\n  c|   x\n");
     /* safe strings escape what is added to them, as Jinja's Markup does. */
@@ -503,11 +509,13 @@ static void test_tojson(void **state) {
                   "{\"a\": [1, 2.5, true, null, \"\xc3\xa9\\\"\\n\"], \"b\": {}}");
     expect_simple("{{ {'a': [1, {'c': []}], 'b': 'x'}|tojson(indent=2) }}",
                   "{\n  \"a\": [\n    1,\n    {\n      \"c\": []\n    }\n  ],\n  \"b\": \"x\"\n}");
-    expect_simple("{{ '\xc3\xa9'|tojson(ensure_ascii=True) }}|{{ {'b':1,'a':2}|tojson(sort_keys=True) }}"
-                  "|{{ [1,2]|tojson(separators=(',',':')) }}|{{ '</s>\\u0001'|tojson }}",
-                  "\"\\u00e9\"|{\"a\": 2, \"b\": 1}|[1,2]|\"</s>\\u0001\"");
+    expect_simple(
+        "{{ '\xc3\xa9'|tojson(ensure_ascii=True) }}|{{ {'b':1,'a':2}|tojson(sort_keys=True) }}"
+        "|{{ [1,2]|tojson(separators=(',',':')) }}|{{ '</s>\\u0001'|tojson }}",
+        "\"\\u00e9\"|{\"a\": 2, \"b\": 1}|[1,2]|\"</s>\\u0001\"");
     /* Numbers from the JSON context keep their form. */
-    cJSON *ctx = cJSON_Parse("{\"v\": {\"i\": 3, \"f\": 0.25, \"big\": 1e300, \"s\": \"\\ud83d\\ude00\"}}");
+    cJSON *ctx =
+        cJSON_Parse("{\"v\": {\"i\": 3, \"f\": 0.25, \"big\": 1e300, \"s\": \"\\ud83d\\ude00\"}}");
     expect_render("{{ v|tojson }}", ctx,
                   "{\"i\": 3, \"f\": 0.25, \"big\": 1e+300, \"s\": \"\xf0\x9f\x98\x80\"}");
     cJSON_Delete(ctx);
@@ -556,8 +564,8 @@ static void test_limits(void **state) {
     expect_error("{% for i in range(1001) %}{% for j in range(1001) %}{% endfor %}{% endfor %}",
                  NULL, "loop iterations", NULL);
     expect_error("{{ range(100000000)|length }}", NULL, "range of more than", NULL);
-    expect_error("{% for i in range(20000) %}{{ 'x' * 1000 }}{% endfor %}", NULL,
-                 "output exceeds", NULL);
+    expect_error("{% for i in range(20000) %}{{ 'x' * 1000 }}{% endfor %}", NULL, "output exceeds",
+                 NULL);
     expect_error("{{ 'x' * 1000000000 }}", NULL, "repetition too large", NULL);
     expect_error("{% set ns = namespace(s='x') %}{% for i in range(40) %}"
                  "{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
@@ -588,33 +596,64 @@ static void test_limits(void **state) {
 /* ---- every shared template: renders, or fails with a clear error; never crashes ---- */
 
 static const char *const all_templates[] = {
-    "Apertus-8B-Instruct.jinja", "Apriel-1.6-15b-Thinker-fixed.jinja",
-    "Bielik-11B-v3.0-Instruct.jinja", "ByteDance-Seed-OSS.jinja",
+    "Apertus-8B-Instruct.jinja",
+    "Apriel-1.6-15b-Thinker-fixed.jinja",
+    "Bielik-11B-v3.0-Instruct.jinja",
+    "ByteDance-Seed-OSS.jinja",
     "CohereForAI-c4ai-command-r-plus-tool_use.jinja",
-    "CohereForAI-c4ai-command-r7b-12-2024-tool_use.jinja", "GLM-4.6.jinja",
-    "GLM-4.7-Flash.jinja", "GigaChat3-10B-A1.8B.jinja", "GigaChat3.1-10B-A1.8B.jinja",
-    "HuggingFaceTB-SmolLM3-3B.jinja", "Kimi-K2-Instruct.jinja", "Kimi-K2-Thinking.jinja",
-    "LFM2-8B-A1B.jinja", "LFM2.5-8B-A1B.jinja", "LFM2.5-Instruct.jinja", "MiMo-VL.jinja",
-    "MiniMax-M2.jinja", "Mistral-Small-3.2-24B-Instruct-2506.jinja",
-    "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16.jinja", "NVIDIA-Nemotron-Nano-v2.jinja",
+    "CohereForAI-c4ai-command-r7b-12-2024-tool_use.jinja",
+    "GLM-4.6.jinja",
+    "GLM-4.7-Flash.jinja",
+    "GigaChat3-10B-A1.8B.jinja",
+    "GigaChat3.1-10B-A1.8B.jinja",
+    "HuggingFaceTB-SmolLM3-3B.jinja",
+    "Kimi-K2-Instruct.jinja",
+    "Kimi-K2-Thinking.jinja",
+    "LFM2-8B-A1B.jinja",
+    "LFM2.5-8B-A1B.jinja",
+    "LFM2.5-Instruct.jinja",
+    "MiMo-VL.jinja",
+    "MiniMax-M2.jinja",
+    "Mistral-Small-3.2-24B-Instruct-2506.jinja",
+    "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16.jinja",
+    "NVIDIA-Nemotron-Nano-v2.jinja",
     "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja",
-    "NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja", "Qwen-QwQ-32B.jinja",
-    "Qwen-Qwen2.5-7B-Instruct.jinja", "Qwen-Qwen3-0.6B.jinja", "Qwen3-Coder.jinja",
-    "Qwen3.5-4B.jinja", "Reka-Edge.jinja", "StepFun3.5-Flash.jinja", "chatml.jinja",
+    "NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja",
+    "Qwen-QwQ-32B.jinja",
+    "Qwen-Qwen2.5-7B-Instruct.jinja",
+    "Qwen-Qwen3-0.6B.jinja",
+    "Qwen3-Coder.jinja",
+    "Qwen3.5-4B.jinja",
+    "Reka-Edge.jinja",
+    "StepFun3.5-Flash.jinja",
+    "chatml.jinja",
     "deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja",
-    "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "deepseek-ai-DeepSeek-V3.1.jinja",
-    "deepseek-ai-DeepSeek-V3.2.jinja", "fireworks-ai-llama-3-firefunction-v2.jinja",
-    "google-gemma-2-2b-it.jinja", "google-gemma-4-31B-it-interleaved.jinja",
-    "google-gemma-4-31B-it.jinja", "ibm-granite-granite-3.3-2B-Instruct.jinja",
-    "ibm-granite-granite-4.0.jinja", "ibm-granite-granite-4.1.jinja",
-    "llama-cpp-deepseek-r1.jinja", "llama-cpp-rwkv-world.jinja",
-    "meetkai-functionary-medium-v3.1.jinja", "meetkai-functionary-medium-v3.2.jinja",
-    "meta-llama-Llama-3.1-8B-Instruct.jinja", "meta-llama-Llama-3.2-3B-Instruct.jinja",
-    "meta-llama-Llama-3.3-70B-Instruct.jinja", "microsoft-Phi-3.5-mini-instruct.jinja",
+    "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja",
+    "deepseek-ai-DeepSeek-V3.1.jinja",
+    "deepseek-ai-DeepSeek-V3.2.jinja",
+    "fireworks-ai-llama-3-firefunction-v2.jinja",
+    "google-gemma-2-2b-it.jinja",
+    "google-gemma-4-31B-it-interleaved.jinja",
+    "google-gemma-4-31B-it.jinja",
+    "ibm-granite-granite-3.3-2B-Instruct.jinja",
+    "ibm-granite-granite-4.0.jinja",
+    "ibm-granite-granite-4.1.jinja",
+    "llama-cpp-deepseek-r1.jinja",
+    "llama-cpp-rwkv-world.jinja",
+    "meetkai-functionary-medium-v3.1.jinja",
+    "meetkai-functionary-medium-v3.2.jinja",
+    "meta-llama-Llama-3.1-8B-Instruct.jinja",
+    "meta-llama-Llama-3.2-3B-Instruct.jinja",
+    "meta-llama-Llama-3.3-70B-Instruct.jinja",
+    "microsoft-Phi-3.5-mini-instruct.jinja",
     "mistralai-Ministral-3-14B-Reasoning-2512.jinja",
-    "mistralai-Mistral-Nemo-Instruct-2407.jinja", "moonshotai-Kimi-K2.jinja",
-    "openai-gpt-oss-120b.jinja", "stepfun-ai-Step-3.5-Flash.jinja", "unsloth-Apriel-1.5.jinja",
-    "unsloth-mistral-Devstral-Small-2507.jinja", "upstage-Solar-Open-100B.jinja",
+    "mistralai-Mistral-Nemo-Instruct-2407.jinja",
+    "moonshotai-Kimi-K2.jinja",
+    "openai-gpt-oss-120b.jinja",
+    "stepfun-ai-Step-3.5-Flash.jinja",
+    "unsloth-Apriel-1.5.jinja",
+    "unsloth-mistral-Devstral-Small-2507.jinja",
+    "upstage-Solar-Open-100B.jinja",
 };
 
 /* Templates whose own logic rejects the plain system+user+assistant+user conversation. */
@@ -646,10 +685,13 @@ static void test_all_shared_templates(void **state) {
             cJSON *ctx;
             if (variant == 3) {
                 ctx = chat_context(tool_conversation(), "<s>", "</s>");
-                cJSON_AddItemToObject(ctx, "tools", cJSON_Parse(
-                    "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\","
-                    " \"description\": \"Get the weather\", \"parameters\": {\"type\": \"object\","
-                    " \"properties\": {\"city\": {\"type\": \"string\"}}}}}]"));
+                cJSON_AddItemToObject(
+                    ctx, "tools",
+                    cJSON_Parse(
+                        "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\","
+                        " \"description\": \"Get the weather\", \"parameters\": {\"type\": "
+                        "\"object\","
+                        " \"properties\": {\"city\": {\"type\": \"string\"}}}}}]"));
             } else {
                 ctx = chat_context(conversation(variant != 1), "<s>", "</s>");
                 if (variant == 2)

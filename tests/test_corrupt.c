@@ -735,24 +735,12 @@ typedef struct meta_case {
 
 static void set_value(struct gguf_context *g, const meta_case *c) {
     switch (c->kind) {
-    case V_U32:
-        gguf_set_val_u32(g, c->key, (uint32_t)c->num);
-        break;
-    case V_I32:
-        gguf_set_val_i32(g, c->key, (int32_t)c->num);
-        break;
-    case V_U64:
-        gguf_set_val_u64(g, c->key, (uint64_t)c->num);
-        break;
-    case V_F32:
-        gguf_set_val_f32(g, c->key, (float)c->num);
-        break;
-    case V_STR:
-        gguf_set_val_str(g, c->key, c->str);
-        break;
-    case V_REMOVE:
-        gguf_remove_key(g, c->key);
-        break;
+    case V_U32: gguf_set_val_u32(g, c->key, (uint32_t)c->num); break;
+    case V_I32: gguf_set_val_i32(g, c->key, (int32_t)c->num); break;
+    case V_U64: gguf_set_val_u64(g, c->key, (uint64_t)c->num); break;
+    case V_F32: gguf_set_val_f32(g, c->key, (float)c->num); break;
+    case V_STR: gguf_set_val_str(g, c->key, c->str); break;
+    case V_REMOVE: gguf_remove_key(g, c->key); break;
     }
 }
 

@@ -64,8 +64,8 @@ static void free_chain(chain *ch) {
 
 /* Feeds tokens through every shard; the last shard's logits (all rows if all_logits) go to
  * logits. */
-static void chain_forward(chain *ch, int seq, const int32_t *tokens, int n_tokens,
-                          bool all_logits, float *logits) {
+static void chain_forward(chain *ch, int seq, const int32_t *tokens, int n_tokens, bool all_logits,
+                          float *logits) {
     float *hidden = NULL;
     for (int i = 0; i < ch->n; i++) {
         cairn_shard *s = ch->shards[i];
@@ -202,8 +202,8 @@ static void test_history_matters(void **state) {
     trace *b = unsplit_trace(base_config(), p2);
     assert_memory_equal(a->prompt_logits, b->prompt_logits, sizeof(float) * CHANGED * N_VOCAB);
     for (int row = CHANGED; row < PROMPT; row++) {
-        assert_memory_not_equal(a->prompt_logits + row * N_VOCAB,
-                                b->prompt_logits + row * N_VOCAB, sizeof(float) * N_VOCAB);
+        assert_memory_not_equal(a->prompt_logits + row * N_VOCAB, b->prompt_logits + row * N_VOCAB,
+                                sizeof(float) * N_VOCAB);
     }
     free(a);
     free(b);

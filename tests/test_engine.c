@@ -100,7 +100,7 @@ static void test_greedy_q8(void **state) {
 
 static void test_logits_after_bos(void **state) {
     (void)state;
-    static const float expected[8] = {-6.22291f, 8.40434f, -6.22374f, -6.22254f,
+    static const float expected[8] = {-6.22291f, 8.40434f,  -6.22374f, -6.22254f,
                                       -6.22195f, -6.22288f, -6.22188f, -6.22342f};
     cairn_pipeline *p = load_split(MODEL_F32, NULL, 0);
     float logits[N_VOCAB];
@@ -125,8 +125,8 @@ static void test_top5_after_prompt(void **state) {
     for (int k = 0; k < 5; k++) {
         int32_t best = argmax(logits, N_VOCAB);
         if (best != top_ids[k] || fabsf(logits[best] - top_logits[k]) > 5e-3f) {
-            fail_msg("rank %d: token %d (%.3f), expected %d (%.3f)", k, (int)best,
-                     logits[best], (int)top_ids[k], top_logits[k]);
+            fail_msg("rank %d: token %d (%.3f), expected %d (%.3f)", k, (int)best, logits[best],
+                     (int)top_ids[k], top_logits[k]);
         }
         logits[best] = -INFINITY;
     }
@@ -137,7 +137,7 @@ static void test_top5_after_prompt(void **state) {
 #define SPLIT_PROMPT 12
 #define SPLIT_STEPS 10
 static void run_trace(cairn_pipeline *p, float *trace) {
-    static const int32_t prompt[SPLIT_PROMPT] = {1, 403, 407, 261, 378, 432,
+    static const int32_t prompt[SPLIT_PROMPT] = {1,   403, 407, 261, 378, 432,
                                                  383, 286, 261, 376, 298, 315};
     float *row = trace;
     forward_ok(p, 0, prompt, SPLIT_PROMPT, row);

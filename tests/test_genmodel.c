@@ -26,8 +26,12 @@ typedef struct loaded {
 
 static void generate(const char *shape, const char *type, const char *vocab, int n_vocab,
                      uint64_t seed, const char *out) {
-    gm_options opt = {.shape = shape, .type = type, .out_path = out, .vocab_path = vocab,
-                      .n_vocab = n_vocab, .seed = seed};
+    gm_options opt = {.shape = shape,
+                      .type = type,
+                      .out_path = out,
+                      .vocab_path = vocab,
+                      .n_vocab = n_vocab,
+                      .seed = seed};
     gm_stats stats;
     cairn_err err = {{0}};
     int rc = gm_generate(&opt, &stats, &err);
@@ -96,8 +100,8 @@ static void check_tensor(const loaded *l, const char *name, enum ggml_type type,
     const int64_t *ne = gguf_get_tensor_ne(l->g, id);
     if (gguf_get_tensor_type(l->g, id) != type || ne[0] != ne0 || ne[1] != ne1 || ne[2] != 1) {
         fail_msg("tensor %s: %s [%lld, %lld], expected %s [%lld, %lld]", name,
-                 ggml_type_name(gguf_get_tensor_type(l->g, id)), (long long)ne[0],
-                 (long long)ne[1], ggml_type_name(type), (long long)ne0, (long long)ne1);
+                 ggml_type_name(gguf_get_tensor_type(l->g, id)), (long long)ne[0], (long long)ne[1],
+                 ggml_type_name(type), (long long)ne0, (long long)ne1);
     }
     n_checked++;
 }
@@ -302,8 +306,11 @@ static void test_real_shapes_planned(void **state) {
         {"qwen3-0.6b", VOCAB_GPT2, 596049920, 151936, 2 + 28 * 11},
     };
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(cases); i++) {
-        gm_options opt = {.shape = cases[i].shape, .type = "Q4_0", .out_path = OUT_A,
-                          .vocab_path = cases[i].vocab, .seed = 1};
+        gm_options opt = {.shape = cases[i].shape,
+                          .type = "Q4_0",
+                          .out_path = OUT_A,
+                          .vocab_path = cases[i].vocab,
+                          .seed = 1};
         gm_plan p;
         cairn_err err = {{0}};
         if (gm_plan_init(&p, &opt, &err) != 0 || gm_add_tensor_infos(&p, &err) != 0) {
@@ -326,15 +333,20 @@ static void test_real_shapes_planned(void **state) {
  * vocabulary is cut to the file's so the test stays fast; full heads are planned above. */
 static void test_real_shape_one_layer(void **state) {
     (void)state;
-    gm_options opt = {.shape = "qwen3-0.6b", .type = "Q4_0", .out_path = OUT_A, .n_layers = 1,
-                      .vocab_path = VOCAB_GPT2, .n_vocab = 50257, .seed = 3};
+    gm_options opt = {.shape = "qwen3-0.6b",
+                      .type = "Q4_0",
+                      .out_path = OUT_A,
+                      .n_layers = 1,
+                      .vocab_path = VOCAB_GPT2,
+                      .n_vocab = 50257,
+                      .seed = 3};
     gm_stats stats;
     cairn_err err = {{0}};
     assert_int_equal(gm_generate(&opt, &stats, &err), 0);
     assert_int_equal(stats.n_pad_tokens, 0);
     loaded l = load(OUT_A);
-    expect e = {"qwen3", 1, 1024, 16, 8, 128, 3072, 50257, true, false, true, false,
-                GGML_TYPE_Q4_0};
+    expect e = {"qwen3", 1,    1024,  16,   8,     128,           3072,
+                50257,   true, false, true, false, GGML_TYPE_Q4_0};
     check_tensors(&l, &e);
     check_hparams(&l, &e, 2);
     assert_int_equal(u32_key(&l, NULL, "general.quantization_version"), 2);
@@ -401,20 +413,24 @@ static void test_every_type(void **state) {
         uint32_t ftype;
         enum ggml_type narrow; /* what rows of 64 get */
     } types[] = {
-        {"F32", GGML_TYPE_F32, 0, GGML_TYPE_F32},     {"F16", GGML_TYPE_F16, 1, GGML_TYPE_F16},
-        {"BF16", GGML_TYPE_BF16, 32, GGML_TYPE_BF16}, {"Q8_0", GGML_TYPE_Q8_0, 7, GGML_TYPE_Q8_0},
-        {"Q4_0", GGML_TYPE_Q4_0, 2, GGML_TYPE_Q4_0},  {"Q4_1", GGML_TYPE_Q4_1, 3, GGML_TYPE_Q4_1},
-        {"Q5_0", GGML_TYPE_Q5_0, 8, GGML_TYPE_Q5_0},  {"Q5_1", GGML_TYPE_Q5_1, 9, GGML_TYPE_Q5_1},
+        {"F32", GGML_TYPE_F32, 0, GGML_TYPE_F32},
+        {"F16", GGML_TYPE_F16, 1, GGML_TYPE_F16},
+        {"BF16", GGML_TYPE_BF16, 32, GGML_TYPE_BF16},
+        {"Q8_0", GGML_TYPE_Q8_0, 7, GGML_TYPE_Q8_0},
+        {"Q4_0", GGML_TYPE_Q4_0, 2, GGML_TYPE_Q4_0},
+        {"Q4_1", GGML_TYPE_Q4_1, 3, GGML_TYPE_Q4_1},
+        {"Q5_0", GGML_TYPE_Q5_0, 8, GGML_TYPE_Q5_0},
+        {"Q5_1", GGML_TYPE_Q5_1, 9, GGML_TYPE_Q5_1},
         {"Q2_K", GGML_TYPE_Q2_K, 10, GGML_TYPE_IQ4_NL},
         {"Q3_K", GGML_TYPE_Q3_K, 11, GGML_TYPE_IQ4_NL},
-        {"Q4_K", GGML_TYPE_Q4_K, 14, GGML_TYPE_Q5_0}, {"Q5_K", GGML_TYPE_Q5_K, 16, GGML_TYPE_Q5_1},
+        {"Q4_K", GGML_TYPE_Q4_K, 14, GGML_TYPE_Q5_0},
+        {"Q5_K", GGML_TYPE_Q5_K, 16, GGML_TYPE_Q5_1},
         {"Q6_K", GGML_TYPE_Q6_K, 18, GGML_TYPE_Q8_0},
     };
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(types); i++) {
         generate("tiny-llama-256", types[i].name, NULL, 0, 5, OUT_A);
         loaded l = load(OUT_A);
-        expect e = {"llama", 2, 256, 4, 2, 64, 512, 512, false, false, false, false,
-                    types[i].type};
+        expect e = {"llama", 2, 256, 4, 2, 64, 512, 512, false, false, false, false, types[i].type};
         check_tensors(&l, &e);
         check_hparams(&l, &e, types[i].ftype);
         assert_int_equal(gguf_find_key(l.g, "general.quantization_version") >= 0,
@@ -425,7 +441,7 @@ static void test_every_type(void **state) {
 
         generate("tiny-llama", types[i].name, NULL, 0, 5, OUT_A);
         l = load(OUT_A);
-        expect narrow = {"llama", 4, 64, 4, 2, 16, 128, 512, false, false, false, false,
+        expect narrow = {"llama",        4, 64, 4, 2, 16, 128, 512, false, false, false, false,
                          types[i].narrow};
         check_tensors(&l, &narrow);
         check_hparams(&l, &narrow, types[i].ftype);
@@ -438,7 +454,10 @@ static void test_every_type(void **state) {
 /* --std scales the weight matrices and nothing else. */
 static void test_weight_std(void **state) {
     (void)state;
-    gm_options opt = {.shape = "tiny-llama-256", .type = "Q4_K", .out_path = OUT_A, .seed = 2,
+    gm_options opt = {.shape = "tiny-llama-256",
+                      .type = "Q4_K",
+                      .out_path = OUT_A,
+                      .seed = 2,
                       .weight_std = 0.08f};
     gm_stats stats;
     cairn_err err = {{0}};
@@ -484,8 +503,9 @@ static void test_command_line(void **state) {
     remove(OUT_A);
     const char *help[] = {"cairn-genmodel", "--help"};
     assert_int_equal(run_main(2, help), 0);
-    const char *ok[] = {"cairn-genmodel", "--shape", "tiny-llama", "--type", "Q8_0", "-o", OUT_A,
-                        "--vocab", VOCAB_SPM, "--layers", "2", "--seed", "9", "--std", "0.05"};
+    const char *ok[] = {
+        "cairn-genmodel", "--shape",  "tiny-llama", "--type", "Q8_0", "-o",    OUT_A, "--vocab",
+        VOCAB_SPM,        "--layers", "2",          "--seed", "9",    "--std", "0.05"};
     assert_int_equal(run_main((int)CAIRN_ARRAY_LEN(ok), ok), 0);
     loaded l = load(OUT_A);
     assert_int_equal(u32_key(&l, "llama", "block_count"), 2);
@@ -521,8 +541,8 @@ static void test_command_line(void **state) {
         }
     }
     /* a vocabulary larger than the requested size cannot be honoured */
-    const char *small[] = {"x", "--shape", "tiny-llama", "--type", "F16", "-o", OUT_A,
-                           "--vocab", VOCAB_SPM, "--vocab-size", "100"};
+    const char *small[] = {"x",   "--shape", "tiny-llama", "--type",       "F16", "-o",
+                           OUT_A, "--vocab", VOCAB_SPM,    "--vocab-size", "100"};
     assert_int_equal(run_main((int)CAIRN_ARRAY_LEN(small), small), 1);
 }
 

@@ -18,7 +18,9 @@
 #define ASCII_PATH CAIRN_BINARY_DIR "/test_platform_plain.bin"
 #define EMPTY_PATH CAIRN_BINARY_DIR "/test_platform_empty.bin"
 
-static bool is_windows(void) { return strcmp(cairn_platform_name(), "windows") == 0; }
+static bool is_windows(void) {
+    return strcmp(cairn_platform_name(), "windows") == 0;
+}
 
 static void write_file(const char *path, const void *data, size_t len) {
     FILE *f = cairn_fopen(path, "wb");
@@ -196,14 +198,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_platform_name),
-        cmocka_unit_test(test_clock_and_sleep),
-        cmocka_unit_test(test_machine_facts),
-        cmocka_unit_test(test_map_utf8_path),
-        cmocka_unit_test(test_map_errors),
-        cmocka_unit_test(test_terminal),
-        cmocka_unit_test(test_models_dir),
-        cmocka_unit_test_prestate(test_args_utf8, argv),
+        cmocka_unit_test(test_platform_name), cmocka_unit_test(test_clock_and_sleep),
+        cmocka_unit_test(test_machine_facts), cmocka_unit_test(test_map_utf8_path),
+        cmocka_unit_test(test_map_errors),    cmocka_unit_test(test_terminal),
+        cmocka_unit_test(test_models_dir),    cmocka_unit_test_prestate(test_args_utf8, argv),
         cmocka_unit_test(test_service),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -61,8 +61,7 @@ static void generate(const char *shape, const char *type, const char *path) {
     }
 }
 
-static void scale_tensor_data(unsigned char *data, size_t size, enum ggml_type type,
-                              float factor) {
+static void scale_tensor_data(unsigned char *data, size_t size, enum ggml_type type, float factor) {
     if (type == GGML_TYPE_F32) {
         for (size_t at = 0; at < size; at += sizeof(float)) {
             float v;
@@ -161,8 +160,8 @@ static void engine_trace(const char *path, const int *cuts, int n_cuts, const in
     }
     t->tokens[0] = argmax(row_of(t, N_PROMPT - 1), t->n_vocab);
     for (int s = 0; s < N_STEPS; s++) {
-        if (cairn_pipeline_forward(p, 0, &t->tokens[s], 1, false, row_of(t, N_PROMPT + s),
-                                   &err) != 0) {
+        if (cairn_pipeline_forward(p, 0, &t->tokens[s], 1, false, row_of(t, N_PROMPT + s), &err) !=
+            0) {
             fail_msg("engine step %d: %s", s, err.msg);
         }
         t->tokens[s + 1] = argmax(row_of(t, N_PROMPT + s), t->n_vocab);
@@ -171,8 +170,8 @@ static void engine_trace(const char *path, const int *cuts, int n_cuts, const in
 }
 
 /* The same sequence through the reference, one token at a time. */
-static void reference_trace(const char *path, const ref_variant *variant,
-                            const int32_t *prompt, trace *t) {
+static void reference_trace(const char *path, const ref_variant *variant, const int32_t *prompt,
+                            trace *t) {
     ref_model *m = NULL;
     cairn_err err = {{0}};
     if (ref_model_load(path, variant, N_CTX, &m, &err) != 0) {
@@ -228,8 +227,8 @@ static void check_agree(const char *what, const char *path, const int32_t *promp
     engine_trace(path, NULL, 0, prompt, &eng);
     reference_trace(path, &correct, prompt, &ref);
     double std = logit_std(&ref), diff = max_abs_diff(&eng, &ref);
-    print_message("%-24s logit std %.4f  max |engine - reference| %.3g (%.4f std)  tokens",
-                  what, std, diff, diff / std);
+    print_message("%-24s logit std %.4f  max |engine - reference| %.3g (%.4f std)  tokens", what,
+                  std, diff, diff / std);
     for (int i = 0; i <= N_STEPS; i++) {
         print_message(" %d", (int)eng.tokens[i]);
     }
@@ -347,7 +346,8 @@ static void check_split_invariance(const char *shape) {
                    (size_t)N_ROWS * (size_t)whole.n_vocab * sizeof(float)) != 0 ||
             !same_tokens(&whole, &split)) {
             fail_msg("%s Q8_0 cut at layer %d: logits differ from the unsplit model by up to "
-                     "%.3g", shape, cut, max_abs_diff(&whole, &split));
+                     "%.3g",
+                     shape, cut, max_abs_diff(&whole, &split));
         }
         trace_free(&split);
     }

@@ -690,7 +690,9 @@ static int stop_push(stop_run *r, const char *text) {
     return cairn_stop_matcher_push(r->m, text, strlen(text), &r->out);
 }
 
-static const char *stop_text(const stop_run *r) { return r->out.len ? r->out.data : ""; }
+static const char *stop_text(const stop_run *r) {
+    return r->out.len ? r->out.data : "";
+}
 
 static void stop_end(stop_run *r) {
     cairn_stop_matcher_free(r->m);
@@ -783,7 +785,8 @@ static void test_stop_utf8(void **state) {
     stop_end(&r);
 
     /* A multi-byte stop string split inside a character. */
-    const char *euro[] = {"\xE2\x82\xAC" "5"};
+    const char *euro[] = {"\xE2\x82\xAC"
+                          "5"};
     r = stop_start(euro, 1);
     assert_int_equal(stop_push(&r, "price \xE2\x82"), 0);
     assert_string_equal(stop_text(&r), "price ");

@@ -84,8 +84,8 @@ static void model_path(char *buf, size_t size, const char *type) {
 }
 
 static void generate(const char *type, const char *path) {
-    gm_options opt = {.shape = SHAPE, .type = type, .out_path = path, .seed = SEED,
-                      .weight_std = WEIGHT_STD};
+    gm_options opt = {
+        .shape = SHAPE, .type = type, .out_path = path, .seed = SEED, .weight_std = WEIGHT_STD};
     gm_stats stats;
     cairn_err err = {{0}};
     if (gm_generate(&opt, &stats, &err) != 0) {
@@ -107,8 +107,8 @@ static void check_opens_as(const char *path, enum ggml_type type) {
         const cairn_tensor_info *t = &m->tensors[i];
         if (t->n_dims == 2) {
             if (t->type != (int)type) {
-                fail_msg("%s is %s, expected %s", t->name,
-                         ggml_type_name((enum ggml_type)t->type), ggml_type_name(type));
+                fail_msg("%s is %s, expected %s", t->name, ggml_type_name((enum ggml_type)t->type),
+                         ggml_type_name(type));
             }
             n_matrices++;
         }
@@ -267,7 +267,8 @@ static void write_dequantized(const char *src, const char *dst, const char *garb
     size_t bytes = (size_t)(n + 1) * ggml_tensor_overhead();
     for (int64_t i = 0; i < n; i++) {
         bytes += (size_t)ggml_nelements(ggml_get_tensor(data, gguf_get_tensor_name(in, i))) *
-                     sizeof(float) + GGML_MEM_ALIGN;
+                     sizeof(float) +
+                 GGML_MEM_ALIGN;
     }
     struct ggml_init_params f32_params = {.mem_size = bytes, .mem_buffer = NULL, .no_alloc = false};
     struct ggml_context *f32 = ggml_init(f32_params);
@@ -301,7 +302,10 @@ static void write_dequantized(const char *src, const char *dst, const char *garb
  * values: how coarse the type is, for the report. */
 static double weight_rounding(enum ggml_type type) {
     const gm_tensor_spec *spec = NULL;
-    gm_options opt = {.shape = SHAPE, .type = "F32", .out_path = "unused", .seed = SEED,
+    gm_options opt = {.shape = SHAPE,
+                      .type = "F32",
+                      .out_path = "unused",
+                      .seed = SEED,
                       .weight_std = WEIGHT_STD};
     gm_plan p;
     cairn_err err = {{0}};
@@ -349,7 +353,8 @@ static void check_kernels(const type_case *c, const char *mode, diff d, double s
 static void check_rounding(const type_case *c, const char *mode, diff d, double std) {
     if (d.max_abs > c->max * std || d.rms > c->rms * std) {
         fail_msg("%s %s: logits are %.4g (rms %.4g) away from F32's; at most %.3g (rms %.3g) "
-                 "expected", c->name, mode, d.max_abs, d.rms, c->max * std, c->rms * std);
+                 "expected",
+                 c->name, mode, d.max_abs, d.rms, c->max * std, c->rms * std);
     }
 }
 
@@ -454,8 +459,8 @@ static void check_split_invariance(const char *type) {
         if (memcmp(whole.tokens, split.tokens, sizeof whole.tokens) != 0 ||
             memcmp(whole.logits, split.logits,
                    (size_t)N_ROWS * (size_t)whole.n_vocab * sizeof(float)) != 0) {
-            fail_msg("%s cut at layer %d: logits differ from the unsplit model by up to %.3g",
-                     type, cut, compare(&whole, &split).max_abs);
+            fail_msg("%s cut at layer %d: logits differ from the unsplit model by up to %.3g", type,
+                     cut, compare(&whole, &split).max_abs);
         }
         trace_free(&split);
     }
@@ -524,8 +529,8 @@ static void test_uncomputable_type_rejected(void **state) {
         assert_non_null(strstr(err.msg, ggml_type_name(types[i])));
         assert_non_null(strstr(err.msg, "cannot compute"));
 
-        cairn_shard_config cfg = {.model_path = path, .last_layer = -1, .n_ctx = N_CTX,
-                                  .n_threads = 1};
+        cairn_shard_config cfg = {
+            .model_path = path, .last_layer = -1, .n_ctx = N_CTX, .n_threads = 1};
         cairn_pipeline *p = NULL;
         memset(&err, 0, sizeof err);
         assert_int_equal(cairn_pipeline_load_ggml(&cfg, NULL, 0, &p, &err), -1);

@@ -213,8 +213,12 @@ static void test_gpt_neox_round_trip(void **state) {
     assert_int_equal(cairn_tokenizer_n_vocab(t), 50432);
     assert_false(cairn_tokenizer_add_bos(t));
     const char *texts[] = {
-        "Hello world", "  leading spaces\tand\ttabs\n\nnew lines", "numbers 1234567 and 3.14",
-        "Grüße, 日本語, 🦙 emoji", "'s 're 've I'm we'll", "",
+        "Hello world",
+        "  leading spaces\tand\ttabs\n\nnew lines",
+        "numbers 1234567 and 3.14",
+        "Grüße, 日本語, 🦙 emoji",
+        "'s 're 've I'm we'll",
+        "",
     };
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(texts); i++) {
         round_trip(t, texts[i], false);
@@ -222,9 +226,13 @@ static void test_gpt_neox_round_trip(void **state) {
     /* Text that is not valid UTF-8 still tokenizes, as U+FFFD. */
     int32_t *ids;
     size_t n;
-    tokenize_ok(t, "a\xff" "b", 3, false, false, &ids, &n);
+    tokenize_ok(t,
+                "a\xff"
+                "b",
+                3, false, false, &ids, &n);
     char *back = detokenize_ok(t, ids, n, false);
-    assert_string_equal(back, "a\xef\xbf\xbd" "b");
+    assert_string_equal(back, "a\xef\xbf\xbd"
+                              "b");
     free(back);
     free(ids);
     cairn_tokenizer_free(t);
@@ -279,9 +287,13 @@ static void test_llama2_tokenizer(void **state) {
     assert_null(cairn_tokenizer_token_text(t, 32000));
 
     const char *texts[] = {
-        "Hello world", "The quick brown fox jumps over the lazy dog.",
-        "emoji 🦙🚀 and ✅", "  two leading spaces", "tabs\tand\nnewlines\n",
-        "日本語のテキスト", "<s> as text </s>",
+        "Hello world",
+        "The quick brown fox jumps over the lazy dog.",
+        "emoji 🦙🚀 and ✅",
+        "  two leading spaces",
+        "tabs\tand\nnewlines\n",
+        "日本語のテキスト",
+        "<s> as text </s>",
     };
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(texts); i++) {
         round_trip(t, texts[i], false);
@@ -346,8 +358,11 @@ static void test_llama2_tokenizer(void **state) {
 static bool valid_utf8(const char *s, size_t len) {
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)s[i];
-        size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        size_t n = c < 0x80             ? 1
+                   : (c & 0xE0) == 0xC0 ? 2
+                   : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4
+                                        : 0;
         if (n == 0 || i + n > len) {
             return false;
         }
@@ -464,8 +479,15 @@ static void test_random_text(void **state) {
 
 /* ---- 5. broken metadata ---- */
 
-static const char *k_tokens[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b",
-                                 "\xe2\x96\x81" "a", "ab"};
+static const char *k_tokens[] = {"<unk>",
+                                 "<s>",
+                                 "</s>",
+                                 "\xe2\x96\x81",
+                                 "a",
+                                 "b",
+                                 "\xe2\x96\x81"
+                                 "a",
+                                 "ab"};
 static const float k_scores[] = {0, 0, 0, -1, -2, -3, -0.5f, -0.25f};
 static const int32_t k_types[] = {2, 3, 3, 1, 1, 1, 1, 1};
 
@@ -605,16 +627,11 @@ static void test_bad_metadata(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors_llama_spm),
-        cmocka_unit_test(test_vectors_phi3),
-        cmocka_unit_test(test_vectors_gpt2),
-        cmocka_unit_test(test_vectors_mpt),
-        cmocka_unit_test(test_gpt_neox_round_trip),
-        cmocka_unit_test(test_stories260k),
-        cmocka_unit_test(test_llama2_tokenizer),
-        cmocka_unit_test(test_stream_detokenizer),
-        cmocka_unit_test(test_random_text),
-        cmocka_unit_test(test_valid_small_vocab),
+        cmocka_unit_test(test_vectors_llama_spm),   cmocka_unit_test(test_vectors_phi3),
+        cmocka_unit_test(test_vectors_gpt2),        cmocka_unit_test(test_vectors_mpt),
+        cmocka_unit_test(test_gpt_neox_round_trip), cmocka_unit_test(test_stories260k),
+        cmocka_unit_test(test_llama2_tokenizer),    cmocka_unit_test(test_stream_detokenizer),
+        cmocka_unit_test(test_random_text),         cmocka_unit_test(test_valid_small_vocab),
         cmocka_unit_test(test_bad_metadata),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

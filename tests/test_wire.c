@@ -66,9 +66,7 @@ static void append_sample(cairn_wire_type type, cairn_buf *out) {
     case CAIRN_WIRE_HELLO_ACK:
         must(cairn_wire_encode_hello(type, &SAMPLE_HELLO, out, &err), &err);
         break;
-    case CAIRN_WIRE_HEARTBEAT:
-        append_json(type, "{\"term\":2,\"commit\":7}", out);
-        break;
+    case CAIRN_WIRE_HEARTBEAT: append_json(type, "{\"term\":2,\"commit\":7}", out); break;
     case CAIRN_WIRE_AUTH_CHALLENGE:
     case CAIRN_WIRE_AUTH_RESPONSE:
         must(cairn_wire_encode(type, auth, sizeof(auth), out, &err), &err);
@@ -79,12 +77,8 @@ static void append_sample(cairn_wire_type type, cairn_buf *out) {
                     "\"ram\":17179869184,\"name\":\"caf\\u00e9 [x], {y}\"}}",
                     out);
         break;
-    case CAIRN_WIRE_EVENT_ACK:
-        append_json(type, "{\"index\":1}", out);
-        break;
-    case CAIRN_WIRE_EVENT_REQUEST:
-        append_json(type, "{\"from\":1}", out);
-        break;
+    case CAIRN_WIRE_EVENT_ACK: append_json(type, "{\"index\":1}", out); break;
+    case CAIRN_WIRE_EVENT_REQUEST: append_json(type, "{\"from\":1}", out); break;
     case CAIRN_WIRE_SNAPSHOT:
         append_json(type,
                     "{\"index\":5,\"nodes\":[{\"id\":\"a\"},{\"id\":\"b\",\"layers\":[0,12]}],"
@@ -98,12 +92,8 @@ static void append_sample(cairn_wire_type type, cairn_buf *out) {
     case CAIRN_WIRE_DATA_TOKENS:
         must(cairn_wire_encode_tokens(&SAMPLE_TOK, SAMPLE_TOKENS, out, &err), &err);
         break;
-    case CAIRN_WIRE_GOODBYE:
-        append_json(type, "{\"reason\":\"shutdown\"}", out);
-        break;
-    case CAIRN_WIRE_ERROR:
-        append_json(type, "{\"message\":\"version mismatch\"}", out);
-        break;
+    case CAIRN_WIRE_GOODBYE: append_json(type, "{\"reason\":\"shutdown\"}", out); break;
+    case CAIRN_WIRE_ERROR: append_json(type, "{\"message\":\"version mismatch\"}", out); break;
     }
 }
 
@@ -264,28 +254,16 @@ static void make_seed(int i, cairn_buf *out) {
         append_sample(CAIRN_WIRE_EVENT_ACK, out);
         append_sample(CAIRN_WIRE_EVENT_REQUEST, out);
         break;
-    case 4:
-        append_sample(CAIRN_WIRE_SNAPSHOT, out);
-        break;
-    case 5:
-        append_sample(CAIRN_WIRE_DATA_ACTIVATIONS, out);
-        break;
-    case 6:
-        append_sample(CAIRN_WIRE_DATA_TOKENS, out);
-        break;
+    case 4: append_sample(CAIRN_WIRE_SNAPSHOT, out); break;
+    case 5: append_sample(CAIRN_WIRE_DATA_ACTIVATIONS, out); break;
+    case 6: append_sample(CAIRN_WIRE_DATA_TOKENS, out); break;
     case 7:
         append_sample(CAIRN_WIRE_GOODBYE, out);
         append_sample(CAIRN_WIRE_ERROR, out);
         break;
-    case 8:
-        append_every_type(out);
-        break;
-    case 9: /* over a 64-byte link limit */
-        append_sample(CAIRN_WIRE_SNAPSHOT, out);
-        break;
-    case 10:
-        assert_int_equal(cairn_buf_puts(out, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
-        break;
+    case 8: append_every_type(out); break;
+    case 9: /* over a 64-byte link limit */ append_sample(CAIRN_WIRE_SNAPSHOT, out); break;
+    case 10: assert_int_equal(cairn_buf_puts(out, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0); break;
     case 11:
         append_sample(CAIRN_WIRE_HEARTBEAT, out);
         append_header(out, CAIRN_WIRE_MAGIC, 2, CAIRN_WIRE_HEARTBEAT, 0, 0);
@@ -1260,9 +1238,7 @@ static void mutate(prng *r, uint8_t *buf, size_t *len, const cairn_buf *seeds) {
         }
         break;
     }
-    case 7: /* truncate */
-        n = rnd_below(r, n + 1);
-        break;
+    case 7: /* truncate */ n = rnd_below(r, n + 1); break;
     default: /* another link limit or feed pattern */
         if (n >= 2) {
             buf[rnd_below(r, 2)] = (uint8_t)rnd(r);

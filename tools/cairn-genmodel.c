@@ -55,7 +55,8 @@ typedef struct gm_llama3_rope {
     int orig_ctx;
 } gm_llama3_rope;
 
-#define GM_NO_LLAMA3 {0.0f, 0.0f, 0.0f, 0}
+#define GM_NO_LLAMA3                                                                               \
+    { 0.0f, 0.0f, 0.0f, 0 }
 
 typedef struct gm_shape {
     const char *name;
@@ -65,36 +66,68 @@ typedef struct gm_shape {
     int head_dim;        /* 0: n_embd / n_head */
     bool write_head_dim; /* the original config names head_dim, so converters write it */
     int n_ff;
-    int n_vocab;         /* 0: the vocabulary file's size */
+    int n_vocab; /* 0: the vocabulary file's size */
     int n_ctx;
     float rope_base;
     float norm_eps;
-    bool tied;           /* no output.weight: the head reuses token_embd */
-    bool qkv_bias;       /* qwen2 */
-    bool qk_norm;        /* qwen3 */
+    bool tied;     /* no output.weight: the head reuses token_embd */
+    bool qkv_bias; /* qwen2 */
+    bool qk_norm;  /* qwen3 */
     gm_llama3_rope llama3;
     const char *vocab_hint; /* the shared vocab file that fits this shape */
 } gm_shape;
 
 /* Values from each model's published config.json. */
 static const gm_shape gm_shapes[] = {
-    {"tinyllama-1.1b", "llama", "TinyLlama 1.1B (random weights)", 22, 2048, 32, 4, 0, false,
-     5632, 32000, 2048, 10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf"},
-    {"llama-3.2-1b", "llama", "Llama 3.2 1B (random weights)", 16, 2048, 32, 8, 64, true, 8192,
-     128256, 131072, 500000.0f, 1e-5f, true, false, false, {32.0f, 1.0f, 4.0f, 8192},
+    {"tinyllama-1.1b", "llama", "TinyLlama 1.1B (random weights)", 22, 2048, 32, 4, 0, false, 5632,
+     32000, 2048, 10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf"},
+    {"llama-3.2-1b",
+     "llama",
+     "Llama 3.2 1B (random weights)",
+     16,
+     2048,
+     32,
+     8,
+     64,
+     true,
+     8192,
+     128256,
+     131072,
+     500000.0f,
+     1e-5f,
+     true,
+     false,
+     false,
+     {32.0f, 1.0f, 4.0f, 8192},
      "ggml-vocab-gpt-2.gguf"},
     {"qwen2.5-0.5b", "qwen2", "Qwen2.5 0.5B (random weights)", 24, 896, 14, 2, 0, false, 4864,
      151936, 32768, 1000000.0f, 1e-6f, true, true, false, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf"},
-    {"qwen3-0.6b", "qwen3", "Qwen3 0.6B (random weights)", 28, 1024, 16, 8, 128, true, 3072,
-     151936, 40960, 1000000.0f, 1e-6f, true, false, true, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf"},
+    {"qwen3-0.6b", "qwen3", "Qwen3 0.6B (random weights)", 28, 1024, 16, 8, 128, true, 3072, 151936,
+     40960, 1000000.0f, 1e-6f, true, false, true, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf"},
     {"tiny-llama", "llama", "tiny llama (random weights)", 4, 64, 4, 2, 0, false, 128, 0, 2048,
      10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf"},
     /* every matrix row (embd 256, ffn 512 for ffn_down) a whole number of the K-quants'
      * 256-element super-blocks, so K-quant files hold no fallback types */
-    {"tiny-llama-256", "llama", "tiny llama 256 (random weights)", 2, 256, 4, 2, 0, false, 512,
-     0, 2048, 10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf"},
-    {"tiny-llama3", "llama", "tiny llama3 (random weights)", 4, 64, 4, 2, 16, true, 128, 0,
-     8192, 500000.0f, 1e-5f, true, false, false, {32.0f, 1.0f, 4.0f, 1024},
+    {"tiny-llama-256", "llama", "tiny llama 256 (random weights)", 2, 256, 4, 2, 0, false, 512, 0,
+     2048, 10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf"},
+    {"tiny-llama3",
+     "llama",
+     "tiny llama3 (random weights)",
+     4,
+     64,
+     4,
+     2,
+     16,
+     true,
+     128,
+     0,
+     8192,
+     500000.0f,
+     1e-5f,
+     true,
+     false,
+     false,
+     {32.0f, 1.0f, 4.0f, 1024},
      "ggml-vocab-gpt-2.gguf"},
     {"tiny-qwen2", "qwen2", "tiny qwen2 (random weights)", 4, 64, 4, 2, 0, false, 128, 0, 2048,
      1000000.0f, 1e-6f, true, true, false, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf"},
@@ -105,13 +138,13 @@ static const gm_shape gm_shapes[] = {
 
 typedef struct gm_options {
     const char *shape;
-    const char *type;       /* a name in gm_types */
+    const char *type; /* a name in gm_types */
     const char *out_path;
     const char *vocab_path; /* NULL: synthesized vocabulary */
     int n_layers;           /* 0: the shape's */
     int n_vocab;            /* 0: the shape's (or the file's for tiny shapes) */
     uint64_t seed;
-    float weight_std;       /* of the weight matrices; 0: GM_INIT_STD */
+    float weight_std; /* of the weight matrices; 0: GM_INIT_STD */
 } gm_options;
 
 typedef struct gm_stats {
@@ -421,7 +454,8 @@ static int gm_set_padded_array(gm_plan *p, const char *key, enum gguf_type type,
     if (id < 0) {
         return 0;
     }
-    if (gguf_get_kv_type(p->vocab, id) != GGUF_TYPE_ARRAY || gguf_get_arr_type(p->vocab, id) != type ||
+    if (gguf_get_kv_type(p->vocab, id) != GGUF_TYPE_ARRAY ||
+        gguf_get_arr_type(p->vocab, id) != type ||
         gguf_get_arr_n(p->vocab, id) != (size_t)p->n_vocab_file) {
         return cairn_fail(err, "vocab key %s is not an array of %d %s", key, p->n_vocab_file,
                           gguf_type_name(type));
@@ -512,7 +546,9 @@ static int gm_synth_tokenizer(gm_plan *p, cairn_err *err) {
     }
     for (int i = 0; rc == 0 && i < n; i++) {
         scores[i] = i < n_real ? 0.0f : -1000.0f;
-        types[i] = i == 0 ? GM_TOKEN_UNKNOWN : i < 3 || i >= n_real ? GM_TOKEN_CONTROL : GM_TOKEN_BYTE;
+        types[i] = i == 0                 ? GM_TOKEN_UNKNOWN
+                   : i < 3 || i >= n_real ? GM_TOKEN_CONTROL
+                                          : GM_TOKEN_BYTE;
     }
     if (rc == 0 && gm_set_tokens(p, n_real, err) == 0) {
         gguf_set_val_str(p->out, "tokenizer.ggml.model", "llama");
@@ -550,8 +586,10 @@ static void gm_set_arch_f32(gm_plan *p, const char *suffix, float v) {
 static void gm_set_model_meta(gm_plan *p, uint64_t seed) {
     const gm_shape *s = &p->resolved;
     char desc[160];
-    snprintf(desc, sizeof desc, "random weights from cairn-genmodel (shape %s, seed %llu): not a "
-             "trained model", s->name, (unsigned long long)seed);
+    snprintf(desc, sizeof desc,
+             "random weights from cairn-genmodel (shape %s, seed %llu): not a "
+             "trained model",
+             s->name, (unsigned long long)seed);
     gguf_set_val_str(p->out, "general.architecture", s->arch);
     gguf_set_val_str(p->out, "general.name", s->model_name);
     gguf_set_val_str(p->out, "general.description", desc);
@@ -589,10 +627,10 @@ static int gm_resolve_vocab(gm_plan *p, const gm_options *opt, cairn_err *err) {
     } else {
         p->n_vocab_file = 3 + 256;
     }
-    int want = opt->n_vocab > 0     ? opt->n_vocab
-               : s->n_vocab > 0     ? s->n_vocab
-               : opt->vocab_path    ? p->n_vocab_file
-                                    : GM_SYNTH_TINY_VOCAB;
+    int want = opt->n_vocab > 0  ? opt->n_vocab
+               : s->n_vocab > 0  ? s->n_vocab
+               : opt->vocab_path ? p->n_vocab_file
+                                 : GM_SYNTH_TINY_VOCAB;
     if (want < p->n_vocab_file) {
         return cairn_fail(err, "the vocabulary has %d tokens, more than the %d of shape %s",
                           p->n_vocab_file, want, s->name);
@@ -760,8 +798,8 @@ static int gm_write_tensor_data(gm_writer *w, const gm_plan *p, int idx, uint64_
     const size_t row_bytes = ggml_row_size(type, t->ne0);
     const int64_t rows_per_chunk =
         (int64_t)GM_CHUNK_ELEMS / t->ne0 > 0 ? (int64_t)GM_CHUNK_ELEMS / t->ne0 : 1;
-    if (gm_reserve(w, (size_t)(rows_per_chunk * t->ne0), (size_t)rows_per_chunk * row_bytes,
-                   err) != 0) {
+    if (gm_reserve(w, (size_t)(rows_per_chunk * t->ne0), (size_t)rows_per_chunk * row_bytes, err) !=
+        0) {
         return -1;
     }
     gm_rng rng;
@@ -845,7 +883,8 @@ static int gm_generate(const gm_options *opt, gm_stats *stats, cairn_err *err) {
     }
     stats->n_tensors = p.n_tensors;
     stats->n_vocab = p.resolved.n_vocab;
-    stats->n_pad_tokens = p.resolved.n_vocab > p.n_vocab_file ? p.resolved.n_vocab - p.n_vocab_file : 0;
+    stats->n_pad_tokens =
+        p.resolved.n_vocab > p.n_vocab_file ? p.resolved.n_vocab - p.n_vocab_file : 0;
     stats->seconds = cairn_now_seconds() - start;
     gm_plan_free(&p);
     ggml_quantize_free();
@@ -911,8 +950,7 @@ static int gm_parse_std(const char *s, float *out, cairn_err *err) {
     errno = 0;
     double v = strtod(s, &end);
     if (errno != 0 || end == s || *end != '\0' || !(v > 0.0 && v <= GM_MAX_STD)) {
-        return cairn_fail(err, "--std: '%.32s' is not a number in (0, %g]", s,
-                          (double)GM_MAX_STD);
+        return cairn_fail(err, "--std: '%.32s' is not a number in (0, %g]", s, (double)GM_MAX_STD);
     }
     *out = (float)v;
     return 0;

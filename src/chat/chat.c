@@ -13,7 +13,9 @@ static const char default_template[] =
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
 
-const char *cairn_chat_default_template(void) { return default_template; }
+const char *cairn_chat_default_template(void) {
+    return default_template;
+}
 
 /* Everything that may fail runs here, under the setjmp in cairn_jinja_render. */
 static char *render(jctx *ctx, const char *src, const cJSON *context) {
@@ -45,8 +47,7 @@ static char *render(jctx *ctx, const char *src, const cJSON *context) {
     return result;
 }
 
-int cairn_jinja_render(const char *template_src, const cJSON *context, char **out,
-                       cairn_err *err) {
+int cairn_jinja_render(const char *template_src, const cJSON *context, char **out, cairn_err *err) {
     if (out)
         *out = NULL;
     if (!template_src || !out)
@@ -68,9 +69,8 @@ int cairn_jinja_render(const char *template_src, const cJSON *context, char **ou
     return 0;
 }
 
-int cairn_chat_render(const char *template_src, const cJSON *messages,
-                      bool add_generation_prompt, const char *bos_token, const char *eos_token,
-                      char **out, cairn_err *err) {
+int cairn_chat_render(const char *template_src, const cJSON *messages, bool add_generation_prompt,
+                      const char *bos_token, const char *eos_token, char **out, cairn_err *err) {
     if (out)
         *out = NULL;
     if (!cJSON_IsArray(messages))

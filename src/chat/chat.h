@@ -22,15 +22,13 @@
  * -1 with err set: "template line N: ..." for template errors, or the template's own message
  * verbatim when it calls raise_exception(). strftime_now() formats the UTC time given by the
  * context number "cairn_now" (Unix seconds), or the current time when that is absent. */
-int cairn_jinja_render(const char *template_src, const cJSON *context, char **out,
-                       cairn_err *err);
+int cairn_jinja_render(const char *template_src, const cJSON *context, char **out, cairn_err *err);
 
 /* Renders a chat: messages is a JSON array of {role, content}; the context also gets
  * add_generation_prompt, bos_token and eos_token (NULL gives ""). Templates that need more
  * (tools, enable_thinking, ...) are rendered with cairn_jinja_render. */
-int cairn_chat_render(const char *template_src, const cJSON *messages,
-                      bool add_generation_prompt, const char *bos_token, const char *eos_token,
-                      char **out, cairn_err *err);
+int cairn_chat_render(const char *template_src, const cJSON *messages, bool add_generation_prompt,
+                      const char *bos_token, const char *eos_token, char **out, cairn_err *err);
 
 /* The template for models that ship none: ChatML ("<|im_start|>role\ncontent<|im_end|>\n"
  * per message, then "<|im_start|>assistant\n" for the generation prompt), the most widely

@@ -64,8 +64,8 @@ static int64_t want_int(jctx *ctx, int line, const char *what, jv v) {
 
 static bool is_py_space(uint32_t c) {
     return c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f) || c == 0x85 ||
-           c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 ||
-           c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+           c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
+           c == 0x202f || c == 0x205f || c == 0x3000;
 }
 
 static bool cp_in(uint32_t c, const jstr *set) {
@@ -251,9 +251,13 @@ static uint32_t cp_lower(uint32_t c) {
     }
 }
 
-static bool cp_cased(uint32_t c) { return cp_upper(c) != c || cp_lower(c) != c; }
+static bool cp_cased(uint32_t c) {
+    return cp_upper(c) != c || cp_lower(c) != c;
+}
 
-static bool cp_word_break(uint32_t c) { return is_py_space(c) || (c < 0x80 && strchr("-({[<", (int)c)); }
+static bool cp_word_break(uint32_t c) {
+    return is_py_space(c) || (c < 0x80 && strchr("-({[<", (int)c));
+}
 
 static jv change_case(jctx *ctx, const jstr *s, int mode) {
     jsb sb = {0};
@@ -401,7 +405,8 @@ static jv f_trim(jctx *ctx, jscope *sc, int line, jv v, const jargs *a) {
     (void)sc;
     jv chars;
     const jstr *set = get_arg(a, 0, "chars", &chars) && chars.t != JV_NONE
-                          ? want_str(ctx, line, "trim", chars) : NULL;
+                          ? want_str(ctx, line, "trim", chars)
+                          : NULL;
     return strip(ctx, jv_to_str(ctx, v), set, true, true);
 }
 
@@ -634,7 +639,8 @@ static jv f_unique(jctx *ctx, jscope *sc, int line, jv v, const jargs *a) {
 /* select / reject / selectattr / rejectattr share one walk. */
 static jv select_items(jctx *ctx, jscope *sc, int line, jv v, const jargs *a, bool by_attr,
                        bool keep_if) {
-    const char *what = by_attr ? (keep_if ? "selectattr" : "rejectattr") : (keep_if ? "select" : "reject");
+    const char *what =
+        by_attr ? (keep_if ? "selectattr" : "rejectattr") : (keep_if ? "select" : "reject");
     size_t first_test_arg = by_attr ? 1 : 0;
     const jstr *attr = NULL;
     if (by_attr) {
@@ -697,7 +703,10 @@ static jv f_map(jctx *ctx, jscope *sc, int line, jv v, const jargs *a) {
     const char *filter = want_str(ctx, line, "map", a->pos[0])->data;
     if (!jinja_filter_exists(filter))
         jx_fail(ctx, line, "unknown filter '%s'", filter);
-    jargs fargs = {.pos = a->pos + 1, .n_pos = a->n_pos - 1, .kwnames = a->kwnames, .kw = a->kw,
+    jargs fargs = {.pos = a->pos + 1,
+                   .n_pos = a->n_pos - 1,
+                   .kwnames = a->kwnames,
+                   .kw = a->kw,
                    .n_kw = a->n_kw};
     for (size_t i = 0; i < n; i++)
         jlist_push(ctx, out.u.l, jinja_apply_filter(ctx, sc, line, filter, items[i], &fargs));
@@ -894,7 +903,9 @@ static const filter_entry *find_filter(const char *name) {
     return NULL;
 }
 
-bool jinja_filter_exists(const char *name) { return find_filter(name) != NULL; }
+bool jinja_filter_exists(const char *name) {
+    return find_filter(name) != NULL;
+}
 
 jv jinja_apply_filter(jctx *ctx, jscope *sc, int line, const char *name, jv v, const jargs *a) {
     const filter_entry *f = find_filter(name);
@@ -906,9 +917,36 @@ jv jinja_apply_filter(jctx *ctx, jscope *sc, int line, const char *name, jv v, c
 /* ---- tests ---- */
 
 typedef enum {
-    T_DEFINED, T_UNDEFINED, T_NONE, T_BOOLEAN, T_FALSE, T_TRUE, T_INTEGER, T_FLOAT, T_NUMBER,
-    T_STRING, T_MAPPING, T_ITERABLE, T_SEQUENCE, T_CALLABLE, T_SAMEAS, T_EQ, T_NE, T_LT, T_LE,
-    T_GT, T_GE, T_IN, T_DIVISIBLEBY, T_EVEN, T_ODD, T_LOWER, T_UPPER, T_ESCAPED, T_FILTER, T_TEST,
+    T_DEFINED,
+    T_UNDEFINED,
+    T_NONE,
+    T_BOOLEAN,
+    T_FALSE,
+    T_TRUE,
+    T_INTEGER,
+    T_FLOAT,
+    T_NUMBER,
+    T_STRING,
+    T_MAPPING,
+    T_ITERABLE,
+    T_SEQUENCE,
+    T_CALLABLE,
+    T_SAMEAS,
+    T_EQ,
+    T_NE,
+    T_LT,
+    T_LE,
+    T_GT,
+    T_GE,
+    T_IN,
+    T_DIVISIBLEBY,
+    T_EVEN,
+    T_ODD,
+    T_LOWER,
+    T_UPPER,
+    T_ESCAPED,
+    T_FILTER,
+    T_TEST,
 } test_id;
 
 typedef struct test_entry {
@@ -917,19 +955,45 @@ typedef struct test_entry {
 } test_entry;
 
 static const test_entry tests[] = {
-    {"defined", T_DEFINED},   {"undefined", T_UNDEFINED}, {"none", T_NONE},
-    {"boolean", T_BOOLEAN},   {"false", T_FALSE},         {"true", T_TRUE},
-    {"integer", T_INTEGER},   {"float", T_FLOAT},         {"number", T_NUMBER},
-    {"string", T_STRING},     {"mapping", T_MAPPING},     {"iterable", T_ITERABLE},
-    {"sequence", T_SEQUENCE}, {"callable", T_CALLABLE},   {"sameas", T_SAMEAS},
-    {"eq", T_EQ},             {"equalto", T_EQ},          {"==", T_EQ},
-    {"ne", T_NE},             {"!=", T_NE},               {"lt", T_LT},
-    {"lessthan", T_LT},       {"<", T_LT},                {"le", T_LE},
-    {"<=", T_LE},             {"gt", T_GT},               {"greaterthan", T_GT},
-    {">", T_GT},              {"ge", T_GE},               {">=", T_GE},
-    {"in", T_IN},             {"divisibleby", T_DIVISIBLEBY}, {"even", T_EVEN},
-    {"odd", T_ODD},           {"lower", T_LOWER},         {"upper", T_UPPER},
-    {"escaped", T_ESCAPED},   {"filter", T_FILTER},       {"test", T_TEST},
+    {"defined", T_DEFINED},
+    {"undefined", T_UNDEFINED},
+    {"none", T_NONE},
+    {"boolean", T_BOOLEAN},
+    {"false", T_FALSE},
+    {"true", T_TRUE},
+    {"integer", T_INTEGER},
+    {"float", T_FLOAT},
+    {"number", T_NUMBER},
+    {"string", T_STRING},
+    {"mapping", T_MAPPING},
+    {"iterable", T_ITERABLE},
+    {"sequence", T_SEQUENCE},
+    {"callable", T_CALLABLE},
+    {"sameas", T_SAMEAS},
+    {"eq", T_EQ},
+    {"equalto", T_EQ},
+    {"==", T_EQ},
+    {"ne", T_NE},
+    {"!=", T_NE},
+    {"lt", T_LT},
+    {"lessthan", T_LT},
+    {"<", T_LT},
+    {"le", T_LE},
+    {"<=", T_LE},
+    {"gt", T_GT},
+    {"greaterthan", T_GT},
+    {">", T_GT},
+    {"ge", T_GE},
+    {">=", T_GE},
+    {"in", T_IN},
+    {"divisibleby", T_DIVISIBLEBY},
+    {"even", T_EVEN},
+    {"odd", T_ODD},
+    {"lower", T_LOWER},
+    {"upper", T_UPPER},
+    {"escaped", T_ESCAPED},
+    {"filter", T_FILTER},
+    {"test", T_TEST},
 };
 
 static const test_entry *find_test(const char *name) {
@@ -939,7 +1003,9 @@ static const test_entry *find_test(const char *name) {
     return NULL;
 }
 
-bool jinja_test_exists(const char *name) { return find_test(name) != NULL; }
+bool jinja_test_exists(const char *name) {
+    return find_test(name) != NULL;
+}
 
 static jv test_arg(jctx *ctx, int line, const char *name, const jargs *a) {
     jv v;
@@ -981,8 +1047,11 @@ bool jinja_apply_test(jctx *ctx, jscope *sc, int line, const char *name, jv v, c
     case T_NUMBER: return jv_is_number(v);
     case T_STRING: return v.t == JV_STR;
     case T_MAPPING: return v.t == JV_DICT && !v.u.d->is_namespace;
-    case T_ITERABLE: return v.t == JV_STR || v.t == JV_LIST || (v.t == JV_DICT && !v.u.d->is_namespace) || v.t == JV_UNDEF;
-    case T_SEQUENCE: return v.t == JV_STR || v.t == JV_LIST || (v.t == JV_DICT && !v.u.d->is_namespace);
+    case T_ITERABLE:
+        return v.t == JV_STR || v.t == JV_LIST || (v.t == JV_DICT && !v.u.d->is_namespace) ||
+               v.t == JV_UNDEF;
+    case T_SEQUENCE:
+        return v.t == JV_STR || v.t == JV_LIST || (v.t == JV_DICT && !v.u.d->is_namespace);
     case T_CALLABLE: return v.t == JV_MACRO || v.t == JV_FUNC;
     case T_SAMEAS: return same_object(v, test_arg(ctx, line, name, a));
     case T_EQ: return jv_equal(ctx, v, test_arg(ctx, line, name, a), 0);
@@ -1035,7 +1104,8 @@ static jv str_method(jctx *ctx, int line, const jstr *s, const char *m, const ja
     *found = true;
     jv x;
     if (!strcmp(m, "strip") || !strcmp(m, "lstrip") || !strcmp(m, "rstrip")) {
-        const jstr *chars = get_arg(a, 0, "chars", &x) && x.t != JV_NONE ? want_str(ctx, line, m, x) : NULL;
+        const jstr *chars =
+            get_arg(a, 0, "chars", &x) && x.t != JV_NONE ? want_str(ctx, line, m, x) : NULL;
         return strip(ctx, s, chars, m[0] != 'r', m[0] != 'l');
     }
     if (!strcmp(m, "split")) {
@@ -1082,8 +1152,8 @@ static jv str_method(jctx *ctx, int line, const jstr *s, const char *m, const ja
         if (sub->len == 0)
             return jv_int((int64_t)jstr_cp_len(s) + 1);
         int64_t n = 0;
-        for (const char *p = s->data; (p = find_sub(p, s->len - (size_t)(p - s->data), sub->data, sub->len));
-             p += sub->len)
+        for (const char *p = s->data;
+             (p = find_sub(p, s->len - (size_t)(p - s->data), sub->data, sub->len)); p += sub->len)
             n++;
         return jv_int(n);
     }
@@ -1122,8 +1192,14 @@ static jv str_method(jctx *ctx, int line, const jstr *s, const char *m, const ja
             case 'd': ok &= isdigit(c) != 0; break;
             case 'a': ok &= (m[4] == 'n' ? isalnum(c) : isalpha(c)) != 0; break;
             case 's': ok &= isspace(c) != 0; break;
-            case 'u': ok &= !islower(c); cased |= isupper(c) != 0; break;
-            case 'l': ok &= !isupper(c); cased |= islower(c) != 0; break;
+            case 'u':
+                ok &= !islower(c);
+                cased |= isupper(c) != 0;
+                break;
+            case 'l':
+                ok &= !isupper(c);
+                cased |= islower(c) != 0;
+                break;
             }
         }
         return jv_bool(ok && (m[2] == 'u' || m[2] == 'l' ? cased : true));
@@ -1145,8 +1221,10 @@ static jv dict_method(jctx *ctx, int line, jdict *d, const char *m, const jargs 
     if (!strcmp(m, "items") || !strcmp(m, "keys") || !strcmp(m, "values")) {
         jv out = jv_list(ctx, d->len);
         for (size_t i = 0; i < d->len; i++)
-            jlist_push(ctx, out.u.l, m[0] == 'i' ? pair(ctx, d->keys[i], d->vals[i])
-                                     : m[0] == 'k' ? d->keys[i] : d->vals[i]);
+            jlist_push(ctx, out.u.l,
+                       m[0] == 'i'   ? pair(ctx, d->keys[i], d->vals[i])
+                       : m[0] == 'k' ? d->keys[i]
+                                     : d->vals[i]);
         return out;
     }
     *found = false;
@@ -1191,8 +1269,7 @@ static jv list_method(jctx *ctx, int line, jlist *l, const char *m, const jargs 
     return jv_none();
 }
 
-jv jinja_call_method(jctx *ctx, int line, jv obj, const char *name, const jargs *a,
-                     bool *found) {
+jv jinja_call_method(jctx *ctx, int line, jv obj, const char *name, const jargs *a, bool *found) {
     *found = false;
     switch (obj.t) {
     case JV_STR: return str_method(ctx, line, obj.u.s, name, a, found);

@@ -158,7 +158,8 @@ static jv eval_slice(jctx *ctx, jscope *sc, const jnode *n) {
     jv step = n->args.v[0] ? jinja_eval(ctx, sc, n->args.v[0]) : jv_none();
     int64_t first, stride;
     if (obj.t == JV_LIST) {
-        size_t count = slice_indices(ctx, n->line, obj.u.l->len, start, stop, step, &first, &stride);
+        size_t count =
+            slice_indices(ctx, n->line, obj.u.l->len, start, stop, step, &first, &stride);
         jv out = jv_list(ctx, count);
         for (size_t i = 0; i < count; i++)
             jlist_push(ctx, out.u.l, obj.u.l->items[first + (int64_t)i * stride]);
@@ -169,7 +170,8 @@ static jv eval_slice(jctx *ctx, jscope *sc, const jnode *n) {
         size_t *off = jstr_cp_offsets(ctx, obj.u.s, &len);
         size_t count = slice_indices(ctx, n->line, len, start, stop, step, &first, &stride);
         if (stride == 1)
-            return jv_strn(ctx, obj.u.s->data + off[first], off[first + (int64_t)count] - off[first]);
+            return jv_strn(ctx, obj.u.s->data + off[first],
+                           off[first + (int64_t)count] - off[first]);
         jsb sb = {0};
         for (size_t i = 0; i < count; i++) {
             int64_t k = first + (int64_t)i * stride;
@@ -213,19 +215,28 @@ static jv repeat(jctx *ctx, int line, jv seq, int64_t times) {
     return out;
 }
 
-static int64_t int_of(jv v) { return v.t == JV_BOOL ? v.u.b : v.u.i; }
+static int64_t int_of(jv v) {
+    return v.t == JV_BOOL ? v.u.b : v.u.i;
+}
 
 static jv int_arith(jctx *ctx, int line, char op, int64_t x, int64_t y) {
     int64_t r = 0;
     bool overflow = false;
     switch (op) {
-    case '+': overflow = (y > 0 && x > INT64_MAX - y) || (y < 0 && x < INT64_MIN - y); r = x + (overflow ? 0 : y); break;
-    case '-': overflow = (y < 0 && x > INT64_MAX + y) || (y > 0 && x < INT64_MIN + y); r = x - (overflow ? 0 : y); break;
+    case '+':
+        overflow = (y > 0 && x > INT64_MAX - y) || (y < 0 && x < INT64_MIN - y);
+        r = x + (overflow ? 0 : y);
+        break;
+    case '-':
+        overflow = (y < 0 && x > INT64_MAX + y) || (y > 0 && x < INT64_MIN + y);
+        r = x - (overflow ? 0 : y);
+        break;
     case '*':
         if (x != 0 && y != 0) {
             overflow = (x == -1 && y == INT64_MIN) || (y == -1 && x == INT64_MIN) ||
-                       (x != -1 && y != -1 && (x > 0 ? (y > 0 ? x > INT64_MAX / y : y < INT64_MIN / x)
-                                                     : (y > 0 ? x < INT64_MIN / y : x < INT64_MAX / y)));
+                       (x != -1 && y != -1 &&
+                        (x > 0 ? (y > 0 ? x > INT64_MAX / y : y < INT64_MIN / x)
+                               : (y > 0 ? x < INT64_MIN / y : x < INT64_MAX / y)));
             r = overflow ? 0 : x * y;
         }
         break;
@@ -532,12 +543,8 @@ jv jinja_eval(jctx *ctx, jscope *sc, const jnode *n) {
         jx_fail(ctx, n->line, "bad operand type for unary %s: %s", n->kind == JN_NEG ? "-" : "+",
                 jv_type_name(v));
     case JN_NOT: return jv_bool(!jv_truthy(jinja_eval(ctx, sc, n->a)));
-    case JN_AND:
-        v = jinja_eval(ctx, sc, n->a);
-        return jv_truthy(v) ? jinja_eval(ctx, sc, n->b) : v;
-    case JN_OR:
-        v = jinja_eval(ctx, sc, n->a);
-        return jv_truthy(v) ? v : jinja_eval(ctx, sc, n->b);
+    case JN_AND: v = jinja_eval(ctx, sc, n->a); return jv_truthy(v) ? jinja_eval(ctx, sc, n->b) : v;
+    case JN_OR: v = jinja_eval(ctx, sc, n->a); return jv_truthy(v) ? v : jinja_eval(ctx, sc, n->b);
     case JN_BINOP:
         v = jinja_eval(ctx, sc, n->a);
         w = jinja_eval(ctx, sc, n->b);
@@ -553,7 +560,8 @@ jv jinja_eval(jctx *ctx, jscope *sc, const jnode *n) {
         if (jv_truthy(jinja_eval(ctx, sc, n->a)))
             return jinja_eval(ctx, sc, n->b);
         return n->c ? jinja_eval(ctx, sc, n->c) : jv_undef("conditional expression");
-    case JN_BLOCK_VALUE: return jv_strn(ctx, ctx->block_text ? ctx->block_text : "", ctx->block_len);
+    case JN_BLOCK_VALUE:
+        return jv_strn(ctx, ctx->block_text ? ctx->block_text : "", ctx->block_len);
     default: jx_fail(ctx, n->line, "internal error: statement used as an expression");
     }
 }
@@ -676,7 +684,9 @@ static int exec_one(jctx *ctx, jscope *sc, const jnode *n, jsb *out) {
             return jinja_exec(ctx, sc, &n->body, out);
         return jinja_exec(ctx, sc, &n->else_body, out);
     case JN_FOR: exec_for(ctx, sc, n, out); return JX_OK;
-    case JN_SET: assign_targets(ctx, sc, n->line, &n->args, jinja_eval(ctx, sc, n->a)); return JX_OK;
+    case JN_SET:
+        assign_targets(ctx, sc, n->line, &n->args, jinja_eval(ctx, sc, n->a));
+        return JX_OK;
     case JN_SET_ATTR: exec_set_attr(ctx, sc, n); return JX_OK;
     case JN_SET_BLOCK: scope_set(ctx, sc, n->op, filtered_block(ctx, sc, n)); return JX_OK;
     case JN_MACRO: {

@@ -19,13 +19,13 @@
 #include "util/util.h"
 
 /* Limits against hostile templates: each one, when hit, is a clear error. */
-#define JINJA_MAX_MEMORY ((size_t)512 << 20)      /* arena bytes for one render */
-#define JINJA_MAX_OUTPUT ((size_t)16 << 20)       /* rendered text */
-#define JINJA_MAX_STRING ((size_t)16 << 20)       /* any one string value */
-#define JINJA_MAX_ITERATIONS 1000000u             /* loop iterations, all loops together */
-#define JINJA_MAX_CALL_DEPTH 100                  /* nested macro calls */
-#define JINJA_MAX_NESTING 200                     /* parser nesting and nested data depth */
-#define JINJA_MAX_LIST 1000000u                   /* elements of one list (range, repeat) */
+#define JINJA_MAX_MEMORY ((size_t)512 << 20) /* arena bytes for one render */
+#define JINJA_MAX_OUTPUT ((size_t)16 << 20)  /* rendered text */
+#define JINJA_MAX_STRING ((size_t)16 << 20)  /* any one string value */
+#define JINJA_MAX_ITERATIONS 1000000u        /* loop iterations, all loops together */
+#define JINJA_MAX_CALL_DEPTH 100             /* nested macro calls */
+#define JINJA_MAX_NESTING 200                /* parser nesting and nested data depth */
+#define JINJA_MAX_LIST 1000000u              /* elements of one list (range, repeat) */
 
 /* ---- arena ---- */
 
@@ -44,10 +44,10 @@ typedef struct jctx {
     jarena arena;
     jmp_buf on_error;
     cairn_err *err;
-    jscope *globals;       /* context values and template-level sets */
-    uint64_t iterations;   /* loop iterations so far, against JINJA_MAX_ITERATIONS */
+    jscope *globals;     /* context values and template-level sets */
+    uint64_t iterations; /* loop iterations so far, against JINJA_MAX_ITERATIONS */
     int call_depth;
-    int64_t now;           /* Unix seconds that strftime_now formats */
+    int64_t now;            /* Unix seconds that strftime_now formats */
     const char *block_text; /* the rendered body a {% filter %} / block {% set %} filters */
     size_t block_len;
 } jctx;
@@ -261,8 +261,8 @@ struct jnode {
     bool is_tuple;     /* a JN_LIST written as (a, b) */
     jv lit;
     jnode *a, *b, *c;
-    jnodes args;       /* call/filter/test arguments; list/dict items; for targets */
-    jnodes kwargs;     /* keyword argument values (names in kwnames); macro defaults */
+    jnodes args;   /* call/filter/test arguments; list/dict items; for targets */
+    jnodes kwargs; /* keyword argument values (names in kwnames); macro defaults */
     const char **kwnames;
     jnodes body, else_body;
 };
@@ -299,11 +299,9 @@ typedef struct jargs {
 } jargs;
 
 jv jinja_apply_filter(jctx *ctx, jscope *sc, int line, const char *name, jv v, const jargs *a);
-bool jinja_apply_test(jctx *ctx, jscope *sc, int line, const char *name, jv v,
-                      const jargs *a);
+bool jinja_apply_test(jctx *ctx, jscope *sc, int line, const char *name, jv v, const jargs *a);
 jv jinja_call_func(jctx *ctx, int line, int func, const jargs *a);
 /* obj.name(args); *found is false when the type has no such method. */
-jv jinja_call_method(jctx *ctx, int line, jv obj, const char *name, const jargs *a,
-                     bool *found);
+jv jinja_call_method(jctx *ctx, int line, jv obj, const char *name, const jargs *a, bool *found);
 
 #endif

@@ -60,7 +60,9 @@ static size_t find_tag(const lexer *lx, size_t pos) {
     return lx->n;
 }
 
-static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+static bool is_ws(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 /* Emits the text in [pos, tag) after the whitespace control of the tag that follows it. */
 static void emit_text(lexer *lx, size_t tag, bool tag_is_block) {
@@ -231,8 +233,8 @@ static void lex_tag(lexer *lx, bool is_block, int open_line) {
         while (lx->pos < lx->n && is_ws(lx->s[lx->pos]))
             advance_to(lx, lx->pos + 1);
         if (lx->pos >= lx->n)
-            jx_fail(lx->ctx, open_line, "unclosed '%s' tag (missing '%s')",
-                    is_block ? "{%" : "{{", is_block ? "%}" : "}}");
+            jx_fail(lx->ctx, open_line, "unclosed '%s' tag (missing '%s')", is_block ? "{%" : "{{",
+                    is_block ? "%}" : "}}");
         const char *close = is_block ? "%}" : "}}";
         if (depth == 0) {
             char mod = lx->s[lx->pos];
@@ -283,7 +285,10 @@ static void lex_tag(lexer *lx, bool is_block, int open_line) {
                         JINJA_MAX_NESTING);
             open[depth++] = c;
         } else if (c == ')' || c == ']' || c == '}') {
-            char want = depth == 0 ? '\0' : open[depth - 1] == '(' ? ')' : open[depth - 1] == '[' ? ']' : '}';
+            char want = depth == 0               ? '\0'
+                        : open[depth - 1] == '(' ? ')'
+                        : open[depth - 1] == '[' ? ']'
+                                                 : '}';
             if (c != want) {
                 if (want)
                     jx_fail(lx->ctx, lx->line, "unexpected '%c' (expected '%c')", c, want);

@@ -16,7 +16,9 @@ typedef struct parser {
     int loop_depth; /* for loops around the current statement (break/continue need one) */
 } parser;
 
-static const jtok *peek(const parser *p) { return &p->toks->v[p->pos]; }
+static const jtok *peek(const parser *p) {
+    return &p->toks->v[p->pos];
+}
 static const jtok *peek_at(const parser *p, size_t k) {
     size_t i = p->pos + k;
     return &p->toks->v[i < p->toks->n ? i : p->toks->n - 1];
@@ -28,7 +30,9 @@ static const jtok *next(parser *p) {
     return t;
 }
 
-static bool tok_is_op(const jtok *t, const char *op) { return t->t == JT_OP && strcmp(t->s, op) == 0; }
+static bool tok_is_op(const jtok *t, const char *op) {
+    return t->t == JT_OP && strcmp(t->s, op) == 0;
+}
 static bool tok_is_name(const jtok *t, const char *name) {
     return t->t == JT_NAME && strcmp(t->s, name) == 0;
 }
@@ -536,8 +540,8 @@ static jnode *parse_tuple_expr(parser *p) {
 
 /* ---- statements ---- */
 
-static jnodes parse_body(parser *p, const char *const *ends, const char **which,
-                         const char *opener, int opener_line);
+static jnodes parse_body(parser *p, const char *const *ends, const char **which, const char *opener,
+                         int opener_line);
 
 static bool in_list(const char *name, const char *const *list) {
     for (; list && *list; list++)
@@ -747,8 +751,8 @@ static bool is_end_tag(const char *name) {
 
 /* Statements until one of the end tags (whose name is consumed and returned in *which; the
  * caller reads the rest of that tag), or until the end of the template when ends is NULL. */
-static jnodes parse_body(parser *p, const char *const *ends, const char **which,
-                         const char *opener, int opener_line) {
+static jnodes parse_body(parser *p, const char *const *ends, const char **which, const char *opener,
+                         int opener_line) {
     jnodes body = {0};
     enter(p, opener_line);
     for (;;) {
@@ -758,8 +762,8 @@ static jnodes parse_body(parser *p, const char *const *ends, const char **which,
                 const char *const *last = ends;
                 while (last[1])
                     last++;
-                jx_fail(p->ctx, opener_line, "unclosed '{%% %s %%}' (missing '{%% %s %%}')",
-                        opener, *last);
+                jx_fail(p->ctx, opener_line, "unclosed '{%% %s %%}' (missing '{%% %s %%}')", opener,
+                        *last);
             }
             break;
         }
@@ -791,8 +795,9 @@ static jnodes parse_body(parser *p, const char *const *ends, const char **which,
         }
         if (name->t == JT_NAME && is_end_tag(name->s)) {
             if (ends)
-                jx_fail(p->ctx, name->line, "unexpected '{%% %s %%}' inside '{%% %s %%}' of line %d",
-                        name->s, opener, opener_line);
+                jx_fail(p->ctx, name->line,
+                        "unexpected '{%% %s %%}' inside '{%% %s %%}' of line %d", name->s, opener,
+                        opener_line);
             jx_fail(p->ctx, name->line, "unexpected '{%% %s %%}'", name->s);
         }
         next(p);

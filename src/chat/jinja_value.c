@@ -79,8 +79,7 @@ static void jsb_grow(jctx *ctx, jsb *sb, size_t extra) {
     if (sb->cap - sb->len > extra)
         return;
     if (extra > JINJA_MAX_STRING || sb->len + extra > JINJA_MAX_STRING + JINJA_MAX_OUTPUT)
-        jx_fail(ctx, 0, "template produced a string longer than %zu MiB",
-                JINJA_MAX_STRING >> 20);
+        jx_fail(ctx, 0, "template produced a string longer than %zu MiB", JINJA_MAX_STRING >> 20);
     size_t cap = sb->cap ? sb->cap * 2 : 64;
     while (cap - sb->len <= extra)
         cap *= 2;
@@ -99,9 +98,13 @@ void jsb_put(jctx *ctx, jsb *sb, const char *s, size_t n) {
     sb->data[sb->len] = '\0';
 }
 
-void jsb_puts(jctx *ctx, jsb *sb, const char *s) { jsb_put(ctx, sb, s, strlen(s)); }
+void jsb_puts(jctx *ctx, jsb *sb, const char *s) {
+    jsb_put(ctx, sb, s, strlen(s));
+}
 
-void jsb_putc(jctx *ctx, jsb *sb, char c) { jsb_put(ctx, sb, &c, 1); }
+void jsb_putc(jctx *ctx, jsb *sb, char c) {
+    jsb_put(ctx, sb, &c, 1);
+}
 
 void jsb_printf(jctx *ctx, jsb *sb, const char *fmt, ...) {
     char tmp[128];
@@ -114,7 +117,9 @@ void jsb_printf(jctx *ctx, jsb *sb, const char *fmt, ...) {
     jsb_put(ctx, sb, tmp, (size_t)n);
 }
 
-jv jsb_value(jctx *ctx, const jsb *sb) { return jv_strn(ctx, sb->data ? sb->data : "", sb->len); }
+jv jsb_value(jctx *ctx, const jsb *sb) {
+    return jv_strn(ctx, sb->data ? sb->data : "", sb->len);
+}
 
 /* ---- constructors ---- */
 
@@ -123,7 +128,9 @@ jv jv_undef(const char *name) {
     v.u.undef_name = name;
     return v;
 }
-jv jv_none(void) { return (jv){.t = JV_NONE}; }
+jv jv_none(void) {
+    return (jv){.t = JV_NONE};
+}
 jv jv_bool(bool b) {
     jv v = {.t = JV_BOOL};
     v.u.b = b;
@@ -142,8 +149,7 @@ jv jv_float(double f) {
 
 jv jv_strn(jctx *ctx, const char *s, size_t n) {
     if (n > JINJA_MAX_STRING)
-        jx_fail(ctx, 0, "template produced a string longer than %zu MiB",
-                JINJA_MAX_STRING >> 20);
+        jx_fail(ctx, 0, "template produced a string longer than %zu MiB", JINJA_MAX_STRING >> 20);
     jstr *js = jx_alloc(ctx, sizeof *js + n + 1);
     js->len = n;
     if (n)
@@ -154,7 +160,9 @@ jv jv_strn(jctx *ctx, const char *s, size_t n) {
     return v;
 }
 
-jv jv_cstr(jctx *ctx, const char *s) { return jv_strn(ctx, s, strlen(s)); }
+jv jv_cstr(jctx *ctx, const char *s) {
+    return jv_strn(ctx, s, strlen(s));
+}
 
 jv jv_list(jctx *ctx, size_t cap) {
     jlist *l = jx_alloc(ctx, sizeof *l);
@@ -329,7 +337,9 @@ bool jv_truthy(jv v) {
     }
 }
 
-bool jv_is_number(jv v) { return v.t == JV_INT || v.t == JV_FLOAT || v.t == JV_BOOL; }
+bool jv_is_number(jv v) {
+    return v.t == JV_INT || v.t == JV_FLOAT || v.t == JV_BOOL;
+}
 
 double jv_as_double(jv v) {
     if (v.t == JV_INT)
@@ -627,15 +637,17 @@ static void write_json_key(jctx *ctx, jsb *sb, jv k, const jjson_opts *o, int li
     write_json_str(ctx, sb, key.data, key.len, o->ensure_ascii);
 }
 
-static int compare_keys(jctx *ctx, int line, jv a, jv b) { return jv_compare(ctx, line, a, b); }
+static int compare_keys(jctx *ctx, int line, jv a, jv b) {
+    return jv_compare(ctx, line, a, b);
+}
 
 static size_t *sorted_key_order(jctx *ctx, const jdict *d, int line) {
     size_t *order = jx_alloc(ctx, (d->len ? d->len : 1) * sizeof *order);
     for (size_t i = 0; i < d->len; i++)
         order[i] = i;
     for (size_t i = 1; i < d->len; i++) /* insertion sort: stable, dicts are small */
-        for (size_t j = i; j > 0 && compare_keys(ctx, line, d->keys[order[j - 1]],
-                                                 d->keys[order[j]]) > 0; j--) {
+        for (size_t j = i;
+             j > 0 && compare_keys(ctx, line, d->keys[order[j - 1]], d->keys[order[j]]) > 0; j--) {
             size_t t = order[j];
             order[j] = order[j - 1];
             order[j - 1] = t;
@@ -694,8 +706,7 @@ void jv_write_json(jctx *ctx, jsb *sb, jv v, const jjson_opts *o, int level, int
         jsb_putc(ctx, sb, '}');
         return;
     }
-    default:
-        jx_fail(ctx, line, "tojson: a %s is not JSON serializable", jv_type_name(v));
+    default: jx_fail(ctx, line, "tojson: a %s is not JSON serializable", jv_type_name(v));
     }
 }
 

@@ -56,19 +56,22 @@ static int parse_value(const cli_option *o, const char *name, const char *v) {
     switch (o->kind) {
     case OPT_INT: {
         long x = strtol(v, &end, 10);
-        if (*v == '\0' || *end || errno || x < INT_MIN || x > INT_MAX) break;
+        if (*v == '\0' || *end || errno || x < INT_MIN || x > INT_MAX)
+            break;
         *(int *)o->dest = (int)x;
         return 0;
     }
     case OPT_FLOAT: {
         float x = strtof(v, &end);
-        if (*v == '\0' || *end || errno || !isfinite(x)) break;
+        if (*v == '\0' || *end || errno || !isfinite(x))
+            break;
         *(float *)o->dest = x;
         return 0;
     }
     case OPT_U64: {
         unsigned long long x = strtoull(v, &end, 10);
-        if (*v == '\0' || *v == '-' || *end || errno) break;
+        if (*v == '\0' || *v == '-' || *end || errno)
+            break;
         *(uint64_t *)o->dest = (uint64_t)x;
         return 0;
     }

@@ -60,16 +60,18 @@ typedef struct cli_model_options {
     bool mmap;
 } cli_model_options;
 
-#define CLI_MODEL_OPTIONS(mo)                                                                    \
-    {"model", 'm', OPT_STR, &(mo).model, "FILE", "GGUF model file (required)"},                  \
-    {"threads", 't', OPT_INT, &(mo).threads, "N", "compute threads (default: all CPUs)"},        \
-    {"ctx-size", 'c', OPT_INT, &(mo).ctx_size, "N",                                              \
-     "context positions (default: the model's, at most 4096)"},                                  \
-    {"batch-size", 'b', OPT_INT, &(mo).batch_size, "N", "most tokens per compute step (512)"},   \
-    {"layers", 0, OPT_STR, &(mo).layers, "A:B",                                                  \
-     "split the model at these layers into chained shards, e.g. 2:4"},                          \
-    {"mmap", 0, OPT_FLAG, &(mo).mmap, NULL,                                                      \
-     "use weights in place in the file (less memory, slower on some systems)"}
+#define CLI_MODEL_OPTIONS(mo)                                                                      \
+    {"model", 'm', OPT_STR, &(mo).model, "FILE", "GGUF model file (required)"},                    \
+        {"threads", 't', OPT_INT, &(mo).threads, "N", "compute threads (default: all CPUs)"},      \
+        {"ctx-size",     'c', OPT_INT,                                                             \
+         &(mo).ctx_size, "N", "context positions (default: the model's, at most 4096)"},           \
+        {"batch-size", 'b', OPT_INT, &(mo).batch_size, "N", "most tokens per compute step (512)"}, \
+        {"layers",     0,     OPT_STR,                                                             \
+         &(mo).layers, "A:B", "split the model at these layers into chained shards, e.g. 2:4"},    \
+    {                                                                                              \
+        "mmap", 0, OPT_FLAG, &(mo).mmap, NULL,                                                     \
+            "use weights in place in the file (less memory, slower on some systems)"               \
+    }
 
 /* Loads the model (split as --layers says), showing progress on a terminal. */
 int cli_load_pipeline(const cli_model_options *mo, int n_seq, cairn_pipeline **out);
@@ -84,24 +86,45 @@ typedef struct cli_sampling_options {
 #define CLI_SEED_FROM_CLOCK UINT64_MAX
 
 void cli_sampling_defaults(cli_sampling_options *so);
-#define CLI_SAMPLING_OPTIONS(so)                                                                 \
-    {"temp", 0, OPT_FLOAT, &(so).gen.sampling.temperature, "T",                                  \
-     "temperature; 0 is greedy (default 0.8)"},                                                  \
-    {"top-k", 0, OPT_INT, &(so).gen.sampling.top_k, "K", "keep the K most likely (40; 0: off)"}, \
-    {"top-p", 0, OPT_FLOAT, &(so).gen.sampling.top_p, "P", "nucleus sampling (0.95; 1: off)"},   \
-    {"min-p", 0, OPT_FLOAT, &(so).gen.sampling.min_p, "P", "minimum relative probability (0.05)"}, \
-    {"repeat-penalty", 0, OPT_FLOAT, &(so).gen.sampling.repeat_penalty, "X",                     \
-     "penalise repeated tokens (1: off)"},                                                       \
-    {"repeat-last-n", 0, OPT_INT, &(so).gen.sampling.repeat_last_n, "N",                         \
-     "tokens the penalties look back on (64)"},                                                  \
-    {"frequency-penalty", 0, OPT_FLOAT, &(so).gen.sampling.frequency_penalty, "X",               \
-     "subtract X per earlier occurrence (0)"},                                                   \
-    {"presence-penalty", 0, OPT_FLOAT, &(so).gen.sampling.presence_penalty, "X",                 \
-     "subtract X if the token occurred (0)"},                                                    \
-    {"seed", 's', OPT_U64, &(so).seed, "S", "random seed (default: from the clock)"},            \
-    {"stop", 0, OPT_STR_LIST, &(so).stops, "TEXT", "stop when TEXT is generated (repeatable)"},  \
-    {"n-predict", 'n', OPT_INT, &(so).gen.max_tokens, "N",                                       \
-     "most tokens to generate (default 256; 0: until the context is full)"}
+#define CLI_SAMPLING_OPTIONS(so)                                                                     \
+    {"temp",    0,                                                                                   \
+     OPT_FLOAT, &(so).gen.sampling.temperature,                                                      \
+     "T",       "temperature; 0 is greedy (default 0.8)"},                                           \
+        {"top-k", 0, OPT_INT, &(so).gen.sampling.top_k, "K", "keep the K most likely (40; 0: off)"}, \
+        {"top-p", 0, OPT_FLOAT, &(so).gen.sampling.top_p, "P", "nucleus sampling (0.95; 1: off)"},   \
+        {"min-p",   0,                                                                               \
+         OPT_FLOAT, &(so).gen.sampling.min_p,                                                        \
+         "P",       "minimum relative probability (0.05)"},                                          \
+        {"repeat-penalty",                                                                           \
+         0,                                                                                          \
+         OPT_FLOAT,                                                                                  \
+         &(so).gen.sampling.repeat_penalty,                                                          \
+         "X",                                                                                        \
+         "penalise repeated tokens (1: off)"},                                                       \
+        {"repeat-last-n",                                                                            \
+         0,                                                                                          \
+         OPT_INT,                                                                                    \
+         &(so).gen.sampling.repeat_last_n,                                                           \
+         "N",                                                                                        \
+         "tokens the penalties look back on (64)"},                                                  \
+        {"frequency-penalty",                                                                        \
+         0,                                                                                          \
+         OPT_FLOAT,                                                                                  \
+         &(so).gen.sampling.frequency_penalty,                                                       \
+         "X",                                                                                        \
+         "subtract X per earlier occurrence (0)"},                                                   \
+        {"presence-penalty",                                                                         \
+         0,                                                                                          \
+         OPT_FLOAT,                                                                                  \
+         &(so).gen.sampling.presence_penalty,                                                        \
+         "X",                                                                                        \
+         "subtract X if the token occurred (0)"},                                                    \
+        {"seed", 's', OPT_U64, &(so).seed, "S", "random seed (default: from the clock)"},            \
+        {"stop", 0, OPT_STR_LIST, &(so).stops, "TEXT", "stop when TEXT is generated (repeatable)"},  \
+    {                                                                                                \
+        "n-predict", 'n', OPT_INT, &(so).gen.max_tokens, "N",                                        \
+            "most tokens to generate (default 256; 0: until the context is full)"                    \
+    }
 
 /* Fills the parameters that depend on parsing (seed, stop strings). */
 void cli_sampling_finish(cli_sampling_options *so);

@@ -47,8 +47,8 @@ static void make_prompt(int32_t *ids, int n, int n_vocab) {
     }
 }
 
-static int one_run(cairn_pipeline *p, const int32_t *prompt, const bench_options *bo,
-                   float *logits, double *prefill_tps, double *decode_tps, cairn_err *err) {
+static int one_run(cairn_pipeline *p, const int32_t *prompt, const bench_options *bo, float *logits,
+                   double *prefill_tps, double *decode_tps, cairn_err *err) {
     int n_vocab = cairn_pipeline_info(p)->n_vocab;
     cairn_pipeline_seq_truncate(p, 0, 0, NULL);
     double t0 = cairn_now_seconds();
@@ -80,8 +80,8 @@ static double decode_bytes_per_token(const cairn_model_file *m, int mean_pos) {
     if (embd && !hp->tied_embeddings) {
         bytes -= (double)embd->size;
     }
-    double kv_per_pos = (double)hp->n_layer * hp->n_head_kv * (hp->head_dim_k + hp->head_dim_v) *
-                        2.0; /* F16 */
+    double kv_per_pos =
+        (double)hp->n_layer * hp->n_head_kv * (hp->head_dim_k + hp->head_dim_v) * 2.0; /* F16 */
     return bytes + kv_per_pos * mean_pos;
 }
 
@@ -90,8 +90,8 @@ static void report(const cairn_model_file *m, const cli_model_options *mo, const
     char cpu[128];
     cairn_cpu_model(cpu, sizeof(cpu));
     int threads = mo->threads > 0 ? mo->threads : cairn_cpu_count();
-    printf("model:    %s (%s, %d layers, %.1f MiB)\n", mo->model, m->hp.arch_name,
-           m->hp.n_layer, (double)m->map.size / (1024.0 * 1024.0));
+    printf("model:    %s (%s, %d layers, %.1f MiB)\n", mo->model, m->hp.arch_name, m->hp.n_layer,
+           (double)m->map.size / (1024.0 * 1024.0));
     printf("build:    %s, ggml %s; CPU: %s; threads: %d\n", CAIRN_BUILD_FLAVOR, ggml_version(),
            cpu[0] ? cpu : "unknown", threads);
     double pre_med = median(f->prefill_tps, f->runs), dec_med = median(f->decode_tps, f->runs);
@@ -166,9 +166,12 @@ int cmd_bench(int argc, char **argv) {
         {"bandwidth", 0, OPT_FLOAT, &bo.bandwidth_gbs, "GB/S",
          "memory read bandwidth, to compare decode with its roofline"},
     };
-    const cli_command cmd = {"bench", "usage: cairn bench -m FILE [-p 512] [-n 128] [-t T]",
+    const cli_command cmd = {"bench",
+                             "usage: cairn bench -m FILE [-p 512] [-n 128] [-t T]",
                              "Measures prefill and decode speed and the bytes read per token.",
-                             options, CAIRN_ARRAY_LEN(options), 0};
+                             options,
+                             CAIRN_ARRAY_LEN(options),
+                             0};
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc != CLI_OK) {
         return rc < 0 ? CLI_OK : rc;

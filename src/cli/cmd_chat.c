@@ -127,13 +127,13 @@ static int take_turn(chat_session *cs, const cli_sampling_options *so, cairn_err
     cs->n_history = keep;
     const cairn_shard_info *info = cairn_pipeline_info(cs->pipeline);
     cairn_pipeline_seq ps = {cs->pipeline, 0};
-    cairn_generation_target target = {cairn_pipeline_seq_forward, &ps, info->n_vocab,
-                                      info->n_ctx, (int)keep};
+    cairn_generation_target target = {cairn_pipeline_seq_forward, &ps, info->n_vocab, info->n_ctx,
+                                      (int)keep};
     cs->reply.len = 0;
     int rc = history_push(cs, ids + keep, n - keep);
     if (rc == 0) {
-        rc = cairn_generate(&target, cs->tok, ids + keep, (int)(n - keep), &so->gen,
-                            on_reply_token, cs, NULL, err);
+        rc = cairn_generate(&target, cs->tok, ids + keep, (int)(n - keep), &so->gen, on_reply_token,
+                            cs, NULL, err);
     }
     free(ids);
     /* The last sampled token may not have been computed yet. */
@@ -209,10 +209,13 @@ int cmd_chat(int argc, char **argv) {
         {"system", 0, OPT_STR, &system, "TEXT", "a system message to start with"},
         CLI_SAMPLING_OPTIONS(so),
     };
-    const cli_command cmd = {"chat", "usage: cairn chat -m FILE [options]",
+    const cli_command cmd = {"chat",
+                             "usage: cairn chat -m FILE [options]",
                              "Chats with the model, using its chat template; reads one user "
                              "message per line.",
-                             options, CAIRN_ARRAY_LEN(options), 0};
+                             options,
+                             CAIRN_ARRAY_LEN(options),
+                             0};
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc != CLI_OK) {
         return rc < 0 ? CLI_OK : rc;

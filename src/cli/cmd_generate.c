@@ -33,8 +33,8 @@ static void print_stats(const cairn_generation_result *r) {
             cairn_finish_reason_name(r->finish));
 }
 
-static int run(const cli_model_options *mo, cli_sampling_options *so, const char *prompt,
-               bool ids, bool verbose) {
+static int run(const cli_model_options *mo, cli_sampling_options *so, const char *prompt, bool ids,
+               bool verbose) {
     cairn_tokenizer *tok = NULL;
     cairn_pipeline *p = NULL;
     int32_t *prompt_ids = NULL;
@@ -87,9 +87,12 @@ int cmd_generate(int argc, char **argv) {
         {"ids", 0, OPT_FLAG, &ids, NULL, "print generated token ids instead of text"},
         {"verbose", 'v', OPT_FLAG, &verbose, NULL, "print timing statistics on stderr"},
     };
-    const cli_command cmd = {"generate", "usage: cairn generate -m FILE -p TEXT [options]",
+    const cli_command cmd = {"generate",
+                             "usage: cairn generate -m FILE -p TEXT [options]",
                              "Generates a completion of TEXT with the model and streams it.",
-                             options, CAIRN_ARRAY_LEN(options), 0};
+                             options,
+                             CAIRN_ARRAY_LEN(options),
+                             0};
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc != CLI_OK) {
         return rc < 0 ? CLI_OK : rc;

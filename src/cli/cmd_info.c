@@ -37,8 +37,8 @@ static void print_tensor_types(const cairn_model_file *m) {
     printf("tensors:        %lld\n", (long long)m->n_tensors);
     for (int t = 0; t < GGML_TYPE_COUNT; t++) {
         if (count[t]) {
-            printf("  %-6s %5d tensors, %10.2f MiB\n", ggml_type_name((enum ggml_type)t),
-                   count[t], (double)bytes[t] / (1024.0 * 1024.0));
+            printf("  %-6s %5d tensors, %10.2f MiB\n", ggml_type_name((enum ggml_type)t), count[t],
+                   (double)bytes[t] / (1024.0 * 1024.0));
         }
     }
 }
@@ -65,9 +65,12 @@ static void print_tokenizer(const cairn_model_file *m) {
 }
 
 int cmd_info(int argc, char **argv) {
-    const cli_command cmd = {"info", "usage: cairn info FILE",
+    const cli_command cmd = {"info",
+                             "usage: cairn info FILE",
                              "Describes a GGUF file: format, architecture, tensors, tokenizer.",
-                             NULL, 0, 1};
+                             NULL,
+                             0,
+                             1};
     const char *path = NULL;
     int rc = cli_parse(&cmd, argc, argv, &path);
     if (rc != CLI_OK) {

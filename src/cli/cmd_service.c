@@ -14,11 +14,14 @@ int cmd_service(int argc, char **argv) {
     const cli_option options[] = {
         {"name", 0, OPT_STR, &name, "NAME", "service name (default: cairn)"},
     };
-    const cli_command cmd = {
-        "service", "usage: cairn service install|uninstall [--name NAME]",
-        "Registers cairn as a Windows service that runs 'cairn " SERVICE_ARGS "' at boot, or "
-        "removes it (needs an Administrator prompt).",
-        options, CAIRN_ARRAY_LEN(options), 1};
+    const cli_command cmd = {"service",
+                             "usage: cairn service install|uninstall [--name NAME]",
+                             "Registers cairn as a Windows service that runs 'cairn " SERVICE_ARGS
+                             "' at boot, or "
+                             "removes it (needs an Administrator prompt).",
+                             options,
+                             CAIRN_ARRAY_LEN(options),
+                             1};
     const char *action = NULL;
     int rc = cli_parse(&cmd, argc, argv, &action);
     if (rc != CLI_OK) {

@@ -186,18 +186,15 @@ static bool add_event_fields(cJSON *o, const cairn_event *e) {
                add_child(
                    o, "addresses",
                    addresses_json(e->as.node_joined.n_addresses, e->as.node_joined.addresses));
-    case CAIRN_EVENT_NODE_LEFT:
-        return add_str(o, "node", e->as.node_left.node_id);
+    case CAIRN_EVENT_NODE_LEFT: return add_str(o, "node", e->as.node_left.node_id);
     case CAIRN_EVENT_NODE_CONNECTION_CHANGED:
         return add_str(o, "node", e->as.node_connection_changed.node_id) &&
                add_bool(o, "connected", e->as.node_connection_changed.connected);
     case CAIRN_EVENT_NODE_PROFILE_UPDATED:
         return add_str(o, "node", e->as.node_profile_updated.node_id) &&
                add_child(o, "profile", profile_json(&e->as.node_profile_updated.profile, false));
-    case CAIRN_EVENT_MASTER_ELECTED:
-        return add_str(o, "master", e->as.master_elected.master_id);
-    case CAIRN_EVENT_INSTANCE_PLACED:
-        return add_placement_fields(o, e);
+    case CAIRN_EVENT_MASTER_ELECTED: return add_str(o, "master", e->as.master_elected.master_id);
+    case CAIRN_EVENT_INSTANCE_PLACED: return add_placement_fields(o, e);
     case CAIRN_EVENT_INSTANCE_DELETED:
         return add_str(o, "instance", e->as.instance_deleted.instance_id);
     case CAIRN_EVENT_RUNNER_STATE_CHANGED:

@@ -346,10 +346,8 @@ static int check_instance_placed(const cairn_event *e, cairn_err *err) {
 
 static int check_event_payload(const cairn_event *e, cairn_err *err) {
     switch (e->type) {
-    case CAIRN_EVENT_NODE_JOINED:
-        return check_node_joined(e, err);
-    case CAIRN_EVENT_NODE_LEFT:
-        return check_id(e->as.node_left.node_id, "node id", err);
+    case CAIRN_EVENT_NODE_JOINED: return check_node_joined(e, err);
+    case CAIRN_EVENT_NODE_LEFT: return check_id(e->as.node_left.node_id, "node id", err);
     case CAIRN_EVENT_NODE_CONNECTION_CHANGED:
         return check_id(e->as.node_connection_changed.node_id, "node id", err);
     case CAIRN_EVENT_NODE_PROFILE_UPDATED:
@@ -364,8 +362,7 @@ static int check_event_payload(const cairn_event *e, cairn_err *err) {
             return cairn_fail(err, "an election needs a term >= 1");
         }
         return check_id(e->as.master_elected.master_id, "master id", err);
-    case CAIRN_EVENT_INSTANCE_PLACED:
-        return check_instance_placed(e, err);
+    case CAIRN_EVENT_INSTANCE_PLACED: return check_instance_placed(e, err);
     case CAIRN_EVENT_INSTANCE_DELETED:
         return check_id(e->as.instance_deleted.instance_id, "instance id", err);
     case CAIRN_EVENT_RUNNER_STATE_CHANGED:
@@ -410,26 +407,16 @@ static bool runner_step_allowed(cairn_runner_state from, cairn_runner_state to) 
         return from != CAIRN_RUNNER_SHUTTING_DOWN;
     }
     switch (from) {
-    case CAIRN_RUNNER_IDLE:
-        return to == CAIRN_RUNNER_CONNECTING;
-    case CAIRN_RUNNER_CONNECTING:
-        return to == CAIRN_RUNNER_CONNECTED;
-    case CAIRN_RUNNER_CONNECTED:
-        return to == CAIRN_RUNNER_LOADING;
-    case CAIRN_RUNNER_LOADING:
-        return to == CAIRN_RUNNER_LOADING || to == CAIRN_RUNNER_LOADED;
-    case CAIRN_RUNNER_LOADED:
-        return to == CAIRN_RUNNER_WARMING_UP;
-    case CAIRN_RUNNER_WARMING_UP:
-        return to == CAIRN_RUNNER_READY;
-    case CAIRN_RUNNER_READY:
-        return to == CAIRN_RUNNER_RUNNING;
-    case CAIRN_RUNNER_RUNNING:
-        return to == CAIRN_RUNNER_READY;
-    case CAIRN_RUNNER_SHUTTING_DOWN:
-        return to == CAIRN_RUNNER_SHUT_DOWN;
-    default:
-        return false;
+    case CAIRN_RUNNER_IDLE: return to == CAIRN_RUNNER_CONNECTING;
+    case CAIRN_RUNNER_CONNECTING: return to == CAIRN_RUNNER_CONNECTED;
+    case CAIRN_RUNNER_CONNECTED: return to == CAIRN_RUNNER_LOADING;
+    case CAIRN_RUNNER_LOADING: return to == CAIRN_RUNNER_LOADING || to == CAIRN_RUNNER_LOADED;
+    case CAIRN_RUNNER_LOADED: return to == CAIRN_RUNNER_WARMING_UP;
+    case CAIRN_RUNNER_WARMING_UP: return to == CAIRN_RUNNER_READY;
+    case CAIRN_RUNNER_READY: return to == CAIRN_RUNNER_RUNNING;
+    case CAIRN_RUNNER_RUNNING: return to == CAIRN_RUNNER_READY;
+    case CAIRN_RUNNER_SHUTTING_DOWN: return to == CAIRN_RUNNER_SHUT_DOWN;
+    default: return false;
     }
 }
 
@@ -673,23 +660,19 @@ static int check_against_state(const cairn_cluster_state *s, const cairn_event *
                               CAIRN_STATE_MAX_NODES);
         }
         return 0;
-    case CAIRN_EVENT_NODE_LEFT:
-        return need_node(s, e->as.node_left.node_id, err);
+    case CAIRN_EVENT_NODE_LEFT: return need_node(s, e->as.node_left.node_id, err);
     case CAIRN_EVENT_NODE_CONNECTION_CHANGED:
         return need_node(s, e->as.node_connection_changed.node_id, err);
     case CAIRN_EVENT_NODE_PROFILE_UPDATED:
         return need_node(s, e->as.node_profile_updated.node_id, err);
-    case CAIRN_EVENT_MASTER_ELECTED:
-        return 0;
-    case CAIRN_EVENT_INSTANCE_PLACED:
-        return check_placement(s, e, err);
+    case CAIRN_EVENT_MASTER_ELECTED: return 0;
+    case CAIRN_EVENT_INSTANCE_PLACED: return check_placement(s, e, err);
     case CAIRN_EVENT_INSTANCE_DELETED:
         if (instance_index(s, e->as.instance_deleted.instance_id) < 0) {
             return cairn_fail(err, "unknown instance \"%s\"", e->as.instance_deleted.instance_id);
         }
         return 0;
-    case CAIRN_EVENT_RUNNER_STATE_CHANGED:
-        return check_runner_change(s, e, err);
+    case CAIRN_EVENT_RUNNER_STATE_CHANGED: return check_runner_change(s, e, err);
     }
     return cairn_fail(err, "unknown event type %d", (int)e->type);
 }
@@ -796,32 +779,22 @@ static void set_runner(cairn_cluster_state *s, const cairn_event *e) {
 
 static void change(cairn_cluster_state *s, const cairn_event *e) {
     switch (e->type) {
-    case CAIRN_EVENT_NODE_JOINED:
-        add_node(s, e);
-        break;
-    case CAIRN_EVENT_NODE_LEFT:
-        remove_node(s, e->as.node_left.node_id);
-        break;
+    case CAIRN_EVENT_NODE_JOINED: add_node(s, e); break;
+    case CAIRN_EVENT_NODE_LEFT: remove_node(s, e->as.node_left.node_id); break;
     case CAIRN_EVENT_NODE_CONNECTION_CHANGED:
         s->nodes[node_index(s, e->as.node_connection_changed.node_id)].connected =
             e->as.node_connection_changed.connected;
         break;
-    case CAIRN_EVENT_NODE_PROFILE_UPDATED:
-        set_profile(s, e);
-        break;
+    case CAIRN_EVENT_NODE_PROFILE_UPDATED: set_profile(s, e); break;
     case CAIRN_EVENT_MASTER_ELECTED:
         memcpy(s->master_id, e->as.master_elected.master_id, sizeof s->master_id);
         s->term = e->term;
         break;
-    case CAIRN_EVENT_INSTANCE_PLACED:
-        add_instance(s, e);
-        break;
+    case CAIRN_EVENT_INSTANCE_PLACED: add_instance(s, e); break;
     case CAIRN_EVENT_INSTANCE_DELETED:
         remove_instance_at(s, (uint32_t)instance_index(s, e->as.instance_deleted.instance_id));
         break;
-    case CAIRN_EVENT_RUNNER_STATE_CHANGED:
-        set_runner(s, e);
-        break;
+    case CAIRN_EVENT_RUNNER_STATE_CHANGED: set_runner(s, e); break;
     }
     s->last_index = e->index;
 }

@@ -52,11 +52,11 @@ typedef struct dummy_shard {
     cairn_shard base; /* first, so a cairn_shard * is a dummy_shard * */
     uint64_t seed;
     int delay_ms_per_token;
-    int n_local;      /* layers this shard holds */
-    float *weights;   /* [local layer][W_COUNT][n_embd] */
-    float *unembed;   /* [n_vocab][n_embd], last shard only */
-    dummy_seq *seqs;  /* n_seq of them */
-    float *x, *y;     /* n_embd scratch: a layer's input and output */
+    int n_local;     /* layers this shard holds */
+    float *weights;  /* [local layer][W_COUNT][n_embd] */
+    float *unembed;  /* [n_vocab][n_embd], last shard only */
+    dummy_seq *seqs; /* n_seq of them */
+    float *x, *y;    /* n_embd scratch: a layer's input and output */
 } dummy_shard;
 
 static uint64_t mix64(uint64_t z) {
@@ -73,7 +73,9 @@ static float hash_unit(uint64_t seed, uint64_t tag, uint64_t a, uint64_t b) {
 }
 
 /* A smooth squashing into (-1, 1) that needs no maths library. */
-static float squash(float v) { return v / (1.0f + (v < 0.0f ? -v : v)); }
+static float squash(float v) {
+    return v / (1.0f + (v < 0.0f ? -v : v));
+}
 
 static float *layer_weights(const dummy_shard *d, int local, int which) {
     size_t n_embd = (size_t)d->base.info.n_embd;
@@ -96,9 +98,9 @@ static void run_layer(const dummy_shard *d, int local, int pos, const float *pre
     const float *w_bias = layer_weights(d, local, W_BIAS);
     const float *w_out = layer_weights(d, local, W_OUT);
     for (int i = 0; i < n_embd; i++) {
-        float position = POSITION_SCALE *
-                         hash_unit(d->seed, TAG_POSITION, (uint64_t)pos,
-                                   (uint64_t)layer * (uint64_t)n_embd + (uint64_t)i);
+        float position =
+            POSITION_SCALE * hash_unit(d->seed, TAG_POSITION, (uint64_t)pos,
+                                       (uint64_t)layer * (uint64_t)n_embd + (uint64_t)i);
         float self = x[i] * w_self[i];
         float next = x[(i + 1) % n_embd] * w_next[i];
         float contribution = squash(self + next + w_bias[i] + position);
@@ -237,7 +239,9 @@ static const cairn_shard_ops dummy_ops = {
     .destroy = dummy_destroy,
 };
 
-static int pick(int value, int fallback) { return value == 0 ? fallback : value; }
+static int pick(int value, int fallback) {
+    return value == 0 ? fallback : value;
+}
 
 static int check_range(const char *what, int value, int min, int max, cairn_err *err) {
     if (value < min || value > max) {
@@ -248,8 +252,7 @@ static int check_range(const char *what, int value, int min, int max, cairn_err 
 }
 
 /* Resolves defaults into info and checks every field. */
-static int resolve_config(const cairn_dummy_config *cfg, cairn_shard_info *info,
-                          cairn_err *err) {
+static int resolve_config(const cairn_dummy_config *cfg, cairn_shard_info *info, cairn_err *err) {
     memset(info, 0, sizeof(*info));
     info->n_layer = cfg->n_layer;
     info->first_layer = cfg->first_layer;

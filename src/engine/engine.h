@@ -23,14 +23,14 @@ typedef void (*cairn_progress_fn)(void *user, int done, int total);
 
 typedef struct cairn_shard_config {
     const char *model_path;
-    int first_layer;    /* inclusive */
-    int last_layer;     /* exclusive; -1 means the model's layer count */
-    int n_ctx;          /* positions per sequence; 0: min(training context, 4096) */
-    int n_seq;          /* independent sequences (KV slots); 0 means 1 */
-    int n_threads;      /* 0: all logical CPUs */
-    int n_batch;        /* most tokens per compute step; longer inputs are split; 0: 512 */
-    bool use_mmap;      /* use the weights in place in the file mapping instead of copying
-                           them to memory (less memory, slower on some systems) */
+    int first_layer;            /* inclusive */
+    int last_layer;             /* exclusive; -1 means the model's layer count */
+    int n_ctx;                  /* positions per sequence; 0: min(training context, 4096) */
+    int n_seq;                  /* independent sequences (KV slots); 0 means 1 */
+    int n_threads;              /* 0: all logical CPUs */
+    int n_batch;                /* most tokens per compute step; longer inputs are split; 0: 512 */
+    bool use_mmap;              /* use the weights in place in the file mapping instead of copying
+                                   them to memory (less memory, slower on some systems) */
     cairn_progress_fn progress; /* optional: called as tensors are loaded */
     void *progress_user;
 } cairn_shard_config;
@@ -38,8 +38,8 @@ typedef struct cairn_shard_config {
 typedef struct cairn_shard_info {
     int first_layer, last_layer, n_layer; /* n_layer: the whole model's */
     int n_embd, n_vocab, n_ctx, n_seq, n_batch;
-    bool is_first; /* takes token ids */
-    bool is_last;  /* returns logits */
+    bool is_first;         /* takes token ids */
+    bool is_last;          /* returns logits */
     uint64_t weight_bytes; /* tensor data this shard uses */
 } cairn_shard_info;
 
@@ -76,11 +76,11 @@ int cairn_shard_load_ggml(const cairn_shard_config *cfg, cairn_shard **out, cair
  * (same inputs, same tokens; split anywhere, same results) without any file. */
 typedef struct cairn_dummy_config {
     int n_layer, first_layer, last_layer; /* last_layer -1: n_layer */
-    int n_vocab;  /* 0: 256 */
-    int n_embd;   /* 0: 16 */
-    int n_ctx;    /* 0: 4096 */
-    int n_seq;    /* 0: 1 */
-    int n_batch;  /* 0: 512 */
+    int n_vocab;                          /* 0: 256 */
+    int n_embd;                           /* 0: 16 */
+    int n_ctx;                            /* 0: 4096 */
+    int n_seq;                            /* 0: 1 */
+    int n_batch;                          /* 0: 512 */
     uint64_t seed;
     int delay_ms_per_token; /* simulated compute time per token per layer */
 } cairn_dummy_config;

@@ -28,10 +28,10 @@
 
 typedef struct layer_weights {
     struct ggml_tensor *attn_norm, *wq, *wk, *wv, *wo;
-    struct ggml_tensor *bq, *bk, *bv;         /* qwen2 */
-    struct ggml_tensor *q_norm, *k_norm;      /* qwen3 */
+    struct ggml_tensor *bq, *bk, *bv;    /* qwen2 */
+    struct ggml_tensor *q_norm, *k_norm; /* qwen3 */
     struct ggml_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down;
-    struct ggml_tensor *k_cache, *v_cache;    /* [head_dim * n_head_kv, n_seq * n_ctx] F16 */
+    struct ggml_tensor *k_cache, *v_cache; /* [head_dim * n_head_kv, n_seq * n_ctx] F16 */
 } layer_weights;
 
 typedef struct ggml_shard {
@@ -47,7 +47,7 @@ typedef struct ggml_shard {
     ggml_backend_buffer_t repack_probe;     /* zero-size, to ask whether a layout exists */
     struct ggml_context *cache_ctx;
     ggml_backend_buffer_t cache_buf;
-    layer_weights *layers;             /* indexed by layer - first_layer */
+    layer_weights *layers; /* indexed by layer - first_layer */
     struct ggml_tensor *tok_embd, *output_norm, *output, *rope_freqs;
     int *seq_len;
     void *graph_mem; /* scratch for graph metadata, reused every step */
@@ -92,8 +92,8 @@ static struct ggml_tensor *make_weight(ggml_shard *s, const char *name, bool req
         }
         return NULL;
     }
-    struct ggml_tensor *t = ggml_new_tensor(s->weights_ctx, (enum ggml_type)info->type,
-                                            info->n_dims, info->ne);
+    struct ggml_tensor *t =
+        ggml_new_tensor(s->weights_ctx, (enum ggml_type)info->type, info->n_dims, info->ne);
     ggml_set_name(t, name);
     return t;
 }
@@ -105,14 +105,14 @@ static struct ggml_tensor *make_matrix(ggml_shard *s, const char *name, cairn_er
     if (!info || !can_repack(s, info)) {
         return make_weight(s, name, true, err, failed);
     }
-    struct ggml_tensor *t = ggml_new_tensor(s->repack_ctx, (enum ggml_type)info->type,
-                                            info->n_dims, info->ne);
+    struct ggml_tensor *t =
+        ggml_new_tensor(s->repack_ctx, (enum ggml_type)info->type, info->n_dims, info->ne);
     ggml_set_name(t, name);
     return t;
 }
 
-static struct ggml_tensor *layer_weight(ggml_shard *s, int layer, const char *suffix,
-                                        bool required, cairn_err *err, int *failed) {
+static struct ggml_tensor *layer_weight(ggml_shard *s, int layer, const char *suffix, bool required,
+                                        cairn_err *err, int *failed) {
     char name[128];
     snprintf(name, sizeof(name), "blk.%d.%s", layer, suffix);
     return make_weight(s, name, required, err, failed);
@@ -164,8 +164,8 @@ static int declare_weights(ggml_shard *s, cairn_err *err) {
     }
     if (!failed && in->is_last) {
         s->output_norm = make_weight(s, "output_norm.weight", true, err, &failed);
-        s->output = s->hp.tied_embeddings ? s->tok_embd
-                                          : make_matrix(s, "output.weight", err, &failed);
+        s->output =
+            s->hp.tied_embeddings ? s->tok_embd : make_matrix(s, "output.weight", err, &failed);
     }
     return failed ? -1 : 0;
 }
@@ -235,8 +235,7 @@ static int copy_weights(ggml_shard *s, const cairn_shard_config *cfg, cairn_err 
     if (copy_context(s, s->weights_ctx, plain, &s->weights_buf, cfg, &done, total, err) != 0) {
         return -1;
     }
-    return copy_context(s, s->repack_ctx, s->repack_type, &s->repack_buf, cfg, &done, total,
-                        err);
+    return copy_context(s, s->repack_ctx, s->repack_type, &s->repack_buf, cfg, &done, total, err);
 }
 
 /* Places every tensor at its address in the mapping, inside one CPU buffer that spans the
@@ -310,8 +309,8 @@ static int create_caches(ggml_shard *s, cairn_err *err) {
 
 static struct ggml_tensor *attention(ggml_shard *s, struct ggml_context *ctx,
                                      struct ggml_cgraph *gf, const layer_weights *w,
-                                     struct ggml_tensor *x,
-                                     const step_inputs *in, int seq, int pos, int n) {
+                                     struct ggml_tensor *x, const step_inputs *in, int seq, int pos,
+                                     int n) {
     const cairn_hparams *hp = &s->hp;
     int n_ctx = s->base.info.n_ctx;
     struct ggml_tensor *q = ggml_mul_mat(ctx, w->wq, x);
@@ -330,20 +329,20 @@ static struct ggml_tensor *attention(ggml_shard *s, struct ggml_context *ctx,
     }
     int mode = hp->arch == CAIRN_ARCH_LLAMA ? GGML_ROPE_TYPE_NORMAL : GGML_ROPE_TYPE_NEOX;
     float ext_factor = hp->rope_scaling == CAIRN_ROPE_SCALING_YARN ? hp->yarn_ext_factor : 0.0f;
-    q = ggml_rope_ext(ctx, q, in->positions, s->rope_freqs, hp->rope_dims, mode,
-                      hp->rope_orig_ctx, hp->rope_freq_base, hp->rope_freq_scale, ext_factor,
-                      hp->yarn_attn_factor, hp->yarn_beta_fast, hp->yarn_beta_slow);
-    k = ggml_rope_ext(ctx, k, in->positions, s->rope_freqs, hp->rope_dims, mode,
-                      hp->rope_orig_ctx, hp->rope_freq_base, hp->rope_freq_scale, ext_factor,
-                      hp->yarn_attn_factor, hp->yarn_beta_fast, hp->yarn_beta_slow);
+    q = ggml_rope_ext(ctx, q, in->positions, s->rope_freqs, hp->rope_dims, mode, hp->rope_orig_ctx,
+                      hp->rope_freq_base, hp->rope_freq_scale, ext_factor, hp->yarn_attn_factor,
+                      hp->yarn_beta_fast, hp->yarn_beta_slow);
+    k = ggml_rope_ext(ctx, k, in->positions, s->rope_freqs, hp->rope_dims, mode, hp->rope_orig_ctx,
+                      hp->rope_freq_base, hp->rope_freq_scale, ext_factor, hp->yarn_attn_factor,
+                      hp->yarn_beta_fast, hp->yarn_beta_slow);
 
     /* Append this step's keys and values to the sequence's cells. */
     size_t k_row = w->k_cache->nb[1], v_row = w->v_cache->nb[1];
     size_t first_cell = (size_t)seq * (size_t)n_ctx + (size_t)pos;
-    struct ggml_tensor *k_dst = ggml_view_1d(ctx, w->k_cache, (int64_t)n * w->k_cache->ne[0],
-                                             first_cell * k_row);
-    struct ggml_tensor *v_dst = ggml_view_1d(ctx, w->v_cache, (int64_t)n * w->v_cache->ne[0],
-                                             first_cell * v_row);
+    struct ggml_tensor *k_dst =
+        ggml_view_1d(ctx, w->k_cache, (int64_t)n * w->k_cache->ne[0], first_cell * k_row);
+    struct ggml_tensor *v_dst =
+        ggml_view_1d(ctx, w->v_cache, (int64_t)n * w->v_cache->ne[0], first_cell * v_row);
     /* The CPU backend runs nodes in graph order: expanding the stores first puts the
      * writes before the attention that reads them. */
     ggml_build_forward_expand(gf, ggml_cpy(ctx, k, k_dst));
@@ -361,8 +360,8 @@ static struct ggml_tensor *attention(ggml_shard *s, struct ggml_context *ctx,
 
     struct ggml_tensor *qp = ggml_permute(ctx, q, 0, 2, 1, 3);
     float scale = 1.0f / sqrtf((float)hp->head_dim_k);
-    struct ggml_tensor *att = ggml_flash_attn_ext(ctx, qp, k_all, v_all, in->mask, scale, 0.0f,
-                                                  0.0f);
+    struct ggml_tensor *att =
+        ggml_flash_attn_ext(ctx, qp, k_all, v_all, in->mask, scale, 0.0f, 0.0f);
     ggml_prec_set_acc(att, GGML_PREC_F32);
     att = ggml_reshape_2d(ctx, att, (int64_t)hp->head_dim_v * hp->n_head, n);
     return ggml_mul_mat(ctx, w->wo, att);
@@ -422,8 +421,8 @@ static struct ggml_cgraph *build_graph(ggml_shard *s, const cairn_batch *b, int 
     return gf;
 }
 
-static void fill_inputs(const ggml_shard *s, const step_inputs *in, const cairn_batch *b,
-                        int pos, ggml_fp16_t *mask_rows, int32_t *positions) {
+static void fill_inputs(const ggml_shard *s, const step_inputs *in, const cairn_batch *b, int pos,
+                        ggml_fp16_t *mask_rows, int32_t *positions) {
     int n = b->n_tokens, n_kv = pos + n;
     if (in->tokens) {
         ggml_backend_tensor_set(in->tokens, b->tokens, 0, (size_t)n * sizeof(int32_t));
@@ -474,8 +473,7 @@ static int forward_chunk(ggml_shard *s, const cairn_batch *b, float *out, cairn_
     return rc;
 }
 
-static int ggml_shard_forward(cairn_shard *base, const cairn_batch *b, float *out,
-                              cairn_err *err) {
+static int ggml_shard_forward(cairn_shard *base, const cairn_batch *b, float *out, cairn_err *err) {
     ggml_shard *s = (ggml_shard *)base;
     const cairn_shard_info *info = &base->info;
     int done = 0;
@@ -516,15 +514,24 @@ static int ggml_shard_seq_len(const cairn_shard *base, int seq) {
 
 static void ggml_shard_destroy(cairn_shard *base) {
     ggml_shard *s = (ggml_shard *)base;
-    if (s->alloc) ggml_gallocr_free(s->alloc);
-    if (s->cache_buf) ggml_backend_buffer_free(s->cache_buf);
-    if (s->cache_ctx) ggml_free(s->cache_ctx);
-    if (s->weights_buf) ggml_backend_buffer_free(s->weights_buf);
-    if (s->weights_ctx) ggml_free(s->weights_ctx);
-    if (s->repack_buf) ggml_backend_buffer_free(s->repack_buf);
-    if (s->repack_probe) ggml_backend_buffer_free(s->repack_probe);
-    if (s->repack_ctx) ggml_free(s->repack_ctx);
-    if (s->backend) ggml_backend_free(s->backend);
+    if (s->alloc)
+        ggml_gallocr_free(s->alloc);
+    if (s->cache_buf)
+        ggml_backend_buffer_free(s->cache_buf);
+    if (s->cache_ctx)
+        ggml_free(s->cache_ctx);
+    if (s->weights_buf)
+        ggml_backend_buffer_free(s->weights_buf);
+    if (s->weights_ctx)
+        ggml_free(s->weights_ctx);
+    if (s->repack_buf)
+        ggml_backend_buffer_free(s->repack_buf);
+    if (s->repack_probe)
+        ggml_backend_buffer_free(s->repack_probe);
+    if (s->repack_ctx)
+        ggml_free(s->repack_ctx);
+    if (s->backend)
+        ggml_backend_free(s->backend);
     cairn_model_close(s->model);
     free(s->layers);
     free(s->seq_len);
@@ -543,7 +550,8 @@ static int fill_info(ggml_shard *s, const cairn_shard_config *cfg, cairn_err *er
     cairn_shard_info *in = &s->base.info;
     int last = cfg->last_layer < 0 ? hp->n_layer : cfg->last_layer;
     if (cfg->first_layer < 0 || last > hp->n_layer || cfg->first_layer >= last) {
-        return cairn_fail(err, "layer range [%d, %d) is not a non-empty range of the model's %d layers",
+        return cairn_fail(err,
+                          "layer range [%d, %d) is not a non-empty range of the model's %d layers",
                           cfg->first_layer, last, hp->n_layer);
     }
     int n_ctx = cfg->n_ctx > 0 ? cfg->n_ctx : hp->n_ctx_train;
@@ -578,8 +586,8 @@ static int default_threads(uint64_t weight_bytes) {
 static int reserve_compute(ggml_shard *s, cairn_err *err) {
     int n_layers = s->base.info.last_layer - s->base.info.first_layer;
     s->graph_nodes = GRAPH_NODES_FIXED + (size_t)n_layers * GRAPH_NODES_PER_LAYER;
-    s->graph_mem_size = ggml_tensor_overhead() * s->graph_nodes +
-                        ggml_graph_overhead_custom(s->graph_nodes, false);
+    s->graph_mem_size =
+        ggml_tensor_overhead() * s->graph_nodes + ggml_graph_overhead_custom(s->graph_nodes, false);
     s->graph_mem = malloc(s->graph_mem_size);
     s->alloc = ggml_gallocr_new(ggml_backend_get_default_buffer_type(s->backend));
     if (!s->graph_mem || !s->alloc) {

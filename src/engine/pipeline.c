@@ -27,18 +27,16 @@ static int check_chain(cairn_shard **shards, int n, cairn_err *err) {
     }
     for (int i = 1; i < n; i++) {
         const cairn_shard_info *a = &shards[i - 1]->info, *b = &shards[i]->info;
-        if (a->last_layer != b->first_layer || a->n_embd != b->n_embd ||
-            a->n_seq != b->n_seq || a->n_layer != b->n_layer) {
+        if (a->last_layer != b->first_layer || a->n_embd != b->n_embd || a->n_seq != b->n_seq ||
+            a->n_layer != b->n_layer) {
             return cairn_fail(err, "shard %d [%d, %d) does not continue shard %d [%d, %d)", i,
-                              b->first_layer, b->last_layer, i - 1, a->first_layer,
-                              a->last_layer);
+                              b->first_layer, b->last_layer, i - 1, a->first_layer, a->last_layer);
         }
     }
     return 0;
 }
 
-int cairn_pipeline_new(cairn_shard **shards, int n_shards, cairn_pipeline **out,
-                       cairn_err *err) {
+int cairn_pipeline_new(cairn_shard **shards, int n_shards, cairn_pipeline **out, cairn_err *err) {
     *out = NULL;
     if (check_chain(shards, n_shards, err) != 0) {
         return -1;
@@ -97,7 +95,9 @@ int cairn_pipeline_load_ggml(const cairn_shard_config *base, const int *cuts, in
     return rc;
 }
 
-const cairn_shard_info *cairn_pipeline_info(const cairn_pipeline *p) { return &p->info; }
+const cairn_shard_info *cairn_pipeline_info(const cairn_pipeline *p) {
+    return &p->info;
+}
 
 static int ensure_hidden(cairn_pipeline *p, size_t floats, cairn_err *err) {
     if (floats <= p->hidden_cap) {

@@ -18,8 +18,8 @@ static int check_batch(const cairn_shard *s, const cairn_batch *b, cairn_err *er
         return cairn_fail(err, "a batch needs at least one token");
     }
     if (s->info.is_first ? b->tokens == NULL : b->hidden == NULL) {
-        return cairn_fail(err, "shard [%d, %d) takes %s", s->info.first_layer,
-                          s->info.last_layer, s->info.is_first ? "token ids" : "hidden states");
+        return cairn_fail(err, "shard [%d, %d) takes %s", s->info.first_layer, s->info.last_layer,
+                          s->info.is_first ? "token ids" : "hidden states");
     }
     if (s->info.is_first) {
         for (int i = 0; i < b->n_tokens; i++) {

@@ -71,8 +71,9 @@ static int check_prompt(const cairn_generation_target *target, int n_prompt, cai
         return cairn_fail(err, "the prompt is empty");
     }
     if (target->n_past + n_prompt >= target->n_ctx) {
-        return cairn_fail(err, "the prompt has %d tokens; with %d already in context that "
-                               "leaves no room in the context of %d",
+        return cairn_fail(err,
+                          "the prompt has %d tokens; with %d already in context that "
+                          "leaves no room in the context of %d",
                           n_prompt, target->n_past, target->n_ctx);
     }
     return 0;

@@ -29,10 +29,10 @@ typedef int (*cairn_token_fn)(void *user, int32_t token, const char *text, size_
 
 typedef struct cairn_generation_params {
     cairn_sampling_params sampling;
-    int max_tokens;           /* 0: until end of generation or a full context */
-    const char *const *stop;  /* stop strings; the text before a match is the last output */
+    int max_tokens;          /* 0: until end of generation or a full context */
+    const char *const *stop; /* stop strings; the text before a match is the last output */
     size_t n_stop;
-    bool ignore_eog;          /* keep going past end-of-generation tokens */
+    bool ignore_eog; /* keep going past end-of-generation tokens */
 } cairn_generation_params;
 
 typedef enum cairn_finish_reason {

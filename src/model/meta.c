@@ -10,8 +10,8 @@ static int find_key(const struct gguf_context *g, const char *key, int64_t *id) 
     return *id >= 0;
 }
 
-static int wrong_type(const struct gguf_context *g, int64_t id, const char *key,
-                      const char *wanted, cairn_err *err) {
+static int wrong_type(const struct gguf_context *g, int64_t id, const char *key, const char *wanted,
+                      cairn_err *err) {
     return cairn_fail(err, "metadata key %s has type %s, expected %s", key,
                       gguf_type_name(gguf_get_kv_type(g, id)), wanted);
 }
@@ -54,8 +54,7 @@ int cairn_meta_int(const struct gguf_context *g, const char *key, int64_t *out, 
     return 1;
 }
 
-int cairn_meta_float(const struct gguf_context *g, const char *key, double *out,
-                     cairn_err *err) {
+int cairn_meta_float(const struct gguf_context *g, const char *key, double *out, cairn_err *err) {
     int64_t id;
     if (!find_key(g, key, &id)) {
         return 0;

@@ -34,12 +34,9 @@
 
 const char *cairn_arch_name(cairn_arch arch) {
     switch (arch) {
-    case CAIRN_ARCH_LLAMA:
-        return "llama";
-    case CAIRN_ARCH_QWEN2:
-        return "qwen2";
-    case CAIRN_ARCH_QWEN3:
-        return "qwen3";
+    case CAIRN_ARCH_LLAMA: return "llama";
+    case CAIRN_ARCH_QWEN2: return "qwen2";
+    case CAIRN_ARCH_QWEN3: return "qwen3";
     }
     return "unknown";
 }
@@ -95,21 +92,16 @@ static uint64_t gguf_fixed_size(uint64_t type) {
     switch (type) {
     case GGUF_TYPE_UINT8:
     case GGUF_TYPE_INT8:
-    case GGUF_TYPE_BOOL:
-        return 1;
+    case GGUF_TYPE_BOOL: return 1;
     case GGUF_TYPE_UINT16:
-    case GGUF_TYPE_INT16:
-        return 2;
+    case GGUF_TYPE_INT16: return 2;
     case GGUF_TYPE_UINT32:
     case GGUF_TYPE_INT32:
-    case GGUF_TYPE_FLOAT32:
-        return 4;
+    case GGUF_TYPE_FLOAT32: return 4;
     case GGUF_TYPE_UINT64:
     case GGUF_TYPE_INT64:
-    case GGUF_TYPE_FLOAT64:
-        return 8;
-    default:
-        return 0;
+    case GGUF_TYPE_FLOAT64: return 8;
+    default: return 0;
     }
 }
 

@@ -27,8 +27,7 @@ int cairn_meta_int(const struct gguf_context *g, const char *key, int64_t *out, 
 /* Reads a float32/float64 (or integer) key. Same return convention. */
 int cairn_meta_float(const struct gguf_context *g, const char *key, double *out, cairn_err *err);
 /* Reads a string key; *out points into the gguf_context. Same return convention. */
-int cairn_meta_str(const struct gguf_context *g, const char *key, const char **out,
-                   cairn_err *err);
+int cairn_meta_str(const struct gguf_context *g, const char *key, const char **out, cairn_err *err);
 /* Reads a bool key. Same return convention. */
 int cairn_meta_bool(const struct gguf_context *g, const char *key, bool *out, cairn_err *err);
 /* Finds an array key of the given gguf element type; returns its length via *n. Same return
@@ -66,26 +65,26 @@ typedef struct cairn_hparams {
     float rope_freq_base;
     float rope_freq_scale; /* 1 / linear scaling factor */
     cairn_rope_scaling rope_scaling;
-    int rope_orig_ctx;       /* training context before scaling (YaRN) */
-    float yarn_ext_factor;   /* -1: derived by ggml */
-    float yarn_attn_factor;  /* 1 unless the file says otherwise */
+    int rope_orig_ctx;      /* training context before scaling (YaRN) */
+    float yarn_ext_factor;  /* -1: derived by ggml */
+    float yarn_attn_factor; /* 1 unless the file says otherwise */
     float yarn_beta_fast;
     float yarn_beta_slow;
     float norm_eps;
-    bool has_rope_freqs;     /* per-dimension frequency factors (Llama 3.1+ scaling) */
-    bool tied_embeddings;    /* no output.weight: the head reuses token_embd */
+    bool has_rope_freqs;  /* per-dimension frequency factors (Llama 3.1+ scaling) */
+    bool tied_embeddings; /* no output.weight: the head reuses token_embd */
 } cairn_hparams;
 
 /* ---- the file ---- */
 
 /* One tensor as the file describes it, already validated against the file's size. */
 typedef struct cairn_tensor_info {
-    const char *name;   /* points into the gguf_context */
-    int type;           /* enum ggml_type */
-    int n_dims;         /* as ggml_n_dims: trailing dimensions of size 1 do not count */
-    int64_t ne[4];      /* all > 0; unused dimensions are 1 */
-    uint64_t offset;    /* absolute byte offset in the file */
-    uint64_t size;      /* bytes */
+    const char *name; /* points into the gguf_context */
+    int type;         /* enum ggml_type */
+    int n_dims;       /* as ggml_n_dims: trailing dimensions of size 1 do not count */
+    int64_t ne[4];    /* all > 0; unused dimensions are 1 */
+    uint64_t offset;  /* absolute byte offset in the file */
+    uint64_t size;    /* bytes */
 } cairn_tensor_info;
 
 typedef struct cairn_model_file {
@@ -93,7 +92,7 @@ typedef struct cairn_model_file {
     struct gguf_context *gguf; /* metadata and tensor directory, no tensor data */
     cairn_mapped_file map;     /* the whole file, read-only; pages load on first touch */
     cairn_hparams hp;
-    bool has_hparams;          /* false for vocab-only files */
+    bool has_hparams; /* false for vocab-only files */
     int64_t n_tensors;
     cairn_tensor_info *tensors; /* n_tensors entries */
 } cairn_model_file;

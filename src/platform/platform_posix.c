@@ -208,7 +208,8 @@ void cairn_cpu_model(char *out, size_t out_len) {
             const char *colon = strchr(line, ':');
             if (colon) {
                 colon++;
-                while (*colon == ' ' || *colon == '\t') colon++;
+                while (*colon == ' ' || *colon == '\t')
+                    colon++;
                 snprintf(out, out_len, "%s", colon);
                 out[strcspn(out, "\n")] = '\0';
             }
@@ -219,7 +220,9 @@ void cairn_cpu_model(char *out, size_t out_len) {
 #endif
 }
 
-bool cairn_is_terminal(FILE *stream) { return isatty(fileno(stream)) == 1; }
+bool cairn_is_terminal(FILE *stream) {
+    return isatty(fileno(stream)) == 1;
+}
 
 void cairn_console_init(void) {}
 
@@ -240,7 +243,9 @@ int cairn_args_utf8(int *argc, char ***argv, cairn_err *err) {
     return 0;
 }
 
-FILE *cairn_fopen(const char *path, const char *mode) { return fopen(path, mode); }
+FILE *cairn_fopen(const char *path, const char *mode) {
+    return fopen(path, mode);
+}
 
 int cairn_replace_file(const char *from, const char *to, cairn_err *err) {
     if (rename(from, to) != 0) {
@@ -296,7 +301,8 @@ int cairn_service_install(const char *name, const char *display_name, const char
 }
 
 int cairn_service_uninstall(const char *name, cairn_err *err) {
-    return cairn_fail(err, "cannot remove service '%s': OS services are not supported on this OS (%s)",
+    return cairn_fail(err,
+                      "cannot remove service '%s': OS services are not supported on this OS (%s)",
                       name, cairn_platform_name());
 }
 

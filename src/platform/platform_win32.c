@@ -69,8 +69,8 @@ static char *wide_to_utf8(const wchar_t *w) {
 /* The system's own one-line description of a Win32 error code, in UTF-8. */
 static void win32_message(DWORD code, char *out, size_t out_len) {
     wchar_t text[256];
-    DWORD n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL,
-                             code, 0, text, (DWORD)CAIRN_ARRAY_LEN(text), NULL);
+    DWORD n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, code,
+                             0, text, (DWORD)CAIRN_ARRAY_LEN(text), NULL);
     while (n > 0 && (text[n - 1] == L'\r' || text[n - 1] == L'\n' || text[n - 1] == L'.' ||
                      text[n - 1] == L' ')) {
         n--;
@@ -110,9 +110,9 @@ int cairn_map_file(const char *path, cairn_mapped_file *out, cairn_err *err) {
         return cairn_fail(err, "%s is not a regular file", path);
     }
     /* Others may read, rewrite or replace the file meanwhile, as POSIX allows. */
-    HANDLE file = CreateFileW(wpath, GENERIC_READ,
-                              FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
-                              OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    HANDLE file =
+        CreateFileW(wpath, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                    NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
     free(wpath);
     if (file == INVALID_HANDLE_VALUE) {
         return fail_path(err, GetLastError(), "open", path);
@@ -312,9 +312,9 @@ void cairn_cpu_model(char *out, size_t out_len) {
     out[0] = '\0';
     wchar_t name[256];
     DWORD size = sizeof(name);
-    LSTATUS rc = RegGetValueW(HKEY_LOCAL_MACHINE,
-                              L"HARDWARE\\DESCRIPTION\\System\\CentralProcessor\\0",
-                              L"ProcessorNameString", RRF_RT_REG_SZ, NULL, name, &size);
+    LSTATUS rc =
+        RegGetValueW(HKEY_LOCAL_MACHINE, L"HARDWARE\\DESCRIPTION\\System\\CentralProcessor\\0",
+                     L"ProcessorNameString", RRF_RT_REG_SZ, NULL, name, &size);
     if (rc != ERROR_SUCCESS) {
         return;
     }
@@ -360,7 +360,9 @@ void cairn_console_init(void) {
     _setmode(_fileno(stderr), _O_BINARY);
 }
 
-const char *cairn_platform_name(void) { return "windows"; }
+const char *cairn_platform_name(void) {
+    return "windows";
+}
 
 int cairn_args_utf8(int *argc, char ***argv, cairn_err *err) {
     int n = 0;
@@ -381,8 +383,8 @@ int cairn_args_utf8(int *argc, char ***argv, cairn_err *err) {
     char *text = (char *)(utf8 + n + 1);
     char *text_end = (char *)utf8 + total;
     for (int i = 0; i < n; i++) {
-        int len = WideCharToMultiByte(CP_UTF8, 0, wide[i], -1, text, (int)(text_end - text),
-                                      NULL, NULL);
+        int len =
+            WideCharToMultiByte(CP_UTF8, 0, wide[i], -1, text, (int)(text_end - text), NULL, NULL);
         if (len <= 0) {
             DWORD e = GetLastError();
             LocalFree(wide);
@@ -480,10 +482,9 @@ static int create_service(SC_HANDLE manager, const char *name, const char *displ
     if (!wname || !wdisplay || !command) {
         rc = cairn_fail(err, "cannot install service '%s': invalid name or out of memory", name);
     } else {
-        SC_HANDLE service = CreateServiceW(manager, wname, wdisplay, SERVICE_ALL_ACCESS,
-                                           SERVICE_WIN32_OWN_PROCESS, SERVICE_AUTO_START,
-                                           SERVICE_ERROR_NORMAL, command, NULL, NULL, NULL,
-                                           NULL, NULL);
+        SC_HANDLE service = CreateServiceW(
+            manager, wname, wdisplay, SERVICE_ALL_ACCESS, SERVICE_WIN32_OWN_PROCESS,
+            SERVICE_AUTO_START, SERVICE_ERROR_NORMAL, command, NULL, NULL, NULL, NULL, NULL);
         if (!service) {
             DWORD e = GetLastError();
             if (e == ERROR_SERVICE_EXISTS || e == ERROR_DUPLICATE_SERVICE_NAME) {

@@ -41,7 +41,9 @@ static uint64_t splitmix64(uint64_t *state) {
     return z ^ (z >> 31);
 }
 
-static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl64(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 static void rng_seed(uint64_t rng[4], uint64_t seed) {
     for (int i = 0; i < 4; i++) {
@@ -62,7 +64,9 @@ static uint64_t rng_next(uint64_t s[4]) {
 }
 
 /* Uniform in [0, 1) with 53 random bits. */
-static double rng_uniform(uint64_t s[4]) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
+static double rng_uniform(uint64_t s[4]) {
+    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
 
 /* ---- top-k selection ---- */
 
@@ -218,8 +222,7 @@ void cairn_sampler_accept(cairn_sampler *s, int32_t token) {
 }
 
 static bool penalties_active(const cairn_sampling_params *p) {
-    return p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f ||
-           p->presence_penalty != 0.0f;
+    return p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f;
 }
 
 /* Penalises each distinct token of the window once, with its count in the window. */

@@ -59,8 +59,7 @@ int cairn_stop_matcher_new(const char *const *stops, size_t n, cairn_stop_matche
     return 0;
 }
 
-static bool match_at(const char *text, size_t len, size_t pos, const char *stop,
-                     size_t stop_len) {
+static bool match_at(const char *text, size_t len, size_t pos, const char *stop, size_t stop_len) {
     return stop_len <= len - pos && memcmp(text + pos, stop, stop_len) == 0;
 }
 
@@ -109,8 +108,7 @@ static int emit(cairn_stop_matcher *m, size_t n, cairn_buf *out) {
     return 0;
 }
 
-int cairn_stop_matcher_push(cairn_stop_matcher *m, const char *text, size_t len,
-                            cairn_buf *out) {
+int cairn_stop_matcher_push(cairn_stop_matcher *m, const char *text, size_t len, cairn_buf *out) {
     if (m->stopped) {
         return 1;
     }

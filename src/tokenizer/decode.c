@@ -17,8 +17,10 @@ static int hex_byte_token(const char *s, size_t len) {
     int v = 0;
     for (int i = 3; i < 5; i++) {
         int c = (unsigned char)s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
         if (d < 0) {
             return -1;
         }
@@ -121,8 +123,7 @@ int cairn_token_to_piece(const cairn_tokenizer *t, int32_t id, bool render_speci
 static int append_piece(const cairn_tokenizer *t, int32_t id, bool render_special, bool *strip,
                         cairn_buf *out, cairn_err *err) {
     if (id < 0 || id >= t->n_vocab) {
-        return cairn_fail(err, "token id %d is outside the vocabulary (%d tokens)", id,
-                          t->n_vocab);
+        return cairn_fail(err, "token id %d is outside the vocabulary (%d tokens)", id, t->n_vocab);
     }
     size_t len;
     const char *p = piece_of(t, id, render_special, &len);
@@ -137,8 +138,8 @@ static int append_piece(const cairn_tokenizer *t, int32_t id, bool render_specia
     return 0;
 }
 
-int cairn_detokenize(const cairn_tokenizer *t, const int32_t *ids, size_t n,
-                     bool render_special, char **text, cairn_err *err) {
+int cairn_detokenize(const cairn_tokenizer *t, const int32_t *ids, size_t n, bool render_special,
+                     char **text, cairn_err *err) {
     *text = NULL;
     cairn_buf out = {0};
     bool strip = t->add_space_prefix;
@@ -191,8 +192,7 @@ static int append_valid(cairn_buf *out, const char *s, size_t len) {
     return 0;
 }
 
-void cairn_detok_stream_init(cairn_detok_stream *s, const cairn_tokenizer *t,
-                             bool render_special) {
+void cairn_detok_stream_init(cairn_detok_stream *s, const cairn_tokenizer *t, bool render_special) {
     memset(s, 0, sizeof(*s));
     s->tok = t;
     s->render_special = render_special;
@@ -200,12 +200,12 @@ void cairn_detok_stream_init(cairn_detok_stream *s, const cairn_tokenizer *t,
 }
 
 int cairn_detok_stream_push(cairn_detok_stream *s, int32_t id, cairn_buf *out, cairn_err *err) {
-    if (append_piece(s->tok, id, s->render_special, &s->strip_leading_space, &s->pending,
-                     err) != 0) {
+    if (append_piece(s->tok, id, s->render_special, &s->strip_leading_space, &s->pending, err) !=
+        0) {
         return -1;
     }
-    size_t done = cairn_utf8_complete_prefix(s->pending.data ? s->pending.data : "",
-                                             s->pending.len);
+    size_t done =
+        cairn_utf8_complete_prefix(s->pending.data ? s->pending.data : "", s->pending.len);
     if (done == 0 || !s->pending.data) {
         return 0;
     }

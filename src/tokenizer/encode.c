@@ -167,8 +167,8 @@ static int partition(const cairn_tokenizer *t, const char *text, size_t len, boo
         next.n = 0;
         for (size_t i = 0; i < frags->n; i++) {
             fragment f = frags->v[i];
-            int r = f.id >= 0 ? frag_push(&next, f.id, 0, 0)
-                              : split_fragment(t, text, f, id, &next);
+            int r =
+                f.id >= 0 ? frag_push(&next, f.id, 0, 0) : split_fragment(t, text, f, id, &next);
             if (r != 0) {
                 free(next.v);
                 return cairn_fail(err, "out of memory");

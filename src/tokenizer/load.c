@@ -24,20 +24,41 @@ enum {
 /* Texts llama.cpp treats as end of turn / end of generation even when the metadata does not
  * name them (most converted models only record eos). */
 static const char *const k_eot_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-    "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>",
+    "<|eot_id|>",         "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<|end_of_text|>",    "<EOT>",      "_<EOT>",  "[EOT]",         "<｜end▁of▁sentence｜>",
     "<end_of_utterance>",
 };
 static const char *const k_eog_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<｜end▁of▁sentence｜>", "[e~[",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<｜end▁of▁sentence｜>",
+    "[e~[",
 };
 /* gpt-oss structure tokens: rendered even without render_special (they carry the channel
  * layout the chat parser needs). */
 static const char *const k_always_rendered[] = {
-    "<|channel|>", "<|message|>", "<|start|>", "<|constrain|>",
+    "<|channel|>",
+    "<|message|>",
+    "<|start|>",
+    "<|constrain|>",
 };
 
 typedef struct loader {
@@ -113,10 +134,9 @@ static int find_token_arrays(loader *L, token_arrays *a) {
     if (cairn_meta_array(L->g, KEY_PREFIX "scores", GGUF_TYPE_INT32, &n_other, NULL) == 1) {
         a->score_type = GGUF_TYPE_INT32;
     }
-    if (get_array(L, KEY_PREFIX "scores", a->score_type, a->n, false, &a->scores, &n_other) !=
-            0 ||
-        get_array(L, KEY_PREFIX "token_type", GGUF_TYPE_INT32, a->n, false, &a->types,
-                  &n_other) != 0) {
+    if (get_array(L, KEY_PREFIX "scores", a->score_type, a->n, false, &a->scores, &n_other) != 0 ||
+        get_array(L, KEY_PREFIX "token_type", GGUF_TYPE_INT32, a->n, false, &a->types, &n_other) !=
+            0) {
         return -1;
     }
     return 0;
@@ -478,8 +498,7 @@ static int build(loader *L) {
     return tok_build_pieces(t, L->err);
 }
 
-int cairn_tokenizer_from_gguf(const struct gguf_context *g, cairn_tokenizer **out,
-                              cairn_err *err) {
+int cairn_tokenizer_from_gguf(const struct gguf_context *g, cairn_tokenizer **out, cairn_err *err) {
     *out = NULL;
     if (!g) {
         return cairn_fail(err, "tokenizer: no GGUF metadata");

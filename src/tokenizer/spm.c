@@ -97,8 +97,8 @@ static size_t utf8_len_lax(unsigned char c) {
     return k_len[c >> 4];
 }
 
-static int tokenize_escaped(const cairn_tokenizer *t, const char *text, size_t len,
-                            cairn_buf *ids, cairn_err *err) {
+static int tokenize_escaped(const cairn_tokenizer *t, const char *text, size_t len, cairn_buf *ids,
+                            cairn_err *err) {
     spm_state s = {.t = t};
     s.sym = malloc((len ? len : 1) * sizeof(*s.sym));
     if (!s.sym) {

@@ -24,8 +24,7 @@ typedef struct cairn_tokenizer cairn_tokenizer;
 
 /* Builds a tokenizer from the metadata of an open GGUF file. Unknown tokenizer.ggml.pre
  * values (and a missing one) use llama.cpp's "default" BPE pre-tokenizer regexes. */
-int cairn_tokenizer_from_gguf(const struct gguf_context *g, cairn_tokenizer **out,
-                              cairn_err *err);
+int cairn_tokenizer_from_gguf(const struct gguf_context *g, cairn_tokenizer **out, cairn_err *err);
 /* Reads only the metadata of a GGUF file (no tensor data) and builds its tokenizer. */
 int cairn_tokenizer_load_file(const char *gguf_path, cairn_tokenizer **out, cairn_err *err);
 void cairn_tokenizer_free(cairn_tokenizer *t);
@@ -48,8 +47,8 @@ int cairn_token_to_piece(const cairn_tokenizer *t, int32_t id, bool render_speci
  * a vocabulary that adds a space prefix has one leading space of the first token removed.
  * Unlike llama.cpp, no "clean up tokenization spaces" pass is applied, so that the result
  * always equals the concatenated streaming output. */
-int cairn_detokenize(const cairn_tokenizer *t, const int32_t *ids, size_t n,
-                     bool render_special, char **text, cairn_err *err);
+int cairn_detokenize(const cairn_tokenizer *t, const int32_t *ids, size_t n, bool render_special,
+                     char **text, cairn_err *err);
 
 int cairn_tokenizer_n_vocab(const cairn_tokenizer *t);
 int32_t cairn_tokenizer_bos(const cairn_tokenizer *t); /* -1 if none */
@@ -76,8 +75,7 @@ typedef struct cairn_detok_stream {
     cairn_buf pending;        /* bytes of an unfinished UTF-8 character */
 } cairn_detok_stream;
 
-void cairn_detok_stream_init(cairn_detok_stream *s, const cairn_tokenizer *t,
-                             bool render_special);
+void cairn_detok_stream_init(cairn_detok_stream *s, const cairn_tokenizer *t, bool render_special);
 /* Appends the text that became complete with token id to out. */
 int cairn_detok_stream_push(cairn_detok_stream *s, int32_t id, cairn_buf *out, cairn_err *err);
 /* Appends any held bytes to out, each invalid byte as U+FFFD. Returns 0, or -1 on no memory. */

@@ -84,9 +84,13 @@ int cairn_buf_append(cairn_buf *b, const void *data, size_t len) {
     return 0;
 }
 
-int cairn_buf_puts(cairn_buf *b, const char *s) { return cairn_buf_append(b, s, strlen(s)); }
+int cairn_buf_puts(cairn_buf *b, const char *s) {
+    return cairn_buf_append(b, s, strlen(s));
+}
 
-int cairn_buf_putc(cairn_buf *b, char c) { return cairn_buf_append(b, &c, 1); }
+int cairn_buf_putc(cairn_buf *b, char c) {
+    return cairn_buf_append(b, &c, 1);
+}
 
 int cairn_buf_printf(cairn_buf *b, const char *fmt, ...) {
     va_list ap;
@@ -131,7 +135,9 @@ char *cairn_strndup(const char *s, size_t n) {
     return copy;
 }
 
-char *cairn_strdup(const char *s) { return cairn_strndup(s, strlen(s)); }
+char *cairn_strdup(const char *s) {
+    return cairn_strndup(s, strlen(s));
+}
 
 bool cairn_str_starts_with(const char *s, const char *prefix) {
     return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -159,10 +165,14 @@ bool cairn_add_overflows(uint64_t a, uint64_t b, uint64_t *out) {
 }
 
 int cairn_utf8_seq_len(unsigned char c) {
-    if (c < 0x80) return 1;
-    if ((c & 0xE0) == 0xC0) return 2;
-    if ((c & 0xF0) == 0xE0) return 3;
-    if ((c & 0xF8) == 0xF0) return 4;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0)
+        return 2;
+    if ((c & 0xF0) == 0xE0)
+        return 3;
+    if ((c & 0xF8) == 0xF0)
+        return 4;
     return 0;
 }
 

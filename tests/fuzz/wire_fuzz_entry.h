@@ -159,10 +159,8 @@ static inline int wire_fuzz_check_frame(const cairn_wire_frame *f, const uint8_t
             return wire_fuzz_check_hello(f, why);
         }
         return 0;
-    case CAIRN_WIRE_PAYLOAD_DATA:
-        return wire_fuzz_check_data(f, why);
-    case CAIRN_WIRE_PAYLOAD_BINARY:
-        return 0;
+    case CAIRN_WIRE_PAYLOAD_DATA: return wire_fuzz_check_data(f, why);
+    case CAIRN_WIRE_PAYLOAD_BINARY: return 0;
     }
     return 0;
 }
