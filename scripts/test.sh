@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs cairn's whole test suite: the release build, then the same
-# tests built with AddressSanitizer and UBSan. Build trees are cached (build/, build-asan/).
+# Sets up, builds and runs cairn's whole test suite: the release build, the static checks,
+# the same tests built with AddressSanitizer and UBSan, and the Windows build's tests under
+# Wine. Build trees are cached (build/, build-asan/, build-win/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -9,6 +10,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 echo "== release build and tests"
 "$root/scripts/build.sh" "$root/build"
 (cd "$root/build" && ctest --output-on-failure -j "$jobs")
+
+echo "== lint (clang-format, clang-tidy)"
+"$root/scripts/lint.sh" "$root/build"
 
 echo "== sanitizer build (ASan + UBSan) and tests"
 "$root/scripts/build.sh" "$root/build-asan" -DCAIRN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
