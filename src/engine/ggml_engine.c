@@ -218,6 +218,7 @@ static int copy_context(ggml_shard *s, struct ggml_context *ctx, ggml_backend_bu
         if (!info) {
             return -1;
         }
+        cairn_mapped_prefetch(&s->model->map, info->offset, info->size);
         ggml_backend_tensor_set(t, s->model->map.data + info->offset, 0, info->size);
         cairn_mapped_release(&s->model->map, info->offset, info->size);
         if (cfg->progress) {
@@ -267,6 +268,7 @@ static int map_weights(ggml_shard *s, const cairn_shard_config *cfg, cairn_err *
             GGML_STATUS_SUCCESS) {
             return cairn_fail(err, "cannot place tensor %s", ggml_get_name(t));
         }
+        cairn_mapped_prefetch(&s->model->map, info->offset, info->size);
         sink += touch_pages(file + info->offset, info->size);
         if (cfg->progress) {
             cfg->progress(cfg->progress_user, ++done, total);

@@ -32,6 +32,13 @@ int64_t cairn_mapped_resident_bytes(const cairn_mapped_file *map, uint64_t offse
 /* Tells the OS this process is done reading [offset, offset+len) of the mapping, so those
  * pages stop counting against it (the file is untouched; a later read maps them again). */
 void cairn_mapped_release(const cairn_mapped_file *map, uint64_t offset, uint64_t len);
+/* Starts reading exactly [offset, offset+len) of the mapping from disk, so a shard's load
+ * streams its tensors (mappings are otherwise random access: no read-around into other
+ * shards' data). A hint: a no-op where unsupported. */
+void cairn_mapped_prefetch(const cairn_mapped_file *map, uint64_t offset, uint64_t len);
+/* Drops a file's pages from the OS file cache (for tests of what a load reads); -1 where the
+ * OS does not allow it. */
+int cairn_file_evict_cache(const char *path, cairn_err *err);
 /* Asks for large pages behind [ptr, ptr+len) of fresh anonymous memory, before it is first
  * written. Streaming gigabytes of weights through 4 KiB pages costs a TLB miss per page,
  * which some virtual machines make very expensive. A hint: ignored where unsupported. */

@@ -43,9 +43,34 @@ int cairn_map_file(const char *path, cairn_mapped_file *out, cairn_err *err) {
     if (data == MAP_FAILED) {
         return cairn_fail(err, "cannot map %s: %s", path, strerror(e));
     }
+    /* No read-around on faults: the kernel would otherwise read megabytes past what was
+     * touched (other shards' layers); cairn_mapped_prefetch asks for exact ranges. */
+    madvise(data, (size_t)st.st_size, MADV_RANDOM);
     out->data = data;
     out->size = (uint64_t)st.st_size;
     return 0;
+}
+
+void cairn_mapped_prefetch(const cairn_mapped_file *map, uint64_t offset, uint64_t len) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || offset >= map->size) {
+        return;
+    }
+    uint64_t start = offset / (uint64_t)page * (uint64_t)page;
+    uint64_t end = offset + len < map->size ? offset + len : map->size;
+    madvise((void *)(map->data + start), (size_t)(end - start), MADV_WILLNEED);
+}
+
+int cairn_file_evict_cache(const char *path, cairn_err *err) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        return cairn_fail(err, "cannot open %s: %s", path, strerror(errno));
+    }
+    /* Dirty pages cannot be dropped: a freshly written file must reach the disk first. */
+    int rc = fdatasync(fd) == 0 ? posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) : errno;
+    close(fd);
+    return rc == 0 ? 0
+                   : cairn_fail(err, "cannot evict %s from the page cache: %s", path, strerror(rc));
 }
 
 void cairn_unmap_file(cairn_mapped_file *map) {

@@ -202,6 +202,19 @@ int64_t cairn_mapped_resident_bytes(const cairn_mapped_file *map, uint64_t offse
     return resident;
 }
 
+/* Windows reads mapped files in its own clusters; an exact-range hint
+ * (PrefetchVirtualMemory) would only help cold loads, so none is given. */
+void cairn_mapped_prefetch(const cairn_mapped_file *map, uint64_t offset, uint64_t len) {
+    (void)map;
+    (void)offset;
+    (void)len;
+}
+
+/* Evicting one file's pages from the standby list needs administrator rights on Windows. */
+int cairn_file_evict_cache(const char *path, cairn_err *err) {
+    return cairn_fail(err, "cannot evict %s from the file cache on Windows", path);
+}
+
 /* VirtualUnlock on pages that were never locked is documented to take them out of the
  * working set, which is exactly the request; it then reports ERROR_NOT_LOCKED. */
 void cairn_mapped_release(const cairn_mapped_file *map, uint64_t offset, uint64_t len) {
