@@ -132,6 +132,26 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, const char **positi
     return CLI_OK;
 }
 
+bool cli_parse_args(const cli_command *cmd, int argc, char **argv, const char **positional,
+                    int *status) {
+    int rc = cli_parse(cmd, argc, argv, positional);
+    *status = rc < 0 ? CLI_OK : rc;
+    return rc == CLI_OK;
+}
+
+bool cli_parse_model_args(const cli_command *cmd, int argc, char **argv,
+                          const cli_model_options *mo, int *status) {
+    if (!cli_parse_args(cmd, argc, argv, NULL, status)) {
+        return false;
+    }
+    if (!mo->model) {
+        cli_error("no model given (-m FILE)");
+        *status = CLI_USAGE;
+        return false;
+    }
+    return true;
+}
+
 typedef struct load_progress {
     bool show;
     int last_percent;

@@ -47,6 +47,10 @@ typedef struct cli_command {
  * --help was printed. Positional arguments go to positional[]. */
 int cli_parse(const cli_command *cmd, int argc, char **argv, const char **positional);
 void cli_print_help(const cli_command *cmd);
+/* cli_parse for a command's entry point: true when the command should run; otherwise the
+ * exit status to return is in *status (0 after --help). */
+bool cli_parse_args(const cli_command *cmd, int argc, char **argv, const char **positional,
+                    int *status);
 /* Prints "cairn: error: MSG" on stderr. */
 void cli_error(const char *fmt, ...) CAIRN_PRINTF(1, 2);
 
@@ -73,6 +77,9 @@ typedef struct cli_model_options {
             "use weights in place in the file (less memory, slower on some systems)"               \
     }
 
+/* cli_parse_args for a command that loads a model: -m is required. */
+bool cli_parse_model_args(const cli_command *cmd, int argc, char **argv,
+                          const cli_model_options *mo, int *status);
 /* Loads the model (split as --layers says), showing progress on a terminal. */
 int cli_load_pipeline(const cli_model_options *mo, int n_seq, cairn_pipeline **out);
 int cli_load_tokenizer(const char *path, cairn_tokenizer **out);

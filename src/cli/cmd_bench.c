@@ -172,13 +172,9 @@ int cmd_bench(int argc, char **argv) {
                              options,
                              CAIRN_ARRAY_LEN(options),
                              0};
-    int rc = cli_parse(&cmd, argc, argv, NULL);
-    if (rc != CLI_OK) {
-        return rc < 0 ? CLI_OK : rc;
-    }
-    if (!mo.model) {
-        cli_error("no model given (-m FILE)");
-        return CLI_USAGE;
+    int rc;
+    if (!cli_parse_model_args(&cmd, argc, argv, &mo, &rc)) {
+        return rc;
     }
     if (bo.n_prompt < 1 || bo.n_gen < 1 || bo.repeats < 1 || bo.repeats > 16) {
         cli_error("-p and -n must be at least 1 and -r between 1 and 16");

@@ -216,13 +216,9 @@ int cmd_chat(int argc, char **argv) {
                              options,
                              CAIRN_ARRAY_LEN(options),
                              0};
-    int rc = cli_parse(&cmd, argc, argv, NULL);
-    if (rc != CLI_OK) {
-        return rc < 0 ? CLI_OK : rc;
-    }
-    if (!mo.model) {
-        cli_error("no model given (-m FILE)");
-        return CLI_USAGE;
+    int rc;
+    if (!cli_parse_model_args(&cmd, argc, argv, &mo, &rc)) {
+        return rc;
     }
     cli_sampling_finish(&so);
     chat_session cs = {0};

@@ -93,12 +93,12 @@ int cmd_generate(int argc, char **argv) {
                              options,
                              CAIRN_ARRAY_LEN(options),
                              0};
-    int rc = cli_parse(&cmd, argc, argv, NULL);
-    if (rc != CLI_OK) {
-        return rc < 0 ? CLI_OK : rc;
+    int status;
+    if (!cli_parse_model_args(&cmd, argc, argv, &mo, &status)) {
+        return status;
     }
-    if (!mo.model || !prompt) {
-        cli_error("%s", !mo.model ? "no model given (-m FILE)" : "no prompt given (-p TEXT)");
+    if (!prompt) {
+        cli_error("no prompt given (-p TEXT)");
         return CLI_USAGE;
     }
     cli_sampling_finish(&so);

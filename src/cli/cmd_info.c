@@ -72,9 +72,9 @@ int cmd_info(int argc, char **argv) {
                              0,
                              1};
     const char *path = NULL;
-    int rc = cli_parse(&cmd, argc, argv, &path);
-    if (rc != CLI_OK) {
-        return rc < 0 ? CLI_OK : rc;
+    int status;
+    if (!cli_parse_args(&cmd, argc, argv, &path, &status)) {
+        return status;
     }
     cairn_model_file *m = NULL;
     cairn_err err = {{0}}, load_err = {{0}};

@@ -23,9 +23,9 @@ int cmd_service(int argc, char **argv) {
                              CAIRN_ARRAY_LEN(options),
                              1};
     const char *action = NULL;
-    int rc = cli_parse(&cmd, argc, argv, &action);
-    if (rc != CLI_OK) {
-        return rc < 0 ? CLI_OK : rc;
+    int status;
+    if (!cli_parse_args(&cmd, argc, argv, &action, &status)) {
+        return status;
     }
     cairn_err err = {{0}};
     if (strcmp(action, "install") == 0) {
