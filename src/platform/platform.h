@@ -46,6 +46,9 @@ void cairn_advise_huge_pages(void *ptr, size_t len);
 
 /* Seconds from an arbitrary start, monotonic, sub-microsecond resolution. */
 double cairn_now_seconds(void);
+/* Wall-clock time: milliseconds since 1970-01-01T00:00:00Z (for log timestamps; it may jump,
+ * so never use it to measure durations). */
+int64_t cairn_wall_clock_ms(void);
 /* Blocks the calling thread for at least ms milliseconds (no-op for ms <= 0). */
 void cairn_sleep_ms(int ms);
 /* Logical CPUs this process may run on. */

@@ -279,6 +279,18 @@ double cairn_now_seconds(void) {
     return (double)count.QuadPart / (double)frequency.QuadPart;
 }
 
+int64_t cairn_wall_clock_ms(void) {
+    /* FILETIME counts 100 ns ticks since 1601-01-01; the Unix epoch is 11644473600 s later. */
+    const int64_t ticks_per_ms = 10000;
+    const int64_t epoch_offset_ms = INT64_C(11644473600) * 1000;
+    FILETIME ft;
+    GetSystemTimePreciseAsFileTime(&ft);
+    ULARGE_INTEGER ticks;
+    ticks.LowPart = ft.dwLowDateTime;
+    ticks.HighPart = ft.dwHighDateTime;
+    return (int64_t)(ticks.QuadPart / (ULONGLONG)ticks_per_ms) - epoch_offset_ms;
+}
+
 void cairn_sleep_ms(int ms) {
     if (ms > 0) {
         Sleep((DWORD)ms);

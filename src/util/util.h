@@ -1,9 +1,10 @@
 /*
  * util: the small pieces every module shares: error reporting, growable buffers, string and
- * UTF-8 helpers, whole-file reads.
+ * UTF-8 helpers, whole-file reads, and the event logger (log.h).
  *
  * Owns no state of its own. Must never depend on another cairn module (but for platform's
- * UTF-8 fopen), log, or exit: it only reports failures to its caller through cairn_err.
+ * UTF-8 fopen and wall clock), log by itself, or exit: it only reports failures to its caller
+ * through cairn_err.
  */
 #ifndef CAIRN_UTIL_H
 #define CAIRN_UTIL_H
