@@ -101,7 +101,7 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, const char **positi
             return -1;
         }
         if (arg[0] != '-' || arg[1] == '\0') {
-            if (n_pos == cmd->n_positional) {
+            if (n_pos == cmd->n_positional || !positional) {
                 cli_error("unexpected argument '%s' (see 'cairn %s --help')", arg, cmd->name);
                 return CLI_USAGE;
             }
