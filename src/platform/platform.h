@@ -80,6 +80,24 @@ FILE *cairn_fopen(const char *path, const char *mode);
 /* Renames from to to, replacing an existing to (rename() refuses that on Windows). */
 int cairn_replace_file(const char *from, const char *to, cairn_err *err);
 
+/* Creates the directory path (its parent must exist); succeeds if it is a directory already. */
+int cairn_make_dir(const char *path, cairn_err *err);
+/* Bytes this user may still write on the file system that holds dir. */
+int cairn_disk_free(const char *dir, uint64_t *bytes, cairn_err *err);
+
+/* Called by cairn_list_dir for one regular file: its UTF-8 name (no directory part) and its
+ * size in bytes. Returning -1 (with err set) stops the listing, which then returns -1. */
+typedef int (*cairn_dir_file_fn)(const char *name, uint64_t size, void *user, cairn_err *err);
+/* Calls fn for every regular file directly in dir, in no particular order: subdirectories
+ * and other non-files are skipped, never entered. A symbolic link counts as what it points
+ * to, so a model linked into the directory is listed with the target's size. */
+int cairn_list_dir(const char *dir, cairn_dir_file_fn fn, void *user, cairn_err *err);
+
+/* The OS with its version, for people: e.g. "Ubuntu 24.04.1 LTS (Linux 6.8.0-45-generic)",
+ * "macOS (Darwin 23.4.0)", "Windows 11 Pro 23H2 (build 22631)". Empty if unknown; cut to
+ * out_len at a character boundary. */
+void cairn_os_description(char *out, size_t out_len);
+
 /* Where models live by default, as a newly allocated UTF-8 path the caller frees:
  * %LOCALAPPDATA%\cairn\models on Windows, ~/Library/Application Support/cairn/models on
  * macOS, $XDG_DATA_HOME/cairn/models (default ~/.local/share/cairn/models) elsewhere.

@@ -3,6 +3,7 @@
 #define _DARWIN_C_SOURCE
 #include "platform/platform.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -285,6 +288,131 @@ int cairn_replace_file(const char *from, const char *to, cairn_err *err) {
         return cairn_fail(err, "cannot rename %s to %s: %s", from, to, strerror(errno));
     }
     return 0;
+}
+
+int cairn_make_dir(const char *path, cairn_err *err) {
+    if (mkdir(path, 0777) == 0) {
+        return 0;
+    }
+    int e = errno;
+    struct stat st;
+    if (e == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        return 0;
+    }
+    return cairn_fail(err, "cannot create directory %s: %s", path, strerror(e));
+}
+
+int cairn_disk_free(const char *dir, uint64_t *bytes, cairn_err *err) {
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) != 0) {
+        return cairn_fail(err, "cannot query free space of %s: %s", dir, strerror(errno));
+    }
+    /* f_bavail, not f_bfree: blocks reserved for root are of no use to cairn. */
+    *bytes = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    return 0;
+}
+
+/* Stats dir/name; 1 with its size for a regular file (or a link to one), 0 to skip it. */
+static int regular_file_size(const char *dir, const char *name, uint64_t *size, cairn_err *err) {
+    cairn_buf path = {0};
+    if (cairn_buf_printf(&path, "%s/%s", dir, name) != 0) {
+        cairn_buf_free(&path);
+        return cairn_fail(err, "out of memory");
+    }
+    struct stat st;
+    int rc = stat(path.data, &st);
+    cairn_buf_free(&path);
+    if (rc != 0) {
+        /* Removed since readdir saw it, or a dangling link: not a file to list. */
+        return errno == ENOENT
+                   ? 0
+                   : cairn_fail(err, "cannot stat %s/%s: %s", dir, name, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return 0;
+    }
+    *size = (uint64_t)st.st_size;
+    return 1;
+}
+
+int cairn_list_dir(const char *dir, cairn_dir_file_fn fn, void *user, cairn_err *err) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        return cairn_fail(err, "cannot list %s: %s", dir, strerror(errno));
+    }
+    int rc = 0;
+    struct dirent *entry;
+    while (rc == 0 && (errno = 0, entry = readdir(d)) != NULL) {
+        uint64_t size = 0;
+        int found = regular_file_size(dir, entry->d_name, &size, err);
+        rc = found < 0 ? -1 : found == 1 ? fn(entry->d_name, size, user, err) : 0;
+    }
+    if (rc == 0 && errno != 0) {
+        rc = cairn_fail(err, "cannot list %s: %s", dir, strerror(errno));
+    }
+    closedir(d);
+    return rc;
+}
+
+#if defined(__linux__)
+/* The distribution's PRETTY_NAME from /etc/os-release (empty if absent), unquoted. */
+static void linux_distribution(char *out, size_t out_len) {
+    out[0] = '\0';
+    FILE *f = fopen("/etc/os-release", "r");
+    if (!f) {
+        return;
+    }
+    char line[256];
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "PRETTY_NAME=", 12) == 0) {
+            char *value = line + 12;
+            value[strcspn(value, "\r\n")] = '\0';
+            size_t len = strlen(value);
+            if (len >= 2 && (value[0] == '"' || value[0] == '\'') && value[len - 1] == value[0]) {
+                value[len - 1] = '\0';
+                value++;
+            }
+            len = strlen(value) < out_len ? strlen(value) : out_len - 1;
+            memcpy(out, value, len);
+            out[len] = '\0';
+            break;
+        }
+    }
+    fclose(f);
+}
+#endif
+
+/* snprintf cuts bytes; this keeps the cut at a character boundary. */
+static void cut_utf8(char *s) {
+    s[cairn_utf8_complete_prefix(s, strlen(s))] = '\0';
+}
+
+void cairn_os_description(char *out, size_t out_len) {
+    if (out_len == 0) {
+        return;
+    }
+    out[0] = '\0';
+    struct utsname u;
+    if (uname(&u) != 0) {
+        return;
+    }
+    char product[128] = "";
+#if defined(__APPLE__)
+    char version[64] = "";
+    size_t len = sizeof(version);
+    if (sysctlbyname("kern.osproductversion", version, &len, NULL, 0) != 0) {
+        version[0] = '\0';
+    }
+    snprintf(product, sizeof(product), "macOS%s%s", version[0] ? " " : "", version);
+#elif defined(__linux__)
+    linux_distribution(product, sizeof(product));
+#endif
+    if (product[0]) {
+        snprintf(out, out_len, "%s (%s %s)", product, u.sysname, u.release);
+    } else {
+        snprintf(out, out_len, "%s %s", u.sysname, u.release);
+    }
+    cut_utf8(out);
 }
 
 /* Relative XDG values are invalid by the specification and are ignored. */

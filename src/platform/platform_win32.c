@@ -354,6 +354,122 @@ void cairn_cpu_model(char *out, size_t out_len) {
     }
 }
 
+/* --- disks, directories and the OS version ------------------------------------------- */
+
+int cairn_make_dir(const char *path, cairn_err *err) {
+    wchar_t *wpath = utf8_to_wide(path);
+    if (!wpath) {
+        return cairn_fail(err, "cannot create directory %s: the path is not valid UTF-8", path);
+    }
+    DWORD code = CreateDirectoryW(wpath, NULL) ? ERROR_SUCCESS : GetLastError();
+    DWORD attributes = GetFileAttributesW(wpath);
+    free(wpath);
+    if (code == ERROR_SUCCESS ||
+        (code == ERROR_ALREADY_EXISTS && attributes != INVALID_FILE_ATTRIBUTES &&
+         (attributes & FILE_ATTRIBUTE_DIRECTORY))) {
+        return 0;
+    }
+    return fail_path(err, code, "create directory", path);
+}
+
+int cairn_disk_free(const char *dir, uint64_t *bytes, cairn_err *err) {
+    wchar_t *wdir = utf8_to_wide(dir);
+    if (!wdir) {
+        return cairn_fail(err, "cannot query free space of %s: the path is not valid UTF-8", dir);
+    }
+    /* The first value honours per-user quotas, unlike the volume's total free bytes. */
+    ULARGE_INTEGER available;
+    BOOL ok = GetDiskFreeSpaceExW(wdir, &available, NULL, NULL);
+    free(wdir);
+    if (!ok) {
+        return fail_path(err, GetLastError(), "query free space of", dir);
+    }
+    *bytes = (uint64_t)available.QuadPart;
+    return 0;
+}
+
+/* Whether a FindFirstFile entry is a file (links to directories count as directories). */
+static bool is_listed_file(const WIN32_FIND_DATAW *found) {
+    const DWORD skip = FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_DEVICE;
+    return (found->dwFileAttributes & skip) == 0;
+}
+
+static int list_found_file(const WIN32_FIND_DATAW *found, cairn_dir_file_fn fn, void *user,
+                           cairn_err *err) {
+    char *name = wide_to_utf8(found->cFileName);
+    if (!name) {
+        return cairn_fail(err, "out of memory");
+    }
+    uint64_t size = ((uint64_t)found->nFileSizeHigh << 32) | found->nFileSizeLow;
+    int rc = fn(name, size, user, err);
+    free(name);
+    return rc;
+}
+
+int cairn_list_dir(const char *dir, cairn_dir_file_fn fn, void *user, cairn_err *err) {
+    cairn_buf pattern = {0};
+    if (cairn_buf_printf(&pattern, "%s\\*", dir) != 0) {
+        cairn_buf_free(&pattern);
+        return cairn_fail(err, "out of memory");
+    }
+    wchar_t *wpattern = utf8_to_wide(pattern.data);
+    cairn_buf_free(&pattern);
+    if (!wpattern) {
+        return cairn_fail(err, "cannot list %s: the path is not valid UTF-8", dir);
+    }
+    WIN32_FIND_DATAW found;
+    HANDLE h = FindFirstFileExW(wpattern, FindExInfoBasic, &found, FindExSearchNameMatch, NULL,
+                                FIND_FIRST_EX_LARGE_FETCH);
+    free(wpattern);
+    if (h == INVALID_HANDLE_VALUE) {
+        return fail_path(err, GetLastError(), "list", dir);
+    }
+    int rc = 0;
+    do {
+        rc = is_listed_file(&found) ? list_found_file(&found, fn, user, err) : 0;
+    } while (rc == 0 && FindNextFileW(h, &found));
+    DWORD last = GetLastError();
+    FindClose(h);
+    if (rc == 0 && last != ERROR_NO_MORE_FILES) {
+        return fail_path(err, last, "list", dir);
+    }
+    return rc;
+}
+
+/* One string value of the key that describes the installed Windows, in UTF-8 (empty if
+ * absent). */
+static void read_version_value(const wchar_t *name, char *out, size_t out_len) {
+    wchar_t value[128];
+    DWORD size = sizeof(value);
+    LSTATUS rc =
+        RegGetValueW(HKEY_LOCAL_MACHINE, L"SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion", name,
+                     RRF_RT_REG_SZ, NULL, value, &size);
+    if (rc != ERROR_SUCCESS) {
+        value[0] = L'\0';
+    }
+    wide_to_utf8_into(value, out, out_len);
+}
+
+void cairn_os_description(char *out, size_t out_len) {
+    if (out_len == 0) {
+        return;
+    }
+    char product[128], display[64], build[32];
+    read_version_value(L"ProductName", product, sizeof(product));
+    read_version_value(L"DisplayVersion", display, sizeof(display));
+    read_version_value(L"CurrentBuild", build, sizeof(build));
+    if (!product[0]) {
+        snprintf(product, sizeof(product), "Windows");
+    }
+    /* Windows 11 kept "Windows 10" as its ProductName; its builds start at 22000. */
+    if (strtoul(build, NULL, 10) >= 22000 && strncmp(product, "Windows 10", 10) == 0) {
+        product[9] = '1';
+    }
+    snprintf(out, out_len, "%s%s%s%s%s%s", product, display[0] ? " " : "", display,
+             build[0] ? " (build " : "", build, build[0] ? ")" : "");
+    out[cairn_utf8_complete_prefix(out, strlen(out))] = '\0';
+}
+
 /* --- console and command line ---------------------------------------------------------- */
 
 /* A console, not merely a character device: the NUL device is one too. */
