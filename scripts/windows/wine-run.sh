@@ -22,10 +22,14 @@ mkdir -p "$WINEPREFIX"
   # Exits at once with a non-zero status when this prefix's server already runs. A new one
   # stays up 10 minutes after the last Windows program exits. Its children must not
   # inherit the lock, as the server outlives this script.
+  # A new prefix is initialised by a plain first start, before the long-lived server: set up
+  # under a server started with -p (the other order), its service manager loses services
+  # created later in the same session.
+  if [ ! -f "$WINEPREFIX/system.reg" ]; then
+    wine cmd /c exit </dev/null >/dev/null 2>&1 9>&- || true
+    timeout 120 wineserver -w </dev/null >/dev/null 2>&1 9>&- || true
+  fi
   if wineserver -p600 </dev/null >/dev/null 2>&1 9>&-; then
-    if [ ! -f "$WINEPREFIX/system.reg" ]; then
-      wineboot -i </dev/null >/dev/null 2>&1 9>&- || true
-    fi
     wine cmd /c exit </dev/null >/dev/null 2>&1 9>&- || true
   fi
 ) 9>"$WINEPREFIX/.cairn-start.lock"
