@@ -182,35 +182,9 @@ typedef struct gm_plan {
     int n_vocab_file;
 } gm_plan;
 
-/* ---- random numbers: xoshiro256**, seeded per tensor by splitmix64 ---- */
+/* ---- random numbers: cairn_rng, seeded per tensor ---- */
 
-typedef struct gm_rng {
-    uint64_t s[4];
-} gm_rng;
-
-static uint64_t gm_splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t gm_rotl(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t gm_next(gm_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = gm_rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = gm_rotl(s[3], 45);
-    return result;
-}
+typedef cairn_rng gm_rng;
 
 /* Each tensor's stream depends only on the seed and its name, so a tensor's values do not
  * change with --layers or with the order tensors are written in. */
@@ -221,7 +195,7 @@ static void gm_rng_for_tensor(gm_rng *r, uint64_t seed, const char *name) {
     }
     uint64_t x = seed ^ h;
     for (int i = 0; i < 4; i++) {
-        r->s[i] = gm_splitmix64(&x);
+        r->s[i] = cairn_splitmix64(&x);
     }
 }
 
@@ -231,7 +205,7 @@ static void gm_rng_for_tensor(gm_rng *r, uint64_t seed, const char *name) {
 static void gm_fill_normalish(gm_rng *r, float *out, size_t n, float mean, float std) {
     const float scale = std * 1.7320508f / 65536.0f; /* sqrt(12 / 4) per unit uniform */
     for (size_t i = 0; i < n; i++) {
-        uint64_t v = gm_next(r);
+        uint64_t v = cairn_rng_next(r);
         uint32_t sum = (uint32_t)(v & 0xFFFF) + (uint32_t)((v >> 16) & 0xFFFF) +
                        (uint32_t)((v >> 32) & 0xFFFF) + (uint32_t)(v >> 48);
         out[i] = mean + ((float)sum - 2.0f * 65535.5f) * scale;

@@ -8,40 +8,12 @@
 
 #include "platform/platform.h"
 
-/* Length of the printable UTF-8 character at s[0..len), or 0 when it is not one (invalid,
- * overlong, a surrogate or a control character): the same rule cairn_event_check applies. */
-static size_t printable_char_len(const char *s, size_t len) {
-    static const uint32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
-    int need = cairn_utf8_seq_len((unsigned char)s[0]);
-    uint32_t cp = 0;
-    if (need == 0 || (size_t)need > len || cairn_utf8_decode(s, len, &cp) != need) {
-        return 0;
-    }
-    if (cp < min_for_len[need] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF || cp < 0x20 ||
-        (cp >= 0x7F && cp <= 0x9F)) {
-        return 0;
-    }
-    return (size_t)need;
-}
-
-static bool is_printable_utf8(const char *s) {
-    size_t len = strlen(s);
-    for (size_t i = 0; i < len;) {
-        size_t n = printable_char_len(s + i, len - i);
-        if (n == 0) {
-            return false;
-        }
-        i += n;
-    }
-    return true;
-}
-
 /* Copies src into dst[size] as printable UTF-8: each byte that does not start a printable
  * character becomes '?', and the copy stops at the last whole character that fits. */
 static void copy_text(char *dst, size_t size, const char *src) {
     size_t len = strlen(src), out = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = printable_char_len(src + i, len - i);
+        size_t n = cairn_utf8_printable_len(src + i, len - i);
         const char *piece = n ? src + i : "?";
         size_t piece_len = n ? n : 1;
         if (out + piece_len >= size) {
@@ -150,7 +122,7 @@ static int add_model_file(const char *name, uint64_t size, void *user, cairn_err
     if (!is_model_name(name)) {
         return 0;
     }
-    if (strlen(name) >= CAIRN_STATE_NAME_SIZE || !is_printable_utf8(name)) {
+    if (strlen(name) >= CAIRN_STATE_NAME_SIZE || !cairn_utf8_is_printable(name, strlen(name))) {
         list->unnamable++; /* a cut or altered name would not name the file any more */
         return 0;
     }

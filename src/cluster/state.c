@@ -95,28 +95,6 @@ int cairn_device_type_from_name(const char *name, cairn_device_type *out) {
 
 /* ---- field checks ---- */
 
-/* Strict UTF-8 (no overlong forms, surrogates or values past U+10FFFF) without C0/C1
- * control characters: names end up in JSON, logs and terminals. */
-static bool printable_utf8(const char *s, size_t len) {
-    static const uint32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
-    size_t i = 0;
-    while (i < len) {
-        int need = cairn_utf8_seq_len((unsigned char)s[i]);
-        uint32_t cp = 0;
-        if (need == 0 || (size_t)need > len - i || cairn_utf8_decode(s + i, len - i, &cp) != need) {
-            return false;
-        }
-        if (cp < min_for_len[need] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
-            return false;
-        }
-        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
-            return false;
-        }
-        i += (size_t)need;
-    }
-    return true;
-}
-
 /* Length of the string in buf, or -1 when buf holds no NUL (a struct filled by hand). */
 static long bounded_len(const char *buf, size_t size) {
     const char *nul = memchr(buf, '\0', size);
@@ -132,7 +110,7 @@ static int check_text(const char *buf, size_t size, bool allow_empty, const char
     if (len == 0 && !allow_empty) {
         return cairn_fail(err, "%s is empty", what);
     }
-    if (!printable_utf8(buf, (size_t)len)) {
+    if (!cairn_utf8_is_printable(buf, (size_t)len)) {
         return cairn_fail(err, "%s is not printable UTF-8", what);
     }
     return 0;
@@ -562,7 +540,7 @@ int cairn_state_init(cairn_cluster_state *s, const char *cluster_name, cairn_err
     if (len >= sizeof s->cluster_name) {
         return cairn_fail(err, "cluster name is longer than %zu bytes", sizeof s->cluster_name - 1);
     }
-    if (len == 0 || !printable_utf8(cluster_name, len)) {
+    if (len == 0 || !cairn_utf8_is_printable(cluster_name, len)) {
         return cairn_fail(err, "cluster name must be non-empty printable UTF-8");
     }
     memset(s, 0, sizeof *s);

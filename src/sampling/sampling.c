@@ -12,7 +12,7 @@
 struct cairn_sampler {
     cairn_sampling_params params;
     int n_vocab;
-    uint64_t rng[4];
+    cairn_rng rng;
     int32_t *history; /* ring of the last params.repeat_last_n accepted tokens */
     int history_len;
     int history_next;
@@ -30,42 +30,6 @@ void cairn_sampling_defaults(cairn_sampling_params *p) {
     p->min_p = 0.05f;
     p->repeat_penalty = 1.0f;
     p->repeat_last_n = 64;
-}
-
-/* ---- PRNG: xoshiro256** seeded through splitmix64, as its authors recommend ---- */
-
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl64(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
-
-static void rng_seed(uint64_t rng[4], uint64_t seed) {
-    for (int i = 0; i < 4; i++) {
-        rng[i] = splitmix64(&seed);
-    }
-}
-
-static uint64_t rng_next(uint64_t s[4]) {
-    uint64_t result = rotl64(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double rng_uniform(uint64_t s[4]) {
-    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
 }
 
 /* ---- top-k selection ---- */
@@ -186,7 +150,7 @@ int cairn_sampler_new(const cairn_sampling_params *p, int n_vocab, cairn_sampler
         cairn_sampler_free(s);
         return cairn_fail(err, "out of memory for a sampler over %d tokens", n_vocab);
     }
-    rng_seed(s->rng, p->seed);
+    cairn_rng_seed(&s->rng, p->seed);
     *out = s;
     return 0;
 }
@@ -206,7 +170,7 @@ void cairn_sampler_free(cairn_sampler *s) {
 void cairn_sampler_reset(cairn_sampler *s) {
     s->history_len = 0;
     s->history_next = 0;
-    rng_seed(s->rng, s->params.seed);
+    cairn_rng_seed(&s->rng, s->params.seed);
 }
 
 void cairn_sampler_accept(cairn_sampler *s, int32_t token) {
@@ -468,7 +432,7 @@ int32_t cairn_sampler_sample(cairn_sampler *s, const float *logits) {
     if (n == 1) {
         return s->ids[0]; /* no draw, so greedy runs leave the PRNG where it was */
     }
-    double r = rng_uniform(s->rng);
+    double r = cairn_rng_uniform(&s->rng);
     double cum = 0.0;
     for (int i = 0; i < n; i++) {
         cum += s->vals[i];

@@ -235,6 +235,68 @@ int cairn_utf8_encode(uint32_t cp, char out[4]) {
     return 4;
 }
 
+size_t cairn_utf8_printable_len(const char *s, size_t len) {
+    static const uint32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (len == 0) {
+        return 0;
+    }
+    int need = cairn_utf8_seq_len((unsigned char)s[0]);
+    uint32_t cp = 0;
+    if (need == 0 || (size_t)need > len || cairn_utf8_decode(s, len, &cp) != need) {
+        return 0;
+    }
+    if (cp < min_for_len[need] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF || cp < 0x20 ||
+        (cp >= 0x7F && cp <= 0x9F)) {
+        return 0;
+    }
+    return (size_t)need;
+}
+
+bool cairn_utf8_is_printable(const char *s, size_t len) {
+    for (size_t i = 0; i < len;) {
+        size_t n = cairn_utf8_printable_len(s + i, len - i);
+        if (n == 0) {
+            return false;
+        }
+        i += n;
+    }
+    return true;
+}
+
+uint64_t cairn_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void cairn_rng_seed(cairn_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) {
+        r->s[i] = cairn_splitmix64(&seed);
+    }
+}
+
+static uint64_t rotl64(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t cairn_rng_next(cairn_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl64(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return result;
+}
+
+double cairn_rng_uniform(cairn_rng *r) {
+    return (double)(cairn_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
 char *cairn_read_file(const char *path, size_t *len_out, cairn_err *err) {
     FILE *f = cairn_fopen(path, "rb");
     if (!f) {

@@ -74,6 +74,24 @@ int cairn_utf8_decode(const char *s, size_t len, uint32_t *cp);
 /* Encodes cp into out (4 bytes room); returns the byte count. */
 int cairn_utf8_encode(uint32_t cp, char out[4]);
 
+/* Bytes of the printable character that starts s[0..len): strict UTF-8 (no overlong forms,
+ * surrogates or values past U+10FFFF) that is not a C0/C1 control character; 0 if the bytes
+ * do not start one. Names that reach JSON, logs and terminals must be printable. */
+size_t cairn_utf8_printable_len(const char *s, size_t len);
+bool cairn_utf8_is_printable(const char *s, size_t len);
+
+/* A small seeded PRNG (xoshiro256**, seeded through splitmix64 as its authors recommend):
+ * the same seed gives the same stream on every machine. */
+typedef struct cairn_rng {
+    uint64_t s[4];
+} cairn_rng;
+
+uint64_t cairn_splitmix64(uint64_t *state);
+void cairn_rng_seed(cairn_rng *r, uint64_t seed);
+uint64_t cairn_rng_next(cairn_rng *r);
+/* Uniform in [0, 1) with 53 random bits. */
+double cairn_rng_uniform(cairn_rng *r);
+
 /* Reads a whole file into a NUL-terminated buffer the caller frees. */
 char *cairn_read_file(const char *path, size_t *len_out, cairn_err *err);
 
