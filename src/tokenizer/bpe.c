@@ -366,30 +366,19 @@ static int make_symbols(const cairn_tokenizer *t, bpe_word *w, const char *s, si
     return 0;
 }
 
+typedef struct bpe_merge_ctx {
+    const cairn_tokenizer *t;
+    bpe_word *w;
+} bpe_merge_ctx;
+
+static int offer_bigram(void *ctx, int left, int right) {
+    bpe_merge_ctx *m = ctx;
+    return add_bigram(m->t, m->w, left, right);
+}
+
 static int merge_word(const cairn_tokenizer *t, bpe_word *w) {
-    w->heap.n = 0;
-    for (size_t i = 1; i < w->n; i++) {
-        if (add_bigram(t, w, (int)i - 1, (int)i) != 0) {
-            return -1;
-        }
-    }
-    while (w->heap.n > 0) {
-        tok_bigram b = tok_heap_pop(&w->heap);
-        tok_symbol *l = &w->sym[b.left], *r = &w->sym[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) {
-            continue; /* stale: one side has merged since */
-        }
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) {
-            w->sym[r->next].prev = b.left;
-        }
-        if (add_bigram(t, w, l->prev, b.left) != 0 || add_bigram(t, w, b.left, l->next) != 0) {
-            return -1;
-        }
-    }
-    return 0;
+    bpe_merge_ctx ctx = {t, w};
+    return tok_merge_symbols(w->sym, w->n, &w->heap, offer_bigram, &ctx);
 }
 
 static int emit_symbols(const cairn_tokenizer *t, const bpe_word *w, cairn_buf *ids,

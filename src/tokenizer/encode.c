@@ -67,6 +67,32 @@ tok_bigram tok_heap_pop(tok_heap *h) {
     return top;
 }
 
+int tok_merge_symbols(tok_symbol *sym, size_t n, tok_heap *heap, tok_bigram_fn add, void *ctx) {
+    heap->n = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (add(ctx, (int)i - 1, (int)i) != 0) {
+            return -1;
+        }
+    }
+    while (heap->n > 0) {
+        tok_bigram b = tok_heap_pop(heap);
+        tok_symbol *l = &sym[b.left], *r = &sym[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) {
+            continue; /* stale: one side has merged since */
+        }
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) {
+            sym[r->next].prev = b.left;
+        }
+        if (add(ctx, l->prev, b.left) != 0 || add(ctx, b.left, l->next) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void tok_heap_free(tok_heap *h) {
     free(h->v);
     h->v = NULL;

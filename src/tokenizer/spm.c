@@ -29,29 +29,12 @@ static int try_bigram(spm_state *s, int left, int right) {
     return tok_heap_push(&s->heap, b);
 }
 
+static int offer_bigram(void *ctx, int left, int right) {
+    return try_bigram(ctx, left, right);
+}
+
 static int merge_all(spm_state *s) {
-    for (size_t i = 1; i < s->n; i++) {
-        if (try_bigram(s, (int)i - 1, (int)i) != 0) {
-            return -1;
-        }
-    }
-    while (s->heap.n > 0) {
-        tok_bigram b = tok_heap_pop(&s->heap);
-        tok_symbol *l = &s->sym[b.left], *r = &s->sym[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) {
-            continue; /* stale: one side has merged since */
-        }
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) {
-            s->sym[r->next].prev = b.left;
-        }
-        if (try_bigram(s, l->prev, b.left) != 0 || try_bigram(s, b.left, l->next) != 0) {
-            return -1;
-        }
-    }
-    return 0;
+    return tok_merge_symbols(s->sym, s->n, &s->heap, offer_bigram, s);
 }
 
 static int32_t byte_token(const cairn_tokenizer *t, unsigned char byte) {

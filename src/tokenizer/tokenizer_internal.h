@@ -144,4 +144,13 @@ typedef struct tok_symbol {
     size_t n;
 } tok_symbol;
 
+/* Pushes the bigram of symbols left and right onto the heap if the vocabulary can merge it
+ * (with its rank or score as the key); either index may be -1 (no neighbour). */
+typedef int (*tok_bigram_fn)(void *ctx, int left, int right);
+
+/* The merge loop SentencePiece and BPE share: seeds the heap with every adjacent pair,
+ * then repeatedly merges the best pair still current, offering the new neighbours. Only
+ * how a bigram is found and ranked (add) differs between the two. */
+int tok_merge_symbols(tok_symbol *sym, size_t n, tok_heap *heap, tok_bigram_fn add, void *ctx);
+
 #endif
