@@ -307,15 +307,7 @@ static const jv *seq_items(jctx *ctx, int line, const char *what, jv v, size_t *
     case JV_LIST: *n = v.u.l->len; return v.u.l->items;
     case JV_DICT: *n = v.u.d->len; return v.u.d->keys;
     case JV_UNDEF: *n = 0; return NULL;
-    case JV_STR: {
-        size_t len;
-        size_t *off = jstr_cp_offsets(ctx, v.u.s, &len);
-        jv *items = jx_alloc(ctx, (len ? len : 1) * sizeof *items);
-        for (size_t i = 0; i < len; i++)
-            items[i] = jv_strn(ctx, v.u.s->data + off[i], off[i + 1] - off[i]);
-        *n = len;
-        return items;
-    }
+    case JV_STR: return jstr_chars(ctx, v.u.s, n);
     default: jx_fail(ctx, line, "%s: a %s is not iterable", what, jv_type_name(v));
     }
 }

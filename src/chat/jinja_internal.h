@@ -173,6 +173,8 @@ void jv_write_json(jctx *ctx, jsb *sb, jv v, const jjson_opts *o, int level, int
 /* Number of code points; and the byte offset of each code point (plus one for the end). */
 size_t jstr_cp_len(const jstr *s);
 size_t *jstr_cp_offsets(jctx *ctx, const jstr *s, size_t *n_out);
+/* The string's characters as one-character strings (iterating a string yields these). */
+const jv *jstr_chars(jctx *ctx, const jstr *s, size_t *n_out);
 
 /* ---- lexer ---- */
 

@@ -731,3 +731,13 @@ size_t *jstr_cp_offsets(jctx *ctx, const jstr *s, size_t *n_out) {
     *n_out = n;
     return off;
 }
+
+const jv *jstr_chars(jctx *ctx, const jstr *s, size_t *n_out) {
+    size_t len;
+    size_t *off = jstr_cp_offsets(ctx, s, &len);
+    jv *items = jx_alloc(ctx, (len ? len : 1) * sizeof *items);
+    for (size_t i = 0; i < len; i++)
+        items[i] = jv_strn(ctx, s->data + off[i], off[i + 1] - off[i]);
+    *n_out = len;
+    return items;
+}
