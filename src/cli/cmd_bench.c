@@ -57,10 +57,7 @@ static int one_run(cairn_pipeline *p, const int32_t *prompt, const bench_options
     }
     double t1 = cairn_now_seconds();
     for (int i = 0; i < bo->n_gen; i++) {
-        int32_t next = 0;
-        for (int v = 1; v < n_vocab; v++) {
-            next = logits[v] > logits[next] ? v : next;
-        }
+        int32_t next = cairn_argmax(logits, n_vocab);
         if (cairn_pipeline_forward(p, 0, &next, 1, false, logits, err) != 0) {
             return -1;
         }

@@ -222,7 +222,7 @@ static void prepare_work(cairn_sampler *s, const float *logits) {
     }
 }
 
-static int32_t argmax(const float *v, int n) {
+int32_t cairn_argmax(const float *v, int n) {
     int32_t best = 0;
     for (int i = 1; i < n; i++) {
         if (v[i] > v[best]) {
@@ -406,11 +406,11 @@ static int filter(cairn_sampler *s, const float *logits) {
     const cairn_sampling_params *p = &s->params;
     prepare_work(s, logits);
     if (p->temperature <= 0.0f) {
-        return single_candidate(s, argmax(s->work, s->n_vocab));
+        return single_candidate(s, cairn_argmax(s->work, s->n_vocab));
     }
     int n = ranked_candidates(s);
     if (n == 0) {
-        return single_candidate(s, argmax(s->work, s->n_vocab));
+        return single_candidate(s, cairn_argmax(s->work, s->n_vocab));
     }
     if (p->min_p > 0.0f) {
         n = cut_min_p(s->ids, s->vals, n, p->min_p);

@@ -38,6 +38,9 @@ int cairn_sampler_new(const cairn_sampling_params *p, int n_vocab, cairn_sampler
 /* Picks the next token from n_vocab logits (left unchanged). NaN logits count as -inf. Does
  * not record the token: call cairn_sampler_accept for that. */
 int32_t cairn_sampler_sample(cairn_sampler *s, const float *logits);
+/* The id of the largest of n logits (ties: the lowest id): greedy decoding without a
+ * sampler. */
+int32_t cairn_argmax(const float *logits, int n);
 /* The candidates a draw would choose from, after every filter: ids most likely first when
  * any filter needed sorting (otherwise in id order), probabilities renormalised to sum to 1.
  * Returns the count (>= 1); the arrays live in the sampler until its next call. Consumes no
