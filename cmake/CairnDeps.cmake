@@ -19,3 +19,27 @@ if(CAIRN_TESTS)
   add_library(cairn::cmocka INTERFACE IMPORTED)
   target_link_libraries(cairn::cmocka INTERFACE PkgConfig::CAIRN_CMOCKA)
 endif()
+
+# libuv: the event loop, sockets, timers, signals and child processes of a node. The Windows
+# build links it statically (its DLL import library would be found first otherwise).
+if(WIN32)
+  pkg_check_modules(CAIRN_UV REQUIRED IMPORTED_TARGET libuv-static)
+else()
+  pkg_check_modules(CAIRN_UV REQUIRED IMPORTED_TARGET libuv)
+endif()
+add_library(cairn::uv INTERFACE IMPORTED)
+target_link_libraries(cairn::uv INTERFACE PkgConfig::CAIRN_UV)
+
+# civetweb: the HTTP server of the API port. Found as a plain header and library: Debian's
+# CMake package for it also demands the civetweb server binary, which cairn does not need.
+find_path(CAIRN_CIVETWEB_INCLUDE civetweb.h REQUIRED)
+find_library(CAIRN_CIVETWEB_LIB civetweb REQUIRED)
+add_library(cairn::civetweb INTERFACE IMPORTED)
+target_include_directories(cairn::civetweb INTERFACE ${CAIRN_CIVETWEB_INCLUDE})
+target_link_libraries(cairn::civetweb INTERFACE ${CAIRN_CIVETWEB_LIB})
+if(WIN32)
+  target_link_libraries(cairn::civetweb INTERFACE ws2_32)
+else()
+  find_package(Threads REQUIRED)
+  target_link_libraries(cairn::civetweb INTERFACE Threads::Threads)
+endif()
