@@ -94,6 +94,9 @@ static void append_sample(cairn_wire_type type, cairn_buf *out) {
         break;
     case CAIRN_WIRE_GOODBYE: append_json(type, "{\"reason\":\"shutdown\"}", out); break;
     case CAIRN_WIRE_ERROR: append_json(type, "{\"message\":\"version mismatch\"}", out); break;
+    case CAIRN_WIRE_PROPOSE:
+        append_json(type, "{\"type\":\"node_left\",\"node\":\"b\"}", out);
+        break;
     }
 }
 
@@ -260,6 +263,7 @@ static void make_seed(int i, cairn_buf *out) {
     case 7:
         append_sample(CAIRN_WIRE_GOODBYE, out);
         append_sample(CAIRN_WIRE_ERROR, out);
+        append_sample(CAIRN_WIRE_PROPOSE, out);
         break;
     case 8: append_every_type(out); break;
     case 9: /* over a 64-byte link limit */ append_sample(CAIRN_WIRE_SNAPSHOT, out); break;

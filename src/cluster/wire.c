@@ -68,6 +68,7 @@ static const type_info TYPES[] = {
                                 CAIRN_WIRE_MAX_PAYLOAD},
     [CAIRN_WIRE_GOODBYE] = {"GOODBYE", CAIRN_WIRE_PAYLOAD_JSON, false, CAIRN_WIRE_MAX_SMALL},
     [CAIRN_WIRE_ERROR] = {"ERROR", CAIRN_WIRE_PAYLOAD_JSON, true, CAIRN_WIRE_MAX_SMALL},
+    [CAIRN_WIRE_PROPOSE] = {"PROPOSE", CAIRN_WIRE_PAYLOAD_JSON, true, CAIRN_WIRE_MAX_EVENT},
 };
 
 bool cairn_wire_type_known(unsigned type) {

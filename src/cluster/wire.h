@@ -67,10 +67,11 @@ typedef enum cairn_wire_type {
     CAIRN_WIRE_DATA_TOKENS = 11,      /* data frame of int32 token ids */
     CAIRN_WIRE_GOODBYE = 12,          /* JSON, may be empty: orderly close, with a reason */
     CAIRN_WIRE_ERROR = 13,            /* JSON: the peer found a problem, with a message */
+    CAIRN_WIRE_PROPOSE = 14,          /* JSON: a follower asks the master to order an event */
 } cairn_wire_type;
 
 #define CAIRN_WIRE_TYPE_FIRST CAIRN_WIRE_HELLO
-#define CAIRN_WIRE_TYPE_LAST CAIRN_WIRE_ERROR
+#define CAIRN_WIRE_TYPE_LAST CAIRN_WIRE_PROPOSE
 
 typedef enum cairn_wire_payload_kind {
     CAIRN_WIRE_PAYLOAD_JSON,   /* a JSON object (cairn_wire_parse_json) */
