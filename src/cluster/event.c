@@ -2,6 +2,7 @@
  * that form. Decoders only move values into structs (checking types, ranges and lengths on
  * the way); what the values mean is checked once, by cairn_event_check() and
  * cairn_state_check(), for JSON and hand-built structs alike. */
+#include "cluster/json_fields.h"
 #include "cluster/state.h"
 
 #include <stdlib.h>
@@ -315,114 +316,11 @@ char *cairn_state_snapshot_json(const cairn_cluster_state *s, cairn_err *err) {
     return print_and_delete(cairn_state_snapshot_cjson(s, err), "a snapshot", err);
 }
 
-/* ---- decoding helpers ---- */
-
-/* Checks that o is an object holding exactly the named fields, each once. */
-static int expect_fields(const cJSON *o, const char *const *names, size_t n, cairn_err *err) {
-    if (!cJSON_IsObject(o)) {
-        return cairn_fail(err, "expected an object");
-    }
-    uint32_t seen = 0;
-    const cJSON *item = NULL;
-    cJSON_ArrayForEach(item, o) {
-        if (!item->string) { /* only a hand-built tree lacks keys */
-            return cairn_fail(err, "an object member without a key");
-        }
-        size_t i = 0;
-        while (i < n && strcmp(names[i], item->string) != 0) {
-            i++;
-        }
-        if (i == n) {
-            return cairn_fail(err, "unknown field \"%.64s\"", item->string);
-        }
-        if (seen & (UINT32_C(1) << i)) {
-            return cairn_fail(err, "field \"%s\" appears twice", names[i]);
-        }
-        seen |= UINT32_C(1) << i;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!(seen & (UINT32_C(1) << i))) {
-            return cairn_fail(err, "missing field \"%s\"", names[i]);
-        }
-    }
-    return 0;
-}
-
-#define EXPECT_FIELDS(o, err, ...)                                                                 \
-    expect_fields((o), (const char *const[]){__VA_ARGS__},                                         \
-                  sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *), (err))
-
-static const cJSON *field(const cJSON *o, const char *key) {
-    return cJSON_GetObjectItemCaseSensitive(o, key);
-}
-
-static int get_uint(const cJSON *o, const char *key, uint64_t max, uint64_t *out, cairn_err *err) {
-    const cJSON *v = field(o, key);
-    double d = cJSON_IsNumber(v) ? v->valuedouble : -1.0;
-    /* The comparisons are false for NaN, which cJSON never produces but a tree may hold. */
-    if (!(d >= 0.0 && d <= (double)max) || (double)(uint64_t)d != d) {
-        return cairn_fail(err, "\"%s\" must be an integer in 0..%llu", key,
-                          (unsigned long long)max);
-    }
-    *out = (uint64_t)d;
-    return 0;
-}
-
-static int get_u32(const cJSON *o, const char *key, uint32_t max, uint32_t *out, cairn_err *err) {
-    uint64_t v = 0;
-    if (get_uint(o, key, max, &v, err) != 0) {
-        return -1;
-    }
-    *out = (uint32_t)v;
-    return 0;
-}
-
-static int get_number(const cJSON *o, const char *key, uint64_t *out, cairn_err *err) {
-    return get_uint(o, key, CAIRN_STATE_MAX_NUMBER, out, err);
-}
-
-static int get_text(const cJSON *o, const char *key, char *buf, size_t size, cairn_err *err) {
-    const char *s = cJSON_GetStringValue(field(o, key));
-    if (!s) {
-        return cairn_fail(err, "\"%s\" must be a string", key);
-    }
-    size_t len = strlen(s);
-    if (len >= size) {
-        return cairn_fail(err, "\"%s\" is longer than %zu bytes", key, size - 1);
-    }
-    memcpy(buf, s, len + 1);
-    return 0;
-}
-
-static int get_bool(const cJSON *o, const char *key, bool *out, cairn_err *err) {
-    const cJSON *v = field(o, key);
-    if (!cJSON_IsBool(v)) {
-        return cairn_fail(err, "\"%s\" must be true or false", key);
-    }
-    *out = cJSON_IsTrue(v);
-    return 0;
-}
-
-/* The array under key, with at most max elements, counted into *n. */
-static const cJSON *get_array(const cJSON *o, const char *key, uint32_t max, uint32_t *n,
-                              cairn_err *err) {
-    const cJSON *arr = field(o, key);
-    if (!cJSON_IsArray(arr)) {
-        cairn_fail(err, "\"%s\" must be an array", key);
-        return NULL;
-    }
-    int size = cJSON_GetArraySize(arr);
-    if (size < 0 || (uint32_t)size > max) {
-        cairn_fail(err, "\"%s\" has %d elements (at most %u)", key, size, max);
-        return NULL;
-    }
-    *n = (uint32_t)size;
-    return arr;
-}
+/* ---- decoding helpers (the generic ones are in json_fields.c) ---- */
 
 static int get_name(const cJSON *o, const char *key, const char *what,
                     int (*from_name)(const char *, int *), int *out, cairn_err *err) {
-    const char *s = cJSON_GetStringValue(field(o, key));
+    const char *s = cJSON_GetStringValue(cairn_json_field(o, key));
     if (!s || from_name(s, out) != 0) {
         return cairn_fail(err, "\"%s\" must be a known %s name", key, what);
     }
@@ -451,9 +349,9 @@ static int runner_state_by_name(const char *name, int *out) {
 
 static int address_from(const cJSON *o, cairn_address *a, cairn_err *err) {
     uint32_t port = 0;
-    if (EXPECT_FIELDS(o, err, "host", "port") != 0 ||
-        get_text(o, "host", a->host, sizeof a->host, err) != 0 ||
-        get_u32(o, "port", 65535, &port, err) != 0) {
+    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "host", "port") != 0 ||
+        cairn_json_get_text(o, "host", a->host, sizeof a->host, err) != 0 ||
+        cairn_json_get_u32(o, "port", 65535, &port, err) != 0) {
         return -1;
     }
     a->port = (uint16_t)port;
@@ -461,7 +359,7 @@ static int address_from(const cJSON *o, cairn_address *a, cairn_err *err) {
 }
 
 static int addresses_from(const cJSON *o, uint32_t *n, cairn_address *addrs, cairn_err *err) {
-    const cJSON *arr = get_array(o, "addresses", CAIRN_STATE_MAX_ADDRESSES, n, err);
+    const cJSON *arr = cairn_json_get_array(o, "addresses", CAIRN_STATE_MAX_ADDRESSES, n, err);
     if (!arr) {
         return -1;
     }
@@ -478,12 +376,13 @@ static int addresses_from(const cJSON *o, uint32_t *n, cairn_address *addrs, cai
 
 static int device_from(const cJSON *o, cairn_device *d, cairn_err *err) {
     int type = 0;
-    if (EXPECT_FIELDS(o, err, "name", "description", "type", "memory_total", "memory_free") != 0 ||
-        get_text(o, "name", d->name, sizeof d->name, err) != 0 ||
-        get_text(o, "description", d->description, sizeof d->description, err) != 0 ||
+    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "name", "description", "type", "memory_total",
+                                 "memory_free") != 0 ||
+        cairn_json_get_text(o, "name", d->name, sizeof d->name, err) != 0 ||
+        cairn_json_get_text(o, "description", d->description, sizeof d->description, err) != 0 ||
         get_name(o, "type", "device type", device_type_by_name, &type, err) != 0 ||
-        get_number(o, "memory_total", &d->memory_total, err) != 0 ||
-        get_number(o, "memory_free", &d->memory_free, err) != 0) {
+        cairn_json_get_number(o, "memory_total", &d->memory_total, err) != 0 ||
+        cairn_json_get_number(o, "memory_free", &d->memory_free, err) != 0) {
         return -1;
     }
     d->type = (cairn_device_type)type;
@@ -491,17 +390,18 @@ static int device_from(const cJSON *o, cairn_device *d, cairn_err *err) {
 }
 
 static int model_file_from(const cJSON *o, cairn_model_file *f, cairn_err *err) {
-    if (EXPECT_FIELDS(o, err, "name", "size", "sha256") != 0 ||
-        get_text(o, "name", f->name, sizeof f->name, err) != 0 ||
-        get_number(o, "size", &f->size, err) != 0 ||
-        get_text(o, "sha256", f->sha256, sizeof f->sha256, err) != 0) {
+    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "name", "size", "sha256") != 0 ||
+        cairn_json_get_text(o, "name", f->name, sizeof f->name, err) != 0 ||
+        cairn_json_get_number(o, "size", &f->size, err) != 0 ||
+        cairn_json_get_text(o, "sha256", f->sha256, sizeof f->sha256, err) != 0) {
         return -1;
     }
     return 0;
 }
 
 static int profile_lists_from(const cJSON *o, cairn_node_profile *p, cairn_err *err) {
-    const cJSON *devices = get_array(o, "devices", CAIRN_STATE_MAX_DEVICES, &p->n_devices, err);
+    const cJSON *devices =
+        cairn_json_get_array(o, "devices", CAIRN_STATE_MAX_DEVICES, &p->n_devices, err);
     if (!devices) {
         return -1;
     }
@@ -514,7 +414,7 @@ static int profile_lists_from(const cJSON *o, cairn_node_profile *p, cairn_err *
         i++;
     }
     const cJSON *files =
-        get_array(o, "model_files", CAIRN_STATE_MAX_MODEL_FILES, &p->n_model_files, err);
+        cairn_json_get_array(o, "model_files", CAIRN_STATE_MAX_MODEL_FILES, &p->n_model_files, err);
     if (!files) {
         return -1;
     }
@@ -529,14 +429,15 @@ static int profile_lists_from(const cJSON *o, cairn_node_profile *p, cairn_err *
 }
 
 static int profile_from(const cJSON *o, cairn_node_profile *p, cairn_err *err) {
-    if (EXPECT_FIELDS(o, err, "memory_total", "memory_available", "cpu_model", "cpu_cores", "os",
-                      "disk_free", "devices", "model_files") != 0 ||
-        get_number(o, "memory_total", &p->memory_total, err) != 0 ||
-        get_number(o, "memory_available", &p->memory_available, err) != 0 ||
-        get_text(o, "cpu_model", p->cpu_model, sizeof p->cpu_model, err) != 0 ||
-        get_u32(o, "cpu_cores", CAIRN_STATE_MAX_CPU_CORES, &p->cpu_cores, err) != 0 ||
-        get_text(o, "os", p->os, sizeof p->os, err) != 0 ||
-        get_number(o, "disk_free", &p->disk_free, err) != 0 || profile_lists_from(o, p, err) != 0) {
+    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "memory_total", "memory_available", "cpu_model",
+                                 "cpu_cores", "os", "disk_free", "devices", "model_files") != 0 ||
+        cairn_json_get_number(o, "memory_total", &p->memory_total, err) != 0 ||
+        cairn_json_get_number(o, "memory_available", &p->memory_available, err) != 0 ||
+        cairn_json_get_text(o, "cpu_model", p->cpu_model, sizeof p->cpu_model, err) != 0 ||
+        cairn_json_get_u32(o, "cpu_cores", CAIRN_STATE_MAX_CPU_CORES, &p->cpu_cores, err) != 0 ||
+        cairn_json_get_text(o, "os", p->os, sizeof p->os, err) != 0 ||
+        cairn_json_get_number(o, "disk_free", &p->disk_free, err) != 0 ||
+        profile_lists_from(o, p, err) != 0) {
         return cairn_fail_prefix(err, "profile");
     }
     return 0;
@@ -544,10 +445,11 @@ static int profile_from(const cJSON *o, cairn_node_profile *p, cairn_err *err) {
 
 static int runner_from(const cJSON *o, cairn_runner *r, cairn_err *err) {
     int state = 0;
-    if (EXPECT_FIELDS(o, err, "state", "done", "total", "reason") != 0 ||
+    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "state", "done", "total", "reason") != 0 ||
         get_name(o, "state", "runner state", runner_state_by_name, &state, err) != 0 ||
-        get_number(o, "done", &r->done, err) != 0 || get_number(o, "total", &r->total, err) != 0 ||
-        get_text(o, "reason", r->reason, sizeof r->reason, err) != 0) {
+        cairn_json_get_number(o, "done", &r->done, err) != 0 ||
+        cairn_json_get_number(o, "total", &r->total, err) != 0 ||
+        cairn_json_get_text(o, "reason", r->reason, sizeof r->reason, err) != 0) {
         return cairn_fail_prefix(err, "runner");
     }
     r->state = (cairn_runner_state)state;
@@ -557,26 +459,27 @@ static int runner_from(const cJSON *o, cairn_runner *r, cairn_err *err) {
 /* A shard's node and layers; the runner (snapshots only) is read by the caller. */
 static int shard_range_from(const cJSON *o, char *node_id, uint32_t *start, uint32_t *end,
                             cairn_err *err) {
-    if (get_text(o, "node", node_id, CAIRN_STATE_ID_SIZE, err) != 0 ||
-        get_u32(o, "layer_start", CAIRN_STATE_MAX_LAYERS, start, err) != 0 ||
-        get_u32(o, "layer_end", CAIRN_STATE_MAX_LAYERS, end, err) != 0) {
+    if (cairn_json_get_text(o, "node", node_id, CAIRN_STATE_ID_SIZE, err) != 0 ||
+        cairn_json_get_u32(o, "layer_start", CAIRN_STATE_MAX_LAYERS, start, err) != 0 ||
+        cairn_json_get_u32(o, "layer_end", CAIRN_STATE_MAX_LAYERS, end, err) != 0) {
         return -1;
     }
     return 0;
 }
 
 static int placement_from(const cJSON *o, cairn_event *e, cairn_err *err) {
-    if (get_text(o, "instance", e->as.instance_placed.instance_id,
-                 sizeof e->as.instance_placed.instance_id, err) != 0 ||
-        get_text(o, "model", e->as.instance_placed.model, sizeof e->as.instance_placed.model,
-                 err) != 0 ||
-        get_text(o, "model_sha256", e->as.instance_placed.model_sha256,
-                 sizeof e->as.instance_placed.model_sha256, err) != 0 ||
-        get_u32(o, "n_layers", CAIRN_STATE_MAX_LAYERS, &e->as.instance_placed.n_layers, err) != 0) {
+    if (cairn_json_get_text(o, "instance", e->as.instance_placed.instance_id,
+                            sizeof e->as.instance_placed.instance_id, err) != 0 ||
+        cairn_json_get_text(o, "model", e->as.instance_placed.model,
+                            sizeof e->as.instance_placed.model, err) != 0 ||
+        cairn_json_get_text(o, "model_sha256", e->as.instance_placed.model_sha256,
+                            sizeof e->as.instance_placed.model_sha256, err) != 0 ||
+        cairn_json_get_u32(o, "n_layers", CAIRN_STATE_MAX_LAYERS, &e->as.instance_placed.n_layers,
+                           err) != 0) {
         return -1;
     }
-    const cJSON *shards =
-        get_array(o, "shards", CAIRN_STATE_MAX_SHARDS, &e->as.instance_placed.n_shards, err);
+    const cJSON *shards = cairn_json_get_array(o, "shards", CAIRN_STATE_MAX_SHARDS,
+                                               &e->as.instance_placed.n_shards, err);
     if (!shards) {
         return -1;
     }
@@ -584,7 +487,7 @@ static int placement_from(const cJSON *o, cairn_event *e, cairn_err *err) {
     const cJSON *item = NULL;
     cJSON_ArrayForEach(item, shards) {
         cairn_shard_spec *sh = &e->as.instance_placed.shards[k];
-        if (EXPECT_FIELDS(item, err, "node", "layer_start", "layer_end") != 0 ||
+        if (CAIRN_JSON_EXPECT_FIELDS(item, err, "node", "layer_start", "layer_end") != 0 ||
             shard_range_from(item, sh->node_id, &sh->layer_start, &sh->layer_end, err) != 0) {
             return cairn_fail_prefix(err, "shards[%u]", k);
         }
@@ -598,57 +501,61 @@ static int event_fields_from(const cJSON *o, cairn_event *e, cairn_err *err) {
 #define HEAD "index", "term", "type"
     switch (e->type) {
     case CAIRN_EVENT_NODE_JOINED:
-        if (EXPECT_FIELDS(o, err, HEAD, "node", "name", "addresses") != 0 ||
-            get_text(o, "node", e->as.node_joined.node_id, CAIRN_STATE_ID_SIZE, err) != 0 ||
-            get_text(o, "name", e->as.node_joined.name, CAIRN_STATE_NAME_SIZE, err) != 0) {
+        if (CAIRN_JSON_EXPECT_FIELDS(o, err, HEAD, "node", "name", "addresses") != 0 ||
+            cairn_json_get_text(o, "node", e->as.node_joined.node_id, CAIRN_STATE_ID_SIZE, err) !=
+                0 ||
+            cairn_json_get_text(o, "name", e->as.node_joined.name, CAIRN_STATE_NAME_SIZE, err) !=
+                0) {
             return -1;
         }
         return addresses_from(o, &e->as.node_joined.n_addresses, e->as.node_joined.addresses, err);
     case CAIRN_EVENT_NODE_LEFT:
-        if (EXPECT_FIELDS(o, err, HEAD, "node") != 0) {
+        if (CAIRN_JSON_EXPECT_FIELDS(o, err, HEAD, "node") != 0) {
             return -1;
         }
-        return get_text(o, "node", e->as.node_left.node_id, CAIRN_STATE_ID_SIZE, err);
+        return cairn_json_get_text(o, "node", e->as.node_left.node_id, CAIRN_STATE_ID_SIZE, err);
     case CAIRN_EVENT_NODE_CONNECTION_CHANGED:
-        if (EXPECT_FIELDS(o, err, HEAD, "node", "connected") != 0 ||
-            get_text(o, "node", e->as.node_connection_changed.node_id, CAIRN_STATE_ID_SIZE, err) !=
-                0) {
+        if (CAIRN_JSON_EXPECT_FIELDS(o, err, HEAD, "node", "connected") != 0 ||
+            cairn_json_get_text(o, "node", e->as.node_connection_changed.node_id,
+                                CAIRN_STATE_ID_SIZE, err) != 0) {
             return -1;
         }
-        return get_bool(o, "connected", &e->as.node_connection_changed.connected, err);
+        return cairn_json_get_bool(o, "connected", &e->as.node_connection_changed.connected, err);
     case CAIRN_EVENT_NODE_PROFILE_UPDATED:
-        if (EXPECT_FIELDS(o, err, HEAD, "node", "profile") != 0 ||
-            get_text(o, "node", e->as.node_profile_updated.node_id, CAIRN_STATE_ID_SIZE, err) !=
-                0) {
+        if (CAIRN_JSON_EXPECT_FIELDS(o, err, HEAD, "node", "profile") != 0 ||
+            cairn_json_get_text(o, "node", e->as.node_profile_updated.node_id, CAIRN_STATE_ID_SIZE,
+                                err) != 0) {
             return -1;
         }
-        return profile_from(field(o, "profile"), &e->as.node_profile_updated.profile, err);
+        return profile_from(cairn_json_field(o, "profile"), &e->as.node_profile_updated.profile,
+                            err);
     case CAIRN_EVENT_MASTER_ELECTED:
-        if (EXPECT_FIELDS(o, err, HEAD, "master") != 0) {
+        if (CAIRN_JSON_EXPECT_FIELDS(o, err, HEAD, "master") != 0) {
             return -1;
         }
-        return get_text(o, "master", e->as.master_elected.master_id, CAIRN_STATE_ID_SIZE, err);
+        return cairn_json_get_text(o, "master", e->as.master_elected.master_id, CAIRN_STATE_ID_SIZE,
+                                   err);
     case CAIRN_EVENT_INSTANCE_PLACED:
-        if (EXPECT_FIELDS(o, err, HEAD, "instance", "model", "model_sha256", "n_layers",
-                          "shards") != 0) {
+        if (CAIRN_JSON_EXPECT_FIELDS(o, err, HEAD, "instance", "model", "model_sha256", "n_layers",
+                                     "shards") != 0) {
             return -1;
         }
         return placement_from(o, e, err);
     case CAIRN_EVENT_INSTANCE_DELETED:
-        if (EXPECT_FIELDS(o, err, HEAD, "instance") != 0) {
+        if (CAIRN_JSON_EXPECT_FIELDS(o, err, HEAD, "instance") != 0) {
             return -1;
         }
-        return get_text(o, "instance", e->as.instance_deleted.instance_id, CAIRN_STATE_ID_SIZE,
-                        err);
+        return cairn_json_get_text(o, "instance", e->as.instance_deleted.instance_id,
+                                   CAIRN_STATE_ID_SIZE, err);
     case CAIRN_EVENT_RUNNER_STATE_CHANGED:
-        if (EXPECT_FIELDS(o, err, HEAD, "instance", "shard", "runner") != 0 ||
-            get_text(o, "instance", e->as.runner_state_changed.instance_id, CAIRN_STATE_ID_SIZE,
-                     err) != 0 ||
-            get_u32(o, "shard", CAIRN_STATE_MAX_SHARDS - 1, &e->as.runner_state_changed.shard,
-                    err) != 0) {
+        if (CAIRN_JSON_EXPECT_FIELDS(o, err, HEAD, "instance", "shard", "runner") != 0 ||
+            cairn_json_get_text(o, "instance", e->as.runner_state_changed.instance_id,
+                                CAIRN_STATE_ID_SIZE, err) != 0 ||
+            cairn_json_get_u32(o, "shard", CAIRN_STATE_MAX_SHARDS - 1,
+                               &e->as.runner_state_changed.shard, err) != 0) {
             return -1;
         }
-        return runner_from(field(o, "runner"), &e->as.runner_state_changed.runner, err);
+        return runner_from(cairn_json_field(o, "runner"), &e->as.runner_state_changed.runner, err);
     }
 #undef HEAD
     return cairn_fail(err, "unknown event type");
@@ -658,15 +565,16 @@ static int event_from(const cJSON *o, cairn_event *e, cairn_err *err) {
     if (!cJSON_IsObject(o)) {
         return cairn_fail(err, "expected an object");
     }
-    const char *type = cJSON_GetStringValue(field(o, "type"));
+    const char *type = cJSON_GetStringValue(cairn_json_field(o, "type"));
     if (!type) {
         return cairn_fail(err, "\"type\" must be a string");
     }
     if (cairn_event_type_from_name(type, &e->type) != 0) {
         return cairn_fail(err, "unknown type \"%.64s\"", type);
     }
-    if (event_fields_from(o, e, err) != 0 || get_number(o, "index", &e->index, err) != 0 ||
-        get_number(o, "term", &e->term, err) != 0) {
+    if (event_fields_from(o, e, err) != 0 ||
+        cairn_json_get_number(o, "index", &e->index, err) != 0 ||
+        cairn_json_get_number(o, "term", &e->term, err) != 0) {
         return -1;
     }
     return 0;
@@ -720,27 +628,30 @@ int cairn_event_from_json(const char *json, size_t len, cairn_event *out, cairn_
 /* ---- snapshot decoding ---- */
 
 static int node_from(const cJSON *o, cairn_node *n, cairn_err *err) {
-    if (EXPECT_FIELDS(o, err, "id", "name", "addresses", "seniority", "connected", "profile") !=
-            0 ||
-        get_text(o, "id", n->id, sizeof n->id, err) != 0 ||
-        get_text(o, "name", n->name, sizeof n->name, err) != 0 ||
+    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "id", "name", "addresses", "seniority", "connected",
+                                 "profile") != 0 ||
+        cairn_json_get_text(o, "id", n->id, sizeof n->id, err) != 0 ||
+        cairn_json_get_text(o, "name", n->name, sizeof n->name, err) != 0 ||
         addresses_from(o, &n->n_addresses, n->addresses, err) != 0 ||
-        get_number(o, "seniority", &n->seniority, err) != 0 ||
-        get_bool(o, "connected", &n->connected, err) != 0) {
+        cairn_json_get_number(o, "seniority", &n->seniority, err) != 0 ||
+        cairn_json_get_bool(o, "connected", &n->connected, err) != 0) {
         return -1;
     }
-    return profile_from(field(o, "profile"), &n->profile, err);
+    return profile_from(cairn_json_field(o, "profile"), &n->profile, err);
 }
 
 static int instance_from(const cJSON *o, cairn_instance *in, cairn_err *err) {
-    if (EXPECT_FIELDS(o, err, "id", "model", "model_sha256", "n_layers", "shards") != 0 ||
-        get_text(o, "id", in->id, sizeof in->id, err) != 0 ||
-        get_text(o, "model", in->model, sizeof in->model, err) != 0 ||
-        get_text(o, "model_sha256", in->model_sha256, sizeof in->model_sha256, err) != 0 ||
-        get_u32(o, "n_layers", CAIRN_STATE_MAX_LAYERS, &in->n_layers, err) != 0) {
+    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "id", "model", "model_sha256", "n_layers", "shards") !=
+            0 ||
+        cairn_json_get_text(o, "id", in->id, sizeof in->id, err) != 0 ||
+        cairn_json_get_text(o, "model", in->model, sizeof in->model, err) != 0 ||
+        cairn_json_get_text(o, "model_sha256", in->model_sha256, sizeof in->model_sha256, err) !=
+            0 ||
+        cairn_json_get_u32(o, "n_layers", CAIRN_STATE_MAX_LAYERS, &in->n_layers, err) != 0) {
         return -1;
     }
-    const cJSON *shards = get_array(o, "shards", CAIRN_STATE_MAX_SHARDS, &in->n_shards, err);
+    const cJSON *shards =
+        cairn_json_get_array(o, "shards", CAIRN_STATE_MAX_SHARDS, &in->n_shards, err);
     if (!shards) {
         return -1;
     }
@@ -748,9 +659,10 @@ static int instance_from(const cJSON *o, cairn_instance *in, cairn_err *err) {
     const cJSON *item = NULL;
     cJSON_ArrayForEach(item, shards) {
         cairn_shard *sh = &in->shards[k];
-        if (EXPECT_FIELDS(item, err, "node", "layer_start", "layer_end", "runner") != 0 ||
+        if (CAIRN_JSON_EXPECT_FIELDS(item, err, "node", "layer_start", "layer_end", "runner") !=
+                0 ||
             shard_range_from(item, sh->node_id, &sh->layer_start, &sh->layer_end, err) != 0 ||
-            runner_from(field(item, "runner"), &sh->runner, err) != 0) {
+            runner_from(cairn_json_field(item, "runner"), &sh->runner, err) != 0) {
             return cairn_fail_prefix(err, "shards[%u]", k);
         }
         k++;
@@ -782,7 +694,7 @@ static void sort_state(cairn_cluster_state *s) {
 }
 
 static int state_lists_from(const cJSON *o, cairn_cluster_state *s, cairn_err *err) {
-    const cJSON *nodes = get_array(o, "nodes", CAIRN_STATE_MAX_NODES, &s->n_nodes, err);
+    const cJSON *nodes = cairn_json_get_array(o, "nodes", CAIRN_STATE_MAX_NODES, &s->n_nodes, err);
     if (!nodes) {
         return -1;
     }
@@ -795,7 +707,7 @@ static int state_lists_from(const cJSON *o, cairn_cluster_state *s, cairn_err *e
         i++;
     }
     const cJSON *instances =
-        get_array(o, "instances", CAIRN_STATE_MAX_INSTANCES, &s->n_instances, err);
+        cairn_json_get_array(o, "instances", CAIRN_STATE_MAX_INSTANCES, &s->n_instances, err);
     if (!instances) {
         return -1;
     }
@@ -810,12 +722,12 @@ static int state_lists_from(const cJSON *o, cairn_cluster_state *s, cairn_err *e
 }
 
 static int state_from(const cJSON *o, cairn_cluster_state *s, cairn_err *err) {
-    if (EXPECT_FIELDS(o, err, "cluster", "last_index", "term", "master", "nodes", "instances") !=
-            0 ||
-        get_text(o, "cluster", s->cluster_name, sizeof s->cluster_name, err) != 0 ||
-        get_number(o, "last_index", &s->last_index, err) != 0 ||
-        get_number(o, "term", &s->term, err) != 0 ||
-        get_text(o, "master", s->master_id, sizeof s->master_id, err) != 0 ||
+    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "cluster", "last_index", "term", "master", "nodes",
+                                 "instances") != 0 ||
+        cairn_json_get_text(o, "cluster", s->cluster_name, sizeof s->cluster_name, err) != 0 ||
+        cairn_json_get_number(o, "last_index", &s->last_index, err) != 0 ||
+        cairn_json_get_number(o, "term", &s->term, err) != 0 ||
+        cairn_json_get_text(o, "master", s->master_id, sizeof s->master_id, err) != 0 ||
         state_lists_from(o, s, err) != 0) {
         return cairn_fail_prefix(err, "snapshot");
     }
