@@ -58,6 +58,9 @@ uint64_t cairn_memory_total(void);
 uint64_t cairn_memory_available(void);
 /* Peak resident set size of this process in bytes (0 if unknown). */
 uint64_t cairn_peak_rss(void);
+/* Files, sockets and other OS handles this process holds open (-1 if unknown): a figure
+ * for finding leaks in long runs. */
+int64_t cairn_open_handle_count(void);
 /* CPU model name into out (empty if unknown). */
 void cairn_cpu_model(char *out, size_t out_len);
 

@@ -223,6 +223,24 @@ uint64_t cairn_peak_rss(void) {
 #endif
 }
 
+int64_t cairn_open_handle_count(void) {
+    /* Linux lists a process's descriptors in /proc/self/fd, macOS in /dev/fd. */
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        d = opendir("/dev/fd");
+    }
+    if (!d) {
+        return -1;
+    }
+    int64_t count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        count += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return count - 1; /* the directory stream's own descriptor */
+}
+
 void cairn_cpu_model(char *out, size_t out_len) {
     if (out_len == 0) {
         return;

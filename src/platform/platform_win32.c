@@ -330,6 +330,11 @@ uint64_t cairn_peak_rss(void) {
     return (uint64_t)counters.PeakWorkingSetSize;
 }
 
+int64_t cairn_open_handle_count(void) {
+    DWORD count = 0;
+    return GetProcessHandleCount(GetCurrentProcess(), &count) ? (int64_t)count : -1;
+}
+
 void cairn_cpu_model(char *out, size_t out_len) {
     if (out_len == 0) {
         return;
