@@ -43,3 +43,10 @@ else()
   find_package(Threads REQUIRED)
   target_link_libraries(cairn::civetweb INTERFACE Threads::Threads)
 endif()
+
+# libcurl: the HTTP client (cairn's commands talking to a node's API port, nodes fetching
+# from each other). The Windows build links the static library built by
+# scripts/windows/build-deps.sh, whose .pc carries -DCURL_STATICLIB and the system libraries.
+pkg_check_modules(CAIRN_CURL REQUIRED IMPORTED_TARGET libcurl)
+add_library(cairn::curl INTERFACE IMPORTED)
+target_link_libraries(cairn::curl INTERFACE PkgConfig::CAIRN_CURL)

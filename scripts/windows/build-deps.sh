@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libraries cairn links, for Windows (x86_64, static), from Debian bookworm's
-# source packages: libuv, cJSON, libsodium, civetweb (the HTTP server), PCRE2 and cmocka.
+# source packages: libuv, cJSON, libsodium, civetweb (the HTTP server), curl (the HTTP
+# client), PCRE2 and cmocka.
 # The sources come through `apt-get source` with a deb-src entry in a private apt directory
 # (the system's apt configuration is never touched). Everything is cached under DEPS_DIR:
 # a library is rebuilt only when its recipe or its source version changes.
@@ -14,7 +15,7 @@ toolchain=$root/cmake/mingw-w64-x86_64.cmake
 mirror=${CAIRN_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Bump when a build recipe below changes, so cached builds are redone.
 recipe=1
-packages=(libuv1 cjson libsodium civetweb pcre2 cmocka)
+packages=(libuv1 cjson libsodium civetweb curl pcre2 cmocka)
 log() { echo "build-deps: $*" >&2; }
 
 # --- sources -------------------------------------------------------------------------
@@ -102,13 +103,27 @@ cmake_dep civetweb -DCIVETWEB_ENABLE_SSL=OFF -DCIVETWEB_BUILD_TESTING=OFF \
   -DCIVETWEB_ENABLE_SERVER_EXECUTABLE=OFF -DCIVETWEB_ENABLE_CXX=OFF \
   -DCIVETWEB_ENABLE_ASAN=OFF -DCIVETWEB_INSTALL_EXECUTABLE=OFF \
   -DWINSOCK_LIBRARIES="/usr/$triple/lib/libws2_32.a"
+# curl: HTTP only, TLS through Windows' own Schannel, and none of the optional libraries
+# (compression, SSH, public suffixes, IDN, LDAP), so it needs nothing but system DLLs.
+cmake_dep curl -DBUILD_CURL_EXE=OFF -DBUILD_TESTING=OFF -DENABLE_MANUAL=OFF -DHTTP_ONLY=ON \
+  -DCURL_ENABLE_SSL=ON -DCURL_USE_SCHANNEL=ON -DCURL_USE_OPENSSL=OFF -DCURL_ZLIB=OFF \
+  -DCURL_BROTLI=OFF -DCURL_ZSTD=OFF -DCURL_USE_LIBSSH2=OFF -DCURL_USE_LIBSSH=OFF \
+  -DCURL_USE_LIBPSL=OFF -DUSE_LIBIDN2=OFF -DUSE_WIN32_IDN=OFF -DUSE_NGHTTP2=OFF \
+  -DCURL_DISABLE_LDAP=ON -DCURL_DISABLE_LDAPS=ON
 wait "$sodium"
 
-# Make the installed tree link statically through pkg-config alone: PCRE2's .pc omits the
-# define its header needs for a static library, and cmocka installs its static library
-# under another name beside a DLL import library that -lcmocka would otherwise pick.
+# Make the installed tree link statically through pkg-config alone: the .pc files of PCRE2
+# and curl omit the defines their headers need for a static library, and cmocka installs
+# its static library under another name beside a DLL import library that -lcmocka would
+# otherwise pick.
 pc=$prefix/lib/pkgconfig/libpcre2-8.pc
 grep -q PCRE2_STATIC "$pc" || sed -i 's/^Cflags: \(.*\)$/Cflags: \1 -DPCRE2_STATIC/' "$pc"
+# curl's .pc also lists the compiler's implicit libraries (-lmingw32 -lgcc -lpthread ...),
+# which CMake would resolve to DLL import libraries: keep curl and the system DLLs it uses.
+pc=$prefix/lib/pkgconfig/libcurl.pc
+grep -q CURL_STATICLIB "$pc" || sed -i 's/^Cflags: \(.*\)$/Cflags: \1 -DCURL_STATICLIB/' "$pc"
+sed -i -e 's/^Libs: .*$/Libs: -L${libdir} -lcurl -lws2_32 -lwinmm -ladvapi32 -lcrypt32 -lbcrypt/' \
+  -e 's/^Libs.private: .*$/Libs.private:/' "$pc"
 if [ -f "$prefix/lib/libcmocka-static.a" ]; then
   cp "$prefix/lib/libcmocka-static.a" "$prefix/lib/libcmocka.a"
   rm -f "$prefix/lib/libcmocka.dll.a"
