@@ -1,0 +1,205 @@
+/*
+ * cluster node internals, shared by node.c (lifecycle, timers, dialing, published views),
+ * link.c (TCP links: handshake, framing, heartbeats), election.c (ranks and the choice of a
+ * master) and replication.c (events, snapshots, proposals). Nothing outside src/cluster/
+ * includes this header.
+ */
+#ifndef CAIRN_CLUSTER_NODE_INTERNAL_H
+#define CAIRN_CLUSTER_NODE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#include "cluster/node.h"
+#include "cluster/state.h"
+#include "cluster/wire.h"
+
+/* Read buffer of a link: one libuv read at most. */
+#define NODE_READ_CHUNK 65536
+/* Links beyond this many (hostile floods, misconfigured scripts) are refused at accept. */
+#define NODE_MAX_LINKS 160
+/* Dial targets kept at most; the oldest learned ones make room for new ones. */
+#define NODE_MAX_TARGETS 256
+/* Bytes queued for one peer before it counts as not reading: a stuck peer must not make the
+ * node buffer without bound. */
+#define NODE_MAX_QUEUED ((size_t)256 << 20)
+/* Seniority of a node that is not a member of its own state (it ranks after members). */
+#define NODE_NO_SENIORITY CAIRN_STATE_MAX_NUMBER
+
+/* How a node ranks as a master candidate: lower is better, compared field by field. */
+typedef struct node_rank {
+    char id[CAIRN_STATE_ID_SIZE];
+    bool has_state;   /* nodes with a cluster state first */
+    uint64_t born_ms; /* then the older lineage (when its first master founded it) */
+    char founder[CAIRN_STATE_ID_SIZE];
+    uint64_t seniority; /* then seniority in it */
+} node_rank;
+
+typedef enum link_phase {
+    LINK_CONNECTING, /* dialing */
+    LINK_AUTH,       /* proving the cluster key */
+    LINK_HELLO,      /* exchanging HELLO / HELLO_ACK */
+    LINK_UP,         /* the peer is known and heard */
+    LINK_CLOSING,    /* closed or closing: ignore everything, wait for the close callback */
+} link_phase;
+
+typedef struct dial_target dial_target;
+
+typedef struct node_link {
+    struct node_link *next;
+    cairn_local_node *node;
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    link_phase phase;
+    bool dialer;
+    dial_target *target; /* what this link was dialed for; NULL when accepted */
+    uint64_t serial;     /* names the link in logs before the peer's id is known */
+    char remote[CAIRN_STATE_HOST_SIZE + 8]; /* "host:port" of the socket's other end */
+    char remote_host[CAIRN_STATE_HOST_SIZE];
+    cairn_wire_hello hello; /* the peer's, once received */
+    cairn_wire_decoder *decoder;
+    cairn_secure_link *secure; /* keyed clusters only */
+    cairn_buf plain;           /* decrypted bytes on their way to the decoder */
+    cairn_buf out;             /* scratch for outgoing frames */
+    double opened_at, up_at, last_heard, last_heartbeat, closing_at;
+    size_t queued;
+    bool has_rank;
+    node_rank rank;    /* the peer's own, from its heartbeats */
+    bool has_follows;  /* the peer follows a master (itself when it is one) */
+    node_rank follows; /* that master's rank as the peer reports it */
+    bool follower;     /* master side: the peer follows this node and has its snapshot */
+    char read_buf[NODE_READ_CHUNK];
+} node_link;
+
+struct dial_target {
+    dial_target *next;
+    char host[CAIRN_STATE_HOST_SIZE];
+    uint16_t port;
+    char id[CAIRN_STATE_ID_SIZE]; /* the node there, once known ("" before) */
+    bool is_static;               /* from --peer: never forgotten */
+    double created, last_learned, next_attempt;
+    uint32_t backoff_ms;
+    node_link *link; /* dialed for this target and not closed yet */
+};
+
+typedef enum node_role { ROLE_NONE, ROLE_FOLLOWER, ROLE_MASTER } node_role;
+
+/* Master side: since when a member has had no link (NODE_LEFT after the timeout). */
+typedef struct absent_member {
+    char id[CAIRN_STATE_ID_SIZE];
+    double since;
+} absent_member;
+
+struct cairn_local_node {
+    uv_loop_t *loop;
+    cairn_logger *log;
+    /* configuration, copied */
+    char id[CAIRN_STATE_ID_SIZE];
+    char name[CAIRN_STATE_NAME_SIZE];
+    char cluster[CAIRN_STATE_NAME_SIZE];
+    char listen_host[CAIRN_STATE_HOST_SIZE];
+    char *models_dir;
+    uint16_t cluster_port, api_port;
+    bool keyed;
+    cairn_cluster_key key;
+    double heartbeat_s, timeout_s, profile_s;
+    uint32_t n_addresses; /* where peers can reach this node */
+    cairn_address addresses[CAIRN_STATE_MAX_ADDRESSES];
+
+    uv_tcp_t listener;
+    uv_timer_t tick;
+    cairn_discovery *discovery;
+    int open_handles; /* listener and timer until closed */
+    bool closing;
+    node_link *links;
+    size_t n_links;
+    dial_target *targets;
+    size_t n_targets;
+    uint64_t next_serial;
+    cairn_rng rng;
+    double started_at;
+
+    /* replicated state */
+    cairn_cluster_state *state;
+    bool has_state;
+    uint64_t born_ms;
+    char founder[CAIRN_STATE_ID_SIZE];
+    cairn_event_log events; /* master: what followers may ask for again */
+    node_role role;
+    node_link *master_link; /* follower: the link to the master */
+    bool synced;            /* follower: holds the current master's snapshot */
+    double follow_sent_at;
+    absent_member absent[CAIRN_STATE_MAX_NODES];
+    uint32_t n_absent;
+
+    /* own profile */
+    double next_profile;
+    bool profile_reported;
+    cairn_node_profile last_profile;
+
+    /* views for the HTTP threads */
+    uv_mutex_t view_lock;
+    char *view_state;
+    char *view_info;
+    uint64_t view_index; /* last_index the state view was built at (+1: none yet) */
+    bool view_dirty;
+    double view_built_at;
+    uint8_t state_hash[CAIRN_STATE_HASH_SIZE];
+};
+
+/* ---- link.c ---- */
+int link_accept(cairn_local_node *n, uv_stream_t *server);
+void link_dial(cairn_local_node *n, dial_target *t);
+/* Closes the link (idempotent). reason is logged; with send_error the peer gets an ERROR
+ * frame with it first, as far as the socket still takes it. */
+void link_close(node_link *l, const char *reason, bool send_error);
+/* Queues one wire frame (encrypted on keyed links). Failures close the link. */
+void link_send_frame(node_link *l, const cairn_buf *frame);
+void link_send_json(node_link *l, cairn_wire_type type, const cJSON *obj);
+void link_send_heartbeat(node_link *l);
+/* Checks heartbeats due and silence of every link. */
+void links_tick(cairn_local_node *n, double now);
+/* The live link to a node id, or NULL. */
+node_link *link_find_up(cairn_local_node *n, const char *node_id);
+const char *link_name(const node_link *l); /* peer id, or the remote address before HELLO */
+
+/* ---- election.c ---- */
+void node_self_rank(const cairn_local_node *n, node_rank *out);
+int rank_compare(const node_rank *a, const node_rank *b);
+cJSON *rank_to_json(const node_rank *r);
+int rank_from_json(const cJSON *o, node_rank *out, cairn_err *err);
+/* The heartbeat every link carries: own rank, the master followed, term and index. */
+cJSON *heartbeat_json(const cairn_local_node *n);
+int heartbeat_apply(node_link *l, const cJSON *hb, cairn_err *err);
+/* Re-evaluates who is master after anything that may change it. */
+void election_update(cairn_local_node *n);
+
+/* ---- replication.c ---- */
+void become_master(cairn_local_node *n);
+void step_down(cairn_local_node *n);
+void follow(cairn_local_node *n, node_link *master);
+void send_follow_request(cairn_local_node *n);
+/* Frame handlers; return -1 with err to close the link as a protocol error. */
+int on_event_request(node_link *l, const cJSON *msg, cairn_err *err);
+int on_event_ack(node_link *l, const cJSON *msg, cairn_err *err);
+int on_snapshot(node_link *l, const cJSON *msg, cairn_err *err);
+int on_event(node_link *l, const cairn_wire_frame *f, cairn_err *err);
+int on_propose(node_link *l, const cairn_wire_frame *f, cairn_err *err);
+/* Master: numbers, applies, logs and sends an event to every follower. */
+int master_emit(cairn_local_node *n, cairn_event *e, cairn_err *err);
+/* Master: membership and connectivity of members follow the links. */
+void master_tick(cairn_local_node *n, double now);
+/* A follower's own changes go to the master; the master emits them itself. */
+void node_report(cairn_local_node *n, cairn_event *e);
+void node_link_lost(cairn_local_node *n, node_link *l);
+
+/* ---- node.c ---- */
+void node_mark_dirty(cairn_local_node *n);
+void node_target_learn(cairn_local_node *n, const char *host, uint16_t port, const char *id,
+                       bool is_static);
+void node_handle_closed(cairn_local_node *n); /* one of the node's own handles finished closing */
+
+#endif
