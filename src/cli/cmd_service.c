@@ -6,8 +6,8 @@
 #include "cli/cli.h"
 #include "platform/platform.h"
 
-/* What the registered service runs: the node command. */
-#define SERVICE_ARGS "run"
+/* What the registered service runs: the node command, told which service it is. */
+#define SERVICE_ARGS "run --service"
 
 int cmd_service(int argc, char **argv) {
     const char *name = "cairn";
@@ -29,7 +29,9 @@ int cmd_service(int argc, char **argv) {
     }
     cairn_err err = {{0}};
     if (strcmp(action, "install") == 0) {
-        if (cairn_service_install(name, "cairn node", SERVICE_ARGS, &err) != 0) {
+        char args[256];
+        snprintf(args, sizeof args, "%s \"%s\"", SERVICE_ARGS, name);
+        if (cairn_service_install(name, "cairn node", args, &err) != 0) {
             cli_error("%s", err.msg);
             return CLI_ERROR;
         }

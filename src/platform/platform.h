@@ -113,6 +113,13 @@ char *cairn_default_models_dir(cairn_err *err);
 int cairn_service_install(const char *name, const char *display_name, const char *args,
                           cairn_err *err);
 int cairn_service_uninstall(const char *name, cairn_err *err);
+/* Runs body(user) as the service `name` when the OS service manager started this process
+ * (Windows: connects to the Service Control Manager, reports the service running, and calls
+ * stop(user) from the manager's thread when it is asked to stop or the machine shuts down;
+ * stop must be thread-safe and make body return). Returns body's status, or -1 with a message
+ * when this process was not started by the service manager. */
+int cairn_service_run(const char *name, int (*body)(void *user), void (*stop)(void *user),
+                      void *user, cairn_err *err);
 /* True when a service of that name is registered (false also where unsupported). */
 bool cairn_service_exists(const char *name);
 

@@ -485,6 +485,17 @@ int cairn_service_uninstall(const char *name, cairn_err *err) {
                       name, cairn_platform_name());
 }
 
+int cairn_service_run(const char *name, int (*body)(void *user), void (*stop)(void *user),
+                      void *user, cairn_err *err) {
+    (void)body;
+    (void)stop;
+    (void)user;
+    return cairn_fail(err,
+                      "cannot run as service '%s': that is for the Windows Service Control "
+                      "Manager; on %s, have systemd or launchd run 'cairn run'",
+                      name, cairn_platform_name());
+}
+
 bool cairn_service_exists(const char *name) {
     (void)name;
     return false;

@@ -714,6 +714,82 @@ int cairn_service_uninstall(const char *name, cairn_err *err) {
     return rc;
 }
 
+/* What the Service Control Manager's callbacks need. ServiceMain gets no user pointer, so the
+ * one running service is reachable through this pointer: the only mutable global, set only
+ * while cairn_service_run dispatches. */
+typedef struct service_run {
+    const wchar_t *name;
+    int (*body)(void *user);
+    void (*stop)(void *user);
+    void *user;
+    SERVICE_STATUS_HANDLE handle;
+    int result;
+} service_run;
+static service_run *running_service;
+
+static void report_service(service_run *r, DWORD state, DWORD exit_code) {
+    SERVICE_STATUS st = {.dwServiceType = SERVICE_WIN32_OWN_PROCESS,
+                         .dwCurrentState = state,
+                         .dwWin32ExitCode = exit_code,
+                         .dwWaitHint = state == SERVICE_STOP_PENDING ? 10000 : 0};
+    if (state == SERVICE_RUNNING) {
+        st.dwControlsAccepted = SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN;
+    }
+    SetServiceStatus(r->handle, &st);
+}
+
+static DWORD WINAPI service_control(DWORD control, DWORD type, LPVOID data, LPVOID context) {
+    (void)type;
+    (void)data;
+    service_run *r = context;
+    switch (control) {
+    case SERVICE_CONTROL_STOP:
+    case SERVICE_CONTROL_SHUTDOWN:
+        report_service(r, SERVICE_STOP_PENDING, NO_ERROR);
+        r->stop(r->user);
+        return NO_ERROR;
+    case SERVICE_CONTROL_INTERROGATE: return NO_ERROR;
+    default: return ERROR_CALL_NOT_IMPLEMENTED;
+    }
+}
+
+static void WINAPI service_main(DWORD argc, LPWSTR *argv) {
+    (void)argc;
+    (void)argv;
+    service_run *r = running_service;
+    r->handle = RegisterServiceCtrlHandlerExW(r->name, service_control, r);
+    if (!r->handle) {
+        r->result = -1;
+        return;
+    }
+    report_service(r, SERVICE_RUNNING, NO_ERROR);
+    r->result = r->body(r->user);
+    report_service(r, SERVICE_STOPPED, r->result == 0 ? NO_ERROR : ERROR_SERVICE_SPECIFIC_ERROR);
+}
+
+int cairn_service_run(const char *name, int (*body)(void *user), void (*stop)(void *user),
+                      void *user, cairn_err *err) {
+    wchar_t *wname = utf8_to_wide(name);
+    if (!wname) {
+        return cairn_fail(err, "service name '%s' is not valid UTF-8", name);
+    }
+    service_run r = {.name = wname, .body = body, .stop = stop, .user = user, .result = -1};
+    SERVICE_TABLE_ENTRYW table[] = {{wname, service_main}, {NULL, NULL}};
+    running_service = &r;
+    BOOL ok = StartServiceCtrlDispatcherW(table);
+    DWORD code = ok ? 0 : GetLastError();
+    running_service = NULL;
+    free(wname);
+    if (!ok) {
+        return cairn_fail(err, "cannot run as service '%s': %s", name,
+                          code == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT
+                              ? "this process was not started by the Service Control Manager "
+                                "(install it with 'cairn service install')"
+                              : "the Service Control Manager refused to connect");
+    }
+    return r.result;
+}
+
 bool cairn_service_exists(const char *name) {
     wchar_t *wname = utf8_to_wide(name);
     SC_HANDLE manager = wname ? OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT) : NULL;
