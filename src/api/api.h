@@ -1,0 +1,81 @@
+/*
+ * api: the HTTP interface of a node. The server half (server.c, on civetweb) answers
+ * GET /state and GET /node on the node's API port; the client half (client.c, on libcurl)
+ * is how cairn's commands and other programs read them.
+ *
+ * Owns its civetweb context, its worker threads and its client transfers, nothing else. It
+ * must never touch the cluster state directly: the server only calls the callbacks a node
+ * gives it, from civetweb's worker threads, and serves the JSON text they return. Keeping
+ * the node's data behind those callbacks is what lets the node decide how to take a
+ * consistent, thread-safe copy of its state.
+ *
+ * Every answer is JSON with Cache-Control: no-store. Errors are
+ *   {"error":{"message":"...","type":"not_found"}}
+ * with type "not_found" (404), "method_not_allowed" (405, with an Allow header),
+ * "unavailable" (503: a callback failed) or "bad_request" (civetweb's own 4xx/5xx).
+ */
+#ifndef CAIRN_API_H
+#define CAIRN_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util/log.h"
+#include "util/util.h"
+
+/* The API port a node listens on unless told otherwise. */
+#define CAIRN_API_DEFAULT_PORT 52415
+/* The most a /state answer may weigh: a full cluster state is about 1 MB of JSON at most
+ * (64 nodes with 64 model files each and 32 instances), so 16 MiB leaves room to grow. */
+#define CAIRN_API_MAX_STATE_BYTES (16u * 1024u * 1024u)
+
+/* Called from the server's worker threads: must be thread-safe. Returns a new malloc'd,
+ * NUL-terminated JSON text, or NULL with err set (the server then answers 503 with the
+ * message). */
+typedef char *(*cairn_api_json_fn)(void *user, cairn_err *err);
+
+typedef struct cairn_api_config {
+    /* An IP address to listen on: NULL means "127.0.0.1" (this machine only); "0.0.0.0"
+     * opens it to the LAN over IPv4, "::" over IPv4 and IPv6 (when the HTTP server was
+     * built with IPv6, see cairn_api_server_start). "localhost" means 127.0.0.1; other host
+     * names are refused. */
+    const char *host;
+    uint16_t port;                /* 0 = an ephemeral port (tests), see cairn_api_server_port */
+    cairn_logger *log;            /* may be NULL; its sink, if any, must be thread-safe */
+    cairn_api_json_fn state_json; /* GET /state; NULL: the path answers 404 */
+    cairn_api_json_fn node_json;  /* GET /node; NULL: the path answers 404 */
+    void *user;                   /* passed to both callbacks */
+} cairn_api_config;
+
+typedef struct cairn_api_server cairn_api_server;
+
+/* Starts listening and serving on a few worker threads; the callbacks may be called as soon
+ * as this returns (or slightly before). Fails with a message naming host:port, e.g.
+ * "cannot listen on 127.0.0.1:52415: address already in use: is another node running?".
+ * An IPv6 address fails clearly when civetweb was built without IPv6 (Debian's is).
+ * Start and stop use civetweb's process-wide library initialisation, which is reference
+ * counted but not thread-safe: call them from one thread (the node's main thread). */
+int cairn_api_server_start(const cairn_api_config *cfg, cairn_api_server **out, cairn_err *err);
+/* The port actually listened on (the ephemeral one when cfg->port was 0). */
+uint16_t cairn_api_server_port(const cairn_api_server *s);
+/* Stops accepting, waits for the requests in progress (and so the callbacks) to finish,
+ * joins the threads and frees everything; takes up to about two seconds (civetweb's threads
+ * wake that often to notice the stop). NULL is a no-op. */
+void cairn_api_server_stop(cairn_api_server *s);
+
+/* Client (libcurl): GET http://host:port/path (host may be an IPv6 address, without
+ * brackets), with the body limited to max_bytes and the whole transfer to timeout_ms. No
+ * proxy and no redirect is ever followed: the API lives on the LAN. Returns 0 with *body
+ * (malloc'd, NUL-terminated, the caller frees it) and *status for any HTTP answer, or -1 with
+ * a message such as "cannot connect to 127.0.0.1:52415: is a node running? (cairn run)".
+ * Thread-safe. */
+int cairn_api_get(const char *host, uint16_t port, const char *path, size_t max_bytes,
+                  long timeout_ms, char **body, long *status, cairn_err *err);
+
+/* Parses "HOST:PORT", "[IPV6]:PORT", "HOST" or "[IPV6]" (port then default_port) into host
+ * (without brackets, NUL-terminated in host_size bytes) and *port (1..65535). */
+int cairn_api_parse_address(const char *text, uint16_t default_port, char *host, size_t host_size,
+                            uint16_t *port, cairn_err *err);
+
+#endif

@@ -1,0 +1,203 @@
+/* api: the HTTP client of the API, on libcurl (see api.h). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "api/api.h"
+
+typedef struct get_sink {
+    cairn_buf body;
+    size_t max_bytes;
+    bool too_large;
+    bool out_of_memory;
+} get_sink;
+
+/* Collects the body; returning less than given makes curl stop with CURLE_WRITE_ERROR. */
+static size_t collect(char *data, size_t size, size_t n, void *user) {
+    get_sink *sink = user;
+    size_t len = size * n;
+    if (len > sink->max_bytes - sink->body.len) {
+        sink->too_large = true;
+        return 0;
+    }
+    if (cairn_buf_append(&sink->body, data, len) != 0) {
+        sink->out_of_memory = true;
+        return 0;
+    }
+    return len;
+}
+
+/* "host:port" for messages, "[host]:port" for IPv6 addresses. */
+static void format_where(const char *host, uint16_t port, char *out, size_t out_size) {
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(out, out_size, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
+}
+
+/* http://host:port/path; an IPv6 zone id's '%' is written "%25" as URLs require. */
+static int build_url(const char *host, uint16_t port, const char *path, cairn_buf *url,
+                     cairn_err *err) {
+    bool v6 = strchr(host, ':') != NULL;
+    int rc = cairn_buf_puts(url, v6 ? "http://[" : "http://");
+    for (const char *c = host; rc == 0 && *c; c++) {
+        rc = *c == '%' ? cairn_buf_puts(url, "%25") : cairn_buf_putc(url, *c);
+    }
+    if (rc == 0) {
+        rc = cairn_buf_printf(url, "%s:%u%s%s", v6 ? "]" : "", (unsigned)port,
+                              path[0] == '/' ? "" : "/", path);
+    }
+    return rc == 0 ? 0 : cairn_fail(err, "out of memory");
+}
+
+static int transfer_failed(CURLcode rc, const get_sink *sink, const char *where, const char *path,
+                           size_t max_bytes, long timeout_ms, const char *detail, cairn_err *err) {
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+        return cairn_fail(err, "cannot connect to %s: is a node running? (cairn run)", where);
+    case CURLE_OPERATION_TIMEDOUT:
+        return cairn_fail(err, "%s did not answer %s within %ld ms", where, path, timeout_ms);
+    case CURLE_FILESIZE_EXCEEDED:
+        return cairn_fail(err, "the answer of %s to %s is larger than %zu bytes", where, path,
+                          max_bytes);
+    case CURLE_WRITE_ERROR:
+        if (sink->too_large) {
+            return cairn_fail(err, "the answer of %s to %s is larger than %zu bytes", where, path,
+                              max_bytes);
+        }
+        if (sink->out_of_memory) {
+            return cairn_fail(err, "out of memory reading the answer of %s", where);
+        }
+        break;
+    default: break;
+    }
+    return cairn_fail(err, "GET %s from %s: %s", path, where,
+                      detail[0] ? detail : curl_easy_strerror(rc));
+}
+
+static bool configure(CURL *curl, const char *url, get_sink *sink, long timeout_ms, char *detail) {
+    /* No proxy: the API is on this machine or the LAN, where an http_proxy from the
+     * environment could not answer. No signals: curl's DNS timeouts would otherwise use
+     * SIGALRM, which is unsafe with threads. HTTP only, and redirects are not followed. */
+    return curl_easy_setopt(curl, CURLOPT_URL, url) == CURLE_OK &&
+           curl_easy_setopt(curl, CURLOPT_PROXY, "") == CURLE_OK &&
+           curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http") == CURLE_OK &&
+           curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+           curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK &&
+           curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)sink->max_bytes) ==
+               CURLE_OK &&
+           curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect) == CURLE_OK &&
+           curl_easy_setopt(curl, CURLOPT_WRITEDATA, sink) == CURLE_OK &&
+           curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail) == CURLE_OK &&
+           curl_easy_setopt(curl, CURLOPT_USERAGENT, "cairn/" CAIRN_VERSION) == CURLE_OK;
+}
+
+static int perform(CURL *curl, const char *host, uint16_t port, const char *path, get_sink *sink,
+                   long timeout_ms, long *status, cairn_err *err) {
+    cairn_buf url = {0};
+    if (build_url(host, port, path, &url, err) != 0) {
+        return -1;
+    }
+    char detail[CURL_ERROR_SIZE] = "";
+    char where[300];
+    format_where(host, port, where, sizeof where);
+    if (!configure(curl, url.data, sink, timeout_ms, detail)) {
+        cairn_buf_free(&url);
+        return cairn_fail(err, "GET %s from %s: this libcurl lacks an option cairn needs", path,
+                          where);
+    }
+    CURLcode rc = curl_easy_perform(curl);
+    cairn_buf_free(&url);
+    if (rc != CURLE_OK) {
+        return transfer_failed(rc, sink, where, path, sink->max_bytes, timeout_ms, detail, err);
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+    return 0;
+}
+
+int cairn_api_get(const char *host, uint16_t port, const char *path, size_t max_bytes,
+                  long timeout_ms, char **body, long *status, cairn_err *err) {
+    *body = NULL;
+    *status = 0;
+    /* Reference counted, and thread-safe in the libcurl versions cairn builds with. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        return cairn_fail(err, "cannot initialise libcurl");
+    }
+    CURL *curl = curl_easy_init();
+    if (!curl) {
+        curl_global_cleanup();
+        return cairn_fail(err, "cannot initialise libcurl");
+    }
+    get_sink sink = {{0}, max_bytes, false, false};
+    int rc = perform(curl, host, port, path, &sink, timeout_ms, status, err);
+    curl_easy_cleanup(curl);
+    curl_global_cleanup();
+    if (rc != 0) {
+        cairn_buf_free(&sink.body);
+        return -1;
+    }
+    /* An empty body is still a string. */
+    *body = sink.body.data ? cairn_buf_take(&sink.body) : cairn_strdup("");
+    if (!*body) {
+        return cairn_fail(err, "out of memory");
+    }
+    return 0;
+}
+
+/* ---- addresses ---- */
+
+static int parse_port(const char *text, uint16_t *port, cairn_err *err) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end || errno || v < 1 || v > 65535) {
+        return cairn_fail(err, "'%s' is not a port (1..65535)", text);
+    }
+    *port = (uint16_t)v;
+    return 0;
+}
+
+static int copy_host(const char *start, size_t len, char *host, size_t host_size, cairn_err *err) {
+    if (len == 0) {
+        return cairn_fail(err, "no host given");
+    }
+    if (len >= host_size) {
+        return cairn_fail(err, "host name too long (at most %zu bytes)", host_size - 1);
+    }
+    memcpy(host, start, len);
+    host[len] = '\0';
+    return 0;
+}
+
+int cairn_api_parse_address(const char *text, uint16_t default_port, char *host, size_t host_size,
+                            uint16_t *port, cairn_err *err) {
+    const char *port_text = NULL;
+    const char *start = text;
+    size_t len;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || (close[1] != '\0' && close[1] != ':')) {
+            return cairn_fail(err, "'%s': expected [IPV6]:PORT", text);
+        }
+        start = text + 1;
+        len = (size_t)(close - start);
+        port_text = close[1] == ':' ? close + 2 : NULL;
+    } else {
+        const char *colon = strchr(text, ':');
+        if (colon && strchr(colon + 1, ':')) {
+            return cairn_fail(err, "'%s': write an IPv6 address in brackets, [ADDRESS]:PORT", text);
+        }
+        len = colon ? (size_t)(colon - text) : strlen(text);
+        port_text = colon ? colon + 1 : NULL;
+    }
+    if (copy_host(start, len, host, host_size, err) != 0) {
+        return cairn_fail_prefix(err, "'%s'", text);
+    }
+    *port = default_port;
+    if (port_text && parse_port(port_text, port, err) != 0) {
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,328 @@
+/* api: the HTTP server of a node's API port, on civetweb (see api.h). */
+/* libuv's headers use POSIX types (pthread_rwlock_t) that strict C11 hides. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <civetweb.h>
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#include "api/api.h"
+
+/* Worker threads: requests are small and answered from memory, so a few suffice, and each
+ * one is a thread the node pays for even when nobody asks. */
+#define API_THREADS "4"
+/* Largest request head (request line and headers) accepted: the API takes no bodies. */
+#define API_MAX_REQUEST "8192"
+/* A client that sends its request this slowly is dropped rather than holding a thread. */
+#define API_REQUEST_TIMEOUT_MS "10000"
+/* "[" + address + "]:" + port + NUL, with room to spare. */
+#define API_LISTEN_SIZE 96
+
+typedef struct api_route {
+    const char *path;
+    cairn_api_json_fn fn;
+} api_route;
+
+struct cairn_api_server {
+    struct mg_context *ctx;
+    cairn_logger *log;
+    void *user;
+    api_route routes[2];
+    char host[INET6_ADDRSTRLEN]; /* as listened on, e.g. "127.0.0.1" or "::" */
+    uint16_t port;
+};
+
+/* ---- responses ---- */
+
+static void send_json(struct mg_connection *conn, int status, const char *json, const char *allow) {
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    bool head = ri && ri->request_method && strcmp(ri->request_method, "HEAD") == 0;
+    size_t len = strlen(json);
+    char length[32];
+    snprintf(length, sizeof length, "%zu", len);
+    mg_response_header_start(conn, status);
+    mg_response_header_add(conn, "Content-Type", "application/json", -1);
+    mg_response_header_add(conn, "Content-Length", length, -1);
+    mg_response_header_add(conn, "Cache-Control", "no-store", -1);
+    mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
+    if (allow) {
+        mg_response_header_add(conn, "Allow", allow, -1);
+    }
+    mg_response_header_send(conn);
+    if (!head) {
+        mg_write(conn, json, len);
+    }
+}
+
+/* {"error":{"message":...,"type":...}}, built with cJSON so any message is escaped. */
+static char *error_json(const char *message, const char *type) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    char *text = NULL;
+    if (e && cJSON_AddStringToObject(e, "message", message) &&
+        cJSON_AddStringToObject(e, "type", type)) {
+        text = cJSON_PrintUnformatted(root);
+    }
+    cJSON_Delete(root);
+    return text;
+}
+
+static void send_error(struct mg_connection *conn, int status, const char *type,
+                       const char *message, const char *allow) {
+    char *json = error_json(message, type);
+    /* Out of memory: still answer with the right status and a valid, if generic, body. */
+    send_json(conn, status, json ? json : "{\"error\":{\"message\":\"out of memory\"}}", allow);
+    free(json);
+}
+
+/* ---- requests ---- */
+
+static const api_route *find_route(const cairn_api_server *s, const char *path) {
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(s->routes); i++) {
+        if (s->routes[i].fn && strcmp(s->routes[i].path, path) == 0) {
+            return &s->routes[i];
+        }
+    }
+    return NULL;
+}
+
+static int serve_route(cairn_api_server *s, struct mg_connection *conn, const api_route *r) {
+    cairn_err err = {{0}};
+    char *json = r->fn(s->user, &err);
+    if (!json) {
+        const char *msg = err.msg[0] ? err.msg : "the node cannot answer now";
+        cairn_log(s->log, CAIRN_LOG_DEBUG, "api: GET %s: %s", r->path, msg);
+        send_error(conn, 503, "unavailable", msg, NULL);
+        return 503;
+    }
+    send_json(conn, 200, json, NULL);
+    free(json);
+    return 200;
+}
+
+/* The one request handler, for every path: civetweb then never serves files or its own
+ * HTML pages, and unknown paths get the API's JSON 404. Returns the status (for civetweb's
+ * access accounting). */
+static int handle_request(struct mg_connection *conn, void *cbdata) {
+    cairn_api_server *s = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *path = ri && ri->local_uri ? ri->local_uri : "";
+    const char *method = ri && ri->request_method ? ri->request_method : "";
+    const api_route *r = find_route(s, path);
+    if (!r) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "no such path: %.120s (the API serves /state and /node)", path);
+        send_error(conn, 404, "not_found", msg, NULL);
+        return 404;
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%.40s is not allowed on %s: use GET", method, r->path);
+        send_error(conn, 405, "method_not_allowed", msg, "GET, HEAD");
+        return 405;
+    }
+    return serve_route(s, conn, r);
+}
+
+/* civetweb's own error answers (a malformed request, a request head over the limit) in the
+ * API's JSON form. Returns 0: handled. */
+static int handle_http_error(struct mg_connection *conn, int status, const char *errmsg) {
+    send_error(conn, status, status == 404 ? "not_found" : "bad_request",
+               errmsg && errmsg[0] ? errmsg : "bad request", NULL);
+    return 0;
+}
+
+/* civetweb's log: problems of the server itself are warnings; problems of one connection
+ * (a client that hangs up or sends garbage) are the client's, so only debug. Returns 1 so
+ * civetweb writes nothing itself. */
+static int handle_log(const struct mg_connection *conn, const char *message) {
+    cairn_api_server *s = mg_get_user_data(mg_get_context(conn));
+    if (!s) {
+        return 1;
+    }
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (ri && ri->remote_addr[0]) {
+        cairn_log(s->log, CAIRN_LOG_DEBUG, "api: client %s: %s", ri->remote_addr, message);
+    } else {
+        cairn_log(s->log, CAIRN_LOG_WARN, "api: %s", message);
+    }
+    return 1;
+}
+
+/* ---- listening ---- */
+
+/* Checks host and writes civetweb's listening_ports value for it into out. */
+static int listen_spec(const char *host, uint16_t port, char *out, size_t out_size,
+                       cairn_err *err) {
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (uv_inet_pton(AF_INET, host, addr) == 0) {
+        snprintf(out, out_size, "%s:%u", host, (unsigned)port);
+        return 0;
+    }
+    if (uv_inet_pton(AF_INET6, host, addr) != 0) {
+        return cairn_fail(err,
+                          "cannot listen on %s:%u: not an IP address (give one such as "
+                          "127.0.0.1, 0.0.0.0 or ::)",
+                          host, (unsigned)port);
+    }
+    if (!mg_check_feature(MG_FEATURES_IPV6)) {
+        return cairn_fail(err,
+                          "cannot listen on [%s]:%u: this build's HTTP server (civetweb) "
+                          "has no IPv6 support; use an IPv4 address such as 0.0.0.0",
+                          host, (unsigned)port);
+    }
+    /* "::" means every interface: civetweb's "+port" is one dual-stack socket for IPv4 and
+     * IPv6, where "[::]:port" would be IPv6 only. */
+    if (strcmp(host, "::") == 0) {
+        snprintf(out, out_size, "+%u", (unsigned)port);
+    } else {
+        snprintf(out, out_size, "[%s]:%u", host, (unsigned)port);
+    }
+    return 0;
+}
+
+static void probe_close(uv_handle_t *h) {
+    (void)h;
+}
+
+/* Why could civetweb not listen? civetweb's message carries a platform error number, so
+ * ask libuv, which names the error the same way everywhere: bind and listen once more.
+ * Returns a libuv error code (0 when listening works now). */
+static int probe_listen(const char *host, uint16_t port) {
+    struct sockaddr_storage sa;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0) {
+        return UV_EINVAL;
+    }
+    uv_loop_t loop;
+    int rc = uv_loop_init(&loop);
+    if (rc != 0) {
+        return rc;
+    }
+    uv_tcp_t tcp;
+    rc = uv_tcp_init(&loop, &tcp);
+    if (rc == 0) {
+        rc = uv_tcp_bind(&tcp, (const struct sockaddr *)&sa, 0);
+        if (rc == 0) {
+            rc = uv_listen((uv_stream_t *)&tcp, 1, NULL);
+        }
+        uv_close((uv_handle_t *)&tcp, probe_close);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&loop);
+    return rc;
+}
+
+static int start_failed(const cairn_api_server *s, const char *civet_msg, cairn_err *err) {
+    char where[INET6_ADDRSTRLEN + 16];
+    bool v6 = strchr(s->host, ':') != NULL;
+    snprintf(where, sizeof where, v6 ? "[%s]:%u" : "%s:%u", s->host, (unsigned)s->port);
+    int rc = probe_listen(s->host, s->port);
+    if (rc == UV_EADDRINUSE) {
+        return cairn_fail(err,
+                          "cannot listen on %s: address already in use: is another node "
+                          "running?",
+                          where);
+    }
+    if (rc != 0) {
+        return cairn_fail(err, "cannot listen on %s: %s", where, uv_strerror(rc));
+    }
+    return cairn_fail(err, "cannot listen on %s: %s", where,
+                      civet_msg[0] ? civet_msg : "the HTTP server did not start");
+}
+
+static uint16_t listened_port(struct mg_context *ctx) {
+    struct mg_server_port ports[4];
+    int n = mg_get_server_ports(ctx, (int)CAIRN_ARRAY_LEN(ports), ports);
+    return n > 0 ? (uint16_t)ports[0].port : 0;
+}
+
+static int start_civetweb(cairn_api_server *s, const char *listen, cairn_err *err) {
+    const char *options[] = {"listening_ports",
+                             listen,
+                             "num_threads",
+                             API_THREADS,
+                             "max_request_size",
+                             API_MAX_REQUEST,
+                             "request_timeout_ms",
+                             API_REQUEST_TIMEOUT_MS,
+                             "enable_keep_alive",
+                             "no",
+                             NULL};
+    struct mg_callbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.log_message = handle_log;
+    callbacks.http_error = handle_http_error;
+    struct mg_init_data init = {&callbacks, s, options};
+    char text[256] = "";
+    unsigned code = 0;
+    struct mg_error_data error = {&code, text, sizeof text};
+    s->ctx = mg_start2(&init, &error);
+    if (!s->ctx) {
+        return start_failed(s, text, err);
+    }
+    /* A request that arrives before this line gets civetweb's 404, in JSON (http_error). */
+    mg_set_request_handler(s->ctx, "**", handle_request, s);
+    s->port = listened_port(s->ctx);
+    return 0;
+}
+
+int cairn_api_server_start(const cairn_api_config *cfg, cairn_api_server **out, cairn_err *err) {
+    *out = NULL;
+    const char *host = cfg->host ? cfg->host : "127.0.0.1";
+    if (strcmp(host, "localhost") == 0) {
+        host = "127.0.0.1";
+    }
+    char listen[API_LISTEN_SIZE];
+    if (strlen(host) >= INET6_ADDRSTRLEN) {
+        return cairn_fail(err, "cannot listen on %.60s...: not an IP address", host);
+    }
+    if (listen_spec(host, cfg->port, listen, sizeof listen, err) != 0) {
+        return -1;
+    }
+    cairn_api_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        return cairn_fail(err, "out of memory");
+    }
+    s->log = cfg->log;
+    s->user = cfg->user;
+    s->routes[0] = (api_route){"/state", cfg->state_json};
+    s->routes[1] = (api_route){"/node", cfg->node_json};
+    snprintf(s->host, sizeof s->host, "%s", host);
+    s->port = cfg->port;
+    /* Reference counted by civetweb: the last server's stop releases it. (It returns the
+     * features it set up, none asked here, so 0 either way; a failure shows in mg_start2.) */
+    (void)mg_init_library(0);
+    if (start_civetweb(s, listen, err) != 0) {
+        mg_exit_library();
+        free(s);
+        return -1;
+    }
+    cairn_log(s->log, CAIRN_LOG_INFO, "api: listening on %s%s%s:%u",
+              strchr(s->host, ':') ? "[" : "", s->host, strchr(s->host, ':') ? "]" : "",
+              (unsigned)s->port);
+    *out = s;
+    return 0;
+}
+
+uint16_t cairn_api_server_port(const cairn_api_server *s) {
+    return s ? s->port : 0;
+}
+
+void cairn_api_server_stop(cairn_api_server *s) {
+    if (!s) {
+        return;
+    }
+    /* mg_stop returns once every worker thread has finished its request and exited, so no
+     * callback runs after this line. Its threads check for the stop between waits of up to
+     * two seconds (civetweb's SOCKET_TIMEOUT_QUANTUM), which is how long this may take. */
+    mg_stop(s->ctx);
+    mg_exit_library();
+    free(s);
+}

@@ -1,0 +1,461 @@
+/* Tests of the API module on loopback: the server's routes, errors and headers, the client's
+ * messages (refused connection, timeout, size limit), a port already in use, IPv6 and
+ * address parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <civetweb.h>
+#include <curl/curl.h>
+
+#include "api/api.h"
+#include "platform/platform.h"
+
+#define STATE_TEXT "{\"cluster\":\"test\",\"nodes\":[]}"
+#define NODE_TEXT "{\"id\":\"n1\"}"
+#define TIMEOUT_MS 5000
+
+/* ---- a server with fixed answers ---- */
+
+typedef struct fixture {
+    const char *state; /* NULL: the callback fails */
+    const char *node;
+    size_t big;   /* > 0: /node answers a JSON string of this many bytes */
+    int sleep_ms; /* /state sleeps this long first */
+    cairn_api_server *server;
+    uint16_t port;
+} fixture;
+
+static char *state_cb(void *user, cairn_err *err) {
+    fixture *f = user;
+    if (f->sleep_ms > 0) {
+        cairn_sleep_ms(f->sleep_ms);
+    }
+    if (!f->state) {
+        cairn_fail(err, "the node has no state yet");
+        return NULL;
+    }
+    return cairn_strdup(f->state);
+}
+
+static char *node_cb(void *user, cairn_err *err) {
+    fixture *f = user;
+    if (f->big == 0) {
+        return cairn_strdup(f->node);
+    }
+    char *s = malloc(f->big + 1);
+    if (!s) {
+        cairn_fail(err, "out of memory");
+        return NULL;
+    }
+    memset(s, 'x', f->big);
+    s[0] = '"';
+    s[f->big - 1] = '"';
+    s[f->big] = '\0';
+    return s;
+}
+
+static int start_on(fixture *f, const char *host, uint16_t port, cairn_err *err) {
+    cairn_api_config cfg = {host, port, NULL, state_cb, node_cb, f};
+    int rc = cairn_api_server_start(&cfg, &f->server, err);
+    if (rc == 0) {
+        f->port = cairn_api_server_port(f->server);
+    }
+    return rc;
+}
+
+static void start(fixture *f) {
+    cairn_err err = {{0}};
+    if (start_on(f, NULL, 0, &err) != 0) {
+        print_error("start: %s\n", err.msg);
+        fail();
+    }
+    assert_int_not_equal(f->port, 0);
+}
+
+static long get(const fixture *f, const char *path, size_t max, char **body) {
+    cairn_err err = {{0}};
+    long status = 0;
+    if (cairn_api_get("127.0.0.1", f->port, path, max, TIMEOUT_MS, body, &status, &err) != 0) {
+        print_error("GET %s: %s\n", path, err.msg);
+        fail();
+    }
+    return status;
+}
+
+/* ---- routes ---- */
+
+static void test_routes(void **state) {
+    (void)state;
+    fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
+    start(&f);
+    char *body = NULL;
+    assert_int_equal(get(&f, "/state", 1 << 20, &body), 200);
+    assert_string_equal(body, STATE_TEXT);
+    free(body);
+    assert_int_equal(get(&f, "/node", 1 << 20, &body), 200);
+    assert_string_equal(body, NODE_TEXT);
+    free(body);
+    /* The query string is not part of the path. */
+    assert_int_equal(get(&f, "/state?x=1", 1 << 20, &body), 200);
+    assert_string_equal(body, STATE_TEXT);
+    free(body);
+    const char *missing[] = {"/", "/nope", "/state/", "/State", "/index.html", "/../etc/passwd"};
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(missing); i++) {
+        assert_int_equal(get(&f, missing[i], 1 << 20, &body), 404);
+        assert_non_null(strstr(body, "\"type\":\"not_found\""));
+        assert_non_null(strstr(body, "{\"error\":{\"message\":\"no such path: "));
+        free(body);
+    }
+    cairn_api_server_stop(f.server);
+}
+
+static void test_callback_error_is_503(void **state) {
+    (void)state;
+    fixture f = {NULL, NODE_TEXT, 0, 0, NULL, 0};
+    start(&f);
+    char *body = NULL;
+    assert_int_equal(get(&f, "/state", 1 << 20, &body), 503);
+    assert_string_equal(body, "{\"error\":{\"message\":\"the node has no state yet\","
+                              "\"type\":\"unavailable\"}}");
+    free(body);
+    cairn_api_server_stop(f.server);
+}
+
+static void test_missing_callback_is_404(void **state) {
+    (void)state;
+    fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
+    cairn_api_config cfg = {"127.0.0.1", 0, NULL, state_cb, NULL, &f};
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_api_server_start(&cfg, &f.server, &err), 0);
+    f.port = cairn_api_server_port(f.server);
+    char *body = NULL;
+    assert_int_equal(get(&f, "/node", 1 << 20, &body), 404);
+    free(body);
+    assert_int_equal(get(&f, "/state", 1 << 20, &body), 200);
+    free(body);
+    cairn_api_server_stop(f.server);
+}
+
+/* ---- methods and headers, through libcurl directly ---- */
+
+typedef struct raw_answer {
+    long status;
+    cairn_buf headers;
+    cairn_buf body;
+} raw_answer;
+
+static size_t raw_collect(char *data, size_t size, size_t n, void *user) {
+    return cairn_buf_append(user, data, size * n) == 0 ? size * n : 0;
+}
+
+static void raw_request_with(uint16_t port, const char *method, const char *path,
+                             struct curl_slist *headers, raw_answer *out);
+
+static void raw_request(uint16_t port, const char *method, const char *path, raw_answer *out) {
+    raw_request_with(port, method, path, NULL, out);
+}
+
+static void raw_request_with(uint16_t port, const char *method, const char *path,
+                             struct curl_slist *headers, raw_answer *out) {
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    CURL *curl = curl_easy_init();
+    assert_non_null(curl);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)TIMEOUT_MS);
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    } else {
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    }
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, raw_collect);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &out->headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, raw_collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out->body);
+    assert_int_equal(curl_easy_perform(curl), CURLE_OK);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_easy_cleanup(curl);
+    assert_int_equal(cairn_buf_putc(&out->headers, '\0'), 0);
+    assert_int_equal(cairn_buf_putc(&out->body, '\0'), 0);
+}
+
+static void raw_free(raw_answer *a) {
+    cairn_buf_free(&a->headers);
+    cairn_buf_free(&a->body);
+}
+
+static void test_methods_and_headers(void **state) {
+    (void)state;
+    fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
+    start(&f);
+    raw_answer a = {0};
+    raw_request(f.port, "GET", "/state", &a);
+    assert_int_equal(a.status, 200);
+    assert_non_null(strstr(a.headers.data, "Content-Type: application/json\r\n"));
+    assert_non_null(strstr(a.headers.data, "Cache-Control: no-store\r\n"));
+    char length[64];
+    snprintf(length, sizeof length, "Content-Length: %zu\r\n", strlen(STATE_TEXT));
+    assert_non_null(strstr(a.headers.data, length));
+    assert_string_equal(a.body.data, STATE_TEXT);
+    raw_free(&a);
+
+    memset(&a, 0, sizeof a);
+    raw_request(f.port, "HEAD", "/node", &a);
+    assert_int_equal(a.status, 200);
+    snprintf(length, sizeof length, "Content-Length: %zu\r\n", strlen(NODE_TEXT));
+    assert_non_null(strstr(a.headers.data, length));
+    assert_string_equal(a.body.data, "");
+    raw_free(&a);
+
+    const char *methods[] = {"POST", "PUT", "DELETE", "OPTIONS"};
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(methods); i++) {
+        memset(&a, 0, sizeof a);
+        raw_request(f.port, methods[i], "/state", &a);
+        assert_int_equal(a.status, 405);
+        assert_non_null(strstr(a.headers.data, "Allow: GET, HEAD\r\n"));
+        assert_non_null(strstr(a.headers.data, "Cache-Control: no-store\r\n"));
+        assert_non_null(strstr(a.body.data, "\"type\":\"method_not_allowed\""));
+        raw_free(&a);
+    }
+    /* A request head over the limit gets civetweb's own error, in the API's JSON form. */
+    char *big = malloc(20001);
+    assert_non_null(big);
+    memcpy(big, "X-Big: ", 7);
+    memset(big + 7, 'b', 20000 - 7);
+    big[20000] = '\0';
+    struct curl_slist *headers = curl_slist_append(NULL, big);
+    assert_non_null(headers);
+    memset(&a, 0, sizeof a);
+    raw_request_with(f.port, "GET", "/state", headers, &a);
+    curl_slist_free_all(headers);
+    free(big);
+    printf("oversized request: %ld %s\n", a.status, a.body.data);
+    assert_true(a.status >= 400 && a.status < 500);
+    assert_non_null(strstr(a.headers.data, "Content-Type: application/json\r\n"));
+    assert_non_null(strstr(a.body.data, "\"type\":\"bad_request\""));
+    raw_free(&a);
+    /* An unknown path is 404 whatever the method. */
+    memset(&a, 0, sizeof a);
+    raw_request(f.port, "POST", "/nope", &a);
+    assert_int_equal(a.status, 404);
+    raw_free(&a);
+    cairn_api_server_stop(f.server);
+}
+
+/* ---- client errors ---- */
+
+static void test_connection_refused(void **state) {
+    (void)state;
+    fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
+    start(&f);
+    uint16_t port = f.port;
+    cairn_api_server_stop(f.server);
+    char expected[128];
+    snprintf(expected, sizeof expected,
+             "cannot connect to 127.0.0.1:%u: is a node running? (cairn run)", (unsigned)port);
+    cairn_err err = {{0}};
+    char *body = (char *)"untouched";
+    long status = -1;
+    assert_int_equal(
+        cairn_api_get("127.0.0.1", port, "/state", 1024, TIMEOUT_MS, &body, &status, &err), -1);
+    assert_string_equal(err.msg, expected);
+    assert_null(body);
+    assert_int_equal(status, 0);
+}
+
+static void test_body_limit(void **state) {
+    (void)state;
+    fixture f = {STATE_TEXT, NODE_TEXT, 100000, 0, NULL, 0};
+    start(&f);
+    char *body = NULL;
+    /* Exactly the limit is fine, one byte less is not. */
+    assert_int_equal(get(&f, "/node", 100000, &body), 200);
+    assert_int_equal(strlen(body), 100000);
+    free(body);
+    cairn_err err = {{0}};
+    long status = 0;
+    assert_int_equal(
+        cairn_api_get("127.0.0.1", f.port, "/node", 99999, TIMEOUT_MS, &body, &status, &err), -1);
+    assert_non_null(strstr(err.msg, "is larger than 99999 bytes"));
+    assert_null(body);
+    cairn_api_server_stop(f.server);
+}
+
+static void test_timeout(void **state) {
+    (void)state;
+    fixture f = {STATE_TEXT, NODE_TEXT, 0, 1000, NULL, 0};
+    start(&f);
+    cairn_err err = {{0}};
+    char *body = NULL;
+    long status = 0;
+    assert_int_equal(cairn_api_get("127.0.0.1", f.port, "/state", 1024, 200, &body, &status, &err),
+                     -1);
+    char expected[128];
+    snprintf(expected, sizeof expected, "127.0.0.1:%u did not answer /state within 200 ms",
+             (unsigned)f.port);
+    assert_string_equal(err.msg, expected);
+    /* Stop waits for the sleeping callback. */
+    cairn_api_server_stop(f.server);
+}
+
+/* ---- listening ---- */
+
+static void keep_line(void *user, cairn_log_level level, const char *line, size_t len) {
+    (void)level;
+    cairn_buf *lines = user;
+    assert_int_equal(cairn_buf_append(lines, line, len), 0);
+    assert_int_equal(cairn_buf_putc(lines, '\n'), 0);
+}
+
+static void test_port_in_use(void **state) {
+    (void)state;
+    fixture a = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
+    fixture b = a;
+    start(&a);
+    /* civetweb's own account of the failure goes to the logger, as a warning. */
+    cairn_logger log;
+    cairn_logger_init(&log, CAIRN_LOG_WARN, "n1", NULL);
+    cairn_buf lines = {0};
+    cairn_log_set_sink(&log, keep_line, &lines);
+    cairn_api_config cfg = {"127.0.0.1", a.port, &log, state_cb, node_cb, &b};
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_api_server_start(&cfg, &b.server, &err), -1);
+    assert_null(b.server);
+    assert_non_null(lines.data);
+    assert_non_null(strstr(lines.data, " WARN  [n1] api: cannot bind to 127.0.0.1:"));
+    cairn_buf_free(&lines);
+    char expected[128];
+    snprintf(expected, sizeof expected,
+             "cannot listen on 127.0.0.1:%u: address already in use: is another node running?",
+             (unsigned)a.port);
+    assert_string_equal(err.msg, expected);
+    /* The first server still answers. */
+    char *body = NULL;
+    assert_int_equal(get(&a, "/state", 1024, &body), 200);
+    free(body);
+    cairn_api_server_stop(a.server);
+}
+
+static void test_hosts(void **state) {
+    (void)state;
+    fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
+    cairn_err err = {{0}};
+    assert_int_equal(start_on(&f, "example.com", 0, &err), -1);
+    assert_string_equal(err.msg, "cannot listen on example.com:0: not an IP address (give one "
+                                 "such as 127.0.0.1, 0.0.0.0 or ::)");
+    assert_int_equal(start_on(&f, "localhost", 0, &err), 0);
+    char *body = NULL;
+    assert_int_equal(get(&f, "/state", 1024, &body), 200);
+    free(body);
+    cairn_api_server_stop(f.server);
+    /* Two servers at once, then stopped in the order they started (civetweb's library
+     * initialisation is counted). */
+    fixture g = f;
+    start(&f);
+    start(&g);
+    assert_int_not_equal(f.port, g.port);
+    cairn_api_server_stop(f.server);
+    assert_int_equal(get(&g, "/node", 1024, &body), 200);
+    free(body);
+    cairn_api_server_stop(g.server);
+    cairn_api_server_stop(NULL);
+}
+
+static void test_ipv6(void **state) {
+    (void)state;
+    fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
+    cairn_err err = {{0}};
+    int rc = start_on(&f, "::1", 0, &err);
+    if (!mg_check_feature(MG_FEATURES_IPV6)) {
+        printf("ipv6: this civetweb was built without IPv6: the server is checked to refuse "
+               "[::1] clearly, the client against a closed [::1] port\n");
+        assert_int_equal(rc, -1);
+        assert_string_equal(err.msg, "cannot listen on [::1]:0: this build's HTTP server "
+                                     "(civetweb) has no IPv6 support; use an IPv4 address "
+                                     "such as 0.0.0.0");
+        /* The client still speaks IPv6: a closed port on ::1 gives the bracketed message. */
+        fixture v4 = f;
+        start(&v4);
+        uint16_t port = v4.port;
+        cairn_api_server_stop(v4.server);
+        char *body = NULL;
+        long status = 0;
+        assert_int_equal(
+            cairn_api_get("::1", port, "/state", 1024, TIMEOUT_MS, &body, &status, &err), -1);
+        char expected[128];
+        snprintf(expected, sizeof expected,
+                 "cannot connect to [::1]:%u: is a node running? (cairn run)", (unsigned)port);
+        assert_string_equal(err.msg, expected);
+        return;
+    }
+    if (rc != 0) {
+        printf("ipv6: ::1 is not available here (%s): IPv4 only\n", err.msg);
+        return;
+    }
+    char *body = NULL;
+    long status = 0;
+    assert_int_equal(cairn_api_get("::1", f.port, "/state", 1024, TIMEOUT_MS, &body, &status, &err),
+                     0);
+    assert_int_equal(status, 200);
+    assert_string_equal(body, STATE_TEXT);
+    free(body);
+    cairn_api_server_stop(f.server);
+}
+
+static void test_parse_address(void **state) {
+    (void)state;
+    char host[64];
+    uint16_t port = 0;
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_api_parse_address("10.0.0.2:80", 1, host, sizeof host, &port, &err), 0);
+    assert_string_equal(host, "10.0.0.2");
+    assert_int_equal(port, 80);
+    assert_int_equal(cairn_api_parse_address("node-a", 52415, host, sizeof host, &port, &err), 0);
+    assert_string_equal(host, "node-a");
+    assert_int_equal(port, 52415);
+    assert_int_equal(cairn_api_parse_address("[fe80::1%eth0]:9", 1, host, sizeof host, &port, &err),
+                     0);
+    assert_string_equal(host, "fe80::1%eth0");
+    assert_int_equal(port, 9);
+    assert_int_equal(cairn_api_parse_address("[::1]", 7, host, sizeof host, &port, &err), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 7);
+    const char *bad[] = {"",       ":80",  "h:",     "h:0",   "h:65536",   "h:-1",  "h:8x", "::1",
+                         "::1:80", "[::1", "[::1]x", "[]:80", "[::1]:abc", "h: 80", "h:+80"};
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(bad); i++) {
+        err.msg[0] = '\0';
+        if (cairn_api_parse_address(bad[i], 1, host, sizeof host, &port, &err) != -1) {
+            print_error("'%s' was accepted\n", bad[i]);
+            fail();
+        }
+        assert_true(err.msg[0] != '\0');
+    }
+    char tiny[4];
+    assert_int_equal(cairn_api_parse_address("abcd:1", 1, tiny, sizeof tiny, &port, &err), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_callback_error_is_503),
+        cmocka_unit_test(test_missing_callback_is_404),
+        cmocka_unit_test(test_methods_and_headers),
+        cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test(test_body_limit),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_port_in_use),
+        cmocka_unit_test(test_hosts),
+        cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_parse_address),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
