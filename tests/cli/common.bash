@@ -27,6 +27,22 @@ expect_status() {
   [ "$got" = "$want" ] || fail "$name: exit status $got, expected $want"
 }
 
+# in_own_netns "$@": re-runs the calling test script inside a network namespace of its own
+# (tests/netns-run.sh), where it may change routing and multicast without touching the host.
+# Call it before anything else; afterwards, own_netns tells whether that worked.
+in_own_netns() {
+  if [ -z "${CAIRN_TEST_IN_NETNS:-}" ]; then
+    CAIRN_TEST_HOST_NETNS=$(readlink /proc/self/ns/net 2>/dev/null) CAIRN_TEST_IN_NETNS=1 exec bash "$(dirname "$0")/../netns-run.sh" bash "$0" "$@"
+  fi
+}
+# True only in a network namespace other than the one the test was started in, so a test
+# never changes the host's network.
+own_netns() {
+  local mine
+  mine=$(readlink /proc/self/ns/net 2>/dev/null) || return 1
+  [ -n "$mine" ] && [ -n "${CAIRN_TEST_HOST_NETNS:-}" ] && [ "$mine" != "$CAIRN_TEST_HOST_NETNS" ]
+}
+
 finish() {
   if [ "$failures" -ne 0 ]; then
     echo "$failures expectation(s) failed" >&2

@@ -1,0 +1,112 @@
+# Helpers for the cluster tests: start `cairn run` nodes on loopback, read their /node and
+# /state over plain HTTP (bash's /dev/tcp, so the tests need no HTTP client), and wait for
+# the cluster to agree. Sourced after common.bash.
+tmp=$(mktemp -d)
+declare -A pids=()
+# Random bases keep parallel test runs from colliding on ports.
+port_base=$((20000 + (RANDOM % 1000) * 30))
+api_base=$((port_base + 10))
+disc_port=$((port_base + 20))
+# distinct_ports=1: node I listens on 127.0.0.1:port_base+I instead (multicast on loopback
+# comes from 127.0.0.1 whoever sends it, so that is the address peers learn).
+distinct_ports=0
+export CAIRN_NODE_TEST_TMP=$tmp
+
+cleanup() {
+  if [ "$failures" -ne 0 ] || [ -n "${CAIRN_KEEP_LOGS:-}" ]; then
+    for f in "$tmp"/log*; do echo "---- $f (last 40 lines)"; tail -40 "$f"; done >&2
+  fi
+  exec 2>/dev/null # no job notices about the nodes killed below
+  for i in "${!pids[@]}"; do kill -9 "${pids[$i]}"; done
+  wait
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# start_node I [ARGS...]: node nI on 127.0.0.I, cluster port port_base (see distinct_ports),
+# API on 127.0.0.1:api_base+I.
+start_node() {
+  local i=$1
+  shift
+  mkdir -p "$tmp/m$i"
+  local port=$port_base host=127.0.0.$i
+  if [ "$distinct_ports" = 1 ]; then
+    port=$((port_base + i))
+    host=127.0.0.1
+  fi
+  "$cairn" run --id "n$i" --listen "$host" --port "$port" \
+    --api-port $((api_base + i)) --models-dir "$tmp/m$i" --log-level debug \
+    --profile-interval 1000 "$@" >>"$tmp/log$i" 2>&1 &
+  pids[$i]=$!
+}
+
+kill_node() {
+  { kill -9 "${pids[$1]}"; wait "${pids[$1]}"; } 2>/dev/null
+  unset "pids[$1]"
+}
+
+
+# http_get PORT PATH: the body of GET PATH on 127.0.0.1:PORT (empty on any failure).
+http_get() {
+  timeout 3 bash -c '
+    exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1
+    printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$1" >&3
+    response=$(cat <&3)
+    printf "%s" "${response#*$'"'"'\r\n\r\n'"'"'}"' "$1" "$2" 2>/dev/null
+}
+node_info() { http_get $((api_base + $1)) /node; }
+node_state() { http_get $((api_base + $1)) /state; }
+
+# json_field JSON KEY: the first string or number value of KEY.
+json_field() {
+  grep -o "\"$2\":\(\"[^\"]*\"\|[0-9.]*\)" <<<"$1" | head -1 | sed 's/^[^:]*://; s/"//g'
+}
+
+# agreed NODES...: true when the nodes agree on one live master among them, all hold its
+# snapshot, and their state hashes are equal; sets agreed_master and agreed_hash.
+agreed() {
+  local master="" hash="" masters=0 info role m h
+  for i in "$@"; do
+    info=$(node_info "$i")
+    role=$(json_field "$info" role)
+    m=$(json_field "$info" master)
+    h=$(json_field "$info" state_hash)
+    [ "$(json_field "$info" synced)" = "" ] || true
+    [ -n "$m" ] && [ -n "$h" ] || return 1
+    [ "$role" = master ] && masters=$((masters + 1))
+    [ -z "$master" ] && master=$m
+    [ -z "$hash" ] && hash=$h
+    [ "$m" = "$master" ] && [ "$h" = "$hash" ] || return 1
+    grep -q '"synced":true' <<<"$info" || return 1
+  done
+  [ "$masters" = 1 ] || return 1
+  agreed_master=$master
+  agreed_hash=$hash
+}
+
+# members I: how many nodes node I's state holds.
+members() { node_state "$1" | grep -o '"seniority":' | wc -l; }
+
+# wait_agreed LIMIT_SECONDS WANT_MEMBERS NODES...: polls until the nodes agree and hold
+# WANT_MEMBERS members; prints the time it took; fails the test after LIMIT seconds.
+wait_agreed() {
+  local limit=$1 want=$2
+  shift 2
+  local start
+  start=$(now)
+  while :; do
+    if agreed "$@" && [ "$(members "$1")" = "$want" ]; then
+      agreed_after=$(elapsed "$start")
+      return 0
+    fi
+    if awk -v e="$(elapsed "$start")" -v l="$limit" 'BEGIN { exit !(e > l) }'; then
+      fail "nodes $* did not agree with $want members within $limit s"
+      for i in "$@"; do echo "n$i: $(node_info "$i" | head -c 400)" >&2; done
+      return 1
+    fi
+    sleep 0.1
+  done
+}
