@@ -1,6 +1,6 @@
 /* Tests of the API module on loopback: the server's routes, errors and headers, the client's
- * messages (refused connection, timeout, size limit), a port already in use, IPv6 and
- * address parsing. */
+ * messages (refused connection, timeout, size limit), a port already in use, IPv6, address
+ * parsing, and the `cairn nodes` table from real and malformed /state answers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "api/api.h"
+#include "cluster/state.h"
 #include "platform/platform.h"
 
 #define STATE_TEXT "{\"cluster\":\"test\",\"nodes\":[]}"
@@ -125,6 +126,28 @@ static void test_callback_error_is_503(void **state) {
     assert_string_equal(body, "{\"error\":{\"message\":\"the node has no state yet\","
                               "\"type\":\"unavailable\"}}");
     free(body);
+    cairn_api_server_stop(f.server);
+}
+
+static void test_fetch(void **state) {
+    (void)state;
+    fixture f = {NULL, NODE_TEXT, 0, 0, NULL, 0};
+    start(&f);
+    cairn_err err = {{0}};
+    char *body = NULL;
+    assert_int_equal(cairn_api_fetch("127.0.0.1", f.port, "/node", 1024, TIMEOUT_MS, &body, &err),
+                     0);
+    assert_string_equal(body, NODE_TEXT);
+    free(body);
+    char expected[160];
+    snprintf(expected, sizeof expected,
+             "127.0.0.1:%u answered 503 to /state: the node has no state yet", (unsigned)f.port);
+    assert_int_equal(cairn_api_fetch("127.0.0.1", f.port, "/state", 1024, TIMEOUT_MS, &body, &err),
+                     -1);
+    assert_string_equal(err.msg, expected);
+    assert_null(body);
+    assert_int_equal(cairn_api_fetch("127.0.0.1", f.port, "/x", 1024, TIMEOUT_MS, &body, &err), -1);
+    assert_non_null(strstr(err.msg, "answered 404 to /x: no such path: /x"));
     cairn_api_server_stop(f.server);
 }
 
@@ -443,11 +466,211 @@ static void test_parse_address(void **state) {
     assert_int_equal(cairn_api_parse_address("abcd:1", 1, tiny, sizeof tiny, &port, &err), -1);
 }
 
+/* ---- the nodes table ---- */
+
+static char *print_to_string(const char *json, int *rc, cairn_err *err) {
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    *rc = cairn_api_print_nodes(json, f, err);
+    long size = ftell(f);
+    assert_true(size >= 0);
+    char *text = calloc((size_t)size + 1, 1);
+    assert_non_null(text);
+    rewind(f);
+    assert_int_equal(fread(text, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    return text;
+}
+
+static void apply_ok(cairn_cluster_state *s, cairn_event *e) {
+    cairn_err err = {{0}};
+    e->index = s->last_index + 1;
+    if (e->type != CAIRN_EVENT_MASTER_ELECTED) {
+        e->term = s->term;
+    }
+    if (cairn_state_apply(s, e, &err) != 0) {
+        print_error("apply: %s\n", err.msg);
+        fail();
+    }
+}
+
+static void join(cairn_cluster_state *s, const char *id, const char *host, uint16_t port) {
+    cairn_event e = {0};
+    e.type = CAIRN_EVENT_NODE_JOINED;
+    snprintf(e.as.node_joined.node_id, sizeof e.as.node_joined.node_id, "%s", id);
+    snprintf(e.as.node_joined.name, sizeof e.as.node_joined.name, "%s", id);
+    e.as.node_joined.n_addresses = 1;
+    snprintf(e.as.node_joined.addresses[0].host, CAIRN_STATE_HOST_SIZE, "%s", host);
+    e.as.node_joined.addresses[0].port = port;
+    apply_ok(s, &e);
+}
+
+static cairn_cluster_state *sample_state(void) {
+    cairn_err err = {{0}};
+    cairn_cluster_state *s = cairn_state_new("home", &err);
+    assert_non_null(s);
+    cairn_event e = {0};
+    e.type = CAIRN_EVENT_MASTER_ELECTED;
+    e.term = 3;
+    snprintf(e.as.master_elected.master_id, CAIRN_STATE_ID_SIZE, "alpha");
+    apply_ok(s, &e);
+    join(s, "alpha", "192.168.1.10", 52416);
+    join(s, "beta", "fe80::2", 52416);
+
+    cairn_event *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    p->type = CAIRN_EVENT_NODE_PROFILE_UPDATED;
+    snprintf(p->as.node_profile_updated.node_id, CAIRN_STATE_ID_SIZE, "alpha");
+    cairn_node_profile *pr = &p->as.node_profile_updated.profile;
+    pr->memory_total = UINT64_C(25125558272); /* 23.4 GiB */
+    pr->memory_available = UINT64_C(12025908428);
+    snprintf(pr->cpu_model, sizeof pr->cpu_model,
+             "Intel(R) Core(TM) i7-8550U CPU @ 1.80GHz with a very long name");
+    pr->cpu_cores = 8;
+    snprintf(pr->os, sizeof pr->os, "linux 6.1");
+    pr->n_model_files = 2;
+    snprintf(pr->model_files[0].name, CAIRN_STATE_NAME_SIZE, "a.gguf");
+    snprintf(pr->model_files[1].name, CAIRN_STATE_NAME_SIZE, "b.gguf");
+    apply_ok(s, p);
+    free(p);
+
+    e = (cairn_event){0};
+    e.type = CAIRN_EVENT_NODE_CONNECTION_CHANGED;
+    snprintf(e.as.node_connection_changed.node_id, CAIRN_STATE_ID_SIZE, "beta");
+    e.as.node_connection_changed.connected = false;
+    apply_ok(s, &e);
+    return s;
+}
+
+static void test_print_nodes(void **state) {
+    (void)state;
+    cairn_cluster_state *s = sample_state();
+    cairn_err err = {{0}};
+    char *json = cairn_state_snapshot_json(s, &err);
+    assert_non_null(json);
+    int rc = -1;
+    char *text = print_to_string(json, &rc, &err);
+    assert_int_equal(rc, 0);
+    printf("%s", text);
+    const char *expected =
+        "cluster home, master alpha, term 3, last index 5, 2 nodes\n"
+        "NODE     ADDRESS             LINK  MEMORY         CPU                             "
+        "OS         MODELS\n"
+        "alpha *  192.168.1.10:52416  up    11.2/23.4 GiB  8x Intel(R) Core(TM) i7-855...  "
+        "linux 6.1  2\n"
+        "beta     [fe80::2]:52416     down  -              -                               "
+        "-          0\n";
+    assert_string_equal(text, expected);
+    free(text);
+    free(json);
+    free(s);
+}
+
+static void test_print_empty_cluster(void **state) {
+    (void)state;
+    cairn_err err = {{0}};
+    cairn_cluster_state *s = cairn_state_new("fresh", &err);
+    assert_non_null(s);
+    char *json = cairn_state_snapshot_json(s, &err);
+    assert_non_null(json);
+    int rc = -1;
+    char *text = print_to_string(json, &rc, &err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(text, "cluster fresh, master none elected, term 0, last index 0, "
+                              "0 nodes\n");
+    free(text);
+    free(json);
+    free(s);
+}
+
+static void test_print_malformed(void **state) {
+    (void)state;
+    const char *not_json[] = {"", "{", "nodes", "{\"nodes\":[}", "{} x", "\"\\u12\""};
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(not_json); i++) {
+        cairn_err err = {{0}};
+        int rc = 0;
+        char *text = print_to_string(not_json[i], &rc, &err);
+        assert_int_equal(rc, -1);
+        assert_string_equal(err.msg, "the cluster state is not valid JSON");
+        assert_string_equal(text, "");
+        free(text);
+    }
+    const char *not_object[] = {"[]", "null", "42", "\"x\"", "true"};
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(not_object); i++) {
+        cairn_err err = {{0}};
+        int rc = 0;
+        char *text = print_to_string(not_object[i], &rc, &err);
+        assert_int_equal(rc, -1);
+        assert_string_equal(err.msg, "the cluster state is not a JSON object");
+        free(text);
+    }
+    /* Odd but well-formed answers print, with "-" where a field is missing or mistyped. */
+    const char *odd[] = {
+        "{}",
+        "{\"nodes\":5,\"term\":-1,\"last_index\":1e300,\"cluster\":7,\"master\":null}",
+        "{\"nodes\":[1,\"x\",null,[],{}]}",
+        "{\"nodes\":[{\"id\":5,\"addresses\":{},\"connected\":\"yes\",\"profile\":[]}]}",
+        "{\"nodes\":[{\"id\":\"a\",\"addresses\":[{\"host\":\"h\"}],\"profile\":"
+        "{\"memory_total\":-5,\"cpu_cores\":1e20,\"cpu_model\":[],\"model_files\":{}}}]}",
+        "{\"nodes\":[{\"id\":\"a\",\"profile\":{\"memory_total\":1e15,\"memory_available\":"
+        "\"x\",\"cpu_cores\":0.5,\"os\":\"\"}}]}",
+    };
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(odd); i++) {
+        cairn_err err = {{0}};
+        int rc = -1;
+        char *text = print_to_string(odd[i], &rc, &err);
+        if (rc != 0) {
+            print_error("'%s': %s\n", odd[i], err.msg);
+            fail();
+        }
+        assert_true(strncmp(text, "cluster ", 8) == 0);
+        free(text);
+    }
+}
+
+static void test_print_hostile_text(void **state) {
+    (void)state;
+    /* Control characters (a terminal escape), invalid UTF-8 and very long text are made
+     * harmless; multi-byte characters stay and count as one column each. */
+    const char *json = "{\"cluster\":\"c\\u001b[31m\",\"master\":\"\\u00e9t\\u00e9\","
+                       "\"nodes\":[{\"id\":\"\\u00e9t\\u00e9\",\"connected\":true,"
+                       "\"profile\":{\"os\":\"\xff\xfe\",\"cpu_model\":\"" /* 300 chars */
+                       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                       "xxxx\"}}]}";
+    cairn_err err = {{0}};
+    int rc = -1;
+    char *text = print_to_string(json, &rc, &err);
+    assert_int_equal(rc, 0);
+    printf("%s", text);
+    assert_null(strchr(text, '\x1b'));
+    assert_null(strchr(text, '\xff'));
+    assert_non_null(strstr(text, "cluster c?[31m, master \xc3\xa9t\xc3\xa9,"));
+    assert_non_null(strstr(text, "\n\xc3\xa9t\xc3\xa9 *  -        up    -       "));
+    assert_non_null(strstr(text, "xxx...  ??"));
+    free(text);
+
+    /* Deep nesting is refused by the parser rather than overflowing the stack. */
+    size_t depth = 100000;
+    char *deep = malloc(2 * depth + 1);
+    assert_non_null(deep);
+    memset(deep, '[', depth);
+    memset(deep + depth, ']', depth);
+    deep[2 * depth] = '\0';
+    text = print_to_string(deep, &rc, &err);
+    assert_int_equal(rc, -1);
+    free(text);
+    free(deep);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_callback_error_is_503),
         cmocka_unit_test(test_missing_callback_is_404),
+        cmocka_unit_test(test_fetch),
         cmocka_unit_test(test_methods_and_headers),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_body_limit),
@@ -456,6 +679,10 @@ int main(void) {
         cmocka_unit_test(test_hosts),
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_parse_address),
+        cmocka_unit_test(test_print_nodes),
+        cmocka_unit_test(test_print_empty_cluster),
+        cmocka_unit_test(test_print_malformed),
+        cmocka_unit_test(test_print_hostile_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

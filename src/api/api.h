@@ -1,7 +1,8 @@
 /*
  * api: the HTTP interface of a node. The server half (server.c, on civetweb) answers
  * GET /state and GET /node on the node's API port; the client half (client.c, on libcurl)
- * is how cairn's commands and other programs read them.
+ * is how cairn's commands and other programs read them; print.c turns a /state answer into
+ * the table `cairn nodes` prints.
  *
  * Owns its civetweb context, its worker threads and its client transfers, nothing else. It
  * must never touch the cluster state directly: the server only calls the callbacks a node
@@ -28,7 +29,7 @@
 #define CAIRN_API_DEFAULT_PORT 52415
 /* The most a /state answer may weigh: a full cluster state is about 1 MB of JSON at most
  * (64 nodes with 64 model files each and 32 instances), so 16 MiB leaves room to grow. */
-#define CAIRN_API_MAX_STATE_BYTES (16u * 1024u * 1024u)
+#define CAIRN_API_MAX_STATE_BYTES ((size_t)16 * 1024 * 1024)
 
 /* Called from the server's worker threads: must be thread-safe. Returns a new malloc'd,
  * NUL-terminated JSON text, or NULL with err set (the server then answers 503 with the
@@ -73,9 +74,21 @@ void cairn_api_server_stop(cairn_api_server *s);
 int cairn_api_get(const char *host, uint16_t port, const char *path, size_t max_bytes,
                   long timeout_ms, char **body, long *status, cairn_err *err);
 
+/* cairn_api_get for callers that want the 200 answer only: any other status is an error
+ * whose message names the address, the status and the API's own error message, e.g.
+ * "127.0.0.1:52415 answered 503 to /state: the node has no state yet". */
+int cairn_api_fetch(const char *host, uint16_t port, const char *path, size_t max_bytes,
+                    long timeout_ms, char **body, cairn_err *err);
+
 /* Parses "HOST:PORT", "[IPV6]:PORT", "HOST" or "[IPV6]" (port then default_port) into host
  * (without brackets, NUL-terminated in host_size bytes) and *port (1..65535). */
 int cairn_api_parse_address(const char *text, uint16_t default_port, char *host, size_t host_size,
                             uint16_t *port, cairn_err *err);
+
+/* Formats a GET /state answer as the `cairn nodes` table: a line about the cluster (name,
+ * master, term, last index) then one line per node (NODE with " *" on the master, ADDRESS,
+ * LINK, MEMORY, CPU, OS, MODELS). Missing or mistyped fields print as "-"; text that is not
+ * JSON, or not an object, is an error (nothing is printed). */
+int cairn_api_print_nodes(const char *state_json, FILE *out, cairn_err *err);
 
 #endif

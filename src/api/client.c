@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 
 #include "api/api.h"
+#include "api/api_internal.h"
 
 typedef struct get_sink {
     cairn_buf body;
@@ -144,6 +146,41 @@ int cairn_api_get(const char *host, uint16_t port, const char *path, size_t max_
         return cairn_fail(err, "out of memory");
     }
     return 0;
+}
+
+/* The message of an API error answer, {"error":{"message":...}}; NULL if it has none. */
+static char *error_message(const char *body) {
+    cJSON *root = cJSON_Parse(body);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    char *msg = cJSON_IsString(m) ? cairn_strdup(m->valuestring) : NULL;
+    cJSON_Delete(root);
+    return msg;
+}
+
+int cairn_api_fetch(const char *host, uint16_t port, const char *path, size_t max_bytes,
+                    long timeout_ms, char **body, cairn_err *err) {
+    long status = 0;
+    if (cairn_api_get(host, port, path, max_bytes, timeout_ms, body, &status, err) != 0) {
+        return -1;
+    }
+    if (status == 200) {
+        return 0;
+    }
+    char where[300];
+    format_where(host, port, where, sizeof where);
+    char *msg = error_message(*body);
+    if (msg) {
+        char shown[256];
+        api_printable_copy(shown, sizeof shown, msg);
+        cairn_fail(err, "%s answered %ld to %s: %s", where, status, path, shown);
+    } else {
+        cairn_fail(err, "%s answered %ld to %s (is it a cairn node?)", where, status, path);
+    }
+    free(msg);
+    free(*body);
+    *body = NULL;
+    return -1;
 }
 
 /* ---- addresses ---- */

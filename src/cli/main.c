@@ -18,6 +18,7 @@ static const subcommand subcommands[] = {
     {"chat", cmd_chat, "chat with a model interactively"},
     {"bench", cmd_bench, "measure prefill and decode speed"},
     {"info", cmd_info, "describe a GGUF model file"},
+    {"nodes", cmd_nodes, "list the nodes of the running cluster"},
     {"service", cmd_service, "install or remove cairn as a Windows service"},
 };
 

@@ -1,0 +1,56 @@
+/* cli: `cairn nodes`: the nodes of the running cluster, from a node's GET /state. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "cli/cli.h"
+
+#define DEFAULT_API "127.0.0.1:52415"
+/* A node on the LAN answers in milliseconds; this only bounds a node that hangs. */
+#define NODES_TIMEOUT_MS 10000
+
+int cmd_nodes(int argc, char **argv) {
+    const char *api = DEFAULT_API;
+    bool json = false;
+    const cli_option options[] = {
+        {"api", 0, OPT_STR, &api, "HOST:PORT", "the node to ask (default " DEFAULT_API ")"},
+        {"json", 0, OPT_FLAG, &json, NULL, "print the cluster state as the node sends it (JSON)"},
+    };
+    const cli_command cmd = {"nodes",
+                             "usage: cairn nodes [--api HOST:PORT] [--json]",
+                             "Lists the nodes of the running cluster, as a node of it sees them.",
+                             options,
+                             CAIRN_ARRAY_LEN(options),
+                             0};
+    int status;
+    if (!cli_parse_args(&cmd, argc, argv, NULL, &status)) {
+        return status;
+    }
+    char host[256];
+    uint16_t port = 0;
+    cairn_err err = {{0}};
+    if (cairn_api_parse_address(api, CAIRN_API_DEFAULT_PORT, host, sizeof host, &port, &err) != 0) {
+        cli_error("--api: %s", err.msg);
+        return CLI_USAGE;
+    }
+    char *body = NULL;
+    if (cairn_api_fetch(host, port, "/state", CAIRN_API_MAX_STATE_BYTES, NODES_TIMEOUT_MS, &body,
+                        &err) != 0) {
+        cli_error("%s", err.msg);
+        return CLI_ERROR;
+    }
+    int rc = CLI_OK;
+    if (json) {
+        size_t len = strlen(body);
+        fputs(body, stdout);
+        if (len == 0 || body[len - 1] != '\n') {
+            fputc('\n', stdout);
+        }
+    } else if (cairn_api_print_nodes(body, stdout, &err) != 0) {
+        cli_error("%s answered /state with something other than a cluster state: %s", api, err.msg);
+        rc = CLI_ERROR;
+    }
+    free(body);
+    return rc;
+}
