@@ -142,5 +142,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_service(int argc, char **argv);
 int cmd_nodes(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

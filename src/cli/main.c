@@ -14,6 +14,7 @@ typedef struct subcommand {
 } subcommand;
 
 static const subcommand subcommands[] = {
+    {"run", cmd_run, "start this machine's node and join the cluster"},
     {"generate", cmd_generate, "generate a completion of a prompt"},
     {"chat", cmd_chat, "chat with a model interactively"},
     {"bench", cmd_bench, "measure prefill and decode speed"},
