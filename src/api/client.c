@@ -9,7 +9,6 @@
 #include <curl/curl.h>
 
 #include "api/api.h"
-#include "api/api_internal.h"
 
 typedef struct get_sink {
     cairn_buf body;
@@ -172,7 +171,7 @@ int cairn_api_fetch(const char *host, uint16_t port, const char *path, size_t ma
     char *msg = error_message(*body);
     if (msg) {
         char shown[256];
-        api_printable_copy(shown, sizeof shown, msg);
+        cairn_utf8_printable_copy(shown, sizeof shown, msg);
         cairn_fail(err, "%s answered %ld to %s: %s", where, status, path, shown);
     } else {
         cairn_fail(err, "%s answered %ld to %s (is it a cairn node?)", where, status, path);

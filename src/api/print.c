@@ -12,7 +12,6 @@
 #include <cjson/cJSON.h>
 
 #include "api/api.h"
-#include "api/api_internal.h"
 
 enum { COL_NODE, COL_ADDRESS, COL_LINK, COL_MEMORY, COL_CPU, COL_OS, COL_MODELS, N_COLS };
 
@@ -41,22 +40,6 @@ static bool get_u64(const cJSON *obj, const char *key, uint64_t *out) {
     }
     *out = (uint64_t)v->valuedouble;
     return true;
-}
-
-void api_printable_copy(char *out, size_t size, const char *s) {
-    size_t o = 0, len = strlen(s);
-    for (size_t i = 0; i < len;) {
-        size_t n = cairn_utf8_printable_len(s + i, len - i);
-        const char *c = n ? s + i : "?";
-        size_t w = n ? n : 1;
-        if (o + w >= size) {
-            break;
-        }
-        memcpy(out + o, c, w);
-        o += w;
-        i += n ? n : 1;
-    }
-    out[o] = '\0';
 }
 
 /* Characters in printable UTF-8 text (what the terminal shows, for aligning columns). */
@@ -117,7 +100,7 @@ static void format_cpu(const cJSON *profile, char *out, size_t size) {
     } else {
         snprintf(text, sizeof text, "%s", model && model[0] ? model : "-");
     }
-    api_printable_copy(out, size, text);
+    cairn_utf8_printable_copy(out, size, text);
 }
 
 /* The first address as host:port ([host]:port for IPv6). */
@@ -137,7 +120,7 @@ static void format_address(const cJSON *node, char *out, size_t size) {
     } else {
         snprintf(text, sizeof text, v6 ? "[%.200s]" : "%.200s", host);
     }
-    api_printable_copy(out, size, text);
+    cairn_utf8_printable_copy(out, size, text);
 }
 
 static void format_cell(const cJSON *node, const char *master, int col, char *out, size_t size) {
@@ -151,7 +134,7 @@ static void format_cell(const cJSON *node, const char *master, int col, char *ou
     case COL_NODE:
         snprintf(text, sizeof text, "%.200s%s", id && id[0] ? id : "-",
                  id && master && id[0] && strcmp(id, master) == 0 ? " *" : "");
-        api_printable_copy(out, size, text);
+        cairn_utf8_printable_copy(out, size, text);
         break;
     case COL_ADDRESS: format_address(node, out, size); break;
     case COL_LINK:
@@ -159,7 +142,7 @@ static void format_cell(const cJSON *node, const char *master, int col, char *ou
         break;
     case COL_MEMORY: format_memory(profile, out, size); break;
     case COL_CPU: format_cpu(profile, out, size); break;
-    case COL_OS: api_printable_copy(out, size, os && os[0] ? os : "-"); break;
+    case COL_OS: cairn_utf8_printable_copy(out, size, os && os[0] ? os : "-"); break;
     default:
         if (cJSON_IsArray(files)) {
             snprintf(out, size, "%d", cJSON_GetArraySize(files));
@@ -189,8 +172,8 @@ static void print_summary(const cJSON *root, size_t n_nodes, FILE *out) {
     char cluster[CELL_SIZE], master[CELL_SIZE];
     const char *c = get_str(root, "cluster");
     const char *m = get_str(root, "master");
-    api_printable_copy(cluster, sizeof cluster, c && c[0] ? c : "-");
-    api_printable_copy(master, sizeof master, m && m[0] ? m : "none elected");
+    cairn_utf8_printable_copy(cluster, sizeof cluster, c && c[0] ? c : "-");
+    cairn_utf8_printable_copy(master, sizeof master, m && m[0] ? m : "none elected");
     fprintf(out, "cluster %s, master %s", cluster, master);
     uint64_t term = 0, last = 0;
     if (get_u64(root, "term", &term)) {

@@ -323,9 +323,8 @@ static int on_peer_message(node_link *l, const cJSON *msg, cairn_err *err) {
     if (!text) {
         text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "reason"));
     }
-    char safe[256];
-    size_t len = text ? cairn_utf8_printable_len(text, strlen(text)) : 0;
-    snprintf(safe, sizeof safe, "%.*s", (int)(len < 200 ? len : 200), text ? text : "");
+    char safe[200];
+    cairn_utf8_printable_copy(safe, sizeof safe, text ? text : "");
     cairn_log(l->node->log, CAIRN_LOG_INFO, "%s says goodbye: %s", link_name(l),
               safe[0] ? safe : "no reason given");
     link_close(l, "closed by the peer", false);
@@ -334,9 +333,9 @@ static int on_peer_message(node_link *l, const cJSON *msg, cairn_err *err) {
 
 static int on_peer_error(node_link *l, const cJSON *msg, cairn_err *err) {
     const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "message"));
-    size_t len = text ? cairn_utf8_printable_len(text, strlen(text)) : 0;
-    return cairn_fail(err, "the peer reports an error: %.*s", (int)(len < 200 ? len : 200),
-                      text ? text : "(none)");
+    char safe[200];
+    cairn_utf8_printable_copy(safe, sizeof safe, text ? text : "(none)");
+    return cairn_fail(err, "the peer reports an error: %s", safe);
 }
 
 static int on_up_frame(node_link *l, const cairn_wire_frame *f, cairn_err *err) {

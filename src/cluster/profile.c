@@ -8,24 +8,6 @@
 
 #include "platform/platform.h"
 
-/* Copies src into dst[size] as printable UTF-8: each byte that does not start a printable
- * character becomes '?', and the copy stops at the last whole character that fits. */
-static void copy_text(char *dst, size_t size, const char *src) {
-    size_t len = strlen(src), out = 0;
-    for (size_t i = 0; i < len;) {
-        size_t n = cairn_utf8_printable_len(src + i, len - i);
-        const char *piece = n ? src + i : "?";
-        size_t piece_len = n ? n : 1;
-        if (out + piece_len >= size) {
-            break;
-        }
-        memcpy(dst + out, piece, piece_len);
-        out += piece_len;
-        i += piece_len;
-    }
-    dst[out] = '\0';
-}
-
 static uint64_t capped(uint64_t v) {
     return v > CAIRN_STATE_MAX_NUMBER ? CAIRN_STATE_MAX_NUMBER : v;
 }
@@ -37,13 +19,13 @@ static void gather_machine(cairn_node_profile *p) {
     p->memory_available = capped(cairn_memory_available());
     char text[256];
     cairn_cpu_model(text, sizeof(text));
-    copy_text(p->cpu_model, sizeof(p->cpu_model), text);
+    cairn_utf8_printable_copy(p->cpu_model, sizeof(p->cpu_model), text);
     int cores = cairn_cpu_count();
     p->cpu_cores = cores < 0                           ? 0
                    : cores > CAIRN_STATE_MAX_CPU_CORES ? CAIRN_STATE_MAX_CPU_CORES
                                                        : (uint32_t)cores;
     cairn_os_description(text, sizeof(text));
-    copy_text(p->os, sizeof(p->os), text);
+    cairn_utf8_printable_copy(p->os, sizeof(p->os), text);
 }
 
 /* ---- ggml devices ---- */
@@ -62,11 +44,12 @@ static bool device_type_of(enum ggml_backend_dev_type t, cairn_device_type *out)
 static void describe_device(ggml_backend_dev_t dev, cairn_device_type type, cairn_device *d) {
     const char *name = ggml_backend_dev_name(dev);
     const char *description = ggml_backend_dev_description(dev);
-    copy_text(d->name, sizeof(d->name), name ? name : "");
+    cairn_utf8_printable_copy(d->name, sizeof(d->name), name ? name : "");
     if (!d->name[0]) {
-        copy_text(d->name, sizeof(d->name), "unnamed");
+        cairn_utf8_printable_copy(d->name, sizeof(d->name), "unnamed");
     }
-    copy_text(d->description, sizeof(d->description), description ? description : "");
+    cairn_utf8_printable_copy(d->description, sizeof(d->description),
+                              description ? description : "");
     d->type = type;
     size_t free_bytes = 0, total_bytes = 0;
     ggml_backend_dev_memory(dev, &free_bytes, &total_bytes);

@@ -252,6 +252,22 @@ size_t cairn_utf8_printable_len(const char *s, size_t len) {
     return (size_t)need;
 }
 
+void cairn_utf8_printable_copy(char *dst, size_t size, const char *src) {
+    size_t len = strlen(src), out = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = cairn_utf8_printable_len(src + i, len - i);
+        const char *piece = n ? src + i : "?";
+        size_t piece_len = n ? n : 1;
+        if (out + piece_len >= size) {
+            break;
+        }
+        memcpy(dst + out, piece, piece_len);
+        out += piece_len;
+        i += piece_len;
+    }
+    dst[out] = '\0';
+}
+
 bool cairn_utf8_is_printable(const char *s, size_t len) {
     for (size_t i = 0; i < len;) {
         size_t n = cairn_utf8_printable_len(s + i, len - i);

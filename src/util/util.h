@@ -79,6 +79,11 @@ int cairn_utf8_encode(uint32_t cp, char out[4]);
  * do not start one. Names that reach JSON, logs and terminals must be printable. */
 size_t cairn_utf8_printable_len(const char *s, size_t len);
 bool cairn_utf8_is_printable(const char *s, size_t len);
+/* Copies src into dst[size] (size > 0) as printable UTF-8: each byte that does not start a
+ * printable character becomes '?', and the copy stops at the last whole character that
+ * fits. Text from the network must not reach a terminal or a log with control characters
+ * (an escape sequence could drive the terminal). */
+void cairn_utf8_printable_copy(char *dst, size_t size, const char *src);
 
 /* A small seeded PRNG (xoshiro256**, seeded through splitmix64 as its authors recommend):
  * the same seed gives the same stream on every machine. */
