@@ -151,20 +151,7 @@ static void expect_feed_error(cairn_secure_link *s, const void *bytes, size_t n,
     cairn_buf_free(&send);
 }
 
-/* A raw frame header, for frames the wire encoder refuses to make. */
-static void append_header(cairn_buf *out, const char *magic, uint8_t version, uint8_t type,
-                          uint16_t flags, uint32_t len) {
-    uint8_t h[CAIRN_WIRE_HEADER_SIZE];
-    memcpy(h, magic, 4);
-    h[4] = version;
-    h[5] = type;
-    h[6] = (uint8_t)flags;
-    h[7] = (uint8_t)(flags >> 8);
-    for (int i = 0; i < 4; i++) {
-        h[8 + i] = (uint8_t)(len >> (8 * i));
-    }
-    assert_int_equal(cairn_buf_append(out, h, sizeof(h)), 0);
-}
+#include "wire_header.h"
 
 static void append_frame(cairn_buf *out, cairn_wire_type type, const uint8_t *payload, size_t len) {
     cairn_err err = {{0}};

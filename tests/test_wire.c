@@ -106,20 +106,7 @@ static void append_every_type(cairn_buf *out) {
     }
 }
 
-/* A raw header, for frames the encoder would refuse to make. */
-static void append_header(cairn_buf *out, const char *magic, uint8_t version, uint8_t type,
-                          uint16_t flags, uint32_t len) {
-    uint8_t h[CAIRN_WIRE_HEADER_SIZE];
-    memcpy(h, magic, 4);
-    h[4] = version;
-    h[5] = type;
-    h[6] = (uint8_t)flags;
-    h[7] = (uint8_t)(flags >> 8);
-    for (int i = 0; i < 4; i++) {
-        h[8 + i] = (uint8_t)(len >> (8 * i));
-    }
-    assert_int_equal(cairn_buf_append(out, h, sizeof(h)), 0);
-}
+#include "wire_header.h"
 
 static void append_raw(cairn_wire_type type, const char *payload, cairn_buf *out) {
     append_header(out, CAIRN_WIRE_MAGIC, CAIRN_WIRE_VERSION, (uint8_t)type, 0,
