@@ -8,7 +8,7 @@
 set -euo pipefail
 packages=(build-essential cmake git pkg-config ca-certificates npm
           libcmocka-dev libpcre2-dev libcjson-dev libsodium-dev libuv1-dev libcivetweb-dev
-          libcurl4-openssl-dev clang-format clang-tidy)
+          libcurl4-openssl-dev clang-format clang-tidy iproute2)
 if [ "${1:-}" = --windows ]; then
   packages+=(gcc-mingw-w64-x86-64-posix g++-mingw-w64-x86-64-posix binutils-mingw-w64-x86-64
              mingw-w64-x86-64-dev wine wine64 nsis zip dpkg-dev autoconf automake libtool make
