@@ -439,31 +439,34 @@ static void test_parse_address(void **state) {
     char host[64];
     uint16_t port = 0;
     cairn_err err = {{0}};
-    assert_int_equal(cairn_api_parse_address("10.0.0.2:80", 1, host, sizeof host, &port, &err), 0);
+    assert_int_equal(cairn_parse_address("10.0.0.2:80", 1, host, sizeof host, &port, &err), 0);
     assert_string_equal(host, "10.0.0.2");
     assert_int_equal(port, 80);
-    assert_int_equal(cairn_api_parse_address("node-a", 52415, host, sizeof host, &port, &err), 0);
+    assert_int_equal(cairn_parse_address("node-a", 52415, host, sizeof host, &port, &err), 0);
     assert_string_equal(host, "node-a");
     assert_int_equal(port, 52415);
-    assert_int_equal(cairn_api_parse_address("[fe80::1%eth0]:9", 1, host, sizeof host, &port, &err),
-                     0);
+    assert_int_equal(cairn_parse_address("[fe80::1%eth0]:9", 1, host, sizeof host, &port, &err), 0);
     assert_string_equal(host, "fe80::1%eth0");
     assert_int_equal(port, 9);
-    assert_int_equal(cairn_api_parse_address("[::1]", 7, host, sizeof host, &port, &err), 0);
+    assert_int_equal(cairn_parse_address("[::1]", 7, host, sizeof host, &port, &err), 0);
     assert_string_equal(host, "::1");
     assert_int_equal(port, 7);
     const char *bad[] = {"",       ":80",  "h:",     "h:0",   "h:65536",   "h:-1",  "h:8x", "::1",
                          "::1:80", "[::1", "[::1]x", "[]:80", "[::1]:abc", "h: 80", "h:+80"};
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(bad); i++) {
         err.msg[0] = '\0';
-        if (cairn_api_parse_address(bad[i], 1, host, sizeof host, &port, &err) != -1) {
+        if (cairn_parse_address(bad[i], 1, host, sizeof host, &port, &err) != -1) {
             print_error("'%s' was accepted\n", bad[i]);
             fail();
         }
         assert_true(err.msg[0] != '\0');
     }
     char tiny[4];
-    assert_int_equal(cairn_api_parse_address("abcd:1", 1, tiny, sizeof tiny, &port, &err), -1);
+    assert_int_equal(cairn_parse_address("abcd:1", 1, tiny, sizeof tiny, &port, &err), -1);
+    /* A default port of 0 makes the port required (as --peer does). */
+    assert_int_equal(cairn_parse_address("10.0.0.2", 0, host, sizeof host, &port, &err), -1);
+    assert_int_equal(cairn_parse_address("[::1]", 0, host, sizeof host, &port, &err), -1);
+    assert_int_equal(cairn_parse_address("[::1]:5", 0, host, sizeof host, &port, &err), 0);
 }
 
 /* ---- the nodes table ---- */

@@ -80,11 +80,6 @@ int cairn_api_get(const char *host, uint16_t port, const char *path, size_t max_
 int cairn_api_fetch(const char *host, uint16_t port, const char *path, size_t max_bytes,
                     long timeout_ms, char **body, cairn_err *err);
 
-/* Parses "HOST:PORT", "[IPV6]:PORT", "HOST" or "[IPV6]" (port then default_port) into host
- * (without brackets, NUL-terminated in host_size bytes) and *port (1..65535). */
-int cairn_api_parse_address(const char *text, uint16_t default_port, char *host, size_t host_size,
-                            uint16_t *port, cairn_err *err);
-
 /* Formats a GET /state answer as the `cairn nodes` table: a line about the cluster (name,
  * master, term, last index) then one line per node (NODE with " *" on the master, ADDRESS,
  * LINK, MEMORY, CPU, OS, MODELS). Missing or mistyped fields print as "-"; text that is not

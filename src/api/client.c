@@ -1,5 +1,4 @@
 /* api: the HTTP client of the API, on libcurl (see api.h). */
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,60 +179,4 @@ int cairn_api_fetch(const char *host, uint16_t port, const char *path, size_t ma
     free(*body);
     *body = NULL;
     return -1;
-}
-
-/* ---- addresses ---- */
-
-static int parse_port(const char *text, uint16_t *port, cairn_err *err) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (text[0] < '0' || text[0] > '9' || *end || errno || v < 1 || v > 65535) {
-        return cairn_fail(err, "'%s' is not a port (1..65535)", text);
-    }
-    *port = (uint16_t)v;
-    return 0;
-}
-
-static int copy_host(const char *start, size_t len, char *host, size_t host_size, cairn_err *err) {
-    if (len == 0) {
-        return cairn_fail(err, "no host given");
-    }
-    if (len >= host_size) {
-        return cairn_fail(err, "host name too long (at most %zu bytes)", host_size - 1);
-    }
-    memcpy(host, start, len);
-    host[len] = '\0';
-    return 0;
-}
-
-int cairn_api_parse_address(const char *text, uint16_t default_port, char *host, size_t host_size,
-                            uint16_t *port, cairn_err *err) {
-    const char *port_text = NULL;
-    const char *start = text;
-    size_t len;
-    if (text[0] == '[') {
-        const char *close = strchr(text, ']');
-        if (!close || (close[1] != '\0' && close[1] != ':')) {
-            return cairn_fail(err, "'%s': expected [IPV6]:PORT", text);
-        }
-        start = text + 1;
-        len = (size_t)(close - start);
-        port_text = close[1] == ':' ? close + 2 : NULL;
-    } else {
-        const char *colon = strchr(text, ':');
-        if (colon && strchr(colon + 1, ':')) {
-            return cairn_fail(err, "'%s': write an IPv6 address in brackets, [ADDRESS]:PORT", text);
-        }
-        len = colon ? (size_t)(colon - text) : strlen(text);
-        port_text = colon ? colon + 1 : NULL;
-    }
-    if (copy_host(start, len, host, host_size, err) != 0) {
-        return cairn_fail_prefix(err, "'%s'", text);
-    }
-    *port = default_port;
-    if (port_text && parse_port(port_text, port, err) != 0) {
-        return -1;
-    }
-    return 0;
 }

@@ -30,7 +30,7 @@ int cmd_nodes(int argc, char **argv) {
     char host[256];
     uint16_t port = 0;
     cairn_err err = {{0}};
-    if (cairn_api_parse_address(api, CAIRN_API_DEFAULT_PORT, host, sizeof host, &port, &err) != 0) {
+    if (cairn_parse_address(api, CAIRN_API_DEFAULT_PORT, host, sizeof host, &port, &err) != 0) {
         cli_error("--api: %s", err.msg);
         return CLI_USAGE;
     }

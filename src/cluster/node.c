@@ -26,40 +26,6 @@
 /* The higher id of a pair waits this long for the lower one to dial before it dials. */
 #define DIAL_DEFER_S 2.0
 
-int cairn_parse_host_port(const char *s, char *host, size_t host_size, uint16_t *port,
-                          cairn_err *err) {
-    const char *colon = NULL;
-    const char *h = s;
-    size_t hlen = 0;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close[1] != ':') {
-            return cairn_fail(err, "\"%s\": expected [IPV6]:PORT", s);
-        }
-        h = s + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon || strchr(s, ':') != colon) {
-            return cairn_fail(err, "\"%s\": expected HOST:PORT (IPv6 as [ADDR]:PORT)", s);
-        }
-        hlen = (size_t)(colon - s);
-    }
-    if (hlen == 0 || hlen >= host_size) {
-        return cairn_fail(err, "\"%s\": the host is empty or too long", s);
-    }
-    char *end = NULL;
-    long p = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || p < 1 || p > 65535) {
-        return cairn_fail(err, "\"%s\": the port must be 1..65535", s);
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (uint16_t)p;
-    return 0;
-}
-
 /* ---- views for the HTTP threads ---- */
 
 void node_mark_dirty(cairn_local_node *n) {
@@ -458,7 +424,7 @@ static int add_static_peers(cairn_local_node *n, const cairn_node_config *cfg, c
     for (size_t i = 0; i < cfg->n_peers; i++) {
         char host[CAIRN_STATE_HOST_SIZE];
         uint16_t port = 0;
-        if (cairn_parse_host_port(cfg->peers[i], host, sizeof host, &port, err) != 0) {
+        if (cairn_parse_address(cfg->peers[i], 0, host, sizeof host, &port, err) != 0) {
             return cairn_fail_prefix(err, "--peer");
         }
         struct sockaddr_in6 probe6;

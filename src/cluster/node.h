@@ -73,8 +73,4 @@ void cairn_node_close(cairn_local_node *n);
 char *cairn_node_state_json(cairn_local_node *n, cairn_err *err);
 char *cairn_node_info_json(cairn_local_node *n, cairn_err *err);
 
-/* Parses "HOST:PORT" or "[IPV6]:PORT" into host (at most host_size-1 bytes) and port. */
-int cairn_parse_host_port(const char *s, char *host, size_t host_size, uint16_t *port,
-                          cairn_err *err);
-
 #endif

@@ -97,6 +97,12 @@ uint64_t cairn_rng_next(cairn_rng *r);
 /* Uniform in [0, 1) with 53 random bits. */
 double cairn_rng_uniform(cairn_rng *r);
 
+/* Parses "HOST:PORT", "[IPV6]:PORT", "HOST" or "[IPV6]" into host (without brackets,
+ * NUL-terminated in host_size bytes) and *port (1..65535). Without a port in text, *port is
+ * default_port; a default_port of 0 makes the port required. */
+int cairn_parse_address(const char *text, uint16_t default_port, char *host, size_t host_size,
+                        uint16_t *port, cairn_err *err);
+
 /* Reads a whole file into a NUL-terminated buffer the caller frees. */
 char *cairn_read_file(const char *path, size_t *len_out, cairn_err *err);
 
