@@ -126,6 +126,23 @@ static void test_terminal(void **state) {
     assert_int_equal(remove(ASCII_PATH), 0);
 }
 
+/* A node creates its models directory with every missing parent (on a fresh account even
+ * ~/.local/share may be missing). */
+static void test_make_dirs(void **state) {
+    (void)state;
+    cairn_err err = {{0}};
+    const char *deep = CAIRN_BINARY_DIR "/test_platform_dirs/a/b/c";
+    assert_int_equal(cairn_make_dirs(deep, &err), 0);
+    assert_int_equal(cairn_make_dirs(deep, &err), 0); /* exists already: fine */
+    assert_int_equal(cairn_make_dir(deep, &err), 0);
+    FILE *f = cairn_fopen(CAIRN_BINARY_DIR "/test_platform_dirs/file", "wb");
+    assert_non_null(f);
+    fclose(f);
+    /* A file in the way is an error. */
+    assert_int_equal(cairn_make_dirs(CAIRN_BINARY_DIR "/test_platform_dirs/file/sub", &err), -1);
+    assert_true(err.msg[0] != '\0');
+}
+
 static void test_models_dir(void **state) {
     cairn_err err = {{0}};
     char *dir = cairn_default_models_dir(&err);
@@ -198,10 +215,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_platform_name), cmocka_unit_test(test_clock_and_sleep),
-        cmocka_unit_test(test_machine_facts), cmocka_unit_test(test_map_utf8_path),
-        cmocka_unit_test(test_map_errors),    cmocka_unit_test(test_terminal),
-        cmocka_unit_test(test_models_dir),    cmocka_unit_test_prestate(test_args_utf8, argv),
+        cmocka_unit_test(test_platform_name),
+        cmocka_unit_test(test_clock_and_sleep),
+        cmocka_unit_test(test_machine_facts),
+        cmocka_unit_test(test_map_utf8_path),
+        cmocka_unit_test(test_map_errors),
+        cmocka_unit_test(test_terminal),
+        cmocka_unit_test(test_models_dir),
+        cmocka_unit_test(test_make_dirs),
+        cmocka_unit_test_prestate(test_args_utf8, argv),
         cmocka_unit_test(test_service),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -557,7 +557,7 @@ static int prepare_models_dir(cairn_local_node *n, const char *dir, cairn_err *e
     if (!n->models_dir) {
         return -1;
     }
-    if (cairn_make_dir(n->models_dir, err) != 0) {
+    if (cairn_make_dirs(n->models_dir, err) != 0) {
         return cairn_fail_prefix(err, "models directory");
     }
     return 0;

@@ -427,3 +427,22 @@ int cairn_parse_address(const char *text, uint16_t default_port, char *host, siz
     }
     return 0;
 }
+
+int cairn_make_dirs(const char *path, cairn_err *err) {
+    char *prefix = cairn_strdup(path);
+    if (!prefix) {
+        return cairn_fail(err, "out of memory");
+    }
+    /* Parents first; their own failures show up as the failure of the last step. Roots
+     * ("/", "C:") and empty prefixes are skipped. */
+    for (size_t i = 1; prefix[i]; i++) {
+        if ((prefix[i] == '/' || prefix[i] == '\\') && prefix[i - 1] != ':' &&
+            prefix[i - 1] != '/' && prefix[i - 1] != '\\') {
+            prefix[i] = '\0';
+            cairn_make_dir(prefix, NULL);
+            prefix[i] = path[i];
+        }
+    }
+    free(prefix);
+    return cairn_make_dir(path, err);
+}

@@ -103,6 +103,10 @@ double cairn_rng_uniform(cairn_rng *r);
 int cairn_parse_address(const char *text, uint16_t default_port, char *host, size_t host_size,
                         uint16_t *port, cairn_err *err);
 
+/* Creates the directory path and any missing parents ('/' or '\\' separated); succeeds if
+ * it is a directory already. */
+int cairn_make_dirs(const char *path, cairn_err *err);
+
 /* Reads a whole file into a NUL-terminated buffer the caller frees. */
 char *cairn_read_file(const char *path, size_t *len_out, cairn_err *err);
 
