@@ -21,26 +21,11 @@ static uint16_t get_u16(const uint8_t *p) {
     return (uint16_t)(p[0] | (p[1] << 8));
 }
 
-static bool valid_node_id(const char *s, size_t n) {
-    if (n == 0 || n > CAIRN_WIRE_NODE_ID_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == ':' || c == '-';
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* The rules both sides apply, on counted strings so a packet's bytes can be checked before
  * they are copied anywhere. */
 static int check_fields(const char *id, size_t id_len, const char *cluster, size_t cluster_len,
                         uint32_t protocol, uint32_t cluster_port, cairn_err *err) {
-    if (!valid_node_id(id, id_len)) {
+    if (!cairn_wire_node_id_valid(id, id_len)) {
         return cairn_fail(err, "discovery: node id must be 1..%d characters of A-Z a-z 0-9 . _ : -",
                           CAIRN_WIRE_NODE_ID_MAX);
     }

@@ -73,22 +73,6 @@ cJSON *rank_to_json(const node_rank *r) {
     return o;
 }
 
-static bool valid_id(const char *id) {
-    size_t len = strlen(id);
-    if (len == 0) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = id[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == ':' || c == '-';
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
-}
-
 int rank_from_json(const cJSON *o, node_rank *out, cairn_err *err) {
     node_rank r;
     memset(&r, 0, sizeof r);
@@ -100,7 +84,8 @@ int rank_from_json(const cJSON *o, node_rank *out, cairn_err *err) {
         cairn_json_get_number(o, "seniority", &r.seniority, err) != 0) {
         return cairn_fail_prefix(err, "rank");
     }
-    if (!valid_id(r.id) || (r.founder[0] && !valid_id(r.founder))) {
+    if (!cairn_wire_node_id_valid(r.id, strlen(r.id)) ||
+        (r.founder[0] && !cairn_wire_node_id_valid(r.founder, strlen(r.founder)))) {
         return cairn_fail(err, "rank: malformed node id");
     }
     *out = r;

@@ -464,17 +464,19 @@ int cairn_wire_parse_json(const cairn_wire_frame *f, cJSON **out, cairn_err *err
 _Static_assert(CAIRN_WIRE_NODE_ID_MAX + 1 == CAIRN_STATE_ID_SIZE, "node id size");
 _Static_assert(CAIRN_WIRE_CLUSTER_MAX + 1 == CAIRN_STATE_NAME_SIZE, "cluster name size");
 
-static bool valid_node_id(const char *s) {
-    size_t n = 0;
-    for (; s[n]; n++) {
-        char c = s[n];
+bool cairn_wire_node_id_valid(const char *s, size_t len) {
+    if (len == 0 || len > CAIRN_WIRE_NODE_ID_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == ':' || c == '-';
-        if (!ok || n >= CAIRN_WIRE_NODE_ID_MAX) {
+        if (!ok) {
             return false;
         }
     }
-    return n > 0;
+    return true;
 }
 
 static bool valid_cluster_name(const char *s) {
@@ -489,7 +491,8 @@ static bool valid_cluster_name(const char *s) {
 }
 
 static int check_hello(const cairn_wire_hello *h, cairn_err *err) {
-    if (!valid_node_id(h->node_id)) {
+    const char *id_end = memchr(h->node_id, '\0', sizeof h->node_id);
+    if (!id_end || !cairn_wire_node_id_valid(h->node_id, (size_t)(id_end - h->node_id))) {
         return cairn_fail(err, "node_id must be 1..%d characters of A-Z a-z 0-9 . _ : -",
                           CAIRN_WIRE_NODE_ID_MAX);
     }

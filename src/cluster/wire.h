@@ -152,6 +152,9 @@ typedef struct cairn_wire_hello {
     uint16_t api_port;     /* the sender's HTTP API, 0 when it serves none */
 } cairn_wire_hello;
 
+/* A node id: 1..CAIRN_WIRE_NODE_ID_MAX bytes of [A-Za-z0-9._:-] (len counts them). */
+bool cairn_wire_node_id_valid(const char *s, size_t len);
+
 int cairn_wire_encode_hello(cairn_wire_type type, const cairn_wire_hello *hello, cairn_buf *out,
                             cairn_err *err);
 int cairn_wire_parse_hello(const cairn_wire_frame *f, cairn_wire_hello *out, cairn_err *err);
