@@ -109,17 +109,13 @@ cJSON *heartbeat_json(const cairn_local_node *n) {
     node_rank self, master;
     node_self_rank(n, &self);
     cJSON *o = cJSON_CreateObject();
-    cJSON *follows = followed_rank(n, &master) ? rank_to_json(&master) : cJSON_CreateNull();
-    if (!o || !follows || !cJSON_AddItemToObject(o, "follows", follows)) {
-        cJSON_Delete(follows);
-        cJSON_Delete(o);
-        return NULL;
-    }
-    cJSON *rank = rank_to_json(&self);
-    if (!rank || !cJSON_AddItemToObject(o, "rank", rank) ||
-        !cJSON_AddNumberToObject(o, "term", (double)n->state->term) ||
-        !cJSON_AddNumberToObject(o, "index", (double)n->state->last_index)) {
-        cJSON_Delete(rank);
+    bool ok =
+        cairn_json_add_child(
+            o, "follows", followed_rank(n, &master) ? rank_to_json(&master) : cJSON_CreateNull()) &&
+        cairn_json_add_child(o, "rank", rank_to_json(&self)) &&
+        cJSON_AddNumberToObject(o, "term", (double)n->state->term) &&
+        cJSON_AddNumberToObject(o, "index", (double)n->state->last_index);
+    if (!ok) {
         cJSON_Delete(o);
         return NULL;
     }

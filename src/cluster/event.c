@@ -25,18 +25,6 @@ static bool add_bool(cJSON *o, const char *key, bool value) {
     return cJSON_AddBoolToObject(o, key, value) != NULL;
 }
 
-/* Adds child to o under key; on failure deletes child, so callers never leak it. */
-static bool add_child(cJSON *o, const char *key, cJSON *child) {
-    if (!child) {
-        return false;
-    }
-    if (!cJSON_AddItemToObject(o, key, child)) {
-        cJSON_Delete(child);
-        return false;
-    }
-    return true;
-}
-
 static bool append_child(cJSON *array, cJSON *child) {
     if (!child) {
         return false;
@@ -145,8 +133,8 @@ static cJSON *profile_json(const cairn_node_profile *p, bool sorted) {
                          add_str(o, "cpu_model", p->cpu_model) &&
                          add_num(o, "cpu_cores", p->cpu_cores) && add_str(o, "os", p->os) &&
                          add_num(o, "disk_free", p->disk_free) &&
-                         add_child(o, "devices", devices) &&
-                         add_child(o, "model_files", model_files_json(p, sorted)));
+                         cairn_json_add_child(o, "devices", devices) &&
+                         cairn_json_add_child(o, "model_files", model_files_json(p, sorted)));
 }
 
 static cJSON *runner_json(const cairn_runner *r) {
@@ -176,7 +164,8 @@ static bool add_placement_fields(cJSON *o, const cairn_event *e) {
     return add_str(o, "instance", e->as.instance_placed.instance_id) &&
            add_str(o, "model", e->as.instance_placed.model) &&
            add_str(o, "model_sha256", e->as.instance_placed.model_sha256) &&
-           add_num(o, "n_layers", e->as.instance_placed.n_layers) && add_child(o, "shards", shards);
+           add_num(o, "n_layers", e->as.instance_placed.n_layers) &&
+           cairn_json_add_child(o, "shards", shards);
 }
 
 static bool add_event_fields(cJSON *o, const cairn_event *e) {
@@ -184,7 +173,7 @@ static bool add_event_fields(cJSON *o, const cairn_event *e) {
     case CAIRN_EVENT_NODE_JOINED:
         return add_str(o, "node", e->as.node_joined.node_id) &&
                add_str(o, "name", e->as.node_joined.name) &&
-               add_child(
+               cairn_json_add_child(
                    o, "addresses",
                    addresses_json(e->as.node_joined.n_addresses, e->as.node_joined.addresses));
     case CAIRN_EVENT_NODE_LEFT: return add_str(o, "node", e->as.node_left.node_id);
@@ -193,7 +182,8 @@ static bool add_event_fields(cJSON *o, const cairn_event *e) {
                add_bool(o, "connected", e->as.node_connection_changed.connected);
     case CAIRN_EVENT_NODE_PROFILE_UPDATED:
         return add_str(o, "node", e->as.node_profile_updated.node_id) &&
-               add_child(o, "profile", profile_json(&e->as.node_profile_updated.profile, false));
+               cairn_json_add_child(o, "profile",
+                                    profile_json(&e->as.node_profile_updated.profile, false));
     case CAIRN_EVENT_MASTER_ELECTED: return add_str(o, "master", e->as.master_elected.master_id);
     case CAIRN_EVENT_INSTANCE_PLACED: return add_placement_fields(o, e);
     case CAIRN_EVENT_INSTANCE_DELETED:
@@ -201,7 +191,7 @@ static bool add_event_fields(cJSON *o, const cairn_event *e) {
     case CAIRN_EVENT_RUNNER_STATE_CHANGED:
         return add_str(o, "instance", e->as.runner_state_changed.instance_id) &&
                add_num(o, "shard", e->as.runner_state_changed.shard) &&
-               add_child(o, "runner", runner_json(&e->as.runner_state_changed.runner));
+               cairn_json_add_child(o, "runner", runner_json(&e->as.runner_state_changed.runner));
     }
     return false;
 }
@@ -242,11 +232,11 @@ char *cairn_event_to_json(const cairn_event *e, cairn_err *err) {
 
 static cJSON *node_json(const cairn_node *n) {
     cJSON *o = cJSON_CreateObject();
-    return finish(o, o && add_str(o, "id", n->id) && add_str(o, "name", n->name) &&
-                         add_child(o, "addresses", addresses_json(n->n_addresses, n->addresses)) &&
-                         add_num(o, "seniority", n->seniority) &&
-                         add_bool(o, "connected", n->connected) &&
-                         add_child(o, "profile", profile_json(&n->profile, true)));
+    return finish(
+        o, o && add_str(o, "id", n->id) && add_str(o, "name", n->name) &&
+               cairn_json_add_child(o, "addresses", addresses_json(n->n_addresses, n->addresses)) &&
+               add_num(o, "seniority", n->seniority) && add_bool(o, "connected", n->connected) &&
+               cairn_json_add_child(o, "profile", profile_json(&n->profile, true)));
 }
 
 static cJSON *shard_json(const cairn_shard *sh) {
@@ -254,7 +244,7 @@ static cJSON *shard_json(const cairn_shard *sh) {
     return finish(o, o && add_str(o, "node", sh->node_id) &&
                          add_num(o, "layer_start", sh->layer_start) &&
                          add_num(o, "layer_end", sh->layer_end) &&
-                         add_child(o, "runner", runner_json(&sh->runner)));
+                         cairn_json_add_child(o, "runner", runner_json(&sh->runner)));
 }
 
 static cJSON *instance_json(const cairn_instance *in) {
@@ -270,7 +260,8 @@ static cJSON *instance_json(const cairn_instance *in) {
     }
     return finish(o, add_str(o, "id", in->id) && add_str(o, "model", in->model) &&
                          add_str(o, "model_sha256", in->model_sha256) &&
-                         add_num(o, "n_layers", in->n_layers) && add_child(o, "shards", shards));
+                         add_num(o, "n_layers", in->n_layers) &&
+                         cairn_json_add_child(o, "shards", shards));
 }
 
 static cJSON *nodes_json(const cairn_cluster_state *s) {
@@ -302,8 +293,9 @@ cJSON *cairn_state_snapshot_cjson(const cairn_cluster_state *s, cairn_err *err) 
     cJSON *o = cJSON_CreateObject();
     bool ok = o && add_str(o, "cluster", s->cluster_name) &&
               add_num(o, "last_index", s->last_index) && add_num(o, "term", s->term) &&
-              add_str(o, "master", s->master_id) && add_child(o, "nodes", nodes_json(s)) &&
-              add_child(o, "instances", instances_json(s));
+              add_str(o, "master", s->master_id) &&
+              cairn_json_add_child(o, "nodes", nodes_json(s)) &&
+              cairn_json_add_child(o, "instances", instances_json(s));
     if (!ok) {
         cJSON_Delete(o);
         cairn_fail(err, "out of memory encoding a snapshot");

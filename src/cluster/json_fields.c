@@ -110,3 +110,14 @@ const cJSON *cairn_json_get_array(const cJSON *o, const char *key, uint32_t max,
     *n = (uint32_t)size;
     return arr;
 }
+
+bool cairn_json_add_child(cJSON *o, const char *key, cJSON *child) {
+    if (!child) {
+        return false;
+    }
+    if (!cJSON_AddItemToObject(o, key, child)) {
+        cJSON_Delete(child);
+        return false;
+    }
+    return true;
+}

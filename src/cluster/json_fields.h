@@ -1,7 +1,8 @@
 /*
  * cluster json_fields: the strict field readers the cluster's JSON codecs share (events and
- * snapshots in event.c, the node's control messages). Every reader checks the type, range or
- * length of what it reads and fails with a message naming the field.
+ * snapshots in event.c, the node's control messages), and the one builder helper that keeps
+ * their construction leak-free. Every reader checks the type, range or length of what it
+ * reads and fails with a message naming the field.
  */
 #ifndef CAIRN_CLUSTER_JSON_FIELDS_H
 #define CAIRN_CLUSTER_JSON_FIELDS_H
@@ -35,5 +36,9 @@ int cairn_json_get_bool(const cJSON *o, const char *key, bool *out, cairn_err *e
 /* The array under key, with at most max elements, counted into *n; NULL on failure. */
 const cJSON *cairn_json_get_array(const cJSON *o, const char *key, uint32_t max, uint32_t *n,
                                   cairn_err *err);
+
+/* Adds child to o under key and returns true; on failure (child NULL, o NULL, no memory)
+ * deletes child, so a builder can chain calls without leaking what it made. */
+bool cairn_json_add_child(cJSON *o, const char *key, cJSON *child);
 
 #endif

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "cluster/json_fields.h"
 #include "cluster/node_internal.h"
 #include "cluster/profile.h"
 #include "platform/platform.h"
@@ -58,15 +61,6 @@ static const char *role_name(node_role r) {
     return r == ROLE_MASTER ? "master" : r == ROLE_FOLLOWER ? "follower" : "none";
 }
 
-static void hex(const uint8_t *bytes, size_t n, char *out) {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static void count_handle(uv_handle_t *h, void *arg) {
     (void)h;
     (*(int *)arg)++;
@@ -74,40 +68,36 @@ static void count_handle(uv_handle_t *h, void *arg) {
 
 static char *build_info(cairn_local_node *n, double now) {
     char hash[2 * CAIRN_STATE_HASH_SIZE + 1];
-    hex(n->state_hash, CAIRN_STATE_HASH_SIZE, hash);
+    sodium_bin2hex(hash, sizeof hash, n->state_hash, CAIRN_STATE_HASH_SIZE);
     size_t rss = 0;
     uv_resident_set_memory(&rss);
     int handles = 0;
     uv_walk(n->loop, count_handle, &handles);
-    cJSON *o = cJSON_CreateObject();
-    cJSON *links = links_json(n, now);
-    bool ok = o && links && cJSON_AddItemToObject(o, "links", links);
-    if (!ok) {
-        cJSON_Delete(links);
-    }
     const char *master = n->role == ROLE_MASTER ? n->id
                          : n->role == ROLE_FOLLOWER && n->master_link
                              ? n->master_link->hello.node_id
                              : "";
-    ok = ok && cJSON_AddStringToObject(o, "id", n->id) &&
-         cJSON_AddStringToObject(o, "name", n->name) &&
-         cJSON_AddStringToObject(o, "cluster", n->cluster) &&
-         cJSON_AddStringToObject(o, "version", CAIRN_VERSION) &&
-         cJSON_AddStringToObject(o, "role", role_name(n->role)) &&
-         cJSON_AddStringToObject(o, "master", master) &&
-         cJSON_AddBoolToObject(o, "synced", n->synced) &&
-         cJSON_AddNumberToObject(o, "term", (double)n->state->term) &&
-         cJSON_AddNumberToObject(o, "last_index", (double)n->state->last_index) &&
-         cJSON_AddStringToObject(o, "state_hash", n->has_state ? hash : "") &&
-         cJSON_AddBoolToObject(o, "keyed", n->keyed) &&
-         cJSON_AddNumberToObject(o, "cluster_port", n->cluster_port) &&
-         cJSON_AddNumberToObject(o, "api_port", n->api_port) &&
-         cJSON_AddNumberToObject(o, "uptime_seconds", now - n->started_at) &&
-         cJSON_AddNumberToObject(o, "rss_bytes", (double)rss) &&
-         cJSON_AddNumberToObject(o, "open_files", (double)cairn_open_handle_count()) &&
-         cJSON_AddNumberToObject(o, "loop_handles", handles) &&
-         cJSON_AddNumberToObject(o, "targets", (double)n->n_targets) &&
-         cJSON_AddNumberToObject(o, "event_log_entries", (double)n->events.count);
+    cJSON *o = cJSON_CreateObject();
+    bool ok = cairn_json_add_child(o, "links", links_json(n, now)) &&
+              cJSON_AddStringToObject(o, "id", n->id) &&
+              cJSON_AddStringToObject(o, "name", n->name) &&
+              cJSON_AddStringToObject(o, "cluster", n->cluster) &&
+              cJSON_AddStringToObject(o, "version", CAIRN_VERSION) &&
+              cJSON_AddStringToObject(o, "role", role_name(n->role)) &&
+              cJSON_AddStringToObject(o, "master", master) &&
+              cJSON_AddBoolToObject(o, "synced", n->synced) &&
+              cJSON_AddNumberToObject(o, "term", (double)n->state->term) &&
+              cJSON_AddNumberToObject(o, "last_index", (double)n->state->last_index) &&
+              cJSON_AddStringToObject(o, "state_hash", n->has_state ? hash : "") &&
+              cJSON_AddBoolToObject(o, "keyed", n->keyed) &&
+              cJSON_AddNumberToObject(o, "cluster_port", n->cluster_port) &&
+              cJSON_AddNumberToObject(o, "api_port", n->api_port) &&
+              cJSON_AddNumberToObject(o, "uptime_seconds", now - n->started_at) &&
+              cJSON_AddNumberToObject(o, "rss_bytes", (double)rss) &&
+              cJSON_AddNumberToObject(o, "open_files", (double)cairn_open_handle_count()) &&
+              cJSON_AddNumberToObject(o, "loop_handles", handles) &&
+              cJSON_AddNumberToObject(o, "targets", (double)n->n_targets) &&
+              cJSON_AddNumberToObject(o, "event_log_entries", (double)n->events.count);
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return text;

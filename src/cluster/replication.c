@@ -194,20 +194,14 @@ void send_follow_request(cairn_local_node *n) {
         return;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON *lineage = lineage_json(n);
-    cJSON *addresses = addresses_json(n->addresses, n->n_addresses);
-    bool ok = o && lineage && addresses && cJSON_AddItemToObject(o, "lineage", lineage);
-    lineage = ok ? NULL : lineage;
-    ok = ok && cJSON_AddItemToObject(o, "addresses", addresses);
-    addresses = ok ? NULL : addresses;
-    ok = ok && cJSON_AddNumberToObject(o, "after", (double)n->state->last_index) &&
-         cJSON_AddBoolToObject(o, "full", !n->synced) &&
-         cJSON_AddStringToObject(o, "name", n->name);
+    bool ok = cairn_json_add_child(o, "lineage", lineage_json(n)) &&
+              cairn_json_add_child(o, "addresses", addresses_json(n->addresses, n->n_addresses)) &&
+              cJSON_AddNumberToObject(o, "after", (double)n->state->last_index) &&
+              cJSON_AddBoolToObject(o, "full", !n->synced) &&
+              cJSON_AddStringToObject(o, "name", n->name);
     if (ok) {
         link_send_json(m, CAIRN_WIRE_EVENT_REQUEST, o);
     }
-    cJSON_Delete(lineage);
-    cJSON_Delete(addresses);
     cJSON_Delete(o);
     n->follow_sent_at = cairn_now_seconds();
 }
@@ -386,12 +380,8 @@ static uint32_t merge_addresses(const node_link *l, const cairn_address *given, 
 static void send_snapshot(cairn_local_node *n, node_link *l) {
     cairn_err err = {{0}};
     cJSON *o = cJSON_CreateObject();
-    cJSON *state = cairn_state_snapshot_cjson(n->state, &err);
-    cJSON *lineage = lineage_json(n);
-    bool ok = o && state && lineage && cJSON_AddItemToObject(o, "lineage", lineage);
-    lineage = ok ? NULL : lineage;
-    ok = ok && cJSON_AddItemToObject(o, "state", state);
-    state = ok ? NULL : state;
+    bool ok = cairn_json_add_child(o, "lineage", lineage_json(n)) &&
+              cairn_json_add_child(o, "state", cairn_state_snapshot_cjson(n->state, &err));
     if (ok) {
         link_send_json(l, CAIRN_WIRE_SNAPSHOT, o);
         l->follower = true;
@@ -399,8 +389,6 @@ static void send_snapshot(cairn_local_node *n, node_link *l) {
         cairn_log(n->log, CAIRN_LOG_ERROR, "cannot build a snapshot for %s: %s", link_name(l),
                   err.msg[0] ? err.msg : "out of memory");
     }
-    cJSON_Delete(lineage);
-    cJSON_Delete(state);
     cJSON_Delete(o);
 }
 
