@@ -81,6 +81,12 @@ typedef struct cairn_model_file {
     /* Empty while the node has not hashed the file yet (hashing tens of GB takes a while,
      * and the file should be visible before that). */
     char sha256[CAIRN_STATE_SHA256_SIZE];
+    /* What a shard of this model costs in memory, for placement; all 0 when the file is not
+     * a model the node can read (and then it never takes part in a placement). */
+    uint32_t n_layers;    /* 0..CAIRN_STATE_MAX_LAYERS */
+    uint64_t layer_bytes; /* one layer's weights plus its KV cache at the runners' context */
+    uint64_t embd_bytes;  /* extra on the first shard: the token embeddings */
+    uint64_t head_bytes;  /* extra on the last shard: the output norm and head */
 } cairn_model_file;
 
 /* What a node reports about itself. Text fields may be empty when unknown. */
@@ -143,6 +149,10 @@ typedef struct cairn_runner {
     uint64_t done;
     uint64_t total;
     char reason[CAIRN_STATE_REASON_SIZE]; /* FAILED only (not empty); empty otherwise */
+    /* The TCP port the runner accepts data-plane links on, at its node's address: 0 while
+     * IDLE, set by the step to CONNECTING and unchanged afterwards (SHUTTING_DOWN, SHUT_DOWN
+     * and FAILED may keep it or report 0). */
+    uint16_t port;
 } cairn_runner;
 
 /* Layers [layer_start, layer_end) of an instance, on one node. An instance's shards are in

@@ -68,10 +68,13 @@ typedef enum cairn_wire_type {
     CAIRN_WIRE_GOODBYE = 12,          /* JSON, may be empty: orderly close, with a reason */
     CAIRN_WIRE_ERROR = 13,            /* JSON: the peer found a problem, with a message */
     CAIRN_WIRE_PROPOSE = 14,          /* JSON: a follower asks the master to order an event */
+    /* JSON {"op": ..., ...}: the worker<->runner control channel and the data plane's
+     * requests, outputs and per-request control (limit CAIRN_WIRE_MAX_EVENT) */
+    CAIRN_WIRE_CONTROL = 15,
 } cairn_wire_type;
 
 #define CAIRN_WIRE_TYPE_FIRST CAIRN_WIRE_HELLO
-#define CAIRN_WIRE_TYPE_LAST CAIRN_WIRE_PROPOSE
+#define CAIRN_WIRE_TYPE_LAST CAIRN_WIRE_CONTROL
 
 typedef enum cairn_wire_payload_kind {
     CAIRN_WIRE_PAYLOAD_JSON,   /* a JSON object (cairn_wire_parse_json) */
