@@ -53,6 +53,15 @@ typedef struct cairn_node_config {
     uint32_t timeout_ms;          /* a peer silent this long is gone; 0 = default */
     uint32_t profile_ms;          /* profile refresh period; 0 = default */
     cairn_logger *log;            /* may be NULL */
+
+    /* Serving models. The runner settings also decide each model's memory footprint in the
+     * profile (KV cache = slots x context), so placement and runners agree on it. */
+    uint64_t memory_cap;    /* bytes: report at most this much memory available; 0: no cap */
+    const char *runner_exe; /* the cairn executable runners start from; NULL: this program */
+    int runner_threads;     /* compute threads per runner; 0: by shard size, at most the CPUs */
+    int runner_slots;       /* KV slots per runner (requests in flight per instance); 0: 4 */
+    int runner_ctx;         /* positions per slot; 0: the model's, at most 4096 */
+    double load_timeout_s;  /* deadline of a shard's load; 0: scaled with its bytes */
 } cairn_node_config;
 
 typedef struct cairn_local_node cairn_local_node;
