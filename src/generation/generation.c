@@ -5,48 +5,43 @@
 
 #include "platform/platform.h"
 
-typedef struct generation_state {
+struct cairn_gen_session {
+    const cairn_tokenizer *tok;
+    cairn_generation_params params;
+    int n_ctx;
+    int n_pos; /* positions the sequence holds, the last sampled token not included */
+    int n_generated;
     cairn_sampler *sampler;
     cairn_stop_matcher *stops;
     cairn_detok_stream detok;
     cairn_buf piece; /* detokenized text of the current token */
     cairn_buf text;  /* text that became final with the current token */
-    float *logits;
-} generation_state;
+    cairn_buf tail;  /* text held back until the end */
+};
 
-static void state_free(generation_state *st) {
-    cairn_sampler_free(st->sampler);
-    cairn_stop_matcher_free(st->stops);
-    cairn_detok_stream_free(&st->detok);
-    cairn_buf_free(&st->piece);
-    cairn_buf_free(&st->text);
-    free(st->logits);
+void cairn_gen_session_free(cairn_gen_session *s) {
+    if (!s) {
+        return;
+    }
+    cairn_sampler_free(s->sampler);
+    cairn_stop_matcher_free(s->stops);
+    cairn_detok_stream_free(&s->detok);
+    cairn_buf_free(&s->piece);
+    cairn_buf_free(&s->text);
+    cairn_buf_free(&s->tail);
+    free(s);
 }
 
-static int state_init(generation_state *st, const cairn_generation_target *target,
-                      const cairn_tokenizer *tok, const cairn_generation_params *params,
-                      cairn_err *err) {
-    if (cairn_sampler_new(&params->sampling, target->n_vocab, &st->sampler, err) != 0 ||
-        cairn_stop_matcher_new(params->stop, params->n_stop, &st->stops, err) != 0) {
+/* Turns one token into final text in s->text; returns 1 if a stop string ended the
+ * generation. */
+static int push_token(cairn_gen_session *s, int32_t token, cairn_err *err) {
+    s->piece.len = 0;
+    s->text.len = 0;
+    if (cairn_detok_stream_push(&s->detok, token, &s->piece, err) != 0) {
         return -1;
     }
-    cairn_detok_stream_init(&st->detok, tok, false);
-    st->logits = malloc((size_t)target->n_vocab * sizeof(float));
-    if (!st->logits) {
-        return cairn_fail(err, "out of memory");
-    }
-    return 0;
-}
-
-/* Turns one token into final text; returns 1 if a stop string ended the generation. */
-static int emit_token(generation_state *st, int32_t token, cairn_err *err) {
-    st->piece.len = 0;
-    st->text.len = 0;
-    if (cairn_detok_stream_push(&st->detok, token, &st->piece, err) != 0) {
-        return -1;
-    }
-    int hit = cairn_stop_matcher_push(st->stops, st->piece.data ? st->piece.data : "",
-                                      st->piece.len, &st->text);
+    int hit = cairn_stop_matcher_push(s->stops, s->piece.data ? s->piece.data : "", s->piece.len,
+                                      &s->text);
     if (hit < 0) {
         return cairn_fail(err, "out of memory");
     }
@@ -54,84 +49,147 @@ static int emit_token(generation_state *st, int32_t token, cairn_err *err) {
 }
 
 /* Text still held back (an unfinished character or a possible stop prefix) at the end. */
-static int flush_text(generation_state *st, cairn_err *err) {
-    st->piece.len = 0;
-    st->text.len = 0;
-    if (cairn_detok_stream_flush(&st->detok, &st->piece) != 0 ||
-        cairn_stop_matcher_push(st->stops, st->piece.data ? st->piece.data : "", st->piece.len,
-                                &st->text) < 0 ||
-        cairn_stop_matcher_flush(st->stops, &st->text) != 0) {
+static int flush_tail(cairn_gen_session *s, cairn_err *err) {
+    s->piece.len = 0;
+    s->tail.len = 0;
+    if (cairn_detok_stream_flush(&s->detok, &s->piece) != 0 ||
+        cairn_stop_matcher_push(s->stops, s->piece.data ? s->piece.data : "", s->piece.len,
+                                &s->tail) < 0 ||
+        cairn_stop_matcher_flush(s->stops, &s->tail) != 0) {
         return cairn_fail(err, "out of memory");
     }
     return 0;
 }
 
-static int check_prompt(const cairn_generation_target *target, int n_prompt, cairn_err *err) {
+static int check_prompt(int n_ctx, int n_past, int n_prompt, cairn_err *err) {
     if (n_prompt <= 0) {
         return cairn_fail(err, "the prompt is empty");
     }
-    if (target->n_past + n_prompt >= target->n_ctx) {
+    if (n_past + n_prompt >= n_ctx) {
         return cairn_fail(err,
                           "the prompt has %d tokens; with %d already in context that "
                           "leaves no room in the context of %d",
-                          n_prompt, target->n_past, target->n_ctx);
+                          n_prompt, n_past, n_ctx);
     }
     return 0;
 }
 
-static int run_loop(generation_state *st, const cairn_generation_target *target,
-                    const cairn_tokenizer *tok, const int32_t *prompt, int n_prompt,
-                    const cairn_generation_params *params, cairn_token_fn on_token, void *user,
-                    cairn_generation_result *res, cairn_err *err) {
-    for (int i = 0; i < n_prompt; i++) {
-        cairn_sampler_accept(st->sampler, prompt[i]);
+/* The tokens a resumed request had already streamed: they shape the sampler's penalties and
+ * the detokenizer exactly as when they were first generated, but their text is not new. */
+static int replay(cairn_gen_session *s, const int32_t *resume, int n_resume, cairn_err *err) {
+    for (int i = 0; i < n_resume; i++) {
+        cairn_sampler_accept(s->sampler, resume[i]);
+        s->n_generated++;
+        int hit = push_token(s, resume[i], err);
+        if (hit != 0) {
+            return hit < 0 ? -1 : cairn_fail(err, "the resumed tokens already end the text");
+        }
     }
-    double t0 = cairn_now_seconds();
-    if (target->forward(target->user, prompt, n_prompt, st->logits, err) != 0) {
+    return 0;
+}
+
+int cairn_gen_session_new(const cairn_tokenizer *tok, int n_vocab, int n_ctx, int n_past,
+                          const cairn_generation_params *params, const int32_t *prompt,
+                          int n_prompt, const int32_t *resume, int n_resume,
+                          cairn_gen_session **out, cairn_err *err) {
+    if (check_prompt(n_ctx, n_past, n_prompt + n_resume, err) != 0) {
         return -1;
     }
+    cairn_gen_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        return cairn_fail(err, "out of memory");
+    }
+    s->tok = tok;
+    s->params = *params;
+    s->n_ctx = n_ctx;
+    s->n_pos = n_past + n_prompt + n_resume;
+    cairn_detok_stream_init(&s->detok, tok, false);
+    if (cairn_sampler_new(&params->sampling, n_vocab, &s->sampler, err) != 0 ||
+        cairn_stop_matcher_new(params->stop, params->n_stop, &s->stops, err) != 0) {
+        cairn_gen_session_free(s);
+        return -1;
+    }
+    for (int i = 0; i < n_prompt; i++) {
+        cairn_sampler_accept(s->sampler, prompt[i]);
+    }
+    if (replay(s, resume, n_resume, err) != 0) {
+        cairn_gen_session_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+static int finish(cairn_gen_session *s, cairn_gen_step *step, cairn_finish_reason why,
+                  cairn_err *err) {
+    if (flush_tail(s, err) != 0) {
+        return -1;
+    }
+    step->done = true;
+    step->finish = why;
+    step->tail = s->tail.data ? s->tail.data : "";
+    step->tail_len = s->tail.len;
+    return 0;
+}
+
+int cairn_gen_session_step(cairn_gen_session *s, const float *logits, cairn_gen_step *step,
+                           cairn_err *err) {
+    *step = (cairn_gen_step){.token = -1, .text = "", .tail = ""};
+    int32_t token = cairn_sampler_sample(s->sampler, logits);
+    cairn_sampler_accept(s->sampler, token);
+    if (!s->params.ignore_eog && cairn_tokenizer_is_eog(s->tok, token)) {
+        return finish(s, step, CAIRN_FINISH_STOP, err);
+    }
+    s->n_generated++;
+    step->token = token;
+    int hit = push_token(s, token, err);
+    if (hit < 0) {
+        return -1;
+    }
+    step->text = s->text.data ? s->text.data : "";
+    step->len = s->text.len;
+    if (hit) {
+        return finish(s, step, CAIRN_FINISH_STOP, err);
+    }
+    if ((s->params.max_tokens > 0 && s->n_generated >= s->params.max_tokens) ||
+        s->n_pos >= s->n_ctx) {
+        return finish(s, step, CAIRN_FINISH_LENGTH, err);
+    }
+    s->n_pos++;
+    return 0;
+}
+
+int cairn_gen_session_generated(const cairn_gen_session *s) {
+    return s->n_generated;
+}
+
+/* Feeds the session's tokens through the target one by one and reports them. */
+static int run_loop(cairn_gen_session *s, const cairn_generation_target *target,
+                    cairn_token_fn on_token, void *user, float *logits,
+                    cairn_generation_result *res, cairn_err *err) {
     double t1 = cairn_now_seconds();
-    res->prefill_seconds = t1 - t0;
-    int n_pos = target->n_past + n_prompt;
-    res->finish = CAIRN_FINISH_LENGTH;
+    cairn_gen_step step;
     for (;;) {
-        int32_t token = cairn_sampler_sample(st->sampler, st->logits);
-        cairn_sampler_accept(st->sampler, token);
-        if (!params->ignore_eog && cairn_tokenizer_is_eog(tok, token)) {
-            res->finish = CAIRN_FINISH_STOP;
-            break;
-        }
-        res->n_generated++;
-        int hit = emit_token(st, token, err);
-        if (hit < 0) {
+        if (cairn_gen_session_step(s, logits, &step, err) != 0) {
             return -1;
         }
-        if (on_token(user, token, st->text.data ? st->text.data : "", st->text.len) != 0) {
+        if (step.token >= 0 && on_token(user, step.token, step.text, step.len) != 0) {
             res->finish = CAIRN_FINISH_CANCELLED;
             break;
         }
-        if (hit) {
-            res->finish = CAIRN_FINISH_STOP;
+        if (step.done) {
+            res->finish = step.finish;
+            if (step.tail_len > 0) {
+                on_token(user, -1, step.tail, step.tail_len);
+            }
             break;
         }
-        if ((params->max_tokens > 0 && res->n_generated >= params->max_tokens) ||
-            n_pos >= target->n_ctx) {
-            break;
-        }
-        if (target->forward(target->user, &token, 1, st->logits, err) != 0) {
+        if (target->forward(target->user, &step.token, 1, logits, err) != 0) {
             return -1;
         }
-        n_pos++;
     }
+    res->n_generated = s->n_generated;
     res->decode_seconds = cairn_now_seconds() - t1;
-    if (res->finish != CAIRN_FINISH_CANCELLED) {
-        if (flush_text(st, err) != 0) {
-            return -1;
-        }
-        if (st->text.len > 0) {
-            on_token(user, -1, st->text.data, st->text.len);
-        }
-    }
     return 0;
 }
 
@@ -141,15 +199,22 @@ int cairn_generate(const cairn_generation_target *target, const cairn_tokenizer 
                    cairn_err *err) {
     cairn_generation_result res = {0};
     res.n_prompt = n_prompt;
-    if (check_prompt(target, n_prompt, err) != 0) {
-        return -1;
+    cairn_gen_session *s = NULL;
+    float *logits = malloc((size_t)target->n_vocab * sizeof(float));
+    int rc = -1;
+    if (!logits) {
+        cairn_fail(err, "out of memory");
+    } else if (cairn_gen_session_new(tok, target->n_vocab, target->n_ctx, target->n_past, params,
+                                     prompt, n_prompt, NULL, 0, &s, err) == 0) {
+        double t0 = cairn_now_seconds();
+        rc = target->forward(target->user, prompt, n_prompt, logits, err);
+        res.prefill_seconds = cairn_now_seconds() - t0;
+        if (rc == 0) {
+            rc = run_loop(s, target, on_token, user, logits, &res, err);
+        }
     }
-    generation_state st = {0};
-    int rc = state_init(&st, target, tok, params, err);
-    if (rc == 0) {
-        rc = run_loop(&st, target, tok, prompt, n_prompt, params, on_token, user, &res, err);
-    }
-    state_free(&st);
+    cairn_gen_session_free(s);
+    free(logits);
     if (result) {
         *result = res;
     }

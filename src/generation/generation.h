@@ -65,6 +65,41 @@ int cairn_generate(const cairn_generation_target *target, const cairn_tokenizer 
 
 const char *cairn_finish_reason_name(cairn_finish_reason r);
 
+/* The same loop, one token at a time, for callers whose forward pass is not a function
+ * call (the last shard of a cluster pipeline samples each token as its logits arrive).
+ * cairn_generate() is built on it, so both give the same tokens and text.
+ *
+ * The session starts after the prompt's forward pass: the caller runs the prompt (and, on
+ * resume, the tokens already generated) through the model and passes the logits of the
+ * last one to each step. `resume` tokens count as generated and go through the
+ * detokenizer and stop strings without producing text again, so a request that continues
+ * on a new pipeline resumes exactly where its stream stopped. */
+typedef struct cairn_gen_session cairn_gen_session;
+
+typedef struct cairn_gen_step {
+    int32_t token; /* the sampled token, or -1 when end of generation was sampled */
+    /* Text that became final with the token, then (when done) the text held back until
+     * the end; both valid until the next step or free. */
+    const char *text;
+    size_t len;
+    const char *tail;
+    size_t tail_len;
+    bool done;                  /* no further step: finish says why */
+    cairn_finish_reason finish; /* stop or length */
+} cairn_gen_step;
+
+/* n_past: positions the sequence held before the prompt; n_ctx bounds them all. */
+int cairn_gen_session_new(const cairn_tokenizer *tok, int n_vocab, int n_ctx, int n_past,
+                          const cairn_generation_params *params, const int32_t *prompt,
+                          int n_prompt, const int32_t *resume, int n_resume,
+                          cairn_gen_session **out, cairn_err *err);
+/* Samples from the logits (n_vocab floats) of the last token fed. After a step that is not
+ * done, the caller feeds step->token and steps again with its logits. */
+int cairn_gen_session_step(cairn_gen_session *s, const float *logits, cairn_gen_step *step,
+                           cairn_err *err);
+int cairn_gen_session_generated(const cairn_gen_session *s); /* resume tokens included */
+void cairn_gen_session_free(cairn_gen_session *s);
+
 /* A forward function over an in-process pipeline's sequence (user: a cairn_pipeline_seq). */
 typedef struct cairn_pipeline_seq {
     cairn_pipeline *pipeline;
