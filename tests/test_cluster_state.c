@@ -160,12 +160,20 @@ static void ev_profile(cairn_event *e, uint64_t index, uint64_t term, const char
     SET(p->model_files[0].name, "qwen3-8b.gguf");
     p->model_files[0].size = 5000000000;
     SET(p->model_files[0].sha256, SHA_A);
+    p->model_files[0].n_layers = 36;
+    p->model_files[0].layer_bytes = 130000000;
+    p->model_files[0].embd_bytes = 300000000;
+    p->model_files[0].head_bytes = 300000100;
     SET(p->model_files[1].name, "llama-3.2-1b.gguf");
     p->model_files[1].size = 1300000000;
     SET(p->model_files[1].sha256, "");
     SET(p->model_files[2].name, "mistral-7b.gguf");
     p->model_files[2].size = 4100000000;
     SET(p->model_files[2].sha256, SHA_B);
+    p->model_files[2].n_layers = 32;
+    p->model_files[2].layer_bytes = 120000000;
+    p->model_files[2].embd_bytes = 70000000;
+    p->model_files[2].head_bytes = 70000000;
 }
 
 static void ev_elect(cairn_event *e, uint64_t index, uint64_t term, const char *id) {
@@ -204,6 +212,9 @@ static void ev_runner(cairn_event *e, uint64_t index, uint64_t term, const char 
     e->as.runner_state_changed.runner.done = done;
     e->as.runner_state_changed.runner.total = total;
     SET(e->as.runner_state_changed.runner.reason, reason);
+    /* Runners from CONNECTING through RUNNING hold a port; the others report none. */
+    bool has_port = st >= CAIRN_RUNNER_CONNECTING && st <= CAIRN_RUNNER_RUNNING;
+    e->as.runner_state_changed.runner.port = has_port ? (uint16_t)(40000 + shard) : 0;
 }
 
 /* A scripted history touching every event type, the cascade of NODE_LEFT and a new term. */
@@ -521,7 +532,7 @@ static void test_runner_lifecycle(void **unused) {
     expect_rejected(s, e, "reviving a shut down runner");
 
     /* Loading progress never goes back and keeps its total. */
-    cairn_runner from = {.state = CAIRN_RUNNER_LOADING, .done = 5, .total = 10};
+    cairn_runner from = {.state = CAIRN_RUNNER_LOADING, .done = 5, .total = 10, .port = 9};
     cairn_runner to = from;
     assert_true(cairn_runner_can_change(&from, &to));
     to.done = 4;
@@ -533,6 +544,82 @@ static void test_runner_lifecycle(void **unused) {
     assert_true(cairn_runner_can_change(&from, &to));
     from.state = CAIRN_RUNNER_FAILED;
     assert_false(cairn_runner_can_change(&from, &to));
+    free(e);
+    free(s);
+    free(ev);
+}
+
+/* Each port rule on its own, through cairn_runner_can_change and through apply. */
+static void test_runner_ports(void **unused) {
+    const cairn_runner idle = {.state = CAIRN_RUNNER_IDLE};
+    cairn_runner to = {.state = CAIRN_RUNNER_CONNECTING, .port = 0};
+    assert_false(cairn_runner_can_change(&idle, &to)); /* the step to CONNECTING sets it */
+    to.port = 5000;
+    assert_true(cairn_runner_can_change(&idle, &to));
+    /* From CONNECTING through RUNNING it never changes and never goes. */
+    static const cairn_runner_state path[] = {
+        CAIRN_RUNNER_CONNECTING, CAIRN_RUNNER_CONNECTED, CAIRN_RUNNER_LOADING, CAIRN_RUNNER_LOADED,
+        CAIRN_RUNNER_WARMING_UP, CAIRN_RUNNER_READY,     CAIRN_RUNNER_RUNNING, CAIRN_RUNNER_READY,
+    };
+    for (size_t k = 1; k < CAIRN_ARRAY_LEN(path); k++) {
+        bool loading = path[k] == CAIRN_RUNNER_LOADING;
+        cairn_runner from = {.state = path[k - 1], .port = 5000};
+        if (path[k - 1] == CAIRN_RUNNER_LOADING) {
+            from.done = from.total = 4;
+        }
+        cairn_runner next = {.state = path[k], .port = 5000, .total = loading ? 4 : 0};
+        assert_true(cairn_runner_can_change(&from, &next));
+        next.port = 5001;
+        assert_false(cairn_runner_can_change(&from, &next));
+        next.port = 0;
+        assert_false(cairn_runner_can_change(&from, &next));
+    }
+    /* Ending keeps the port or reports 0, never another one. */
+    static const cairn_runner_state ends[] = {CAIRN_RUNNER_SHUTTING_DOWN, CAIRN_RUNNER_FAILED};
+    for (size_t k = 0; k < CAIRN_ARRAY_LEN(ends); k++) {
+        cairn_runner from = {.state = CAIRN_RUNNER_RUNNING, .port = 5000};
+        cairn_runner end = {.state = ends[k], .port = 5000};
+        snprintf(end.reason, sizeof end.reason, "%s", ends[k] == CAIRN_RUNNER_FAILED ? "x" : "");
+        assert_true(cairn_runner_can_change(&from, &end));
+        end.port = 0;
+        assert_true(cairn_runner_can_change(&from, &end));
+        end.port = 5001;
+        assert_false(cairn_runner_can_change(&from, &end));
+        end.port = 7; /* an idle runner that fails has no port to keep */
+        assert_false(cairn_runner_can_change(&idle, &end));
+    }
+    cairn_runner down = {.state = CAIRN_RUNNER_SHUTTING_DOWN, .port = 0};
+    cairn_runner gone = {.state = CAIRN_RUNNER_SHUT_DOWN, .port = 5000};
+    assert_false(cairn_runner_can_change(&down, &gone)); /* 0 stays 0 */
+    down.port = 5000;
+    assert_true(cairn_runner_can_change(&down, &gone));
+
+    /* The same rules hold in events and states. */
+    cairn_event *ev = scenario();
+    cairn_cluster_state *s = fold_scenario(ev, SCENARIO_LEN);
+    cairn_event *e = new_event();
+    const uint64_t i = s->last_index + 1, t = s->term;
+    ev_runner(e, i, t, "inst-3", 0, CAIRN_RUNNER_CONNECTING, 0, 0, "");
+    e->as.runner_state_changed.runner.port = 0;
+    expect_rejected(s, e, "connecting without a port");
+    ev_runner(e, i, t, "inst-3", 0, CAIRN_RUNNER_FAILED, 0, 0, "x");
+    e->as.runner_state_changed.runner.port = 9;
+    expect_rejected(s, e, "an idle runner fails with a port");
+    ev_runner(e, i, t, "inst-3", 0, CAIRN_RUNNER_CONNECTING, 0, 0, "");
+    apply_ok(s, e);
+    ev_runner(e, i + 1, t, "inst-3", 0, CAIRN_RUNNER_CONNECTED, 0, 0, "");
+    e->as.runner_state_changed.runner.port = 40001;
+    expect_rejected(s, e, "the port changes");
+    cairn_err err = {{0}};
+    cairn_instance *in = &s->instances[0];
+    assert_string_equal(in->id, "inst-3");
+    assert_int_equal(in->shards[0].runner.port, 40000);
+    in->shards[0].runner.port = 0;
+    assert_int_equal(cairn_state_check(s, &err), -1); /* connecting without a port */
+    in->shards[0].runner = (cairn_runner){.state = CAIRN_RUNNER_IDLE, .port = 1};
+    assert_int_equal(cairn_state_check(s, &err), -1); /* idle with a port */
+    in->shards[0].runner = (cairn_runner){.state = CAIRN_RUNNER_SHUT_DOWN, .port = 1};
+    assert_int_equal(cairn_state_check(s, &err), 0);
     free(e);
     free(s);
     free(ev);
@@ -617,9 +704,10 @@ static void test_json_round_trip_every_type(void **unused) {
     free(json);
     ev_runner(e, 9, 3, "inst-1", 1, CAIRN_RUNNER_LOADING, 3, 12, "");
     json = event_json(e);
-    assert_string_equal(json, "{\"index\":9,\"term\":3,\"type\":\"runner_state_changed\","
-                              "\"instance\":\"inst-1\",\"shard\":1,\"runner\":{\"state\":"
-                              "\"loading\",\"done\":3,\"total\":12,\"reason\":\"\"}}");
+    assert_string_equal(json,
+                        "{\"index\":9,\"term\":3,\"type\":\"runner_state_changed\","
+                        "\"instance\":\"inst-1\",\"shard\":1,\"runner\":{\"state\":"
+                        "\"loading\",\"done\":3,\"total\":12,\"reason\":\"\",\"port\":40001}}");
     free(json);
     free(e);
     free(ev);
@@ -736,6 +824,20 @@ static void test_bad_json_rejected(void **unused) {
     expect_bad_event_edit(runner, "\"reason\":\"\"", "\"reason\":\"why\"");
     expect_bad_event_edit(runner, "\"done\":8,", "");
     expect_bad_event_edit(runner, "\"shard\":0", "\"shard\":16");
+    expect_bad_event_edit(runner, ",\"port\":40000", "");
+    expect_bad_event_edit(runner, "\"port\":40000", "\"port\":0");
+    expect_bad_event_edit(runner, "\"port\":40000", "\"port\":65536");
+    expect_bad_event_edit(runner, "\"port\":40000", "\"port\":\"40000\"");
+    expect_bad_event_edit(profile, "\"n_layers\":36", "\"n_layers\":65537");
+    expect_bad_event_edit(profile, "\"n_layers\":36", "\"n_layers\":-36");
+    expect_bad_event_edit(profile, "\"layer_bytes\":130000000", "\"layer_bytes\":1e15");
+    expect_bad_event_edit(profile, "\"embd_bytes\":300000000,", "");
+    expect_bad_event_edit(profile, "\"head_bytes\":300000100", "\"head_bytes\":1.5");
+    /* A file that is no model has no footprint; a model's whole footprint stays in range. */
+    expect_bad_event_edit(profile, "\"n_layers\":0,\"layer_bytes\":0",
+                          "\"n_layers\":0,\"layer_bytes\":1");
+    expect_bad_event_edit(profile, "\"n_layers\":36,\"layer_bytes\":130000000",
+                          "\"n_layers\":36,\"layer_bytes\":999999999999999");
 
     /* Oversize arrays and strings built to one past each limit. */
     cairn_buf b = {0};
@@ -791,6 +893,9 @@ static void test_bad_snapshots_rejected(void **unused) {
         {"\"instances\":[", "\"instances\":{"},
         {"\"llama-3.2-1b.gguf\"", "\"mistral-7b.gguf\""},
         {"\"runner\":{", "\"runner\":{\"node\":\"alpha\","},
+        {"\"reason\":\"\",\"port\":0", "\"reason\":\"\",\"port\":7"}, /* idle */
+        {"\"reason\":\"\",\"port\":0", "\"reason\":\"\""},
+        {"\"head_bytes\":0", "\"head_bytes\":0,\"tail_bytes\":0"},
     };
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(edits); i++) {
         char *bad = replace_once(good, edits[i][0], edits[i][1]);
@@ -871,6 +976,7 @@ static void test_hash_order_and_changes(void **unused) {
     assert_memory_not_equal(ha, hb, sizeof ha);
     memcpy(b, a, sizeof *b);
     b->instances[0].shards[1].runner.state = CAIRN_RUNNER_CONNECTING;
+    b->instances[0].shards[1].runner.port = 9;
     hash_of(b, hb);
     assert_memory_not_equal(ha, hb, sizeof ha);
     free(e);
@@ -958,6 +1064,12 @@ static bool gen_runner(rng *r, const cairn_cluster_state *s, cairn_event *e) {
             to.total = in->shards[k].layer_end - in->shards[k].layer_start;
         } else if (to.state == CAIRN_RUNNER_FAILED) {
             snprintf(to.reason, sizeof to.reason, "error %u", (unsigned)below(r, 1000));
+        }
+        if (to.state == CAIRN_RUNNER_CONNECTING) {
+            to.port = (uint16_t)(1 + below(r, 65535));
+        } else if (to.state > CAIRN_RUNNER_CONNECTING) {
+            bool ending = to.state >= CAIRN_RUNNER_SHUTTING_DOWN;
+            to.port = ending && below(r, 2) == 0 ? 0 : from->port;
         }
         /* Failing and shutting down end a runner: make them rarer than progress. */
         bool final = to.state == CAIRN_RUNNER_FAILED || to.state == CAIRN_RUNNER_SHUTTING_DOWN;
@@ -1192,6 +1304,7 @@ int main(void) {
         cmocka_unit_test(test_snapshot_plus_tail_equals_fold),
         cmocka_unit_test(test_invalid_events_rejected),
         cmocka_unit_test(test_runner_lifecycle),
+        cmocka_unit_test(test_runner_ports),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_json_round_trip_every_type),
         cmocka_unit_test(test_bad_json_rejected),

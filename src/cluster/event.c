@@ -70,7 +70,10 @@ static cJSON *device_json(const cairn_device *d) {
 static cJSON *model_file_json(const cairn_model_file *f) {
     cJSON *o = cJSON_CreateObject();
     return finish(o, o && add_str(o, "name", f->name) && add_num(o, "size", f->size) &&
-                         add_str(o, "sha256", f->sha256));
+                         add_str(o, "sha256", f->sha256) && add_num(o, "n_layers", f->n_layers) &&
+                         add_num(o, "layer_bytes", f->layer_bytes) &&
+                         add_num(o, "embd_bytes", f->embd_bytes) &&
+                         add_num(o, "head_bytes", f->head_bytes));
 }
 
 typedef const char *(*sort_key_fn)(const void *items, uint32_t i);
@@ -141,7 +144,7 @@ static cJSON *runner_json(const cairn_runner *r) {
     cJSON *o = cJSON_CreateObject();
     return finish(o, o && add_str(o, "state", cairn_runner_state_name(r->state)) &&
                          add_num(o, "done", r->done) && add_num(o, "total", r->total) &&
-                         add_str(o, "reason", r->reason));
+                         add_str(o, "reason", r->reason) && add_num(o, "port", r->port));
 }
 
 static cJSON *shard_spec_json(const cairn_shard_spec *sh) {
@@ -382,10 +385,15 @@ static int device_from(const cJSON *o, cairn_device *d, cairn_err *err) {
 }
 
 static int model_file_from(const cJSON *o, cairn_model_file *f, cairn_err *err) {
-    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "name", "size", "sha256") != 0 ||
+    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "name", "size", "sha256", "n_layers", "layer_bytes",
+                                 "embd_bytes", "head_bytes") != 0 ||
         cairn_json_get_text(o, "name", f->name, sizeof f->name, err) != 0 ||
         cairn_json_get_number(o, "size", &f->size, err) != 0 ||
-        cairn_json_get_text(o, "sha256", f->sha256, sizeof f->sha256, err) != 0) {
+        cairn_json_get_text(o, "sha256", f->sha256, sizeof f->sha256, err) != 0 ||
+        cairn_json_get_u32(o, "n_layers", CAIRN_STATE_MAX_LAYERS, &f->n_layers, err) != 0 ||
+        cairn_json_get_number(o, "layer_bytes", &f->layer_bytes, err) != 0 ||
+        cairn_json_get_number(o, "embd_bytes", &f->embd_bytes, err) != 0 ||
+        cairn_json_get_number(o, "head_bytes", &f->head_bytes, err) != 0) {
         return -1;
     }
     return 0;
@@ -437,14 +445,17 @@ static int profile_from(const cJSON *o, cairn_node_profile *p, cairn_err *err) {
 
 static int runner_from(const cJSON *o, cairn_runner *r, cairn_err *err) {
     int state = 0;
-    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "state", "done", "total", "reason") != 0 ||
+    uint32_t port = 0;
+    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "state", "done", "total", "reason", "port") != 0 ||
         get_name(o, "state", "runner state", runner_state_by_name, &state, err) != 0 ||
         cairn_json_get_number(o, "done", &r->done, err) != 0 ||
         cairn_json_get_number(o, "total", &r->total, err) != 0 ||
-        cairn_json_get_text(o, "reason", r->reason, sizeof r->reason, err) != 0) {
+        cairn_json_get_text(o, "reason", r->reason, sizeof r->reason, err) != 0 ||
+        cairn_json_get_u32(o, "port", 65535, &port, err) != 0) {
         return cairn_fail_prefix(err, "runner");
     }
     r->state = (cairn_runner_state)state;
+    r->port = (uint16_t)port;
     return 0;
 }
 

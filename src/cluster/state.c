@@ -192,10 +192,39 @@ static int check_device(const cairn_device *d, cairn_err *err) {
     return 0;
 }
 
+/* The footprint: all zero for a file the node cannot read as a model; otherwise the whole
+ * model (every layer, the embeddings and the head) stays below the number limit, so sums of
+ * footprints never overflow. */
+static int check_footprint(const cairn_model_file *f, cairn_err *err) {
+    if (f->n_layers > CAIRN_STATE_MAX_LAYERS) {
+        return cairn_fail(err, "n_layers %u is over the limit %d", f->n_layers,
+                          CAIRN_STATE_MAX_LAYERS);
+    }
+    if (check_number(f->layer_bytes, "layer_bytes", err) != 0 ||
+        check_number(f->embd_bytes, "embd_bytes", err) != 0 ||
+        check_number(f->head_bytes, "head_bytes", err) != 0) {
+        return -1;
+    }
+    if (f->n_layers == 0) {
+        if (f->layer_bytes != 0 || f->embd_bytes != 0 || f->head_bytes != 0) {
+            return cairn_fail(err, "a footprint without layers has bytes");
+        }
+        return 0;
+    }
+    uint64_t total = 0;
+    if (cairn_mul_overflows(f->n_layers, f->layer_bytes, &total) ||
+        cairn_add_overflows(total, f->embd_bytes, &total) ||
+        cairn_add_overflows(total, f->head_bytes, &total) || total > CAIRN_STATE_MAX_NUMBER) {
+        return cairn_fail(err, "the footprint of %u layers is over the limit %llu bytes",
+                          f->n_layers, (unsigned long long)CAIRN_STATE_MAX_NUMBER);
+    }
+    return 0;
+}
+
 static int check_model_file(const cairn_model_file *f, cairn_err *err) {
     if (check_text(f->name, sizeof f->name, false, "name", err) != 0 ||
         check_number(f->size, "size", err) != 0 ||
-        check_sha256(f->sha256, true, "sha256", err) != 0) {
+        check_sha256(f->sha256, true, "sha256", err) != 0 || check_footprint(f, err) != 0) {
         return -1;
     }
     return 0;
@@ -238,6 +267,11 @@ static int check_profile(const cairn_node_profile *p, cairn_err *err) {
     return 0;
 }
 
+/* From CONNECTING through RUNNING a runner accepts data-plane links on its port. */
+static bool runner_has_port(cairn_runner_state st) {
+    return st >= CAIRN_RUNNER_CONNECTING && st <= CAIRN_RUNNER_RUNNING;
+}
+
 static int check_runner(const cairn_runner *r, cairn_err *err) {
     const char *name = cairn_runner_state_name(r->state);
     if (!name) {
@@ -259,6 +293,12 @@ static int check_runner(const cairn_runner *r, cairn_err *err) {
     if (failed != (r->reason[0] != '\0')) {
         return cairn_fail(err, failed ? "a failed runner needs a reason"
                                       : "only a failed runner has a reason");
+    }
+    if (r->state == CAIRN_RUNNER_IDLE && r->port != 0) {
+        return cairn_fail(err, "an idle runner has port %u (it has none yet)", r->port);
+    }
+    if (runner_has_port(r->state) && r->port == 0) {
+        return cairn_fail(err, "a %s runner needs its port", name);
     }
     return 0;
 }
@@ -398,8 +438,20 @@ static bool runner_step_allowed(cairn_runner_state from, cairn_runner_state to) 
     }
 }
 
+/* The step to CONNECTING sets the port; it stays until the runner ends, when it may also
+ * be reported as 0 (but never as another port). */
+static bool runner_port_allowed(const cairn_runner *from, const cairn_runner *to) {
+    if (runner_has_port(to->state)) {
+        return to->port != 0 && (from->state == CAIRN_RUNNER_IDLE || to->port == from->port);
+    }
+    if (to->state == CAIRN_RUNNER_IDLE) {
+        return to->port == 0;
+    }
+    return to->port == 0 || to->port == from->port;
+}
+
 bool cairn_runner_can_change(const cairn_runner *from, const cairn_runner *to) {
-    if (!runner_step_allowed(from->state, to->state)) {
+    if (!runner_step_allowed(from->state, to->state) || !runner_port_allowed(from, to)) {
         return false;
     }
     if (from->state == CAIRN_RUNNER_LOADING && to->state == CAIRN_RUNNER_LOADING) {

@@ -288,7 +288,7 @@ int cairn_event_check(const cairn_event *e, cairn_err *err);
  * from a snapshot: names, ranges, sorted unique ids, shards on member nodes, runners. */
 int cairn_state_check(const cairn_cluster_state *s, cairn_err *err);
 
-/* Whether a runner may go from `from` to `to` (state and progress rules above). */
+/* Whether a runner may go from `from` to `to` (state, progress and port rules above). */
 bool cairn_runner_can_change(const cairn_runner *from, const cairn_runner *to);
 
 /* Lookups by id; NULL when absent. */
@@ -308,7 +308,7 @@ int cairn_device_type_from_name(const char *name, cairn_device_type *out);
  *
  * An event is one object: {"index":N,"term":N,"type":"<name>", ...the type's fields}, e.g.
  *   {"index":7,"term":1,"type":"runner_state_changed","instance":"i1","shard":0,
- *    "state":"loading","done":3,"total":12,"reason":""}
+ *    "runner":{"state":"loading","done":3,"total":12,"reason":"","port":40001}}
  * A snapshot is {"cluster":..,"last_index":..,"term":..,"master":..,"nodes":[..],
  * "instances":[..]}, with nodes and instances sorted by id and model files by name, so the
  * same state always gives the same bytes (this is also what GET /state serves).
