@@ -1,6 +1,6 @@
 /*
  * util: the small pieces every module shares: error reporting, growable buffers, string and
- * UTF-8 helpers, whole-file reads, and the event logger (log.h).
+ * UTF-8 helpers, whole-file reads and hashes, and the event logger (log.h).
  *
  * Owns no state of its own. Must never depend on another cairn module (but for platform's
  * UTF-8 fopen and wall clock), log by itself, or exit: it only reports failures to its caller
@@ -106,6 +106,10 @@ int cairn_parse_address(const char *text, uint16_t default_port, char *host, siz
 /* Creates the directory path and any missing parents ('/' or '\\' separated); succeeds if
  * it is a directory already. */
 int cairn_make_dirs(const char *path, cairn_err *err);
+
+/* The SHA-256 of a whole file as 64 lowercase hex digits and a NUL (src/util/sha256.c). It
+ * reads the file in chunks, so it takes long on large files: keep it off event loops. */
+int cairn_file_sha256(const char *path, char hex[65], cairn_err *err);
 
 /* Reads a whole file into a NUL-terminated buffer the caller frees. */
 char *cairn_read_file(const char *path, size_t *len_out, cairn_err *err);

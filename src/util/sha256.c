@@ -1,0 +1,50 @@
+/* util: the SHA-256 of a whole file, read in chunks (model files are tens of GB). */
+#include "util/util.h"
+
+#include "platform/platform.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+/* On the heap: the hash runs on worker threads, whose stacks may be small. */
+#define SHA256_CHUNK ((size_t)256 << 10)
+
+static int hash_stream(FILE *f, const char *path, unsigned char digest[32], cairn_err *err) {
+    unsigned char *chunk = malloc(SHA256_CHUNK);
+    if (!chunk) {
+        return cairn_fail(err, "out of memory hashing %s", path);
+    }
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    size_t n = 0;
+    while ((n = fread(chunk, 1, SHA256_CHUNK, f)) > 0) {
+        crypto_hash_sha256_update(&st, chunk, n);
+    }
+    free(chunk);
+    if (ferror(f)) {
+        return cairn_fail(err, "cannot read %s", path);
+    }
+    crypto_hash_sha256_final(&st, digest);
+    return 0;
+}
+
+int cairn_file_sha256(const char *path, char hex[65], cairn_err *err) {
+    if (sodium_init() < 0) {
+        return cairn_fail(err, "libsodium failed to initialize");
+    }
+    FILE *f = cairn_fopen(path, "rb");
+    if (!f) {
+        return cairn_fail(err, "cannot open %s: %s", path, strerror(errno));
+    }
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    int rc = hash_stream(f, path, digest, err);
+    fclose(f);
+    if (rc == 0) {
+        sodium_bin2hex(hex, 65, digest, sizeof digest);
+    }
+    return rc;
+}
