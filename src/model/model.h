@@ -113,6 +113,33 @@ const cairn_tensor_info *cairn_model_tensor(const cairn_model_file *m, const cha
  * files opened without hyperparameters. */
 uint64_t cairn_model_shard_bytes(const cairn_model_file *m, int first, int last);
 
+/* ---- memory footprint, for placing a model by layers (src/model/footprint.c) ---- */
+
+typedef struct cairn_footprint {
+    uint32_t n_layers;
+    int n_ctx;                   /* positions per sequence, resolved as the engine resolves them */
+    int n_seq;                   /* sequences (KV slots) */
+    uint64_t layer_weight_bytes; /* the tensors of all repeating blocks together */
+    uint64_t layer_kv_bytes;     /* one layer's K and V cache (F16) for n_ctx x n_seq cells */
+    uint64_t shared_bytes;       /* tensors every shard loads (rope_freqs) */
+    /* One layer for placement: its average weights (rounded up), its KV cache, and the
+     * shared tensors (counted once per layer: a safe overestimate, they are small). */
+    uint64_t layer_bytes;
+    uint64_t embd_bytes; /* extra on the first shard: the token embeddings */
+    /* Extra on the last shard: the output norm and output matrix, or with tied embeddings
+     * the token embeddings it maps again (counted even when one shard is both). */
+    uint64_t head_bytes;
+} cairn_footprint;
+
+/* The footprint of an open model with the engine's KV cache for n_ctx positions (0: the
+ * training context, at most 4096, exactly as cairn_shard_config.n_ctx) of n_seq sequences
+ * (0: 1). Fails for files without layers. */
+int cairn_model_footprint_of(const cairn_model_file *m, int n_ctx, int n_seq, cairn_footprint *out,
+                             cairn_err *err);
+/* The same for a file, opened (validated, mapped, no tensor data read) and closed again. */
+int cairn_model_footprint(const char *path, int n_ctx, int n_seq, cairn_footprint *out,
+                          cairn_err *err);
+
 const char *cairn_arch_name(cairn_arch arch);
 
 #endif

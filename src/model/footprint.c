@@ -1,0 +1,97 @@
+/* model: what a model costs in memory when placed by layers (see cairn_model_footprint). */
+#include "model/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The engine's context when none is configured: the training context, at most this (the
+ * rule of cairn_shard_config.n_ctx in src/engine/ggml_engine.c). */
+#define ENGINE_DEFAULT_MAX_CTX 4096
+/* The engine's largest context. */
+#define ENGINE_MAX_CTX (1 << 20)
+/* Bytes of one cached K or V element: the engine keeps its KV cache in F16. */
+#define KV_ELEMENT_BYTES 2
+
+static bool in_a_layer(const char *name) {
+    if (strncmp(name, "blk.", 4) != 0) {
+        return false;
+    }
+    char *end = NULL;
+    long il = strtol(name + 4, &end, 10);
+    return end != name + 4 && *end == '.' && il >= 0;
+}
+
+static uint64_t tensor_bytes(const cairn_model_file *m, const char *name) {
+    const cairn_tensor_info *t = cairn_model_tensor(m, name);
+    return t ? t->size : 0;
+}
+
+static int resolve_context(const cairn_hparams *hp, int n_ctx, int n_seq, cairn_footprint *out,
+                           cairn_err *err) {
+    int ctx = n_ctx > 0 ? n_ctx : hp->n_ctx_train;
+    if (n_ctx <= 0 && ctx > ENGINE_DEFAULT_MAX_CTX) {
+        ctx = ENGINE_DEFAULT_MAX_CTX;
+    }
+    if (ctx <= 0 || ctx > ENGINE_MAX_CTX) {
+        return cairn_fail(err, "a context of %d positions is not in 1..%d", ctx, ENGINE_MAX_CTX);
+    }
+    out->n_ctx = ctx;
+    out->n_seq = n_seq > 0 ? n_seq : 1;
+    return 0;
+}
+
+/* Sorts every tensor into the layers, the embeddings, the head or what every shard loads. */
+static void count_tensors(const cairn_model_file *m, cairn_footprint *out) {
+    uint64_t embd = tensor_bytes(m, "token_embd.weight");
+    out->embd_bytes = embd;
+    out->head_bytes = tensor_bytes(m, "output_norm.weight") +
+                      (m->hp.tied_embeddings ? embd : tensor_bytes(m, "output.weight"));
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        const char *name = m->tensors[i].name;
+        if (in_a_layer(name)) {
+            out->layer_weight_bytes += m->tensors[i].size;
+        } else if (strcmp(name, "token_embd.weight") != 0 &&
+                   strcmp(name, "output_norm.weight") != 0 && strcmp(name, "output.weight") != 0) {
+            out->shared_bytes += m->tensors[i].size;
+        }
+    }
+}
+
+int cairn_model_footprint_of(const cairn_model_file *m, int n_ctx, int n_seq, cairn_footprint *out,
+                             cairn_err *err) {
+    memset(out, 0, sizeof *out);
+    if (!m->has_hparams || m->hp.n_layer <= 0) {
+        return cairn_fail(err, "%s has no layers (a vocabulary-only file?)", m->path);
+    }
+    const cairn_hparams *hp = &m->hp;
+    if (resolve_context(hp, n_ctx, n_seq, out, err) != 0) {
+        return -1;
+    }
+    out->n_layers = (uint32_t)hp->n_layer;
+    count_tensors(m, out);
+    /* Per layer: K is [head_dim_k * n_head_kv] and V [head_dim_v * n_head_kv] per cell, one
+     * cell per position of every sequence. */
+    uint64_t cells = (uint64_t)out->n_ctx * (uint64_t)out->n_seq;
+    uint64_t row = ((uint64_t)hp->head_dim_k + (uint64_t)hp->head_dim_v) * (uint64_t)hp->n_head_kv;
+    if (cairn_mul_overflows(row, cells, &out->layer_kv_bytes) ||
+        cairn_mul_overflows(out->layer_kv_bytes, KV_ELEMENT_BYTES, &out->layer_kv_bytes)) {
+        return cairn_fail(err, "a KV cache of %d x %d positions is too large", out->n_seq,
+                          out->n_ctx);
+    }
+    /* Layers differ little; rounding the average up and counting what every shard loads
+     * once per layer keeps the estimate on the safe side. */
+    uint64_t average = (out->layer_weight_bytes + out->n_layers - 1) / out->n_layers;
+    out->layer_bytes = average + out->layer_kv_bytes + out->shared_bytes;
+    return 0;
+}
+
+int cairn_model_footprint(const char *path, int n_ctx, int n_seq, cairn_footprint *out,
+                          cairn_err *err) {
+    cairn_model_file *m = NULL;
+    if (cairn_model_open(path, &m, err) != 0) {
+        return -1;
+    }
+    int rc = cairn_model_footprint_of(m, n_ctx, n_seq, out, err);
+    cairn_model_close(m);
+    return rc;
+}
