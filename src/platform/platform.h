@@ -1,8 +1,9 @@
 /*
  * platform: everything that differs between Windows, macOS and Linux, behind one API:
  * read-only file mappings, files by UTF-8 name, clocks, CPU and memory facts, terminals,
- * command-line arguments, per-user data directories and OS service registration.
- * Sockets, processes, pipes and timers are not here: they go through libuv everywhere.
+ * command-line arguments, per-user data directories, OS service registration, and the
+ * containment of child process trees. Sockets, pipes, timers and spawning processes are not
+ * here: they go through libuv everywhere.
  *
  * Each function has one implementation per platform family (platform_posix.c,
  * platform_win32.c). No other module may use an OS header or an #ifdef for the platform.
@@ -122,5 +123,30 @@ int cairn_service_run(const char *name, int (*body)(void *user), void (*stop)(vo
                       void *user, cairn_err *err);
 /* True when a service of that name is registered (false also where unsupported). */
 bool cairn_service_exists(const char *name);
+
+/* ---- child process trees ----
+ *
+ * A child spawned with libuv (uv_spawn with cairn_process_spawn_flags()) is contained with
+ * cairn_process_tree_attach() right after the spawn, so that killing it also kills whatever
+ * it started: on POSIX the child leads a process group of its own (UV_PROCESS_DETACHED makes
+ * it call setsid), on Windows it is put in a job object. */
+typedef struct cairn_process_tree cairn_process_tree;
+
+/* The uv_process_flags bits a contained child needs (beyond the caller's own). */
+unsigned int cairn_process_spawn_flags(void);
+/* Takes charge of the tree of the child pid, spawned a moment ago with the flags above. */
+int cairn_process_tree_attach(int pid, cairn_process_tree **out, cairn_err *err);
+/* Kills every process of the tree at once (SIGKILL / TerminateJobObject), the child
+ * included. Safe to call again, and after the child exited (the rest of its tree dies). */
+void cairn_process_tree_kill(cairn_process_tree *t);
+/* Forgets the tree; on Windows, what is left of it dies (the job kills on close). Call it
+ * once the child has exited and been reaped. NULL is fine. */
+void cairn_process_tree_free(cairn_process_tree *t);
+/* Whether a process with this id exists (a child not reaped yet counts): for tests and
+ * leak checks. */
+bool cairn_process_alive(int pid);
+/* Makes a write to a pipe whose reader is gone fail with EPIPE instead of killing this
+ * process with SIGPIPE (process-wide; nothing on Windows, which has no such signal). */
+void cairn_ignore_broken_pipes(void);
 
 #endif

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -15,6 +16,8 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <uv.h>
 
 #if defined(__APPLE__)
 #include <sys/sysctl.h>
@@ -499,4 +502,51 @@ int cairn_service_run(const char *name, int (*body)(void *user), void (*stop)(vo
 bool cairn_service_exists(const char *name) {
     (void)name;
     return false;
+}
+
+/* --- child process trees ------------------------------------------------------------- */
+
+struct cairn_process_tree {
+    pid_t pgid; /* the child's pid, which setsid made its group's id */
+};
+
+unsigned int cairn_process_spawn_flags(void) {
+    return UV_PROCESS_DETACHED; /* setsid() in the child: a process group of its own */
+}
+
+int cairn_process_tree_attach(int pid, cairn_process_tree **out, cairn_err *err) {
+    if (pid <= 0) {
+        return cairn_fail(err, "no such process: %d", pid);
+    }
+    cairn_process_tree *t = calloc(1, sizeof *t);
+    if (!t) {
+        return cairn_fail(err, "out of memory");
+    }
+    t->pgid = (pid_t)pid;
+    *out = t;
+    return 0;
+}
+
+/* A group id is never handed to a new process while any member of the group lives (POSIX
+ * requires it), so signalling the group after the leader was reaped reaches only its own
+ * leftover children, or nobody. */
+void cairn_process_tree_kill(cairn_process_tree *t) {
+    if (!t) {
+        return;
+    }
+    if (kill(-t->pgid, SIGKILL) != 0 && errno == ESRCH) {
+        (void)kill(t->pgid, SIGKILL); /* not a group leader (yet): the child alone */
+    }
+}
+
+void cairn_process_tree_free(cairn_process_tree *t) {
+    free(t);
+}
+
+bool cairn_process_alive(int pid) {
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+void cairn_ignore_broken_pipes(void) {
+    (void)signal(SIGPIPE, SIG_IGN);
 }

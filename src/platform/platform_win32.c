@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "platform/platform.h"
 
 /* --- text conversion and error messages --------------------------------------------- */
@@ -804,3 +806,88 @@ bool cairn_service_exists(const char *name) {
     free(wname);
     return exists;
 }
+
+/* --- child process trees ------------------------------------------------------------- */
+
+/* A job object that kills its processes when its last handle closes. A runner that
+ * started children before being put in the job would leave them out; runners start none
+ * while they load, and assignment happens right after the spawn. */
+struct cairn_process_tree {
+    HANDLE job;     /* NULL when the job could not be set up: then the process alone */
+    HANDLE process; /* the child, for TerminateProcess without a job */
+};
+
+unsigned int cairn_process_spawn_flags(void) {
+    /* Not UV_PROCESS_DETACHED: that would also take the child out of libuv's own job, which
+     * kills children when this process dies. Jobs nest on Windows 8 and newer. */
+    return UV_PROCESS_WINDOWS_HIDE;
+}
+
+static HANDLE new_kill_on_close_job(void) {
+    HANDLE job = CreateJobObjectW(NULL, NULL);
+    if (!job) {
+        return NULL;
+    }
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION info;
+    memset(&info, 0, sizeof info);
+    info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+    if (!SetInformationJobObject(job, JobObjectExtendedLimitInformation, &info, sizeof info)) {
+        CloseHandle(job);
+        return NULL;
+    }
+    return job;
+}
+
+int cairn_process_tree_attach(int pid, cairn_process_tree **out, cairn_err *err) {
+    cairn_process_tree *t = calloc(1, sizeof *t);
+    if (!t) {
+        return cairn_fail(err, "out of memory");
+    }
+    t->process = OpenProcess(PROCESS_SET_QUOTA | PROCESS_TERMINATE | SYNCHRONIZE |
+                                 PROCESS_QUERY_LIMITED_INFORMATION,
+                             FALSE, (DWORD)pid);
+    if (!t->process) {
+        DWORD code = GetLastError();
+        free(t);
+        return fail_win32(err, code, "cannot open the child process");
+    }
+    t->job = new_kill_on_close_job();
+    if (t->job && !AssignProcessToJobObject(t->job, t->process)) {
+        CloseHandle(t->job); /* e.g. a job that forbids nesting: the process alone, then */
+        t->job = NULL;
+    }
+    *out = t;
+    return 0;
+}
+
+void cairn_process_tree_kill(cairn_process_tree *t) {
+    if (!t) {
+        return;
+    }
+    if (!t->job || !TerminateJobObject(t->job, 1)) {
+        TerminateProcess(t->process, 1);
+    }
+}
+
+void cairn_process_tree_free(cairn_process_tree *t) {
+    if (!t) {
+        return;
+    }
+    if (t->job) {
+        CloseHandle(t->job);
+    }
+    CloseHandle(t->process);
+    free(t);
+}
+
+bool cairn_process_alive(int pid) {
+    HANDLE h = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, (DWORD)pid);
+    if (!h) {
+        return false;
+    }
+    bool alive = WaitForSingleObject(h, 0) == WAIT_TIMEOUT;
+    CloseHandle(h);
+    return alive;
+}
+
+void cairn_ignore_broken_pipes(void) {}
