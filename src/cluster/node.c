@@ -33,6 +33,7 @@
 
 void node_mark_dirty(cairn_local_node *n) {
     n->view_dirty = true;
+    n->worker_stale = true;
 }
 
 static cJSON *links_json(const cairn_local_node *n, double now) {
@@ -97,7 +98,8 @@ static char *build_info(cairn_local_node *n, double now) {
               cJSON_AddNumberToObject(o, "open_files", (double)cairn_open_handle_count()) &&
               cJSON_AddNumberToObject(o, "loop_handles", handles) &&
               cJSON_AddNumberToObject(o, "targets", (double)n->n_targets) &&
-              cJSON_AddNumberToObject(o, "event_log_entries", (double)n->events.count);
+              cJSON_AddNumberToObject(o, "event_log_entries", (double)n->events.count) &&
+              cairn_json_add_child(o, "runners", cairn_worker_info_json(n->worker));
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return text;
@@ -351,6 +353,13 @@ static void on_tick(uv_timer_t *timer) {
         send_follow_request(n);
     }
     master_tick(n, now);
+    /* The worker syncs here rather than where the state changes: its reports change the
+     * state again (on the master at once), which must not re-enter it. */
+    if (n->worker_stale && n->has_state) {
+        n->worker_stale = false;
+        cairn_worker_sync(n->worker, n->state);
+    }
+    cairn_worker_tick(n->worker, now);
     profile_tick(n, now);
     if (n->view_dirty || now - n->view_built_at >= 0.5) {
         publish(n, now);
@@ -540,6 +549,8 @@ static void close_handles(cairn_local_node *n) {
         cairn_discovery_close(n->discovery);
         n->discovery = NULL;
     }
+    cairn_worker_close(n->worker); /* it frees itself once its runners are gone */
+    n->worker = NULL;
 }
 
 static int prepare_models_dir(cairn_local_node *n, const char *dir, cairn_err *err) {
@@ -551,6 +562,34 @@ static int prepare_models_dir(cairn_local_node *n, const char *dir, cairn_err *e
         return cairn_fail_prefix(err, "models directory");
     }
     return 0;
+}
+
+static void on_worker_report(void *user, cairn_event *e) {
+    cairn_local_node *n = user;
+    if (!n->closing) {
+        node_report(n, e);
+    }
+}
+
+static int start_worker(cairn_local_node *n, const cairn_node_config *cfg, cairn_err *err) {
+    char exe[4096];
+    size_t len = sizeof exe;
+    if (!cfg->runner_exe && uv_exepath(exe, &len) != 0) {
+        return cairn_fail(err, "cannot find this program's path to start runners from");
+    }
+    cairn_worker_config wc = {.node_id = n->id,
+                              .runner_exe = cfg->runner_exe ? cfg->runner_exe : exe,
+                              .models_dir = n->models_dir,
+                              .listen_host = n->listen_host,
+                              .key = n->keyed ? &n->key : NULL,
+                              .threads = cfg->runner_threads,
+                              .slots = cfg->runner_slots,
+                              .ctx = cfg->runner_ctx,
+                              .load_timeout_s = cfg->load_timeout_s,
+                              .log = n->log,
+                              .report = on_worker_report,
+                              .user = n};
+    return cairn_worker_new(n->loop, &wc, &n->worker, err);
 }
 
 int cairn_node_start(uv_loop_t *loop, const cairn_node_config *cfg, cairn_local_node **out,
@@ -589,6 +628,9 @@ int cairn_node_start(uv_loop_t *loop, const cairn_node_config *cfg, cairn_local_
     }
     if (rc == 0 && cfg->discovery) {
         rc = start_discovery(n, cfg, err);
+    }
+    if (rc == 0) {
+        rc = start_worker(n, cfg, err);
     }
     if (rc != 0) {
         if (n->open_handles > 0) {

@@ -16,6 +16,7 @@
 #include "cluster/node.h"
 #include "cluster/state.h"
 #include "cluster/wire.h"
+#include "worker/worker.h"
 
 /* Read buffer of a link: one libuv read at most. */
 #define NODE_READ_CHUNK 65536
@@ -134,6 +135,10 @@ struct cairn_local_node {
     double follow_sent_at;
     absent_member absent[CAIRN_STATE_MAX_NODES];
     uint32_t n_absent;
+
+    /* the runners of this node's shards; synced on the tick after the state changed */
+    cairn_worker *worker;
+    bool worker_stale;
 
     /* own profile */
     double next_profile;
