@@ -20,6 +20,8 @@ typedef struct run_options {
     const char *id, *name, *cluster, *listen, *api_host, *models_dir, *log_level;
     const char *key, *key_file, *discovery_interface, *service;
     int port, api_port, discovery_port, timeout_ms, heartbeat_ms, profile_ms;
+    int runner_threads, slots, runner_ctx;
+    float load_timeout_s;
     bool no_api, no_discovery, no_ipv6;
     cli_str_list peers;
 } run_options;
@@ -135,6 +137,10 @@ static int check_options(const run_options *o, cairn_err *err) {
         return cairn_fail(err, "--timeout must be >= 200 ms, --heartbeat >= 50 ms, "
                                "--profile-interval >= 100 ms");
     }
+    if (o->runner_threads < 0 || o->slots < 0 || o->runner_ctx < 0 || o->load_timeout_s < 0) {
+        return cairn_fail(err, "--runner-threads, --slots, --runner-ctx and --load-timeout must "
+                               "not be negative (0: the default)");
+    }
     return 0;
 }
 
@@ -190,6 +196,10 @@ static int run_node(run_context *ctx, const run_options *o, const cairn_cluster_
         .timeout_ms = (uint32_t)o->timeout_ms,
         .profile_ms = (uint32_t)o->profile_ms,
         .log = ctx->log,
+        .runner_threads = o->runner_threads,
+        .runner_slots = o->slots,
+        .runner_ctx = o->runner_ctx,
+        .load_timeout_s = o->load_timeout_s,
     };
     if (cairn_node_start(&ctx->loop, &cfg, &ctx->node, err) != 0) {
         return -1;
@@ -237,6 +247,13 @@ int cmd_run(int argc, char **argv) {
         {"heartbeat", 0, OPT_INT, &o.heartbeat_ms, "MS", "heartbeat interval (default: 500)"},
         {"profile-interval", 0, OPT_INT, &o.profile_ms, "MS",
          "how often the node reports its resources (default: 10000)"},
+        {"runner-threads", 0, OPT_INT, &o.runner_threads, "N",
+         "compute threads per runner (default: by shard size, at most the CPUs)"},
+        {"slots", 0, OPT_INT, &o.slots, "N", "requests in flight per runner (default: 4)"},
+        {"runner-ctx", 0, OPT_INT, &o.runner_ctx, "N",
+         "context positions per slot (default: the model's, at most 4096)"},
+        {"load-timeout", 0, OPT_FLOAT, &o.load_timeout_s, "SECONDS",
+         "deadline of a shard's load (default: 30 s + 1 s per 64 MiB)"},
         {"log-level", 0, OPT_STR, &o.log_level, "LEVEL", "error, warn, info, debug or trace"},
         {"service", 0, OPT_STR, &o.service, "NAME",
          "run as the Windows service NAME (what 'cairn service install' registers)"},
