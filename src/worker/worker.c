@@ -136,7 +136,8 @@ static void set_deadline(worker_runner *r, double seconds, const char *what) {
 
 static double load_timeout(const worker_runner *r) {
     const cairn_worker *w = r->w;
-    return w->load_timeout_s > 0 ? w->load_timeout_s : 30.0 + (double)(r->shard_bytes / (64 * MIB));
+    return w->load_timeout_s > 0 ? w->load_timeout_s
+                                 : 30.0 + (double)r->shard_bytes / (double)(64 * MIB);
 }
 
 /* Deadlines follow the step the runner reached. */

@@ -98,7 +98,8 @@ static void wait_for(const char *want) {
 
 int main(int argc, char **argv) {
     cairn_console_init();
-    const char *mode = getenv("CAIRN_STUB_MODE") ? getenv("CAIRN_STUB_MODE") : "normal";
+    const char *env_mode = getenv("CAIRN_STUB_MODE");
+    const char *mode = env_mode ? env_mode : "normal";
     if (argc < 2 || strcmp(argv[1], "runner") != 0) {
         fprintf(stderr, "runner_stub: the first argument must be \"runner\"\n");
         return 2;
