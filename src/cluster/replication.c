@@ -5,8 +5,9 @@
  * proposals become events it applies, logs and sends to every follower in order. A node
  * that takes a new master asks it for a snapshot ("follow request"); from then on it applies
  * the master's events in index order and asks for the tail when it sees a gap. A follower
- * never applies anything that does not come from its master's link, and the master accepts
- * from a follower only proposals about that follower itself.
+ * never applies anything that does not come from its master's link. The master accepts from
+ * a follower its own profile, reports of the runners on its shards, and placements (checked
+ * against the state) and deletions of instances.
  */
 #define _POSIX_C_SOURCE 200809L /* pthread types in uv.h under strict C11 */
 
@@ -15,6 +16,7 @@
 
 #include "cluster/json_fields.h"
 #include "cluster/node_internal.h"
+#include "cluster/placement.h"
 #include "platform/platform.h"
 #include "util/log.h"
 
@@ -464,13 +466,40 @@ int on_event_request(node_link *l, const cJSON *msg, cairn_err *err) {
     return 0;
 }
 
-/* What a follower may propose: changes about itself only. */
-static bool proposal_allowed(const cairn_event *e, const char *peer) {
+/* The kinds of event a follower may propose at all; anything else is a protocol error. */
+static bool proposable(const cairn_event *e, const char *peer) {
     switch (e->type) {
     case CAIRN_EVENT_NODE_PROFILE_UPDATED:
         return strcmp(e->as.node_profile_updated.node_id, peer) == 0;
+    case CAIRN_EVENT_RUNNER_STATE_CHANGED:
+    case CAIRN_EVENT_INSTANCE_PLACED:
+    case CAIRN_EVENT_INSTANCE_DELETED: return true;
     default: return false;
     }
+}
+
+/* Whether the master records a proposal, given its state: runners only from their shard's
+ * node, and placements only when they fit. A refusal is no protocol error (a report may be
+ * about an instance the master deleted a moment ago), so the link stays. */
+static int proposal_accepted(const cairn_cluster_state *s, const cairn_event *e, const char *peer,
+                             cairn_err *err) {
+    if (e->type == CAIRN_EVENT_RUNNER_STATE_CHANGED) {
+        const cairn_instance *in =
+            cairn_state_find_instance(s, e->as.runner_state_changed.instance_id);
+        uint32_t k = e->as.runner_state_changed.shard;
+        if (!in || k >= in->n_shards) {
+            return cairn_fail(err, "no shard %u of instance \"%s\"", k,
+                              e->as.runner_state_changed.instance_id);
+        }
+        if (strcmp(in->shards[k].node_id, peer) != 0) {
+            return cairn_fail(err, "shard %u of \"%s\" runs on %s, not on %s", k, in->id,
+                              in->shards[k].node_id, peer);
+        }
+    }
+    if (e->type == CAIRN_EVENT_INSTANCE_PLACED) {
+        return cairn_placement_check(s, e, err);
+    }
+    return 0;
 }
 
 int on_propose(node_link *l, const cairn_wire_frame *f, cairn_err *err) {
@@ -479,17 +508,19 @@ int on_propose(node_link *l, const cairn_wire_frame *f, cairn_err *err) {
     if (cairn_event_from_json((const char *)f->payload, f->len, &e, err) != 0) {
         return cairn_fail_prefix(err, "PROPOSE");
     }
-    if (!proposal_allowed(&e, l->hello.node_id)) {
-        return cairn_fail(err, "PROPOSE: a node may not propose %s about another node",
-                          cairn_event_type_name(e.type));
+    if (!proposable(&e, l->hello.node_id)) {
+        return cairn_fail(err, "PROPOSE: a node may not propose %s%s",
+                          cairn_event_type_name(e.type),
+                          e.type == CAIRN_EVENT_NODE_PROFILE_UPDATED ? " about another node" : "");
     }
     if (n->role != ROLE_MASTER || !l->follower) {
         return 0; /* it will propose again to its real master */
     }
     cairn_err apply_err = {{0}};
-    if (master_emit(n, &e, &apply_err) != 0) {
-        cairn_log(n->log, CAIRN_LOG_WARN, "refusing a proposal of %s: %s", link_name(l),
-                  apply_err.msg);
+    if (proposal_accepted(n->state, &e, l->hello.node_id, &apply_err) != 0 ||
+        master_emit(n, &e, &apply_err) != 0) {
+        cairn_log(n->log, CAIRN_LOG_WARN, "refusing a proposal of %s (%s): %s", link_name(l),
+                  cairn_event_type_name(e.type), apply_err.msg);
     }
     return 0;
 }
