@@ -18,7 +18,7 @@
 
 typedef struct run_options {
     const char *id, *name, *cluster, *listen, *api_host, *models_dir, *log_level;
-    const char *key, *key_file, *discovery_interface, *service;
+    const char *key, *key_file, *discovery_interface, *service, *memory_cap;
     int port, api_port, discovery_port, timeout_ms, heartbeat_ms, profile_ms;
     int runner_threads, slots, runner_ctx;
     float load_timeout_s;
@@ -141,6 +141,10 @@ static int check_options(const run_options *o, cairn_err *err) {
         return cairn_fail(err, "--runner-threads, --slots, --runner-ctx and --load-timeout must "
                                "not be negative (0: the default)");
     }
+    uint64_t cap = 0;
+    if (o->memory_cap && cairn_parse_size(o->memory_cap, &cap, err) != 0) {
+        return cairn_fail_prefix(err, "--memory-cap");
+    }
     return 0;
 }
 
@@ -201,6 +205,9 @@ static int run_node(run_context *ctx, const run_options *o, const cairn_cluster_
         .runner_ctx = o->runner_ctx,
         .load_timeout_s = o->load_timeout_s,
     };
+    if (o->memory_cap && cairn_parse_size(o->memory_cap, &cfg.memory_cap, err) != 0) {
+        return cairn_fail_prefix(err, "--memory-cap"); /* checked already by check_options */
+    }
     if (cairn_node_start(&ctx->loop, &cfg, &ctx->node, err) != 0) {
         return -1;
     }
@@ -242,6 +249,8 @@ int cmd_run(int argc, char **argv) {
         {"api-port", 0, OPT_INT, &o.api_port, "PORT", "HTTP API port (default: 52415)"},
         {"no-api", 0, OPT_FLAG, &o.no_api, NULL, "serve no HTTP API"},
         {"models-dir", 0, OPT_STR, &o.models_dir, "DIR", "where this node keeps models"},
+        {"memory-cap", 0, OPT_STR, &o.memory_cap, "SIZE",
+         "offer at most this much memory to the cluster, e.g. 8G or 512MiB (default: all)"},
         {"timeout", 0, OPT_INT, &o.timeout_ms, "MS",
          "a peer silent this long is gone (default: 3000)"},
         {"heartbeat", 0, OPT_INT, &o.heartbeat_ms, "MS", "heartbeat interval (default: 500)"},

@@ -282,7 +282,10 @@ static bool devices_equal(const cairn_device *a, const cairn_device *b) {
 }
 
 static bool files_equal(const cairn_model_file *a, const cairn_model_file *b) {
-    return strcmp(a->name, b->name) == 0 && a->size == b->size && strcmp(a->sha256, b->sha256) == 0;
+    return strcmp(a->name, b->name) == 0 && a->size == b->size &&
+           strcmp(a->sha256, b->sha256) == 0 && a->n_layers == b->n_layers &&
+           a->layer_bytes == b->layer_bytes && a->embd_bytes == b->embd_bytes &&
+           a->head_bytes == b->head_bytes;
 }
 
 /* Available memory, free disk and free device memory move all the time; only moves of more
@@ -326,6 +329,8 @@ static void profile_tick(cairn_local_node *n, double now) {
         free(e);
         return;
     }
+    model_files_fill(n->model_files, p);
+    cairn_profile_cap_memory(p, n->memory_cap);
     const cairn_node *self = cairn_state_find_node(n->state, n->id);
     if (self && !profile_changed(&self->profile, p)) {
         free(e);
@@ -509,6 +514,7 @@ static int start_discovery(cairn_local_node *n, const cairn_node_config *cfg, ca
 }
 
 static void node_free(cairn_local_node *n) {
+    model_files_close(n->model_files);
     while (n->targets) {
         target_remove(n, n->targets);
     }
@@ -553,15 +559,23 @@ static void close_handles(cairn_local_node *n) {
     n->worker = NULL;
 }
 
-static int prepare_models_dir(cairn_local_node *n, const char *dir, cairn_err *err) {
-    n->models_dir = dir ? cairn_strdup(dir) : cairn_default_models_dir(err);
+/* A model file's hash is known: its profile goes out at the next tick. */
+static void on_model_file_ready(void *user) {
+    ((cairn_local_node *)user)->next_profile = 0;
+}
+
+static int prepare_models_dir(cairn_local_node *n, const cairn_node_config *cfg, cairn_err *err) {
+    n->models_dir = cfg->models_dir ? cairn_strdup(cfg->models_dir) : cairn_default_models_dir(err);
     if (!n->models_dir) {
         return -1;
     }
     if (cairn_make_dirs(n->models_dir, err) != 0) {
         return cairn_fail_prefix(err, "models directory");
     }
-    return 0;
+    n->memory_cap = cfg->memory_cap;
+    n->model_files = model_files_new(n->loop, n->models_dir, cfg->runner_ctx, cfg->runner_slots,
+                                     n->log, on_model_file_ready, n);
+    return n->model_files ? 0 : cairn_fail(err, "out of memory");
 }
 
 static void on_worker_report(void *user, cairn_event *e) {
@@ -608,8 +622,7 @@ int cairn_node_start(uv_loop_t *loop, const cairn_node_config *cfg, cairn_local_
         return cairn_fail(err, "cannot create a mutex");
     }
     n->state = copy_config(n, cfg, err) == 0 ? cairn_state_new(n->cluster, err) : NULL;
-    if (!n->state || prepare_models_dir(n, cfg->models_dir, err) != 0 ||
-        add_static_peers(n, cfg, err) != 0) {
+    if (!n->state || prepare_models_dir(n, cfg, err) != 0 || add_static_peers(n, cfg, err) != 0) {
         node_free(n);
         return -1;
     }

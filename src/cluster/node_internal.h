@@ -1,7 +1,8 @@
 /*
  * cluster node internals, shared by node.c (lifecycle, timers, dialing, published views),
  * link.c (TCP links: handshake, framing, heartbeats), election.c (ranks and the choice of a
- * master) and replication.c (events, snapshots, proposals). Nothing outside src/cluster/
+ * master), replication.c (events, snapshots, proposals), model_files.c (hashes of model
+ * files) and instances.c (the master's care of instances). Nothing outside src/cluster/
  * includes this header.
  */
 #ifndef CAIRN_CLUSTER_NODE_INTERNAL_H
@@ -48,6 +49,7 @@ typedef enum link_phase {
 } link_phase;
 
 typedef struct dial_target dial_target;
+typedef struct model_files model_files; /* model_files.c */
 
 typedef struct node_link {
     struct node_link *next;
@@ -141,6 +143,8 @@ struct cairn_local_node {
     bool worker_stale;
 
     /* own profile */
+    model_files *model_files;
+    uint64_t memory_cap; /* 0: none */
     double next_profile;
     bool profile_reported;
     cairn_node_profile last_profile;
@@ -154,6 +158,22 @@ struct cairn_local_node {
     double view_built_at;
     uint8_t state_hash[CAIRN_STATE_HASH_SIZE];
 };
+
+/* ---- model_files.c: hashes and footprints of the node's model files ---- */
+
+/* KV slots per runner when the configuration says 0 (cairn_node_config.runner_slots). */
+#define MODEL_FILES_DEFAULT_SLOTS 4
+
+/* A cache for the model files in dir, measured for runners of n_ctx positions (0: the
+ * model's, at most 4096) and n_seq slots (0: MODEL_FILES_DEFAULT_SLOTS). on_ready(user) runs
+ * on the loop each time a file's hash becomes known. NULL when out of memory. */
+model_files *model_files_new(uv_loop_t *loop, const char *dir, int n_ctx, int n_seq,
+                             cairn_logger *log, void (*on_ready)(void *user), void *user);
+/* Fills the sha256 and footprint of the profile's files from the cache, and queues the
+ * files not hashed yet (one at a time, off the loop). */
+void model_files_fill(model_files *mf, cairn_node_profile *p);
+/* Stops hashing and frees the cache (from the hash's callback when one is in flight). */
+void model_files_close(model_files *mf);
 
 /* ---- link.c ---- */
 int link_accept(cairn_local_node *n, uv_stream_t *server);

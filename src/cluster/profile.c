@@ -180,3 +180,11 @@ int cairn_profile_gather(const char *models_dir, cairn_node_profile *out, cairn_
     uint32_t devices_left_out = gather_devices(out);
     return report_truncation(devices_left_out, files_left_out, unnamable, err);
 }
+
+void cairn_profile_cap_memory(cairn_node_profile *p, uint64_t cap) {
+    if (cap == 0) {
+        return;
+    }
+    p->memory_total = p->memory_total < cap ? p->memory_total : cap;
+    p->memory_available = p->memory_available < cap ? p->memory_available : cap;
+}

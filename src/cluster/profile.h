@@ -4,7 +4,8 @@
  * so it can go out as a NODE_PROFILE_UPDATED event. The node refreshes it periodically.
  *
  * Reads the machine only through platform and ggml-backend. Must never change anything on
- * disk, hash files (hashing tens of GB is slow; it comes later) or keep state between calls.
+ * disk, hash files (hashing tens of GB is slow: the node's model_files.c does it off the
+ * loop) or keep state between calls.
  */
 #ifndef CAIRN_CLUSTER_PROFILE_H
 #define CAIRN_CLUSTER_PROFILE_H
@@ -34,5 +35,9 @@
  * on failure, with *out undefined.
  */
 int cairn_profile_gather(const char *models_dir, cairn_node_profile *out, cairn_err *err);
+
+/* Reports at most cap bytes of memory (total and available alike, so they stay consistent),
+ * for a node that must leave the rest of its machine alone; a cap of 0 changes nothing. */
+void cairn_profile_cap_memory(cairn_node_profile *p, uint64_t cap);
 
 #endif

@@ -103,6 +103,10 @@ double cairn_rng_uniform(cairn_rng *r);
 int cairn_parse_address(const char *text, uint16_t default_port, char *host, size_t host_size,
                         uint16_t *port, cairn_err *err);
 
+/* Parses a byte size: digits with an optional fraction and an optional binary unit, K, M, G
+ * or T, alone or as KiB, MiB, GiB, TiB (any case; B for bytes): "8G", "1.5GiB", "4096". */
+int cairn_parse_size(const char *text, uint64_t *out, cairn_err *err);
+
 /* Creates the directory path and any missing parents ('/' or '\\' separated); succeeds if
  * it is a directory already. */
 int cairn_make_dirs(const char *path, cairn_err *err);
@@ -110,6 +114,10 @@ int cairn_make_dirs(const char *path, cairn_err *err);
 /* The SHA-256 of a whole file as 64 lowercase hex digits and a NUL (src/util/sha256.c). It
  * reads the file in chunks, so it takes long on large files: keep it off event loops. */
 int cairn_file_sha256(const char *path, char hex[65], cairn_err *err);
+/* The same, asking keep_going(user) before each chunk; when it says false, the hash stops
+ * and fails (so a node that shuts down need not finish hashing a large file). */
+int cairn_file_sha256_until(const char *path, char hex[65], bool (*keep_going)(void *user),
+                            void *user, cairn_err *err);
 
 /* Reads a whole file into a NUL-terminated buffer the caller frees. */
 char *cairn_read_file(const char *path, size_t *len_out, cairn_err *err);
