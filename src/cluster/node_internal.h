@@ -90,6 +90,49 @@ struct dial_target {
 
 typedef enum node_role { ROLE_NONE, ROLE_FOLLOWER, ROLE_MASTER } node_role;
 
+/* ---- instances.c: the master's care of instances (types here: the node holds one) ---- */
+
+/* Runner failures on a node after which placements leave it out. */
+#define CARE_NODE_FAILURE_LIMIT 3
+#define CARE_MAX_INTENTS (2 * CAIRN_STATE_MAX_INSTANCES)
+#define CARE_MAX_COUNTS CAIRN_STATE_MAX_NODES
+
+typedef struct care_count {
+    char key[CAIRN_STATE_SHA256_SIZE]; /* a node id or a model's sha256 */
+    uint32_t count;
+} care_count;
+
+/* A model to place again. */
+typedef struct care_intent {
+    char model[CAIRN_STATE_NAME_SIZE]; /* for logs */
+    char sha256[CAIRN_STATE_SHA256_SIZE];
+    uint32_t n_nodes; /* 0: the fewest that fit */
+    double next_attempt;
+    double backoff_s; /* before the attempt after next */
+} care_intent;
+
+typedef struct instance_care {
+    care_intent intents[CARE_MAX_INTENTS];
+    uint32_t n_intents;
+    care_count node_failures[CARE_MAX_COUNTS]; /* failed runners per node */
+    uint32_t n_node_failures;
+    care_count model_failures[CARE_MAX_COUNTS]; /* failures in a row per model */
+    uint32_t n_model_failures;
+} instance_care;
+
+/* Emits one event the way the master does (numbers, applies, sends). */
+typedef int (*care_emit_fn)(void *user, cairn_event *e, cairn_err *err);
+
+void care_init(instance_care *c);
+/* Deletes instances with failed runners (to place them again after a backoff) and places
+ * what is due, emitting through emit; s is the state emit changes. */
+void care_tick(instance_care *c, const cairn_cluster_state *s, double now, cairn_rng *rng,
+               cairn_logger *log, care_emit_fn emit, void *user);
+/* Before a NODE_LEFT for node_id: the instances it takes down are placed again. */
+void care_node_leaving(instance_care *c, const cairn_cluster_state *s, const char *node_id,
+                       double now, cairn_logger *log);
+uint32_t care_node_failures(const instance_care *c, const char *node_id);
+
 /* Master side: since when a member has had no link (NODE_LEFT after the timeout). */
 typedef struct absent_member {
     char id[CAIRN_STATE_ID_SIZE];
@@ -137,6 +180,7 @@ struct cairn_local_node {
     double follow_sent_at;
     absent_member absent[CAIRN_STATE_MAX_NODES];
     uint32_t n_absent;
+    instance_care care; /* master: failed and orphaned instances */
 
     /* the runners of this node's shards; synced on the tick after the state changed */
     cairn_worker *worker;

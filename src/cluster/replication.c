@@ -99,6 +99,7 @@ static void emit_node_event(cairn_local_node *n, cairn_event_type type, const ch
     memset(&e, 0, sizeof e);
     e.type = type;
     if (type == CAIRN_EVENT_NODE_LEFT) {
+        care_node_leaving(&n->care, n->state, id, cairn_now_seconds(), n->log);
         snprintf(e.as.node_left.node_id, sizeof e.as.node_left.node_id, "%.63s", id);
     } else {
         snprintf(e.as.node_connection_changed.node_id, sizeof e.as.node_connection_changed.node_id,
@@ -124,6 +125,7 @@ void become_master(cairn_local_node *n) {
     n->master_link = NULL;
     n->synced = true;
     n->n_absent = 0;
+    care_init(&n->care); /* what a former mastership intended may have happened since */
     cairn_event_log_free(&n->events);
     cairn_event_log_init(&n->events, n->state->last_index);
     for (node_link *l = n->links; l; l = l->next) {
@@ -550,6 +552,10 @@ void node_report(cairn_local_node *n, cairn_event *e) {
     free(json);
 }
 
+static int care_emit(void *user, cairn_event *e, cairn_err *err) {
+    return master_emit(user, e, err);
+}
+
 static absent_member *absent_entry(cairn_local_node *n, const char *id, double now) {
     for (uint32_t i = 0; i < n->n_absent; i++) {
         if (strcmp(n->absent[i].id, id) == 0) {
@@ -604,4 +610,5 @@ void master_tick(cairn_local_node *n, double now) {
             absent_clear(n, ids[i]);
         }
     }
+    care_tick(&n->care, n->state, now, &n->rng, n->log, care_emit, n);
 }
