@@ -70,6 +70,10 @@ bool cairn_is_terminal(FILE *stream);
  * is byte-identical on every platform (no "\r\n" translation on Windows). Call once, first. */
 void cairn_console_init(void);
 
+/* Makes stdin read bytes exactly as sent (no "\r\n" translation and no end of file at
+ * byte 0x1A on Windows), for programs that take binary frames on stdin. */
+void cairn_stdin_binary(void);
+
 /* "linux", "windows", "macos" or "unix": for messages and version output. */
 const char *cairn_platform_name(void);
 

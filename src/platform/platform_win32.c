@@ -891,3 +891,7 @@ bool cairn_process_alive(int pid) {
 }
 
 void cairn_ignore_broken_pipes(void) {}
+
+void cairn_stdin_binary(void) {
+    _setmode(_fileno(stdin), _O_BINARY);
+}

@@ -98,6 +98,7 @@ static void wait_for(const char *want) {
 
 int main(int argc, char **argv) {
     cairn_console_init();
+    cairn_stdin_binary();
     const char *env_mode = getenv("CAIRN_STUB_MODE");
     const char *mode = env_mode ? env_mode : "normal";
     if (argc < 2 || strcmp(argv[1], "runner") != 0) {
