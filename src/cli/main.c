@@ -1,4 +1,5 @@
 /* cli: the cairn command's entry point: picks the subcommand. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 #include "cli/cli.h"
 #include "ggml.h"
 #include "platform/platform.h"
+#include "runner/runner.h"
 
 typedef struct subcommand {
     const char *name;
@@ -60,6 +62,10 @@ int main(int argc, char **argv) {
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
         printf("cairn %s (%s)\n", CAIRN_VERSION, CAIRN_BUILD_FLAVOR);
         return CLI_OK;
+    }
+    if (strcmp(name, "runner") == 0) {
+        /* a node's worker starts this for one shard; it is not a command people type */
+        return cairn_runner_main(argc - 1, argv + 1);
     }
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(subcommands); i++) {
         if (strcmp(name, subcommands[i].name) == 0) {

@@ -109,6 +109,9 @@ int cairn_gen_session_new(const cairn_tokenizer *tok, int n_vocab, int n_ctx, in
         cairn_gen_session_free(s);
         return -1;
     }
+    /* the matcher keeps its own copies: the caller's stop strings may go after this */
+    s->params.stop = NULL;
+    s->params.n_stop = 0;
     for (int i = 0; i < n_prompt; i++) {
         cairn_sampler_accept(s->sampler, prompt[i]);
     }

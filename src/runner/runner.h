@@ -47,8 +47,52 @@
 #ifndef CAIRN_RUNNER_H
 #define CAIRN_RUNNER_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "cluster/secure.h"
+#include "generation/generation.h"
+#include "util/util.h"
+
 /* The entry point of `cairn runner`: parses its arguments and runs until shut down or its
  * worker goes away. Returns the process exit status. */
 int cairn_runner_main(int argc, char **argv);
+
+/* ---- streams: one request to an instance's first runner (what a node does for its API) */
+
+typedef struct cairn_stream_request {
+    const char *instance;  /* the instance the runner must serve */
+    const char *prompt;    /* text, tokenized by the first shard as `cairn generate` does */
+    const int32_t *tokens; /* or token ids (when prompt is NULL) */
+    size_t n_tokens;
+    const int32_t *resume; /* tokens already streamed to the client by an earlier pipeline */
+    size_t n_resume;
+    const cairn_generation_params *params;
+} cairn_stream_request;
+
+typedef struct cairn_stream_callbacks {
+    void (*on_token)(void *user, int32_t token, const char *text, size_t len);
+    /* The request is complete; text is the remainder held back until the end. */
+    void (*on_done)(void *user, const char *finish, const char *text, size_t len, int prompt_tokens,
+                    int completion_tokens);
+    /* The stream ended without completing: refused means the runner rejected the request
+     * (message says why; trying again will not help), otherwise the link was lost (the
+     * pipeline went away: the request may resume on another placement). */
+    void (*on_error)(void *user, bool refused, const char *message);
+} cairn_stream_callbacks;
+
+typedef struct cairn_stream cairn_stream;
+
+/* Dials host:port (numeric), sends the request and reports through the callbacks on loop.
+ * After on_done or on_error the stream frees itself; until then cairn_stream_close cancels
+ * it (no callback follows). key NULL: an open cluster. */
+int cairn_stream_open(uv_loop_t *loop, const char *host, uint16_t port,
+                      const cairn_cluster_key *key, const cairn_stream_request *req,
+                      const cairn_stream_callbacks *cb, void *user, cairn_stream **out,
+                      cairn_err *err);
+void cairn_stream_close(cairn_stream *s);
 
 #endif

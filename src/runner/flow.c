@@ -1,0 +1,790 @@
+/*
+ * flow: requests moving through a pipeline of runners.
+ *
+ * The first shard takes requests from clients, tokenizes them, gives each a free KV slot
+ * (the same slot number on every shard) and sends "begin" down the pipeline, then the
+ * prompt's activations in batches. Every shard does what reaches it in arrival order on one
+ * compute thread and passes the result on, so while one request's step is on shard 2 the
+ * next request's step can be on shard 1: with k requests in flight up to k shards work at
+ * once. The last shard samples (it holds each request's generation session: sampler,
+ * detokenizer, stop strings) and sends the token round the ring to the first shard, which
+ * streams it to the client and feeds it back in, or, when the request is done, sends "end"
+ * down the pipeline and gives the slot to the next waiting request.
+ *
+ * Messages on pipeline links (CONTROL JSON unless said otherwise):
+ *   begin {rid, slot, prompt:[ids], resume:[ids], params}     first -> ... -> last
+ *   DATA_ACTIVATIONS (request id = rid, pos, n_tokens, n_embd)  shard k -> k+1
+ *   end {rid}                                                  first -> ... -> last
+ *   token {rid, token, text, tail, done, finish, generated}    last -> first (the ring)
+ *   error {rid, message}                                       last -> first
+ * Messages on client links:
+ *   client -> first: hello {role:"client", instance}, then request {id, prompt | tokens,
+ *                    resume:[ids], params} and cancel {id}
+ *   first -> client: token {id, token, text}, done {id, finish, text, prompt_tokens,
+ *                    completion_tokens}, error {id, message}
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/json_fields.h"
+#include "platform/platform.h"
+#include "runner/runner_internal.h"
+#include "sampling/sampling.h"
+
+/* ---- jobs ---- */
+
+job *flow_job_new(job_kind kind) {
+    job *j = calloc(1, sizeof *j);
+    if (j) {
+        j->kind = kind;
+    }
+    return j;
+}
+
+void flow_job_free(job *j) {
+    if (!j) {
+        return;
+    }
+    cJSON_Delete(j->msg);
+    free(j->tokens);
+    free(j->hidden);
+    free(j->out);
+    free(j);
+}
+
+static int forward_job(runner *r, job *j) {
+    cairn_shard *s = r->shard_obj;
+    if (cairn_shard_seq_len(s, j->slot) != j->pos) {
+        return cairn_fail(&j->err, "request %llu is out of step: position %d, slot holds %d",
+                          (unsigned long long)j->rid, j->pos, cairn_shard_seq_len(s, j->slot));
+    }
+    cairn_batch b = {
+        .seq = j->slot, .n_tokens = j->n_tokens, .tokens = j->tokens, .hidden = j->hidden};
+    j->out = malloc(cairn_shard_output_floats(s, &b) * sizeof(float));
+    if (!j->out) {
+        return cairn_fail(&j->err, "out of memory");
+    }
+    return cairn_shard_forward(s, &b, j->out, &j->err);
+}
+
+static void job_work(uv_work_t *req) {
+    runner *r = req->data;
+    job *j = r->current;
+    switch (j->kind) {
+    case JOB_BEGIN:
+    case JOB_END: j->rc = cairn_shard_seq_truncate(r->shard_obj, j->slot, 0, &j->err); break;
+    case JOB_WARMUP:
+        while (j->hang) {
+            cairn_sleep_ms(1000);
+        }
+        j->rc = forward_job(r, j);
+        if (j->rc == 0) {
+            j->rc = cairn_shard_seq_truncate(r->shard_obj, j->slot, 0, &j->err);
+        }
+        break;
+    case JOB_FORWARD: j->rc = forward_job(r, j); break;
+    }
+}
+
+static void after_job(uv_work_t *req, int status);
+
+static void start_next(runner *r) {
+    if (r->current || !r->jobs_head || r->phase == PHASE_SHUTTING_DOWN) {
+        return;
+    }
+    r->current = r->jobs_head;
+    r->jobs_head = r->current->next;
+    if (!r->jobs_head) {
+        r->jobs_tail = NULL;
+    }
+    r->job_work.data = r;
+    int rc = uv_queue_work(r->loop, &r->job_work, job_work, after_job);
+    if (rc != 0) {
+        runner_fail(r, "cannot start a compute step: %s", uv_strerror(rc));
+    }
+}
+
+void flow_enqueue(runner *r, job *j) {
+    if (r->jobs_tail) {
+        r->jobs_tail->next = j;
+    } else {
+        r->jobs_head = j;
+    }
+    r->jobs_tail = j;
+    start_next(r);
+}
+
+/* ---- slots ---- */
+
+int flow_init(runner *r, cairn_err *err) {
+    r->slot_table = calloc((size_t)r->slots, sizeof *r->slot_table);
+    return r->slot_table ? 0 : cairn_fail(err, "out of memory");
+}
+
+static runner_slot *slot_of(runner *r, uint64_t rid) {
+    for (int i = 0; r->slot_table && i < r->slots; i++) {
+        if (r->slot_table[i].used && r->slot_table[i].rid == rid) {
+            return &r->slot_table[i];
+        }
+    }
+    return NULL;
+}
+
+static void waiting_free(waiting_request *w) {
+    if (w) {
+        free(w->tokens);
+        cJSON_Delete(w->params);
+        free(w);
+    }
+}
+
+void flow_free(runner *r) {
+    for (int i = 0; r->slot_table && i < r->slots; i++) {
+        cairn_gen_session_free(r->slot_table[i].session);
+    }
+    free(r->slot_table);
+    r->slot_table = NULL;
+    while (r->waiting_head) {
+        waiting_request *w = r->waiting_head;
+        r->waiting_head = w->next;
+        waiting_free(w);
+    }
+    while (r->jobs_head) {
+        job *j = r->jobs_head;
+        r->jobs_head = j->next;
+        flow_job_free(j);
+    }
+}
+
+/* ---- messages ---- */
+
+static void send_to_client(runner_slot *s, cJSON *msg) {
+    if (msg && s->client && !s->cancelled) {
+        dlink_send_control(s->client, msg);
+    }
+    cJSON_Delete(msg);
+}
+
+static cJSON *op_message(const char *op) {
+    cJSON *o = cJSON_CreateObject();
+    if (o && !cJSON_AddStringToObject(o, "op", op)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static void client_error(dlink *client, uint64_t id, const char *message) {
+    cJSON *o = op_message("error");
+    cJSON_AddNumberToObject(o, "id", (double)id);
+    cJSON_AddStringToObject(o, "message", message);
+    if (o) {
+        dlink_send_control(client, o);
+    }
+    cJSON_Delete(o);
+}
+
+/* ---- the first shard: requests in, slots, tokens back round the ring ---- */
+
+static void enqueue_prompt(runner *r, int slot, uint64_t rid, const int32_t *tokens, int n) {
+    for (int pos = 0; pos < n; pos += r->n_batch) {
+        int len = n - pos < r->n_batch ? n - pos : r->n_batch;
+        job *j = flow_job_new(JOB_FORWARD);
+        if (!j || !(j->tokens = malloc((size_t)len * sizeof *j->tokens))) {
+            flow_job_free(j);
+            runner_fail(r, "out of memory");
+            return;
+        }
+        memcpy(j->tokens, tokens + pos, (size_t)len * sizeof *j->tokens);
+        j->rid = rid;
+        j->slot = slot;
+        j->pos = pos;
+        j->n_tokens = len;
+        j->sample = r->is_last && pos + len == n;
+        flow_enqueue(r, j);
+    }
+}
+
+static cJSON *begin_message(uint64_t rid, int slot, const waiting_request *w) {
+    cJSON *o = op_message("begin");
+    size_t n_prompt = w->n_tokens - w->n_resume;
+    bool ok =
+        o && cJSON_AddNumberToObject(o, "rid", (double)rid) &&
+        cJSON_AddNumberToObject(o, "slot", slot) &&
+        cairn_json_add_child(o, "prompt", tokens_to_json(w->tokens, n_prompt)) &&
+        cairn_json_add_child(o, "resume", tokens_to_json(w->tokens + n_prompt, w->n_resume)) &&
+        cairn_json_add_child(o, "params", cJSON_Duplicate(w->params, true));
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static void start_request(runner *r, int slot, waiting_request *w) {
+    uint64_t rid = ++r->next_rid;
+    runner_slot *s = &r->slot_table[slot];
+    *s = (runner_slot){.used = true,
+                       .rid = rid,
+                       .n_total = (int)w->n_tokens,
+                       .client = w->client,
+                       .client_id = w->client_id,
+                       .next_pos = (int)w->n_tokens};
+    job *j = flow_job_new(JOB_BEGIN);
+    if (!j || !(j->msg = begin_message(rid, slot, w))) {
+        flow_job_free(j);
+        runner_fail(r, "out of memory");
+        return;
+    }
+    j->rid = rid;
+    j->slot = slot;
+    r->active++;
+    runner_activity(r);
+    flow_enqueue(r, j);
+    enqueue_prompt(r, slot, rid, w->tokens, (int)w->n_tokens);
+}
+
+static void start_waiting(runner *r) {
+    for (int i = 0; i < r->slots && r->waiting_head; i++) {
+        if (r->slot_table[i].used) {
+            continue;
+        }
+        waiting_request *w = r->waiting_head;
+        r->waiting_head = w->next;
+        if (!r->waiting_head) {
+            r->waiting_tail = NULL;
+        }
+        r->n_waiting--;
+        start_request(r, i, w);
+        waiting_free(w);
+    }
+}
+
+/* The request of this slot is over at the first shard: the rest of the pipeline forgets it
+ * in order, after anything of it still in flight. */
+static void finish_slot(runner *r, runner_slot *s) {
+    job *j = flow_job_new(JOB_END);
+    if (!j || !(j->msg = op_message("end")) ||
+        !cJSON_AddNumberToObject(j->msg, "rid", (double)s->rid)) {
+        flow_job_free(j);
+        runner_fail(r, "out of memory");
+        return;
+    }
+    j->rid = s->rid;
+    j->slot = (int)(s - r->slot_table);
+    cairn_gen_session_free(s->session);
+    *s = (runner_slot){0};
+    r->active--;
+    runner_activity(r);
+    flow_enqueue(r, j);
+    start_waiting(r);
+}
+
+static void head_decode(runner *r, runner_slot *s, int32_t token) {
+    job *j = flow_job_new(JOB_FORWARD);
+    if (!j || !(j->tokens = malloc(sizeof *j->tokens))) {
+        flow_job_free(j);
+        runner_fail(r, "out of memory");
+        return;
+    }
+    j->tokens[0] = token;
+    j->rid = s->rid;
+    j->slot = (int)(s - r->slot_table);
+    j->pos = s->next_pos++;
+    j->n_tokens = 1;
+    j->sample = r->is_last;
+    flow_enqueue(r, j);
+}
+
+/* A token (or the end) of a request arrives back at the first shard. */
+static int head_on_token(runner *r, const cJSON *msg, cairn_err *err) {
+    uint64_t rid = 0, token_plus = 0, generated = 0;
+    bool done = false;
+    const char *text = cJSON_GetStringValue(cairn_json_field(msg, "text"));
+    const char *tail = cJSON_GetStringValue(cairn_json_field(msg, "tail"));
+    const char *finish = cJSON_GetStringValue(cairn_json_field(msg, "finish"));
+    const cJSON *tok = cairn_json_field(msg, "token");
+    if (cairn_json_get_number(msg, "rid", &rid, err) != 0 || !cJSON_IsNumber(tok) ||
+        tok->valuedouble < -1 || tok->valuedouble >= r->n_vocab ||
+        cairn_json_get_bool(msg, "done", &done, err) != 0 ||
+        cairn_json_get_number(msg, "generated", &generated, err) != 0 || !text || !tail ||
+        !finish) {
+        return cairn_fail(err, "malformed token message");
+    }
+    (void)token_plus;
+    int32_t token = (int32_t)tok->valuedouble;
+    runner_slot *s = slot_of(r, rid);
+    if (!s) {
+        return 0; /* a request that was already given up */
+    }
+    cJSON *out = op_message("token");
+    cJSON_AddNumberToObject(out, "id", (double)s->client_id);
+    cJSON_AddNumberToObject(out, "token", token);
+    cJSON_AddStringToObject(out, "text", text);
+    send_to_client(s, out);
+    if (done) {
+        cJSON *d = op_message("done");
+        cJSON_AddNumberToObject(d, "id", (double)s->client_id);
+        cJSON_AddStringToObject(d, "finish", finish);
+        cJSON_AddStringToObject(d, "text", tail);
+        cJSON_AddNumberToObject(d, "prompt_tokens", s->n_total);
+        cJSON_AddNumberToObject(d, "completion_tokens", (double)generated);
+        send_to_client(s, d);
+    }
+    if (done || s->cancelled || token < 0) {
+        finish_slot(r, s);
+    } else {
+        head_decode(r, s, token);
+    }
+    return 0;
+}
+
+static int head_on_error(runner *r, const cJSON *msg, cairn_err *err) {
+    uint64_t rid = 0;
+    const char *message = cJSON_GetStringValue(cairn_json_field(msg, "message"));
+    if (cairn_json_get_number(msg, "rid", &rid, err) != 0 || !message) {
+        return cairn_fail(err, "malformed error message");
+    }
+    runner_slot *s = slot_of(r, rid);
+    if (s) {
+        if (s->client && !s->cancelled) {
+            client_error(s->client, s->client_id, message);
+        }
+        finish_slot(r, s);
+    }
+    return 0;
+}
+
+/* Tokens of a request: its prompt text tokenized as `cairn generate` does, or ids given. */
+static int request_tokens(runner *r, const cJSON *msg, waiting_request *w, cairn_err *err) {
+    const cJSON *prompt = cairn_json_field(msg, "prompt");
+    int32_t *ids = NULL, *resume = NULL;
+    size_t n_ids = 0, n_resume = 0;
+    int rc;
+    if (cJSON_IsString(prompt)) {
+        const char *text = prompt->valuestring;
+        rc = cairn_tokenize(r->tok, text, strlen(text), true, true, &ids, &n_ids, err);
+    } else {
+        rc = tokens_from_json(cairn_json_field(msg, "tokens"), RUNNER_MAX_REQUEST_TOKENS, &ids,
+                              &n_ids, err);
+    }
+    if (rc == 0) {
+        rc = tokens_from_json(cairn_json_field(msg, "resume"), RUNNER_MAX_REQUEST_TOKENS, &resume,
+                              &n_resume, err);
+    }
+    size_t total = n_ids + n_resume;
+    if (rc == 0 && n_ids == 0) {
+        rc = cairn_fail(err, "the prompt is empty");
+    } else if (rc == 0 && total >= (size_t)r->n_ctx) {
+        rc = cairn_fail(err, "the prompt has %zu tokens; the context holds %d", total, r->n_ctx);
+    }
+    int32_t *all = rc == 0 ? realloc(ids, (total ? total : 1) * sizeof *ids) : NULL;
+    if (rc == 0 && !all) {
+        rc = cairn_fail(err, "out of memory");
+    }
+    if (rc != 0) {
+        free(ids);
+        free(resume);
+        return -1;
+    }
+    memcpy(all + n_ids, resume, n_resume * sizeof *resume);
+    free(resume);
+    for (size_t i = 0; i < total; i++) {
+        if (all[i] >= r->n_vocab) {
+            free(all);
+            return cairn_fail(err, "token id %d is not in the vocabulary", (int)all[i]);
+        }
+    }
+    w->tokens = all;
+    w->n_tokens = total;
+    w->n_resume = n_resume;
+    return 0;
+}
+
+/* The last shard builds the session from these parameters; checking them here refuses a
+ * bad request before it takes a slot. */
+static int check_params(runner *r, const cJSON *params, cairn_err *err) {
+    request_params p;
+    if (request_params_from_json(params, &p, err) != 0) {
+        return -1;
+    }
+    cairn_sampler *s = NULL;
+    int rc = cairn_sampler_new(&p.gen.sampling, r->n_vocab, &s, err);
+    cairn_sampler_free(s);
+    request_params_free(&p);
+    return rc;
+}
+
+static int on_request(runner *r, dlink *l, const cJSON *msg, cairn_err *err) {
+    uint64_t id = 0;
+    if (cairn_json_get_number(msg, "id", &id, err) != 0) {
+        return -1;
+    }
+    waiting_request *w = calloc(1, sizeof *w);
+    if (!w) {
+        return cairn_fail(err, "out of memory");
+    }
+    w->client = l;
+    w->client_id = id;
+    cairn_err why = {{0}};
+    const cJSON *params = cairn_json_field(msg, "params");
+    if (r->phase != PHASE_READY) {
+        cairn_fail(&why, "the instance is not ready");
+    } else if (r->n_waiting >= RUNNER_MAX_WAITING) {
+        cairn_fail(&why, "too many requests are waiting");
+    } else if (check_params(r, params, &why) == 0 && request_tokens(r, msg, w, &why) == 0) {
+        w->params = cJSON_Duplicate(params, true);
+    }
+    if (why.msg[0] || !w->params) {
+        client_error(l, id, why.msg[0] ? why.msg : "out of memory");
+        waiting_free(w);
+        return 0;
+    }
+    if (r->waiting_tail) {
+        r->waiting_tail->next = w;
+    } else {
+        r->waiting_head = w;
+    }
+    r->waiting_tail = w;
+    r->n_waiting++;
+    start_waiting(r);
+    return 0;
+}
+
+static void cancel_client(runner *r, dlink *l, bool any_id, uint64_t id) {
+    for (int i = 0; r->slot_table && i < r->slots; i++) {
+        runner_slot *s = &r->slot_table[i];
+        if (s->used && s->client == l && (any_id || s->client_id == id)) {
+            s->cancelled = true;
+            s->client = NULL;
+        }
+    }
+    waiting_request **p = &r->waiting_head;
+    r->waiting_tail = NULL;
+    while (*p) {
+        waiting_request *w = *p;
+        if (w->client == l && (any_id || w->client_id == id)) {
+            *p = w->next;
+            r->n_waiting--;
+            waiting_free(w);
+        } else {
+            r->waiting_tail = w;
+            p = &w->next;
+        }
+    }
+}
+
+int flow_on_client_frame(runner *r, dlink *l, const cJSON *msg, cairn_err *err) {
+    const char *op = cJSON_GetStringValue(cairn_json_field(msg, "op"));
+    if (op && strcmp(op, "request") == 0) {
+        return on_request(r, l, msg, err);
+    }
+    if (op && strcmp(op, "cancel") == 0) {
+        uint64_t id = 0;
+        if (cairn_json_get_number(msg, "id", &id, err) != 0) {
+            return -1;
+        }
+        cancel_client(r, l, false, id);
+        return 0;
+    }
+    return cairn_fail(err, "unknown client message \"%s\"", op ? op : "?");
+}
+
+void flow_client_gone(runner *r, dlink *l) {
+    cancel_client(r, l, true, 0);
+}
+
+/* ---- the other shards: what comes down the pipeline ---- */
+
+static int on_begin(runner *r, cJSON *msg, cairn_err *err) {
+    uint64_t rid = 0, slot = 0;
+    uint32_t n_prompt = 0, n_resume = 0;
+    if (cairn_json_get_number(msg, "rid", &rid, err) != 0 ||
+        cairn_json_get_uint(msg, "slot", (uint64_t)r->slots - 1, &slot, err) != 0 ||
+        !cairn_json_get_array(msg, "prompt", RUNNER_MAX_REQUEST_TOKENS, &n_prompt, err) ||
+        !cairn_json_get_array(msg, "resume", RUNNER_MAX_REQUEST_TOKENS, &n_resume, err)) {
+        return cairn_fail_prefix(err, "begin");
+    }
+    runner_slot *s = &r->slot_table[slot];
+    cairn_gen_session_free(s->session);
+    *s = (runner_slot){.used = true, .rid = rid, .n_total = (int)(n_prompt + n_resume)};
+    job *j = flow_job_new(JOB_BEGIN);
+    if (!j) {
+        return cairn_fail(err, "out of memory");
+    }
+    j->rid = rid;
+    j->slot = (int)slot;
+    j->msg = msg;
+    flow_enqueue(r, j);
+    return 1; /* the job owns msg now */
+}
+
+static int on_end(runner *r, cJSON *msg, cairn_err *err) {
+    uint64_t rid = 0;
+    if (cairn_json_get_number(msg, "rid", &rid, err) != 0) {
+        return cairn_fail_prefix(err, "end");
+    }
+    runner_slot *s = slot_of(r, rid);
+    if (!s) {
+        return 0;
+    }
+    job *j = flow_job_new(JOB_END);
+    if (!j) {
+        return cairn_fail(err, "out of memory");
+    }
+    j->rid = rid;
+    j->slot = (int)(s - r->slot_table);
+    j->msg = msg;
+    flow_enqueue(r, j);
+    return 1;
+}
+
+static int on_activations(runner *r, const cairn_wire_frame *f, cairn_err *err) {
+    cairn_wire_data d;
+    if (cairn_wire_parse_data(f, &d, err) != 0) {
+        return -1;
+    }
+    runner_slot *s = slot_of(r, d.h.request_id);
+    if (!s || d.h.width != (uint32_t)r->n_embd || d.h.n_tokens > (uint32_t)r->n_batch ||
+        d.h.pos + d.h.n_tokens > (uint32_t)r->n_ctx) {
+        return cairn_fail(err, "activations for an unknown request or of the wrong shape");
+    }
+    job *j = flow_job_new(JOB_FORWARD);
+    if (!j || !(j->hidden = malloc(d.n_values * sizeof(float)))) {
+        flow_job_free(j);
+        return cairn_fail(err, "out of memory");
+    }
+    cairn_wire_data_floats(&d, j->hidden);
+    j->rid = s->rid;
+    j->slot = (int)(s - r->slot_table);
+    j->pos = (int)d.h.pos;
+    j->n_tokens = (int)d.h.n_tokens;
+    j->sample = r->is_last && j->pos + j->n_tokens >= s->n_total;
+    flow_enqueue(r, j);
+    return 0;
+}
+
+int flow_on_pipeline_frame(runner *r, dlink *l, const cairn_wire_frame *f, cairn_err *err) {
+    (void)l;
+    if (r->phase != PHASE_READY) {
+        return cairn_fail(err, "not serving yet");
+    }
+    if (f->type == CAIRN_WIRE_DATA_ACTIVATIONS && !r->is_first) {
+        return on_activations(r, f, err);
+    }
+    cJSON *msg = NULL;
+    if (f->type != CAIRN_WIRE_CONTROL || cairn_wire_parse_json(f, &msg, err) != 0) {
+        return cairn_fail(err, "unexpected %s frame on a pipeline link",
+                          cairn_wire_type_name(f->type));
+    }
+    const char *op = cJSON_GetStringValue(cairn_json_field(msg, "op"));
+    int rc;
+    if (op && strcmp(op, "hello") == 0) {
+        rc = 0;
+    } else if (op && strcmp(op, "begin") == 0 && !r->is_first) {
+        rc = on_begin(r, msg, err);
+    } else if (op && strcmp(op, "end") == 0 && !r->is_first) {
+        rc = on_end(r, msg, err);
+    } else if (op && strcmp(op, "token") == 0 && r->is_first) {
+        rc = head_on_token(r, msg, err);
+    } else if (op && strcmp(op, "error") == 0 && r->is_first) {
+        rc = head_on_error(r, msg, err);
+    } else {
+        rc = cairn_fail(err, "unexpected \"%s\" on a pipeline link", op ? op : "?");
+    }
+    if (rc != 1) {
+        cJSON_Delete(msg);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- the last shard: sampling ---- */
+
+/* A token message goes to the first shard: round the ring, or to itself. */
+static void to_head(runner *r, cJSON *msg) {
+    if (!msg) {
+        runner_fail(r, "out of memory");
+        return;
+    }
+    if (r->is_first) {
+        cairn_err err = {{0}};
+        const char *op = cJSON_GetStringValue(cairn_json_field(msg, "op"));
+        int rc =
+            strcmp(op, "token") == 0 ? head_on_token(r, msg, &err) : head_on_error(r, msg, &err);
+        if (rc != 0) {
+            runner_fail(r, "%s", err.msg);
+        }
+    } else if (r->next) {
+        dlink_send_control(r->next, msg);
+    }
+    cJSON_Delete(msg);
+}
+
+static void session_error(runner *r, uint64_t rid, const char *message) {
+    cJSON *o = op_message("error");
+    cJSON_AddNumberToObject(o, "rid", (double)rid);
+    cJSON_AddStringToObject(o, "message", message);
+    to_head(r, o);
+}
+
+static int start_session(runner *r, runner_slot *s, const cJSON *msg, cairn_err *err) {
+    int32_t *prompt = NULL, *resume = NULL;
+    size_t n_prompt = 0, n_resume = 0;
+    request_params p;
+    if (request_params_from_json(cairn_json_field(msg, "params"), &p, err) != 0) {
+        return -1;
+    }
+    int rc = tokens_from_json(cairn_json_field(msg, "prompt"), RUNNER_MAX_REQUEST_TOKENS, &prompt,
+                              &n_prompt, err);
+    if (rc == 0) {
+        rc = tokens_from_json(cairn_json_field(msg, "resume"), RUNNER_MAX_REQUEST_TOKENS, &resume,
+                              &n_resume, err);
+    }
+    if (rc == 0) {
+        /* the session copies the stop strings it needs, so p may go right after */
+        rc = cairn_gen_session_new(r->tok, r->n_vocab, r->n_ctx, 0, &p.gen, prompt, (int)n_prompt,
+                                   resume, (int)n_resume, &s->session, err);
+    }
+    free(prompt);
+    free(resume);
+    request_params_free(&p);
+    return rc;
+}
+
+static void sample(runner *r, job *j) {
+    runner_slot *s = &r->slot_table[j->slot];
+    if (!s->used || s->rid != j->rid || !s->session) {
+        return;
+    }
+    cairn_gen_step step;
+    cairn_err err = {{0}};
+    if (cairn_gen_session_step(s->session, j->out, &step, &err) != 0) {
+        session_error(r, j->rid, err.msg);
+        return;
+    }
+    cJSON *o = op_message("token");
+    bool ok = o && cJSON_AddNumberToObject(o, "rid", (double)j->rid) &&
+              cJSON_AddNumberToObject(o, "token", step.token) &&
+              cJSON_AddStringToObject(o, "text", "") && cJSON_AddStringToObject(o, "tail", "") &&
+              cJSON_AddBoolToObject(o, "done", step.done) &&
+              cJSON_AddStringToObject(o, "finish",
+                                      step.done ? cairn_finish_reason_name(step.finish) : "") &&
+              cJSON_AddNumberToObject(o, "generated", cairn_gen_session_generated(s->session));
+    /* text may hold any bytes the detokenizer made final; JSON needs valid UTF-8, which the
+     * stream guarantees by holding back unfinished characters */
+    if (ok) {
+        char *text = cairn_strndup(step.text, step.len),
+             *tail = cairn_strndup(step.tail, step.tail_len);
+        ok = text && tail && cJSON_ReplaceItemInObject(o, "text", cJSON_CreateString(text)) &&
+             cJSON_ReplaceItemInObject(o, "tail", cJSON_CreateString(tail));
+        free(text);
+        free(tail);
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    if (step.done) {
+        cairn_gen_session_free(s->session);
+        s->session = NULL;
+    }
+    to_head(r, o);
+}
+
+/* ---- after each compute step ---- */
+
+static void pass_on(runner *r, job *j) {
+    const cairn_wire_data_header h = {.request_id = j->rid,
+                                      .pos = (uint32_t)j->pos,
+                                      .n_tokens = (uint32_t)j->n_tokens,
+                                      .width = (uint32_t)r->n_embd};
+    if (r->next) {
+        dlink_send_activations(r->next, &h, j->out);
+    }
+}
+
+static void after_begin(runner *r, job *j) {
+    if (!r->is_last) {
+        if (r->next) {
+            dlink_send_control(r->next, j->msg);
+        }
+        return;
+    }
+    runner_slot *s = &r->slot_table[j->slot];
+    cairn_err err = {{0}};
+    if (s->used && s->rid == j->rid && start_session(r, s, j->msg, &err) != 0) {
+        session_error(r, j->rid, err.msg);
+    }
+}
+
+static void after_end(runner *r, job *j) {
+    if (!r->is_first) {
+        runner_slot *s = &r->slot_table[j->slot];
+        if (s->used && s->rid == j->rid) {
+            cairn_gen_session_free(s->session);
+            *s = (runner_slot){0};
+        }
+    }
+    if (!r->is_last && r->next) {
+        dlink_send_control(r->next, j->msg);
+    }
+}
+
+static void after_job(uv_work_t *req, int status) {
+    runner *r = req->data;
+    job *j = r->current;
+    r->current = NULL;
+    if (r->phase == PHASE_SHUTTING_DOWN) {
+        flow_job_free(j);
+        return;
+    }
+    if (status != 0 || j->rc != 0) {
+        runner_fail(r, "compute step failed: %s", j->err.msg[0] ? j->err.msg : "cancelled");
+        flow_job_free(j);
+        return;
+    }
+    r->steps++;
+    switch (j->kind) {
+    case JOB_WARMUP:
+        r->phase = PHASE_READY;
+        r->running_reported = false;
+        runner_report(r, "ready");
+        cairn_log(&r->log, CAIRN_LOG_INFO, "ready");
+        break;
+    case JOB_BEGIN: after_begin(r, j); break;
+    case JOB_END: after_end(r, j); break;
+    case JOB_FORWARD:
+        if (!r->is_last) {
+            pass_on(r, j);
+        } else if (j->sample) {
+            sample(r, j);
+        }
+        break;
+    }
+    flow_job_free(j);
+    start_next(r);
+}
+
+/* One small step through the shard before serving, so the first request does not pay for
+ * allocating compute buffers and faulting in the weights. */
+void flow_warm_up(runner *r) {
+    job *j = flow_job_new(JOB_WARMUP);
+    if (!j) {
+        runner_fail(r, "out of memory");
+        return;
+    }
+    j->n_tokens = 1;
+    j->hang = r->hang && strcmp(r->hang, "warmup") == 0;
+    if (r->is_first) {
+        j->tokens = calloc(1, sizeof *j->tokens);
+    } else {
+        j->hidden = calloc((size_t)r->n_embd, sizeof *j->hidden);
+    }
+    if (!j->tokens && !j->hidden) {
+        flow_job_free(j);
+        runner_fail(r, "out of memory");
+        return;
+    }
+    flow_enqueue(r, j);
+}

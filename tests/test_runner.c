@@ -1,0 +1,416 @@
+/* Runner processes end to end, without a cluster: the test plays the worker (spawns
+ * `cairn runner` for each shard, speaks the control protocol, tells each runner where the
+ * next one listens) and the requester (cairn_stream). Streams through 1, 2 and 3 shards,
+ * one at a time and four at once, open and keyed, must give exactly the tokens of one
+ * in-process pipeline; a bad request is refused without harming the others. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "cluster/wire.h"
+#include "engine/engine.h"
+#include "generation/generation.h"
+#include "runner/runner.h"
+#include "tokenizer/tokenizer.h"
+
+#define MODEL CAIRN_SHARED_DIR "/models/stories260K.gguf"
+#define N_LAYER 5
+#define MAX_SHARDS 3
+#define MAX_TOKENS 40
+#define N_PROMPTS 4
+
+static const char *const prompts[N_PROMPTS] = {"Once upon a time", "The cat sat", "Lily wanted to",
+                                               "One day, a big"};
+
+typedef struct harness harness;
+
+typedef struct proc {
+    harness *h;
+    uv_process_t process;
+    uv_pipe_t to_child, from_child;
+    cairn_wire_decoder *decoder;
+    char buf[65536];
+    int port;
+    bool ready, exited;
+    int64_t exit_status;
+} proc;
+
+struct harness {
+    uv_loop_t loop;
+    uv_timer_t deadline;
+    proc procs[MAX_SHARDS];
+    int n;
+    int n_ready, n_exited, n_done;
+    bool timed_out, failed;
+    const cairn_cluster_key *key;
+};
+
+typedef struct result {
+    int32_t tokens[MAX_TOKENS + 1];
+    int n;
+    bool done, refused;
+    char text[4096];
+    size_t text_len;
+    harness *h;
+} result;
+
+static void send_control(proc *p, const char *json) {
+    cJSON *o = cJSON_Parse(json);
+    cairn_buf frame = {0};
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_wire_encode_json(CAIRN_WIRE_CONTROL, o, &frame, &err), 0);
+    uv_buf_t buf = uv_buf_init((char *)frame.data, (unsigned)frame.len);
+    assert_true(uv_try_write((uv_stream_t *)&p->to_child, &buf, 1) == (int)frame.len);
+    cairn_buf_free(&frame);
+    cJSON_Delete(o);
+}
+
+static void all_listening(harness *h) {
+    for (int k = 0; k < h->n; k++) {
+        if (!h->procs[k].port) {
+            return;
+        }
+    }
+    for (int k = 0; k < h->n; k++) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "{\"op\":\"next\",\"host\":\"127.0.0.1\",\"port\":%d}",
+                 h->procs[(k + 1) % h->n].port);
+        send_control(&h->procs[k], msg);
+    }
+}
+
+static void on_control(proc *p, const cJSON *msg) {
+    const char *op = cJSON_GetStringValue(cJSON_GetObjectItem(msg, "op"));
+    assert_non_null(op);
+    if (strcmp(op, "failed") == 0) {
+        fprintf(stderr, "runner %d failed: %s\n", (int)(p - p->h->procs),
+                cJSON_GetStringValue(cJSON_GetObjectItem(msg, "reason")));
+        p->h->failed = true;
+    } else if (strcmp(op, "listening") == 0) {
+        p->port = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(msg, "port"));
+        assert_true(p->port > 0);
+        all_listening(p->h);
+    } else if (strcmp(op, "ready") == 0 && !p->ready) {
+        p->ready = true;
+        if (++p->h->n_ready == p->h->n) {
+            uv_stop(&p->h->loop);
+        }
+    }
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    proc *p = handle->data;
+    *buf = uv_buf_init(p->buf, sizeof p->buf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    (void)buf;
+    proc *p = s->data;
+    if (nread <= 0) {
+        if (nread < 0) {
+            uv_read_stop(s);
+        }
+        return;
+    }
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_wire_decoder_feed(p->decoder, p->buf, (size_t)nread, &err), 0);
+    cairn_wire_frame f;
+    while (cairn_wire_decoder_next(p->decoder, &f, &err) == 1) {
+        cJSON *msg = NULL;
+        assert_int_equal(cairn_wire_parse_json(&f, &msg, &err), 0);
+        on_control(p, msg);
+        cJSON_Delete(msg);
+    }
+}
+
+static void on_exit(uv_process_t *process, int64_t status, int signal) {
+    proc *p = process->data;
+    p->exited = true;
+    p->exit_status = signal ? -signal : status;
+    if (p->exit_status != 0 || getenv("CAIRN_TEST_VERBOSE")) {
+        fprintf(stderr, "runner %d exited with %lld\n", (int)(p - p->h->procs),
+                (long long)p->exit_status);
+    }
+    if (++p->h->n_exited == p->h->n || p->exit_status != 0) {
+        uv_stop(&p->h->loop);
+    }
+}
+
+static void spawn(harness *h, int k, int first, int last) {
+    proc *p = &h->procs[k];
+    p->h = h;
+    char shard[16], f[16], l[16];
+    snprintf(shard, sizeof shard, "%d", k);
+    snprintf(f, sizeof f, "%d", first);
+    snprintf(l, sizeof l, "%d", last);
+    char *args[] = {(char *)CAIRN_EXE, "runner", "--model",   MODEL,       "--instance", "t-1",
+                    "--shard",         shard,    "--first",   f,           "--last",     l,
+                    "--n-layers",      "5",      "--listen",  "127.0.0.1", "--slots",    "4",
+                    "--ctx",           "256",    "--threads", "1",         "--node",     "test",
+                    "--log-level",     "warn",   NULL};
+    uv_pipe_init(&h->loop, &p->to_child, 0);
+    uv_pipe_init(&h->loop, &p->from_child, 0);
+    p->to_child.data = p->from_child.data = p->process.data = p;
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&p->to_child},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&p->from_child},
+        {.flags = UV_INHERIT_FD, .data.fd = 2}};
+    uv_process_options_t opt = {
+        .file = CAIRN_EXE, .args = args, .exit_cb = on_exit, .stdio = stdio, .stdio_count = 3};
+    int rc = uv_spawn(&h->loop, &p->process, &opt);
+    if (rc != 0) {
+        fail_msg("cannot start %s: %s", CAIRN_EXE, uv_strerror(rc));
+    }
+    cairn_err err = {{0}};
+    p->decoder = cairn_wire_decoder_new(0, &err);
+    uv_read_start((uv_stream_t *)&p->from_child, on_alloc, on_read);
+    char start[160] = "{\"op\":\"start\",\"key\":\"\"}";
+    if (h->key) {
+        char hex[2 * CAIRN_CLUSTER_KEY_SIZE + 1];
+        sodium_bin2hex(hex, sizeof hex, h->key->bytes, sizeof h->key->bytes);
+        snprintf(start, sizeof start, "{\"op\":\"start\",\"key\":\"%s\"}", hex);
+    }
+    send_control(p, start);
+}
+
+static void on_deadline(uv_timer_t *t) {
+    harness *h = t->data;
+    h->timed_out = true;
+    uv_stop(&h->loop);
+}
+
+static void run_until_stopped(harness *h, int seconds) {
+    uv_timer_start(&h->deadline, on_deadline, (uint64_t)seconds * 1000, 0);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&h->deadline);
+    assert_false(h->timed_out);
+    assert_false(h->failed);
+    for (int k = 0; k < h->n; k++) {
+        assert_false(h->procs[k].exited && h->procs[k].exit_status != 0);
+    }
+}
+
+static void start_pipeline(harness *h, const int *cuts, int n_cuts, const cairn_cluster_key *key) {
+    memset(h, 0, sizeof *h);
+    assert_int_equal(uv_loop_init(&h->loop), 0);
+    uv_timer_init(&h->loop, &h->deadline);
+    h->deadline.data = h;
+    h->key = key;
+    h->n = n_cuts + 1;
+    for (int k = 0; k < h->n; k++) {
+        spawn(h, k, k == 0 ? 0 : cuts[k - 1], k == n_cuts ? N_LAYER : cuts[k]);
+    }
+    run_until_stopped(h, 60);
+}
+
+static void close_handle(uv_handle_t *handle, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(handle)) {
+        uv_close(handle, NULL);
+    }
+}
+
+static void stop_pipeline(harness *h) {
+    for (int k = 0; k < h->n; k++) {
+        send_control(&h->procs[k], "{\"op\":\"shutdown\"}");
+    }
+    run_until_stopped(h, 30);
+    for (int k = 0; k < h->n; k++) {
+        assert_int_equal(h->procs[k].exit_status, 0);
+        cairn_wire_decoder_free(h->procs[k].decoder);
+    }
+    uv_walk(&h->loop, close_handle, NULL);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&h->loop), 0);
+}
+
+/* ---- requests ---- */
+
+static void on_token(void *user, int32_t token, const char *text, size_t len) {
+    result *r = user;
+    assert_true(r->n < MAX_TOKENS + 1);
+    r->tokens[r->n++] = token;
+    assert_true(r->text_len + len < sizeof r->text);
+    memcpy(r->text + r->text_len, text, len);
+    r->text_len += len;
+}
+
+static void finished(result *r) {
+    if (++r->h->n_done == N_PROMPTS || r->refused) {
+        uv_stop(&r->h->loop);
+    }
+}
+
+static void on_done(void *user, const char *finish, const char *text, size_t len, int n_prompt,
+                    int n_generated) {
+    result *r = user;
+    (void)finish;
+    (void)n_prompt;
+    assert_int_equal(n_generated, r->n - (r->n > 0 && r->tokens[r->n - 1] < 0));
+    memcpy(r->text + r->text_len, text, len);
+    r->text_len += len;
+    r->done = true;
+    finished(r);
+}
+
+static void on_error(void *user, bool refused, const char *message) {
+    result *r = user;
+    if (!refused) {
+        fail_msg("stream lost: %s", message);
+    }
+    r->refused = true;
+    finished(r);
+}
+
+static const cairn_stream_callbacks callbacks = {on_token, on_done, on_error};
+
+static cairn_generation_params greedy(void) {
+    cairn_generation_params p = {0};
+    cairn_sampling_defaults(&p.sampling);
+    p.sampling.temperature = 0;
+    p.max_tokens = MAX_TOKENS;
+    return p;
+}
+
+static int expected_token(void *user, int32_t token, const char *text, size_t len) {
+    result *r = user;
+    if (token >= 0) {
+        r->tokens[r->n++] = token;
+    }
+    memcpy(r->text + r->text_len, text, len);
+    r->text_len += len;
+    return 0;
+}
+
+/* What one process computes for a prompt: the reference every stream must match. */
+static void expected(const char *prompt, result *out) {
+    cairn_shard_config cfg = {.model_path = MODEL, .last_layer = -1, .n_ctx = 256, .n_threads = 1};
+    cairn_pipeline *p = NULL;
+    cairn_tokenizer *tok = NULL;
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_pipeline_load_ggml(&cfg, NULL, 0, &p, &err), 0);
+    assert_int_equal(cairn_tokenizer_load_file(MODEL, &tok, &err), 0);
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    assert_int_equal(cairn_tokenize(tok, prompt, strlen(prompt), true, true, &ids, &n_ids, &err),
+                     0);
+    cairn_pipeline_seq ps = {p, 0};
+    cairn_generation_target target = {cairn_pipeline_seq_forward, &ps,
+                                      cairn_pipeline_info(p)->n_vocab, 256, 0};
+    cairn_generation_params params = greedy();
+    memset(out, 0, sizeof *out);
+    assert_int_equal(
+        cairn_generate(&target, tok, ids, (int)n_ids, &params, expected_token, out, NULL, &err), 0);
+    free(ids);
+    cairn_tokenizer_free(tok);
+    cairn_pipeline_free(p);
+}
+
+static void check_streams(harness *h, int n_streams, const cairn_cluster_key *key) {
+    result got[N_PROMPTS], want[N_PROMPTS];
+    cairn_generation_params params = greedy();
+    h->n_done = N_PROMPTS - n_streams;
+    for (int i = 0; i < n_streams; i++) {
+        memset(&got[i], 0, sizeof got[i]);
+        got[i].h = h;
+        cairn_stream_request req = {.instance = "t-1", .prompt = prompts[i], .params = &params};
+        cairn_stream *s = NULL;
+        cairn_err err = {{0}};
+        if (cairn_stream_open(&h->loop, "127.0.0.1", (uint16_t)h->procs[0].port, key, &req,
+                              &callbacks, &got[i], &s, &err) != 0) {
+            fail_msg("%s", err.msg);
+        }
+    }
+    run_until_stopped(h, 60);
+    for (int i = 0; i < n_streams; i++) {
+        expected(prompts[i], &want[i]);
+        assert_true(got[i].done);
+        assert_int_equal(got[i].n, want[i].n);
+        assert_memory_equal(got[i].tokens, want[i].tokens, (size_t)want[i].n * sizeof(int32_t));
+        assert_int_equal(got[i].text_len, want[i].text_len);
+        assert_memory_equal(got[i].text, want[i].text, want[i].text_len);
+    }
+}
+
+static void one_shard(void **state) {
+    (void)state;
+    harness h;
+    start_pipeline(&h, NULL, 0, NULL);
+    check_streams(&h, 1, NULL);
+    check_streams(&h, N_PROMPTS, NULL);
+    stop_pipeline(&h);
+}
+
+static void three_shards(void **state) {
+    (void)state;
+    harness h;
+    const int cuts[] = {2, 4};
+    start_pipeline(&h, cuts, 2, NULL);
+    check_streams(&h, 1, NULL);
+    check_streams(&h, N_PROMPTS, NULL);
+    stop_pipeline(&h);
+}
+
+static void keyed_two_shards(void **state) {
+    (void)state;
+    cairn_cluster_key key;
+    memset(key.bytes, 0x5a, sizeof key.bytes);
+    harness h;
+    const int cuts[] = {3};
+    start_pipeline(&h, cuts, 1, &key);
+    check_streams(&h, N_PROMPTS, &key);
+    stop_pipeline(&h);
+}
+
+/* A request the runner cannot take is refused with a reason; the pipeline goes on. */
+static void bad_requests_are_refused(void **state) {
+    (void)state;
+    harness h;
+    const int cuts[] = {2};
+    start_pipeline(&h, cuts, 1, NULL);
+    cairn_generation_params params = greedy();
+    params.sampling.top_p = -3; /* out of range */
+    result r = {.h = &h};
+    cairn_stream_request req = {.instance = "t-1", .prompt = "Hello", .params = &params};
+    cairn_stream *s = NULL;
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_stream_open(&h.loop, "127.0.0.1", (uint16_t)h.procs[0].port, NULL, &req,
+                                       &callbacks, &r, &s, &err),
+                     0);
+    run_until_stopped(&h, 30);
+    assert_true(r.refused);
+    int32_t too_big[] = {1, 99999};
+    params = greedy();
+    result r2 = {.h = &h};
+    cairn_stream_request req2 = {
+        .instance = "t-1", .tokens = too_big, .n_tokens = 2, .params = &params};
+    assert_int_equal(cairn_stream_open(&h.loop, "127.0.0.1", (uint16_t)h.procs[0].port, NULL, &req2,
+                                       &callbacks, &r2, &s, &err),
+                     0);
+    run_until_stopped(&h, 30);
+    assert_true(r2.refused);
+    check_streams(&h, 1, NULL);
+    stop_pipeline(&h);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(one_shard),
+        cmocka_unit_test(three_shards),
+        cmocka_unit_test(keyed_two_shards),
+        cmocka_unit_test(bad_requests_are_refused),
+    };
+    if (getenv("CAIRN_TEST_FILTER")) {
+        cmocka_set_test_filter(getenv("CAIRN_TEST_FILTER"));
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
