@@ -51,6 +51,26 @@ static void test_sha256_vectors(void **unused) {
     remove(path);
 }
 
+static bool stop_after_two(void *user) {
+    int *calls = user;
+    return ++*calls <= 2;
+}
+
+/* Asked before every chunk: stopping fails the hash and leaves hex alone. */
+static void test_sha256_stops(void **unused) {
+    (void)unused;
+    const char *path = CAIRN_BINARY_DIR "/test_footprint_stop.bin";
+    write_repeated(path, 'a', 1000000);
+    char hex[65] = "untouched";
+    int calls = 0;
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_file_sha256_until(path, hex, stop_after_two, &calls, &err), -1);
+    assert_int_equal(calls, 3);
+    assert_non_null(strstr(err.msg, "stopped"));
+    assert_string_equal(hex, "untouched");
+    remove(path);
+}
+
 static void test_sha256_missing_file(void **unused) {
     (void)unused;
     char hex[65] = "untouched";
@@ -142,6 +162,7 @@ static void test_footprint_refuses_non_models(void **unused) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_sha256_stops),
         cmocka_unit_test(test_sha256_missing_file),
         cmocka_unit_test(test_footprint_accounts_for_every_tensor),
         cmocka_unit_test(test_footprint_kv_cache),
