@@ -36,6 +36,39 @@
  * message). */
 typedef char *(*cairn_api_json_fn)(void *user, cairn_err *err);
 
+/* Requests other than GET /state and /node go to the node's handler, on a worker thread. */
+#define CAIRN_API_MAX_BODY ((size_t)8 * 1024 * 1024)
+
+typedef struct cairn_api_reply cairn_api_reply; /* one request's answer, opaque */
+
+typedef struct cairn_api_call {
+    const char *method; /* "GET", "POST", "DELETE", ... */
+    const char *path;   /* decoded, without the query */
+    const char *query;  /* raw query string after '?', or NULL */
+    const char *body;   /* NUL-terminated (the body may hold NULs of its own; see body_len) */
+    size_t body_len;
+    cairn_api_reply *reply;
+} cairn_api_call;
+
+/* Answers the call through exactly one of the reply functions below and returns 0, or
+ * returns 1 for a path it does not serve (the server answers 404). Must be thread-safe:
+ * several calls run at once, and a stream may hold its thread for as long as it lasts. */
+typedef int (*cairn_api_handler_fn)(void *user, const cairn_api_call *call);
+
+/* A whole JSON answer. */
+void cairn_api_reply_json(cairn_api_reply *r, int status, const char *json);
+/* The API's JSON error form with a type such as "invalid_request" or "not_found"; allow
+ * (may be NULL) becomes an Allow header. */
+void cairn_api_reply_error(cairn_api_reply *r, int status, const char *type, const char *message,
+                           const char *allow);
+/* A streamed 200 answer of content_type (e.g. "text/event-stream"), sent in chunks as
+ * written. write returns -1 once the client is gone: stop producing then. */
+int cairn_api_stream_begin(cairn_api_reply *r, const char *content_type);
+int cairn_api_stream_write(cairn_api_reply *r, const void *data, size_t len);
+
+/* The value of a query parameter (URL-decoded) into out; -1 when absent or too long. */
+int cairn_api_query_param(const cairn_api_call *call, const char *name, char *out, size_t out_size);
+
 typedef struct cairn_api_config {
     /* An IP address to listen on: NULL means "127.0.0.1" (this machine only); "0.0.0.0"
      * opens it to the LAN over IPv4, "::" over IPv4 and IPv6 (when the HTTP server was
@@ -46,7 +79,8 @@ typedef struct cairn_api_config {
     cairn_logger *log;            /* may be NULL; its sink, if any, must be thread-safe */
     cairn_api_json_fn state_json; /* GET /state; NULL: the path answers 404 */
     cairn_api_json_fn node_json;  /* GET /node; NULL: the path answers 404 */
-    void *user;                   /* passed to both callbacks */
+    cairn_api_handler_fn handler; /* every other path; NULL: 404 */
+    void *user;                   /* passed to every callback */
 } cairn_api_config;
 
 typedef struct cairn_api_server cairn_api_server;
@@ -79,6 +113,22 @@ int cairn_api_get(const char *host, uint16_t port, const char *path, size_t max_
  * "127.0.0.1:52415 answered 503 to /state: the node has no state yet". */
 int cairn_api_fetch(const char *host, uint16_t port, const char *path, size_t max_bytes,
                     long timeout_ms, char **body, cairn_err *err);
+
+/* Any method with an optional JSON body. With on_data, a 200 answer's bytes go to it as
+ * they arrive (a stream; return non-zero to stop) and *body gets nothing of them; any
+ * other answer is collected into *body as with cairn_api_get. */
+typedef int (*cairn_api_data_fn)(void *user, const char *data, size_t len);
+int cairn_api_send(const char *host, uint16_t port, const char *method, const char *path,
+                   const char *json_body, size_t max_bytes, long timeout_ms,
+                   cairn_api_data_fn on_data, void *user, char **body, long *status,
+                   cairn_err *err);
+/* 0 for a 2xx status; otherwise -1 with the API's error message (as cairn_api_fetch words
+ * it), and *body is freed. */
+int cairn_api_answer_ok(const char *host, uint16_t port, const char *path, long status, char **body,
+                        cairn_err *err);
+
+/* text escaped for a URL's query; malloc'd, NULL when out of memory. */
+char *cairn_api_url_escape(const char *text);
 
 /* Formats a GET /state answer as the `cairn nodes` table: a line about the cluster (name,
  * master, term, last index) then one line per node (NODE with " *" on the master, ADDRESS,

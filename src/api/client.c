@@ -14,12 +14,25 @@ typedef struct get_sink {
     size_t max_bytes;
     bool too_large;
     bool out_of_memory;
+    bool stopped;              /* on_data asked to stop */
+    cairn_api_data_fn on_data; /* streams: bytes go here as they arrive once status is 200 */
+    void *user;
+    CURL *curl;
 } get_sink;
 
 /* Collects the body; returning less than given makes curl stop with CURLE_WRITE_ERROR. */
 static size_t collect(char *data, size_t size, size_t n, void *user) {
     get_sink *sink = user;
     size_t len = size * n;
+    long status = 0;
+    curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (sink->on_data && status == 200) {
+        if (sink->on_data(sink->user, data, len) != 0) {
+            sink->stopped = true;
+            return 0;
+        }
+        return len;
+    }
     if (len > sink->max_bytes - sink->body.len) {
         sink->too_large = true;
         return 0;
@@ -70,10 +83,13 @@ static int transfer_failed(CURLcode rc, const get_sink *sink, const char *where,
         if (sink->out_of_memory) {
             return cairn_fail(err, "out of memory reading the answer of %s", where);
         }
+        if (sink->stopped) {
+            return cairn_fail(err, "stopped reading the answer of %s to %s", where, path);
+        }
         break;
     default: break;
     }
-    return cairn_fail(err, "GET %s from %s: %s", path, where,
+    return cairn_fail(err, "%s from %s: %s", path, where,
                       detail[0] ? detail : curl_easy_strerror(rc));
 }
 
@@ -94,8 +110,28 @@ static bool configure(CURL *curl, const char *url, get_sink *sink, long timeout_
            curl_easy_setopt(curl, CURLOPT_USERAGENT, "cairn/" CAIRN_VERSION) == CURLE_OK;
 }
 
-static int perform(CURL *curl, const char *host, uint16_t port, const char *path, get_sink *sink,
-                   long timeout_ms, long *status, cairn_err *err) {
+/* What is sent besides the GET default. */
+typedef struct send_spec {
+    const char *method;    /* NULL: GET */
+    const char *json_body; /* NULL: none */
+} send_spec;
+
+static bool configure_send(CURL *curl, const send_spec *spec, struct curl_slist **headers) {
+    if (!spec->method) {
+        return true;
+    }
+    bool ok = curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, spec->method) == CURLE_OK;
+    if (ok && spec->json_body) {
+        *headers = curl_slist_append(NULL, "Content-Type: application/json");
+        ok = *headers && curl_easy_setopt(curl, CURLOPT_HTTPHEADER, *headers) == CURLE_OK &&
+             curl_easy_setopt(curl, CURLOPT_POSTFIELDS, spec->json_body) == CURLE_OK;
+    }
+    return ok;
+}
+
+static int perform(CURL *curl, const char *host, uint16_t port, const char *path,
+                   const send_spec *spec, get_sink *sink, long timeout_ms, long *status,
+                   cairn_err *err) {
     cairn_buf url = {0};
     if (build_url(host, port, path, &url, err) != 0) {
         return -1;
@@ -103,13 +139,17 @@ static int perform(CURL *curl, const char *host, uint16_t port, const char *path
     char detail[CURL_ERROR_SIZE] = "";
     char where[300];
     format_where(host, port, where, sizeof where);
-    if (!configure(curl, url.data, sink, timeout_ms, detail)) {
+    struct curl_slist *headers = NULL;
+    sink->curl = curl;
+    if (!configure(curl, url.data, sink, timeout_ms, detail) ||
+        !configure_send(curl, spec, &headers)) {
         cairn_buf_free(&url);
-        return cairn_fail(err, "GET %s from %s: this libcurl lacks an option cairn needs", path,
-                          where);
+        curl_slist_free_all(headers);
+        return cairn_fail(err, "%s from %s: this libcurl lacks an option cairn needs", path, where);
     }
     CURLcode rc = curl_easy_perform(curl);
     cairn_buf_free(&url);
+    curl_slist_free_all(headers);
     if (rc != CURLE_OK) {
         return transfer_failed(rc, sink, where, path, sink->max_bytes, timeout_ms, detail, err);
     }
@@ -119,6 +159,14 @@ static int perform(CURL *curl, const char *host, uint16_t port, const char *path
 
 int cairn_api_get(const char *host, uint16_t port, const char *path, size_t max_bytes,
                   long timeout_ms, char **body, long *status, cairn_err *err) {
+    return cairn_api_send(host, port, NULL, path, NULL, max_bytes, timeout_ms, NULL, NULL, body,
+                          status, err);
+}
+
+int cairn_api_send(const char *host, uint16_t port, const char *method, const char *path,
+                   const char *json_body, size_t max_bytes, long timeout_ms,
+                   cairn_api_data_fn on_data, void *user, char **body, long *status,
+                   cairn_err *err) {
     *body = NULL;
     *status = 0;
     /* Reference counted, and thread-safe in the libcurl versions cairn builds with. */
@@ -130,8 +178,9 @@ int cairn_api_get(const char *host, uint16_t port, const char *path, size_t max_
         curl_global_cleanup();
         return cairn_fail(err, "cannot initialise libcurl");
     }
-    get_sink sink = {{0}, max_bytes, false, false};
-    int rc = perform(curl, host, port, path, &sink, timeout_ms, status, err);
+    get_sink sink = {.max_bytes = max_bytes, .on_data = on_data, .user = user};
+    send_spec spec = {method, json_body};
+    int rc = perform(curl, host, port, path, &spec, &sink, timeout_ms, status, err);
     curl_easy_cleanup(curl);
     curl_global_cleanup();
     if (rc != 0) {
@@ -162,7 +211,12 @@ int cairn_api_fetch(const char *host, uint16_t port, const char *path, size_t ma
     if (cairn_api_get(host, port, path, max_bytes, timeout_ms, body, &status, err) != 0) {
         return -1;
     }
-    if (status == 200) {
+    return cairn_api_answer_ok(host, port, path, status, body, err);
+}
+
+int cairn_api_answer_ok(const char *host, uint16_t port, const char *path, long status, char **body,
+                        cairn_err *err) {
+    if (status >= 200 && status < 300) {
         return 0;
     }
     char where[300];
@@ -179,4 +233,11 @@ int cairn_api_fetch(const char *host, uint16_t port, const char *path, size_t ma
     free(*body);
     *body = NULL;
     return -1;
+}
+
+char *cairn_api_url_escape(const char *text) {
+    char *escaped = curl_easy_escape(NULL, text, 0);
+    char *copy = escaped ? cairn_strdup(escaped) : NULL;
+    curl_free(escaped);
+    return copy;
 }

@@ -14,10 +14,11 @@
 
 #include "api/api.h"
 
-/* Worker threads: requests are small and answered from memory, so a few suffice, and each
- * one is a thread the node pays for even when nobody asks. */
-#define API_THREADS "4"
-/* Largest request head (request line and headers) accepted: the API takes no bodies. */
+/* Worker threads: a streamed completion holds one for as long as it lasts, so there are
+ * enough for the requests an instance serves at once plus the small ones; each is a thread
+ * the node pays for even when nobody asks. */
+#define API_THREADS "32"
+/* Largest request head (request line and headers) accepted; bodies have their own limit. */
 #define API_MAX_REQUEST "8192"
 /* A client that sends its request this slowly is dropped rather than holding a thread. */
 #define API_REQUEST_TIMEOUT_MS "10000"
@@ -34,6 +35,7 @@ struct cairn_api_server {
     cairn_logger *log;
     void *user;
     api_route routes[2];
+    cairn_api_handler_fn handler;
     char host[INET6_ADDRSTRLEN]; /* as listened on, e.g. "127.0.0.1" or "::" */
     uint16_t port;
 };
@@ -81,6 +83,139 @@ static void send_error(struct mg_connection *conn, int status, const char *type,
     free(json);
 }
 
+/* ---- replies through the node's handler ---- */
+
+struct cairn_api_reply {
+    struct mg_connection *conn;
+    bool answered;
+    bool streaming;
+    bool gone;
+};
+
+void cairn_api_reply_json(cairn_api_reply *r, int status, const char *json) {
+    if (!r->answered) {
+        r->answered = true;
+        send_json(r->conn, status, json, NULL);
+    }
+}
+
+void cairn_api_reply_error(cairn_api_reply *r, int status, const char *type, const char *message,
+                           const char *allow) {
+    if (!r->answered) {
+        r->answered = true;
+        send_error(r->conn, status, type, message, allow);
+    }
+}
+
+int cairn_api_stream_begin(cairn_api_reply *r, const char *content_type) {
+    if (r->answered) {
+        return -1;
+    }
+    r->answered = true;
+    r->streaming = true;
+    mg_response_header_start(r->conn, 200);
+    mg_response_header_add(r->conn, "Content-Type", content_type, -1);
+    mg_response_header_add(r->conn, "Cache-Control", "no-store", -1);
+    mg_response_header_add(r->conn, "X-Content-Type-Options", "nosniff", -1);
+    mg_response_header_add(r->conn, "Transfer-Encoding", "chunked", -1);
+    return mg_response_header_send(r->conn) < 0 ? -1 : 0;
+}
+
+int cairn_api_stream_write(cairn_api_reply *r, const void *data, size_t len) {
+    if (!r->streaming || r->gone) {
+        return -1;
+    }
+    if (len > 0 && mg_send_chunk(r->conn, data, (unsigned)len) < 0) {
+        r->gone = true;
+        return -1;
+    }
+    return 0;
+}
+
+int cairn_api_query_param(const cairn_api_call *call, const char *name, char *out,
+                          size_t out_size) {
+    if (!call->query) {
+        return -1;
+    }
+    int n = mg_get_var(call->query, strlen(call->query), name, out, out_size);
+    return n < 0 ? -1 : 0;
+}
+
+/* Reads a body of at most CAIRN_API_MAX_BODY bytes; NULL with *status set otherwise. */
+static char *read_body(struct mg_connection *conn, size_t *len, int *status) {
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    long long declared = ri ? ri->content_length : -1;
+    if (declared > (long long)CAIRN_API_MAX_BODY) {
+        *status = 413;
+        return NULL;
+    }
+    size_t cap = declared >= 0 ? (size_t)declared : 65536;
+    char *body = malloc(cap + 1);
+    size_t got = 0;
+    while (body) {
+        if (got == cap) {
+            if (declared >= 0 || cap >= CAIRN_API_MAX_BODY) {
+                break;
+            }
+            char *bigger = realloc(body, cap * 2 + 1);
+            if (!bigger) {
+                free(body);
+                body = NULL;
+                break;
+            }
+            body = bigger;
+            cap *= 2;
+        }
+        int n = mg_read(conn, body + got, cap - got);
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    if (!body) {
+        *status = 500;
+        return NULL;
+    }
+    if (declared < 0 && got == cap && cap >= CAIRN_API_MAX_BODY) {
+        free(body);
+        *status = 413;
+        return NULL;
+    }
+    body[got] = '\0';
+    *len = got;
+    return body;
+}
+
+static int serve_handler(cairn_api_server *s, struct mg_connection *conn,
+                         const struct mg_request_info *ri) {
+    size_t len = 0;
+    int status = 0;
+    char *body = read_body(conn, &len, &status);
+    if (!body) {
+        send_error(conn, status, status == 413 ? "invalid_request" : "server_error",
+                   status == 413 ? "the request body is too large" : "out of memory", NULL);
+        return status;
+    }
+    cairn_api_reply reply = {.conn = conn};
+    cairn_api_call call = {.method = ri->request_method,
+                           .path = ri->local_uri,
+                           .query = ri->query_string,
+                           .body = body,
+                           .body_len = len,
+                           .reply = &reply};
+    int rc = s->handler(s->user, &call);
+    free(body);
+    if (rc == 1 && !reply.answered) {
+        return 0; /* not served: the caller answers 404 */
+    }
+    if (!reply.answered) {
+        send_error(conn, 500, "server_error", "the request was not answered", NULL);
+    } else if (reply.streaming && !reply.gone) {
+        mg_send_chunk(conn, "", 0);
+    }
+    return 200;
+}
+
 /* ---- requests ---- */
 
 static const api_route *find_route(const cairn_api_server *s, const char *path) {
@@ -115,6 +250,12 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     const char *path = ri && ri->local_uri ? ri->local_uri : "";
     const char *method = ri && ri->request_method ? ri->request_method : "";
     const api_route *r = find_route(s, path);
+    if (!r && s->handler && ri) {
+        int status = serve_handler(s, conn, ri);
+        if (status != 0) {
+            return status;
+        }
+    }
     if (!r) {
         char msg[160];
         snprintf(msg, sizeof msg, "no such path: %.120s (the API serves /state and /node)", path);
@@ -294,6 +435,7 @@ int cairn_api_server_start(const cairn_api_config *cfg, cairn_api_server **out, 
     s->user = cfg->user;
     s->routes[0] = (api_route){"/state", cfg->state_json};
     s->routes[1] = (api_route){"/node", cfg->node_json};
+    s->handler = cfg->handler;
     snprintf(s->host, sizeof s->host, "%s", host);
     s->port = cfg->port;
     /* Reference counted by civetweb: the last server's stop releases it. (It returns the
