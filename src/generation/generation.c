@@ -1,6 +1,8 @@
 /* generation: the prompt-to-text loop (see generation.h). */
 #include "generation/generation.h"
 
+#include "engine/engine.h"
+
 #include <stdlib.h>
 
 #include "platform/platform.h"

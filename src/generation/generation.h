@@ -14,10 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/engine.h"
 #include "sampling/sampling.h"
 #include "tokenizer/tokenizer.h"
 #include "util/util.h"
+
+/* The in-process pipeline (engine.h); declared here so that code which also includes the
+ * cluster state, whose shard type shares the engine's name, can use this header. */
+typedef struct cairn_pipeline cairn_pipeline;
 
 /* Runs tokens of one sequence forward and writes the last token's logits (n_vocab floats). */
 typedef int (*cairn_forward_fn)(void *user, const int32_t *tokens, int n_tokens, float *logits,
