@@ -83,7 +83,12 @@ static void job_work(uv_work_t *req) {
             j->rc = cairn_shard_seq_truncate(r->shard_obj, j->slot, 0, &j->err);
         }
         break;
-    case JOB_FORWARD: j->rc = forward_job(r, j); break;
+    case JOB_FORWARD:
+        if (r->step_delay_ms > 0) {
+            cairn_sleep_ms(r->step_delay_ms);
+        }
+        j->rc = forward_job(r, j);
+        break;
     }
 }
 
@@ -392,8 +397,9 @@ static int request_tokens(runner *r, const cJSON *msg, waiting_request *w, cairn
     free(resume);
     for (size_t i = 0; i < total; i++) {
         if (all[i] >= r->n_vocab) {
+            int32_t bad = all[i];
             free(all);
-            return cairn_fail(err, "token id %d is not in the vocabulary", (int)all[i]);
+            return cairn_fail(err, "token id %d is not in the vocabulary", (int)bad);
         }
     }
     w->tokens = all;

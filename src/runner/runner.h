@@ -38,7 +38,9 @@
  *   {"op":"failed","reason":TEXT} then exits with status 1
  *
  * Test hooks (environment, for the test suite only): CAIRN_RUNNER_TEST_HANG=load|warmup
- * makes the runner stop making progress at that step, as a hung disk or driver would.
+ * makes the runner stop making progress at that step, as a hung disk or driver would;
+ * CAIRN_RUNNER_TEST_STEP_MS=N makes every compute step take N ms longer, so a test can act
+ * in the middle of a stream.
  *
  * ---- data plane (runner <-> runner, requester -> first runner) ----
  * Described in runner.c next to the code; the links authenticate and encrypt with the

@@ -140,7 +140,8 @@ typedef struct runner {
     const char *listen_host;
     int shard, first, last, n_layers, slots, ctx, threads;
     bool is_first, is_last;
-    const char *hang; /* CAIRN_RUNNER_TEST_HANG */
+    const char *hang;  /* CAIRN_RUNNER_TEST_HANG */
+    int step_delay_ms; /* CAIRN_RUNNER_TEST_STEP_MS: slow streams down for tests */
     /* control channel */
     uv_pipe_t ctl_in, ctl_out;
     cairn_wire_decoder *ctl_decoder;
