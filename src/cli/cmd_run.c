@@ -45,6 +45,7 @@ static char *api_node(void *user, cairn_err *err) {
 }
 
 static void shut_down(run_context *ctx) {
+    cairn_node_api_shutdown(ctx->node);
     cairn_api_server_stop(ctx->api);
     ctx->api = NULL;
     if (ctx->node) {
@@ -157,6 +158,7 @@ static int start_api(run_context *ctx, const run_options *o, cairn_err *err) {
                             .log = ctx->log,
                             .state_json = api_state,
                             .node_json = api_node,
+                            .handler = cairn_node_api_handler,
                             .user = ctx->node};
     if (cairn_api_server_start(&api, &ctx->api, err) != 0) {
         return -1;

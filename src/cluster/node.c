@@ -365,6 +365,7 @@ static void on_tick(uv_timer_t *timer) {
         cairn_worker_sync(n->worker, n->state);
     }
     cairn_worker_tick(n->worker, now);
+    serve_tick(n, now);
     profile_tick(n, now);
     if (n->view_dirty || now - n->view_built_at >= 0.5) {
         publish(n, now);
@@ -515,6 +516,7 @@ static int start_discovery(cairn_local_node *n, const cairn_node_config *cfg, ca
 
 static void node_free(cairn_local_node *n) {
     model_files_close(n->model_files);
+    serve_free(n);
     while (n->targets) {
         target_remove(n, n->targets);
     }
@@ -550,6 +552,11 @@ static void close_handles(cairn_local_node *n) {
     if (started >= 2) {
         n->open_handles++;
         uv_close((uv_handle_t *)&n->tick, on_own_handle_closed);
+    }
+    if (started >= 3) {
+        serve_close(n);
+        n->open_handles++;
+        uv_close((uv_handle_t *)&n->call_async, on_own_handle_closed);
     }
     if (n->discovery) {
         cairn_discovery_close(n->discovery);
@@ -638,6 +645,10 @@ int cairn_node_start(uv_loop_t *loop, const cairn_node_config *cfg, cairn_local_
         if (rc != 0) {
             cairn_fail(err, "cannot start the node's timer: %s", uv_strerror(rc));
         }
+    }
+    if (rc == 0) {
+        rc = serve_init(n, err);
+        n->open_handles += rc == 0;
     }
     if (rc == 0 && cfg->discovery) {
         rc = start_discovery(n, cfg, err);

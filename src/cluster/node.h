@@ -24,6 +24,7 @@
 
 #include <uv.h>
 
+#include "api/api.h"
 #include "cluster/discovery.h"
 #include "cluster/secure.h"
 #include "util/log.h"
@@ -81,5 +82,14 @@ void cairn_node_close(cairn_local_node *n);
  * malloc'd text, or NULL with err set. */
 char *cairn_node_state_json(cairn_local_node *n, cairn_err *err);
 char *cairn_node_info_json(cairn_local_node *n, cairn_err *err);
+
+/* Thread-safe: the API server's handler for everything but /state and /node (user is the
+ * node): GET /placement?model=M[&nodes=N] previews a placement; POST /instances
+ * {"model","nodes"} places an instance; DELETE /instances/ID deletes one; POST /generate
+ * {"model","prompt",sampling...} streams a completion as server-sent events. */
+int cairn_node_api_handler(void *user, const cairn_api_call *call);
+/* On the loop's thread, before the API server stops: ends every call and stream that waits
+ * on this node, so the server's threads can finish. */
+void cairn_node_api_shutdown(cairn_local_node *n);
 
 #endif

@@ -50,6 +50,7 @@ typedef enum link_phase {
 
 typedef struct dial_target dial_target;
 typedef struct model_files model_files; /* model_files.c */
+typedef struct relay relay;             /* serve.c */
 
 typedef struct node_link {
     struct node_link *next;
@@ -188,6 +189,15 @@ struct cairn_local_node {
 
     /* own profile */
     model_files *model_files;
+
+    /* serve.c: API calls handed to the loop, and the generation requests relayed */
+    bool serve_ready;
+    uv_async_t call_async;
+    uv_mutex_t call_lock; /* guards calls, calls_closed and every relay's shared part */
+    uv_cond_t call_cond;
+    struct node_call *calls;
+    bool calls_closed;
+    relay *relays;
     uint64_t memory_cap; /* 0: none */
     double next_profile;
     bool profile_reported;
@@ -202,6 +212,12 @@ struct cairn_local_node {
     double view_built_at;
     uint8_t state_hash[CAIRN_STATE_HASH_SIZE];
 };
+
+/* ---- serve.c ---- */
+int serve_init(cairn_local_node *n, cairn_err *err); /* before the loop's handles start */
+void serve_tick(cairn_local_node *n, double now);
+void serve_close(cairn_local_node *n); /* ends every relay; the async handle is node.c's */
+void serve_free(cairn_local_node *n);
 
 /* ---- model_files.c: hashes and footprints of the node's model files ---- */
 

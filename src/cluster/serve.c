@@ -1,0 +1,697 @@
+/*
+ * serve: the node's API beyond /state and /node: placement previews, placing and deleting
+ * instances, and generation requests relayed to an instance's first runner.
+ *
+ * The API server calls in from its own threads while everything about the cluster lives on
+ * the node's loop, so each call is handed to the loop (a queue, an async wake-up, a
+ * condition variable) and its thread waits for the answer. A generation request becomes a
+ * relay: the loop opens a stream to a ready instance's first runner and appends each token
+ * as a server-sent event to the relay's buffer, which the request's thread writes out. When
+ * the stream is lost (a runner or a node died), the relay waits for the instance to be
+ * placed again and resumes there with the prompt plus every token already sent, so the
+ * client sees one stream with no token lost or repeated.
+ *
+ * Owns the call queue and the relays. Must never block the loop, and never let an API
+ * thread touch the node's state.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/json_fields.h"
+#include "cluster/node_internal.h"
+#include "cluster/placement.h"
+#include "platform/platform.h"
+#include "runner/runner.h"
+#include "sampling/sampling.h"
+
+/* How long a generation waits for a ready instance: a first load of a large model takes a
+ * while, and so does placing an instance again after a node is lost. */
+#define RELAY_WAIT_S 600.0
+/* ... and how long when no instance of the model exists at all. */
+#define RELAY_NO_INSTANCE_S 10.0
+/* A lost instance is not tried again this soon (it is normally failed and replaced). */
+#define RELAY_LOST_RETRY_S 5.0
+/* How long placing or deleting waits for the master to record it. */
+#define CHANGE_WAIT_MS 10000
+#define MAX_STOPS 16
+
+typedef struct node_call {
+    struct node_call *next;
+    void (*fn)(cairn_local_node *n, void *arg);
+    void *arg;
+    bool done, ok;
+} node_call;
+
+struct relay {
+    relay *next; /* the loop's list */
+    cairn_local_node *node;
+    /* shared with the request's thread, under node->call_lock */
+    cairn_buf out;    /* server-sent events not yet written */
+    bool finished;    /* nothing more will be appended */
+    bool client_done; /* the request's thread is gone: the loop frees the relay */
+    /* the loop's */
+    char model[CAIRN_STATE_NAME_SIZE];
+    char *prompt;
+    cairn_generation_params gen;
+    char *stops[MAX_STOPS];
+    int32_t *sent;
+    size_t n_sent, cap_sent, n_resumed;
+    cairn_stream *stream;
+    char instance[CAIRN_STATE_ID_SIZE];
+    char lost_instance[CAIRN_STATE_ID_SIZE];
+    double lost_at, deadline, created;
+};
+
+/* ---- calls onto the loop ---- */
+
+/* Runs fn(n, arg) on the loop and waits for it; -1 when the node is shutting down. */
+static int run_on_loop(cairn_local_node *n, void (*fn)(cairn_local_node *, void *), void *arg) {
+    node_call c = {.fn = fn, .arg = arg};
+    uv_mutex_lock(&n->call_lock);
+    if (n->calls_closed) {
+        uv_mutex_unlock(&n->call_lock);
+        return -1;
+    }
+    node_call **tail = &n->calls;
+    while (*tail) {
+        tail = &(*tail)->next;
+    }
+    *tail = &c;
+    uv_mutex_unlock(&n->call_lock);
+    uv_async_send(&n->call_async);
+    uv_mutex_lock(&n->call_lock);
+    while (!c.done) {
+        uv_cond_wait(&n->call_cond, &n->call_lock);
+    }
+    uv_mutex_unlock(&n->call_lock);
+    return c.ok ? 0 : -1;
+}
+
+static void on_call_async(uv_async_t *a) {
+    cairn_local_node *n = a->data;
+    uv_mutex_lock(&n->call_lock);
+    node_call *c = n->calls;
+    n->calls = NULL;
+    uv_mutex_unlock(&n->call_lock);
+    while (c) {
+        node_call *next = c->next; /* c lives on a waiting thread's stack until done */
+        c->fn(n, c->arg);
+        uv_mutex_lock(&n->call_lock);
+        c->done = true;
+        c->ok = true;
+        uv_cond_broadcast(&n->call_cond);
+        uv_mutex_unlock(&n->call_lock);
+        c = next;
+    }
+}
+
+int serve_init(cairn_local_node *n, cairn_err *err) {
+    if (uv_mutex_init(&n->call_lock) != 0 || uv_cond_init(&n->call_cond) != 0 ||
+        uv_async_init(n->loop, &n->call_async, on_call_async) != 0) {
+        return cairn_fail(err, "cannot set up the API's calls");
+    }
+    n->call_async.data = n;
+    n->serve_ready = true;
+    return 0;
+}
+
+void cairn_node_api_shutdown(cairn_local_node *n) {
+    if (!n || !n->serve_ready) {
+        return;
+    }
+    uv_mutex_lock(&n->call_lock);
+    n->calls_closed = true;
+    for (node_call *c = n->calls; c; c = c->next) {
+        c->done = true; /* ok stays false */
+    }
+    n->calls = NULL;
+    for (relay *r = n->relays; r; r = r->next) {
+        if (!r->finished) {
+            cairn_buf_puts(&r->out, "data: {\"error\":{\"message\":\"the node is shutting "
+                                    "down\",\"type\":\"unavailable\"}}\n\n");
+            r->finished = true;
+        }
+    }
+    uv_cond_broadcast(&n->call_cond);
+    uv_mutex_unlock(&n->call_lock);
+}
+
+/* ---- relays ---- */
+
+static void relay_free(relay *r) {
+    cairn_buf_free(&r->out);
+    free(r->prompt);
+    for (size_t i = 0; i < MAX_STOPS; i++) {
+        free(r->stops[i]);
+    }
+    free(r->sent);
+    free(r);
+}
+
+/* Appends one event to the relay's output for its thread. */
+static void relay_event(relay *r, cJSON *event, bool last) {
+    char *text = event ? cJSON_PrintUnformatted(event) : NULL;
+    cJSON_Delete(event);
+    cairn_local_node *n = r->node;
+    uv_mutex_lock(&n->call_lock);
+    if (!r->finished) {
+        if (text) {
+            cairn_buf_printf(&r->out, "data: %s\n\n", text);
+        } else {
+            cairn_buf_puts(&r->out, "data: {\"error\":{\"message\":\"out of memory\"}}\n\n");
+            last = true;
+        }
+        r->finished = last;
+    }
+    uv_cond_broadcast(&n->call_cond);
+    uv_mutex_unlock(&n->call_lock);
+    free(text);
+}
+
+static void relay_error(relay *r, const char *type, const char *message) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "message", message);
+    cJSON_AddStringToObject(e, "type", type);
+    relay_event(r, o, true);
+}
+
+static void on_stream_token(void *user, int32_t token, const char *text, size_t len) {
+    relay *r = user;
+    if (token >= 0) {
+        if (r->n_sent == r->cap_sent) {
+            size_t cap = r->cap_sent ? r->cap_sent * 2 : 64;
+            int32_t *bigger = realloc(r->sent, cap * sizeof *bigger);
+            if (!bigger) {
+                relay_error(r, "server_error", "out of memory");
+                cairn_stream_close(r->stream);
+                r->stream = NULL;
+                return;
+            }
+            r->sent = bigger;
+            r->cap_sent = cap;
+        }
+        r->sent[r->n_sent++] = token;
+    }
+    char *copy = cairn_strndup(text, len);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "token", token);
+    cJSON_AddStringToObject(o, "text", copy ? copy : "");
+    free(copy);
+    relay_event(r, o, false);
+}
+
+static void on_stream_done(void *user, const char *finish, const char *text, size_t len,
+                           int prompt_tokens, int completion_tokens) {
+    relay *r = user;
+    r->stream = NULL;
+    char *copy = cairn_strndup(text, len);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "done", true);
+    cJSON_AddStringToObject(o, "finish", finish);
+    cJSON_AddStringToObject(o, "text", copy ? copy : "");
+    cJSON_AddNumberToObject(o, "prompt_tokens", prompt_tokens - (int)r->n_resumed);
+    cJSON_AddNumberToObject(o, "completion_tokens", completion_tokens);
+    cJSON_AddStringToObject(o, "instance", r->instance);
+    free(copy);
+    relay_event(r, o, true);
+}
+
+static void on_stream_error(void *user, bool refused, const char *message) {
+    relay *r = user;
+    r->stream = NULL;
+    if (refused) {
+        relay_error(r, "invalid_request", message);
+        return;
+    }
+    cairn_log(r->node->log, CAIRN_LOG_INFO,
+              "lost the stream of a request on instance %s after %zu tokens (%s): resuming it "
+              "when the model is ready again",
+              r->instance, r->n_sent, message);
+    snprintf(r->lost_instance, sizeof r->lost_instance, "%s", r->instance);
+    r->lost_at = cairn_now_seconds();
+    r->deadline = r->lost_at + RELAY_WAIT_S;
+}
+
+static const cairn_stream_callbacks stream_callbacks = {on_stream_token, on_stream_done,
+                                                        on_stream_error};
+
+static bool model_matches(const cairn_instance *in, const char *model) {
+    return strcmp(in->model, model) == 0 || strcmp(in->model_sha256, model) == 0;
+}
+
+static bool instance_ready(const cairn_instance *in) {
+    for (uint32_t k = 0; k < in->n_shards; k++) {
+        const cairn_runner *ru = &in->shards[k].runner;
+        if ((ru->state != CAIRN_RUNNER_READY && ru->state != CAIRN_RUNNER_RUNNING) ||
+            ru->port == 0) {
+            return false;
+        }
+    }
+    return in->n_shards > 0;
+}
+
+/* A ready instance of the relay's model (the least busy one first), or NULL; *any tells
+ * whether an instance of the model exists at all. */
+static const cairn_instance *pick_instance(cairn_local_node *n, const relay *r, double now,
+                                           bool *any) {
+    const cairn_instance *best = NULL;
+    *any = false;
+    for (uint32_t i = 0; i < n->state->n_instances; i++) {
+        const cairn_instance *in = &n->state->instances[i];
+        if (!model_matches(in, r->model)) {
+            continue;
+        }
+        *any = true;
+        bool recently_lost =
+            strcmp(in->id, r->lost_instance) == 0 && now - r->lost_at < RELAY_LOST_RETRY_S;
+        if (instance_ready(in) && !recently_lost &&
+            (!best || (best->shards[0].runner.state == CAIRN_RUNNER_RUNNING &&
+                       in->shards[0].runner.state == CAIRN_RUNNER_READY))) {
+            best = in;
+        }
+    }
+    return best;
+}
+
+static void relay_open(cairn_local_node *n, relay *r, const cairn_instance *in) {
+    const cairn_node *head = cairn_state_find_node(n->state, in->shards[0].node_id);
+    if (!head || head->n_addresses == 0) {
+        return;
+    }
+    cairn_stream_request req = {.instance = in->id,
+                                .prompt = r->prompt,
+                                .resume = r->sent,
+                                .n_resume = r->n_sent,
+                                .params = &r->gen};
+    cairn_err err = {{0}};
+    if (cairn_stream_open(n->loop, head->addresses[0].host, in->shards[0].runner.port,
+                          n->keyed ? &n->key : NULL, &req, &stream_callbacks, r, &r->stream,
+                          &err) != 0) {
+        cairn_log(n->log, CAIRN_LOG_WARN, "cannot reach instance %s: %s", in->id, err.msg);
+        r->stream = NULL;
+        return;
+    }
+    r->n_resumed = r->n_sent;
+    snprintf(r->instance, sizeof r->instance, "%s", in->id);
+}
+
+static void relay_tick(cairn_local_node *n, relay *r, double now) {
+    if (r->stream || r->finished || !n->has_state) {
+        return;
+    }
+    bool any = false;
+    const cairn_instance *in = pick_instance(n, r, now, &any);
+    if (in) {
+        relay_open(n, r, in);
+        return;
+    }
+    double limit = any || r->n_sent > 0 ? r->deadline : r->created + RELAY_NO_INSTANCE_S;
+    if (now >= limit) {
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 any ? "no instance of %s became ready in time"
+                     : "no instance of %s is placed (place one: cairn place %s)",
+                 r->model, r->model);
+        relay_error(r, "unavailable", msg);
+    }
+}
+
+void serve_tick(cairn_local_node *n, double now) {
+    relay **p = &n->relays;
+    while (*p) {
+        relay *r = *p;
+        uv_mutex_lock(&n->call_lock);
+        bool gone = r->client_done;
+        uv_mutex_unlock(&n->call_lock);
+        if (gone) {
+            cairn_stream_close(r->stream);
+            *p = r->next;
+            relay_free(r);
+            continue;
+        }
+        relay_tick(n, r, now);
+        p = &r->next;
+    }
+}
+
+void serve_close(cairn_local_node *n) {
+    if (!n->serve_ready) {
+        return;
+    }
+    cairn_node_api_shutdown(n);
+    while (n->relays) {
+        relay *r = n->relays;
+        n->relays = r->next;
+        cairn_stream_close(r->stream);
+        relay_free(r);
+    }
+}
+
+void serve_free(cairn_local_node *n) {
+    if (n->serve_ready) {
+        uv_cond_destroy(&n->call_cond);
+        uv_mutex_destroy(&n->call_lock);
+        n->serve_ready = false;
+    }
+}
+
+/* ---- request bodies ---- */
+
+static int get_optional_number(const cJSON *o, const char *key, double lo, double hi, double *out,
+                               cairn_err *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) {
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi) {
+        return cairn_fail(err, "\"%s\" must be a number from %g to %g", key, lo, hi);
+    }
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int parse_stops(const cJSON *o, relay *r, cairn_err *err) {
+    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(o, "stop");
+    if (!stop || cJSON_IsNull(stop)) {
+        return 0;
+    }
+    if (cJSON_IsString(stop)) {
+        r->stops[0] = cairn_strdup(stop->valuestring);
+        r->gen.n_stop = 1;
+    } else if (cJSON_IsArray(stop) && cJSON_GetArraySize(stop) <= MAX_STOPS) {
+        const cJSON *item;
+        cJSON_ArrayForEach(item, stop) {
+            if (!cJSON_IsString(item) || !item->valuestring[0]) {
+                return cairn_fail(err, "\"stop\" must hold non-empty strings");
+            }
+            r->stops[r->gen.n_stop++] = cairn_strdup(item->valuestring);
+        }
+    } else {
+        return cairn_fail(err, "\"stop\" must be a string or up to %d strings", MAX_STOPS);
+    }
+    r->gen.stop = (const char *const *)r->stops;
+    return 0;
+}
+
+/* The body of POST /generate: {"model", "prompt", optional sampling fields}. */
+static int parse_generate(const char *body, relay *r, cairn_err *err) {
+    cJSON *o = cJSON_Parse(body);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return cairn_fail(err, "the body must be a JSON object");
+    }
+    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
+    const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "prompt"));
+    cairn_sampling_params *s = &r->gen.sampling;
+    cairn_sampling_defaults(s);
+    r->gen.max_tokens = 256;
+    double v[10] = {s->temperature,
+                    s->top_k,
+                    s->top_p,
+                    s->min_p,
+                    s->repeat_penalty,
+                    s->repeat_last_n,
+                    s->frequency_penalty,
+                    s->presence_penalty,
+                    r->gen.max_tokens,
+                    0};
+    int rc = 0;
+    if (!model || !*model || strlen(model) >= sizeof r->model) {
+        rc = cairn_fail(err, "\"model\" must name a model (a file name or its sha256)");
+    } else if (!prompt || !*prompt) {
+        rc = cairn_fail(err, "\"prompt\" must be non-empty text");
+    } else if (get_optional_number(o, "temperature", 0, 100, &v[0], err) ||
+               get_optional_number(o, "top_k", 0, 1e9, &v[1], err) ||
+               get_optional_number(o, "top_p", 0, 1, &v[2], err) ||
+               get_optional_number(o, "min_p", 0, 1, &v[3], err) ||
+               get_optional_number(o, "repeat_penalty", 0, 100, &v[4], err) ||
+               get_optional_number(o, "repeat_last_n", 0, 1e6, &v[5], err) ||
+               get_optional_number(o, "frequency_penalty", -100, 100, &v[6], err) ||
+               get_optional_number(o, "presence_penalty", -100, 100, &v[7], err) ||
+               get_optional_number(o, "max_tokens", 0, 1e7, &v[8], err) ||
+               get_optional_number(o, "seed", 0, 9007199254740991.0, &v[9], err) ||
+               parse_stops(o, r, err)) {
+        rc = -1;
+    }
+    if (rc == 0) {
+        snprintf(r->model, sizeof r->model, "%s", model);
+        r->prompt = cairn_strdup(prompt);
+        *s = (cairn_sampling_params){(float)v[0], (int)v[1],   (float)v[2],
+                                     (float)v[3], (float)v[4], (int)v[5],
+                                     (float)v[6], (float)v[7], (uint64_t)v[9]};
+        r->gen.max_tokens = (int)v[8];
+        const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
+        if (!seed || cJSON_IsNull(seed)) {
+            s->seed = (uint64_t)cairn_wall_clock_ms();
+        }
+        if (!r->prompt) {
+            rc = cairn_fail(err, "out of memory");
+        }
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* ---- handlers (API threads) ---- */
+
+static void add_relay(cairn_local_node *n, void *arg) {
+    relay *r = arg;
+    r->created = cairn_now_seconds();
+    r->deadline = r->created + RELAY_WAIT_S;
+    r->next = n->relays;
+    n->relays = r;
+    relay_tick(n, r, r->created);
+}
+
+static void serve_generate(cairn_local_node *n, const cairn_api_call *call) {
+    relay *r = calloc(1, sizeof *r);
+    cairn_err err = {{0}};
+    if (!r) {
+        cairn_api_reply_error(call->reply, 500, "server_error", "out of memory", NULL);
+        return;
+    }
+    r->node = n;
+    if (parse_generate(call->body, r, &err) != 0) {
+        cairn_api_reply_error(call->reply, 400, "invalid_request", err.msg, NULL);
+        relay_free(r);
+        return;
+    }
+    if (run_on_loop(n, add_relay, r) != 0) {
+        cairn_api_reply_error(call->reply, 503, "unavailable", "the node is shutting down", NULL);
+        relay_free(r);
+        return;
+    }
+    /* from here the loop owns r; this thread only drains its output */
+    bool writing = cairn_api_stream_begin(call->reply, "text/event-stream") == 0;
+    cairn_buf chunk = {0};
+    uv_mutex_lock(&n->call_lock);
+    for (;;) {
+        while (r->out.len == 0 && !r->finished) {
+            uv_cond_wait(&n->call_cond, &n->call_lock);
+        }
+        bool last = r->finished;
+        cairn_buf swap = chunk; /* take the output, leave the emptied buffer for more */
+        chunk = r->out;
+        r->out = swap;
+        uv_mutex_unlock(&n->call_lock);
+        if (writing && chunk.len > 0) {
+            writing = cairn_api_stream_write(call->reply, chunk.data, chunk.len) == 0;
+        }
+        chunk.len = 0;
+        uv_mutex_lock(&n->call_lock);
+        if (last || !writing) {
+            break;
+        }
+    }
+    r->client_done = true;
+    uv_mutex_unlock(&n->call_lock);
+    cairn_buf_free(&chunk);
+}
+
+typedef struct placement_call {
+    cairn_placement_request req;
+    bool create;
+    char instance[CAIRN_STATE_ID_SIZE];
+    int status;
+    char *json;
+    char reason[512];
+} placement_call;
+
+static void plan_on_loop(cairn_local_node *n, void *arg) {
+    placement_call *pc = arg;
+    if (!n->has_state) {
+        pc->status = 503;
+        snprintf(pc->reason, sizeof pc->reason, "this node has no cluster state yet");
+        return;
+    }
+    if (pc->create) {
+        snprintf(pc->instance, sizeof pc->instance, "i-%08x",
+                 (unsigned)(cairn_rng_next(&n->rng) & 0xffffffffu));
+    } else {
+        snprintf(pc->instance, sizeof pc->instance, "preview");
+    }
+    cairn_event *e = calloc(1, sizeof *e);
+    cairn_err err = {{0}};
+    if (!e) {
+        pc->status = 500;
+        snprintf(pc->reason, sizeof pc->reason, "out of memory");
+        return;
+    }
+    if (cairn_placement_plan(n->state, &pc->req, pc->instance, e, pc->reason, sizeof pc->reason) !=
+        0) {
+        pc->status = 409;
+    } else {
+        cJSON *o = cairn_placement_json(n->state, e, &err);
+        pc->json = o ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+        pc->status = pc->json ? 200 : 500;
+        if (pc->create && pc->json) {
+            node_report(n, e);
+        }
+    }
+    free(e);
+}
+
+typedef struct instance_query {
+    char id[CAIRN_STATE_ID_SIZE];
+    bool exists;
+    bool delete_it;
+} instance_query;
+
+static void instance_on_loop(cairn_local_node *n, void *arg) {
+    instance_query *q = arg;
+    q->exists = n->has_state && cairn_state_find_instance(n->state, q->id) != NULL;
+    if (q->exists && q->delete_it) {
+        cairn_event e = {.type = CAIRN_EVENT_INSTANCE_DELETED};
+        snprintf(e.as.instance_deleted.instance_id, sizeof e.as.instance_deleted.instance_id, "%s",
+                 q->id);
+        node_report(n, &e);
+    }
+}
+
+/* Polls until the instance exists (or is gone); the master records changes in well under a
+ * second, so a long wait means the change was refused or the cluster has no master. */
+static bool wait_for_instance(cairn_local_node *n, const char *id, bool want) {
+    for (int waited = 0; waited < CHANGE_WAIT_MS; waited += 100) {
+        instance_query q = {0};
+        snprintf(q.id, sizeof q.id, "%s", id);
+        if (run_on_loop(n, instance_on_loop, &q) != 0) {
+            return false;
+        }
+        if (q.exists == want) {
+            return true;
+        }
+        cairn_sleep_ms(100);
+    }
+    return false;
+}
+
+static int placement_request(const cairn_api_call *call, const char *body_or_query, bool from_query,
+                             placement_call *pc, cairn_err *err) {
+    char model[CAIRN_STATE_NAME_SIZE] = "", nodes[16] = "";
+    double n_nodes = 0;
+    if (from_query) {
+        if (cairn_api_query_param(call, "model", model, sizeof model) != 0) {
+            return cairn_fail(err, "give the model: ?model=NAME[&nodes=N]");
+        }
+        if (cairn_api_query_param(call, "nodes", nodes, sizeof nodes) == 0) {
+            n_nodes = atof(nodes);
+        }
+    } else {
+        cJSON *o = cJSON_Parse(body_or_query);
+        const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
+        if (m && strlen(m) < sizeof model) {
+            snprintf(model, sizeof model, "%s", m);
+        }
+        int rc = get_optional_number(o, "nodes", 0, CAIRN_STATE_MAX_SHARDS, &n_nodes, err);
+        cJSON_Delete(o);
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    if (!model[0] || n_nodes < 0 || n_nodes > CAIRN_STATE_MAX_SHARDS) {
+        return cairn_fail(err, "give a model (file name or sha256) and at most %d nodes",
+                          CAIRN_STATE_MAX_SHARDS);
+    }
+    snprintf(pc->req.model, sizeof pc->req.model, "%s", model);
+    pc->req.n_nodes = (uint32_t)n_nodes;
+    return 0;
+}
+
+static void serve_placement(cairn_local_node *n, const cairn_api_call *call, bool create) {
+    placement_call *pc = calloc(1, sizeof *pc);
+    cairn_err err = {{0}};
+    if (!pc) {
+        cairn_api_reply_error(call->reply, 500, "server_error", "out of memory", NULL);
+        return;
+    }
+    pc->create = create;
+    if (placement_request(call, call->body, !create, pc, &err) != 0) {
+        cairn_api_reply_error(call->reply, 400, "invalid_request", err.msg, NULL);
+    } else if (run_on_loop(n, plan_on_loop, pc) != 0) {
+        cairn_api_reply_error(call->reply, 503, "unavailable", "the node is shutting down", NULL);
+    } else if (pc->status != 200) {
+        cairn_api_reply_error(call->reply, pc->status,
+                              pc->status == 409 ? "placement_failed" : "unavailable",
+                              pc->reason[0] ? pc->reason : "out of memory", NULL);
+    } else if (create && !wait_for_instance(n, pc->instance, true)) {
+        cairn_api_reply_error(call->reply, 504, "unavailable",
+                              "the master did not record the placement (is there a master, "
+                              "and does the model still fit?)",
+                              NULL);
+    } else {
+        cairn_api_reply_json(call->reply, create ? 201 : 200, pc->json);
+    }
+    free(pc->json);
+    free(pc);
+}
+
+static void serve_delete(cairn_local_node *n, const cairn_api_call *call, const char *id) {
+    instance_query q = {.delete_it = true};
+    if (strlen(id) >= sizeof q.id || !cairn_wire_node_id_valid(id, strlen(id))) {
+        cairn_api_reply_error(call->reply, 400, "invalid_request", "not an instance id", NULL);
+        return;
+    }
+    snprintf(q.id, sizeof q.id, "%s", id);
+    if (run_on_loop(n, instance_on_loop, &q) != 0) {
+        cairn_api_reply_error(call->reply, 503, "unavailable", "the node is shutting down", NULL);
+    } else if (!q.exists) {
+        cairn_api_reply_error(call->reply, 404, "not_found", "no such instance", NULL);
+    } else if (!wait_for_instance(n, id, false)) {
+        cairn_api_reply_error(call->reply, 504, "unavailable",
+                              "the master did not record the deletion", NULL);
+    } else {
+        char json[128];
+        snprintf(json, sizeof json, "{\"deleted\":\"%s\"}", id);
+        cairn_api_reply_json(call->reply, 200, json);
+    }
+}
+
+static bool is(const cairn_api_call *call, const char *method, const char *path) {
+    return strcmp(call->method, method) == 0 && strcmp(call->path, path) == 0;
+}
+
+int cairn_node_api_handler(void *user, const cairn_api_call *call) {
+    cairn_local_node *n = user;
+    const char *prefix = "/instances/";
+    if (is(call, "POST", "/generate")) {
+        serve_generate(n, call);
+    } else if (is(call, "GET", "/placement")) {
+        serve_placement(n, call, false);
+    } else if (is(call, "POST", "/instances")) {
+        serve_placement(n, call, true);
+    } else if (strcmp(call->method, "DELETE") == 0 &&
+               strncmp(call->path, prefix, strlen(prefix)) == 0) {
+        serve_delete(n, call, call->path + strlen(prefix));
+    } else if (strcmp(call->path, "/generate") == 0 || strcmp(call->path, "/instances") == 0 ||
+               strcmp(call->path, "/placement") == 0) {
+        cairn_api_reply_error(call->reply, 405, "method_not_allowed",
+                              "see the API's methods in the README", NULL);
+    } else {
+        return 1;
+    }
+    return 0;
+}
