@@ -143,5 +143,13 @@ int cmd_info(int argc, char **argv);
 int cmd_service(int argc, char **argv);
 int cmd_nodes(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_place(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+
+/* --api HOST:PORT into host and port (CLI_OK, or CLI_USAGE with the error printed). */
+int cli_api_address(const char *api, char *host, size_t host_size, uint16_t *port);
+/* `cairn generate --cluster`: the completion from the running cluster's instance of model. */
+int cli_generate_on_cluster(const char *api, const char *model, const char *prompt,
+                            const cli_sampling_options *so, bool ids, bool verbose);
 
 #endif

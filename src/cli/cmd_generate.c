@@ -79,13 +79,17 @@ int cmd_generate(int argc, char **argv) {
     cli_sampling_options so;
     cli_sampling_defaults(&so);
     const char *prompt = NULL;
-    bool ids = false, verbose = false;
+    bool ids = false, verbose = false, cluster = false;
+    const char *api = "127.0.0.1:52415";
     const cli_option options[] = {
         CLI_MODEL_OPTIONS(mo),
         {"prompt", 'p', OPT_STR, &prompt, "TEXT", "the prompt (required)"},
         CLI_SAMPLING_OPTIONS(so),
         {"ids", 0, OPT_FLAG, &ids, NULL, "print generated token ids instead of text"},
         {"verbose", 'v', OPT_FLAG, &verbose, NULL, "print timing statistics on stderr"},
+        {"cluster", 0, OPT_FLAG, &cluster, NULL,
+         "generate on the running cluster: -m names a model placed there"},
+        {"api", 0, OPT_STR, &api, "HOST:PORT", "with --cluster: the node to ask (127.0.0.1:52415)"},
     };
     const cli_command cmd = {"generate",
                              "usage: cairn generate -m FILE -p TEXT [options]",
@@ -102,5 +106,8 @@ int cmd_generate(int argc, char **argv) {
         return CLI_USAGE;
     }
     cli_sampling_finish(&so);
+    if (cluster) {
+        return cli_generate_on_cluster(api, mo.model, prompt, &so, ids, verbose);
+    }
     return run(&mo, &so, prompt, ids, verbose);
 }

@@ -22,6 +22,8 @@ static const subcommand subcommands[] = {
     {"bench", cmd_bench, "measure prefill and decode speed"},
     {"info", cmd_info, "describe a GGUF model file"},
     {"nodes", cmd_nodes, "list the nodes of the running cluster"},
+    {"place", cmd_place, "place an instance of a model on the cluster"},
+    {"delete", cmd_delete, "delete a model instance from the cluster"},
     {"service", cmd_service, "install or remove cairn as a Windows service"},
 };
 
