@@ -29,8 +29,9 @@
 /* How long a generation waits for a ready instance: a first load of a large model takes a
  * while, and so does placing an instance again after a node is lost. */
 #define RELAY_WAIT_S 600.0
-/* ... and how long when no instance of the model exists at all. */
-#define RELAY_NO_INSTANCE_S 10.0
+/* ... and how long when no instance of the model exists at all: long enough for the master
+ * to place a failed instance again after its backoff. */
+#define RELAY_NO_INSTANCE_S 30.0
 /* A lost instance is not tried again this soon (it is normally failed and replaced). */
 #define RELAY_LOST_RETRY_S 5.0
 /* How long placing or deleting waits for the master to record it. */
