@@ -63,7 +63,7 @@ static char *node_cb(void *user, cairn_err *err) {
 }
 
 static int start_on(fixture *f, const char *host, uint16_t port, cairn_err *err) {
-    cairn_api_config cfg = {host, port, NULL, state_cb, node_cb, f};
+    cairn_api_config cfg = {host, port, NULL, state_cb, node_cb, NULL, f};
     int rc = cairn_api_server_start(&cfg, &f->server, err);
     if (rc == 0) {
         f->port = cairn_api_server_port(f->server);
@@ -154,7 +154,7 @@ static void test_fetch(void **state) {
 static void test_missing_callback_is_404(void **state) {
     (void)state;
     fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
-    cairn_api_config cfg = {"127.0.0.1", 0, NULL, state_cb, NULL, &f};
+    cairn_api_config cfg = {"127.0.0.1", 0, NULL, state_cb, NULL, NULL, &f};
     cairn_err err = {{0}};
     assert_int_equal(cairn_api_server_start(&cfg, &f.server, &err), 0);
     f.port = cairn_api_server_port(f.server);
@@ -349,7 +349,7 @@ static void test_port_in_use(void **state) {
     cairn_logger_init(&log, CAIRN_LOG_WARN, "n1", NULL);
     cairn_buf lines = {0};
     cairn_log_set_sink(&log, keep_line, &lines);
-    cairn_api_config cfg = {"127.0.0.1", a.port, &log, state_cb, node_cb, &b};
+    cairn_api_config cfg = {"127.0.0.1", a.port, &log, state_cb, node_cb, NULL, &b};
     cairn_err err = {{0}};
     assert_int_equal(cairn_api_server_start(&cfg, &b.server, &err), -1);
     assert_null(b.server);

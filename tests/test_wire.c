@@ -97,6 +97,9 @@ static void append_sample(cairn_wire_type type, cairn_buf *out) {
     case CAIRN_WIRE_PROPOSE:
         append_json(type, "{\"type\":\"node_left\",\"node\":\"b\"}", out);
         break;
+    case CAIRN_WIRE_CONTROL:
+        append_json(type, "{\"op\":\"listening\",\"port\":41234}", out);
+        break;
     }
 }
 
@@ -251,6 +254,7 @@ static void make_seed(int i, cairn_buf *out) {
         append_sample(CAIRN_WIRE_GOODBYE, out);
         append_sample(CAIRN_WIRE_ERROR, out);
         append_sample(CAIRN_WIRE_PROPOSE, out);
+        append_sample(CAIRN_WIRE_CONTROL, out);
         break;
     case 8: append_every_type(out); break;
     case 9: /* over a 64-byte link limit */ append_sample(CAIRN_WIRE_SNAPSHOT, out); break;
