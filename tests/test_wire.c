@@ -97,9 +97,7 @@ static void append_sample(cairn_wire_type type, cairn_buf *out) {
     case CAIRN_WIRE_PROPOSE:
         append_json(type, "{\"type\":\"node_left\",\"node\":\"b\"}", out);
         break;
-    case CAIRN_WIRE_CONTROL:
-        append_json(type, "{\"op\":\"listening\",\"port\":41234}", out);
-        break;
+    case CAIRN_WIRE_CONTROL: append_json(type, "{\"op\":\"listening\",\"port\":41234}", out); break;
     }
 }
 

@@ -210,7 +210,8 @@ int cairn_generate(const cairn_generation_target *target, const cairn_tokenizer 
     if (!logits) {
         cairn_fail(err, "out of memory");
     } else if (cairn_gen_session_new(tok, target->n_vocab, target->n_ctx, target->n_past, params,
-                                     prompt, n_prompt, NULL, 0, &s, err) == 0) {
+                                     prompt, n_prompt, NULL, 0, &s, err) == 0 &&
+               s) {
         double t0 = cairn_now_seconds();
         rc = target->forward(target->user, prompt, n_prompt, logits, err);
         res.prefill_seconds = cairn_now_seconds() - t0;

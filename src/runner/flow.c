@@ -362,44 +362,52 @@ static int head_on_error(runner *r, const cJSON *msg, cairn_err *err) {
 }
 
 /* Tokens of a request: its prompt text tokenized as `cairn generate` does, or ids given. */
-static int request_tokens(runner *r, const cJSON *msg, waiting_request *w, cairn_err *err) {
+static int prompt_tokens(runner *r, const cJSON *msg, int32_t **ids, size_t *n, cairn_err *err) {
     const cJSON *prompt = cairn_json_field(msg, "prompt");
-    int32_t *ids = NULL, *resume = NULL;
-    size_t n_ids = 0, n_resume = 0;
-    int rc;
     if (cJSON_IsString(prompt)) {
         const char *text = prompt->valuestring;
-        rc = cairn_tokenize(r->tok, text, strlen(text), true, true, &ids, &n_ids, err);
-    } else {
-        rc = tokens_from_json(cairn_json_field(msg, "tokens"), RUNNER_MAX_REQUEST_TOKENS, &ids,
-                              &n_ids, err);
+        return cairn_tokenize(r->tok, text, strlen(text), true, true, ids, n, err);
     }
-    if (rc == 0) {
-        rc = tokens_from_json(cairn_json_field(msg, "resume"), RUNNER_MAX_REQUEST_TOKENS, &resume,
-                              &n_resume, err);
-    }
-    size_t total = n_ids + n_resume;
-    if (rc == 0 && n_ids == 0) {
-        rc = cairn_fail(err, "the prompt is empty");
-    } else if (rc == 0 && total >= (size_t)r->n_ctx) {
-        rc = cairn_fail(err, "the prompt has %zu tokens; the context holds %d", total, r->n_ctx);
-    }
-    int32_t *all = rc == 0 ? realloc(ids, (total ? total : 1) * sizeof *ids) : NULL;
-    if (rc == 0 && !all) {
-        rc = cairn_fail(err, "out of memory");
-    }
-    if (rc != 0) {
+    return tokens_from_json(cairn_json_field(msg, "tokens"), RUNNER_MAX_REQUEST_TOKENS, ids, n,
+                            err);
+}
+
+/* The prompt's tokens then the resumed ones, checked against the context and vocabulary. */
+static int request_tokens(runner *r, const cJSON *msg, waiting_request *w, cairn_err *err) {
+    int32_t *ids = NULL, *resume = NULL;
+    size_t n_ids = 0, n_resume = 0;
+    if (prompt_tokens(r, msg, &ids, &n_ids, err) != 0 ||
+        tokens_from_json(cairn_json_field(msg, "resume"), RUNNER_MAX_REQUEST_TOKENS, &resume,
+                         &n_resume, err) != 0) {
         free(ids);
-        free(resume);
         return -1;
     }
-    memcpy(all + n_ids, resume, n_resume * sizeof *resume);
+    size_t total = n_ids + n_resume;
+    const char *problem = NULL;
+    int32_t *all = NULL;
+    if (n_ids == 0) {
+        problem = "the prompt is empty";
+    } else if (total >= (size_t)r->n_ctx) {
+        problem = "the prompt does not fit the context";
+    } else if (!(all = realloc(ids, total * sizeof *ids))) {
+        problem = "out of memory";
+    }
+    if (problem) {
+        free(ids);
+        free(resume);
+        cairn_fail(err, "%s (%zu tokens, a context of %d)", problem, total, r->n_ctx);
+        return -1;
+    }
+    if (n_resume > 0 && resume) {
+        memcpy(all + n_ids, resume, n_resume * sizeof *resume);
+    }
     free(resume);
     for (size_t i = 0; i < total; i++) {
         if (all[i] >= r->n_vocab) {
             int32_t bad = all[i];
             free(all);
-            return cairn_fail(err, "token id %d is not in the vocabulary", (int)bad);
+            cairn_fail(err, "token id %d is not in the vocabulary", (int)bad);
+            return -1;
         }
     }
     w->tokens = all;

@@ -598,8 +598,9 @@ int cairn_runner_main(int argc, char **argv) {
     cairn_log_level level = CAIRN_LOG_INFO;
     cairn_logger_init(&r->log, level, "runner", stderr);
     r->hang = getenv("CAIRN_RUNNER_TEST_HANG");
-    if (getenv("CAIRN_RUNNER_TEST_STEP_MS")) {
-        r->step_delay_ms = atoi(getenv("CAIRN_RUNNER_TEST_STEP_MS"));
+    const char *step_ms = getenv("CAIRN_RUNNER_TEST_STEP_MS");
+    if (step_ms) {
+        r->step_delay_ms = atoi(step_ms);
     }
     r->slots = 4;
     cairn_err err = {{0}};
