@@ -62,13 +62,22 @@ typedef struct result {
     harness *h;
 } result;
 
+static void on_written(uv_write_t *req, int status) {
+    assert_int_equal(status, 0);
+    free(req);
+}
+
+/* Queues one control frame to a runner (uv_write: Windows pipes take no uv_try_write). */
 static void send_control(proc *p, const char *json) {
     cJSON *o = cJSON_Parse(json);
     cairn_buf frame = {0};
     cairn_err err = {{0}};
     assert_int_equal(cairn_wire_encode_json(CAIRN_WIRE_CONTROL, o, &frame, &err), 0);
-    uv_buf_t buf = uv_buf_init((char *)frame.data, (unsigned)frame.len);
-    assert_true(uv_try_write((uv_stream_t *)&p->to_child, &buf, 1) == (int)frame.len);
+    uv_write_t *req = malloc(sizeof *req + frame.len);
+    assert_non_null(req);
+    memcpy(req + 1, frame.data, frame.len);
+    uv_buf_t buf = uv_buf_init((char *)(req + 1), (unsigned)frame.len);
+    assert_int_equal(uv_write(req, (uv_stream_t *)&p->to_child, &buf, 1, on_written), 0);
     cairn_buf_free(&frame);
     cJSON_Delete(o);
 }

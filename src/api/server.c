@@ -17,7 +17,7 @@
 /* Worker threads: a streamed completion holds one for as long as it lasts, so there are
  * enough for the requests an instance serves at once plus the small ones; each is a thread
  * the node pays for even when nobody asks. */
-#define API_THREADS "32"
+#define API_THREADS "16"
 /* Largest request head (request line and headers) accepted; bodies have their own limit. */
 #define API_MAX_REQUEST "8192"
 /* A client that sends its request this slowly is dropped rather than holding a thread. */
