@@ -244,7 +244,6 @@ static void start_request(runner *r, int slot, waiting_request *w) {
     }
     j->rid = rid;
     j->slot = slot;
-    r->active++;
     runner_activity(r);
     flow_enqueue(r, j);
     enqueue_prompt(r, slot, rid, w->tokens, (int)w->n_tokens);
@@ -280,7 +279,6 @@ static void finish_slot(runner *r, runner_slot *s) {
     j->slot = (int)(s - r->slot_table);
     cairn_gen_session_free(s->session);
     *s = (runner_slot){0};
-    r->active--;
     runner_activity(r);
     flow_enqueue(r, j);
     start_waiting(r);
@@ -523,6 +521,7 @@ static int on_begin(runner *r, cJSON *msg, cairn_err *err) {
     runner_slot *s = &r->slot_table[slot];
     cairn_gen_session_free(s->session);
     *s = (runner_slot){.used = true, .rid = rid, .n_total = (int)(n_prompt + n_resume)};
+    runner_activity(r);
     job *j = flow_job_new(JOB_BEGIN);
     if (!j) {
         return cairn_fail(err, "out of memory");
@@ -738,6 +737,7 @@ static void after_end(runner *r, job *j) {
         if (s->used && s->rid == j->rid) {
             cairn_gen_session_free(s->session);
             *s = (runner_slot){0};
+            runner_activity(r);
         }
     }
     if (!r->is_last && r->next) {

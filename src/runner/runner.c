@@ -84,8 +84,13 @@ void runner_fail(runner *r, const char *fmt, ...) {
     uv_stop(r->loop);
 }
 
+/* RUNNING while any KV slot holds a request (on every shard, so the worker's progress
+ * deadline watches each of them), READY otherwise. */
 void runner_activity(runner *r) {
-    bool running = r->active > 0;
+    bool running = false;
+    for (int i = 0; r->slot_table && i < r->slots; i++) {
+        running = running || r->slot_table[i].used;
+    }
     if (r->phase == PHASE_READY && running != r->running_reported) {
         r->running_reported = running;
         runner_report(r, running ? "running" : "ready");

@@ -178,7 +178,6 @@ typedef struct runner {
     waiting_request *waiting_head, *waiting_tail;
     size_t n_waiting;
     uint64_t next_rid;
-    int active;
     bool running_reported;
     uint64_t steps, steps_reported;
     int exit_status;
@@ -187,7 +186,7 @@ typedef struct runner {
 /* runner.c */
 void runner_report(runner *r, const char *op);
 void runner_fail(runner *r, const char *fmt, ...) CAIRN_PRINTF(2, 3);
-void runner_activity(runner *r); /* requests started or ended: READY <-> RUNNING */
+void runner_activity(runner *r); /* a slot was taken or freed: READY <-> RUNNING */
 
 /* flow.c */
 int flow_init(runner *r, cairn_err *err);
