@@ -3,8 +3,10 @@
 # the cluster to agree. Sourced after common.bash.
 tmp=$(mktemp -d)
 declare -A pids=()
-# Random bases keep parallel test runs from colliding on ports.
-port_base=$((20000 + (RANDOM % 1000) * 30))
+# Random bases keep parallel test runs from colliding on ports; they stay below Linux's
+# ephemeral range (32768 and up), where runners, links and clients take their ports and
+# could hold a node's port at the moment it binds.
+port_base=$((20000 + (RANDOM % 400) * 30))
 api_base=$((port_base + 10))
 disc_port=$((port_base + 20))
 # distinct_ports=1: node I listens on 127.0.0.1:port_base+I instead (multicast on loopback

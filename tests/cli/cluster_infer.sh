@@ -18,7 +18,7 @@ source "$here/cluster.bash"
 scale=1
 case "$cairn" in *emulated*) scale=4 ;; esac
 genmodel=$(dirname "$cairn")/tools/cairn-genmodel
-runner_opts=(--runner-threads 1 --runner-ctx 256 --slots 4 --timeout 1500 --heartbeat 250)
+runner_opts=(--runner-threads 1 --runner-ctx 256 --slots 4)
 
 # ---- models and their single-process outputs ----
 cp "$models/stories260K.gguf" "$models/stories260K-q8_0.gguf" "$tmp/"
@@ -51,7 +51,9 @@ start_three() { # CAP [ARGS...]: nodes 1-3, each capped
     start_node "$i" --no-discovery --peer "127.0.0.1:$port_base" --memory-cap "$cap" \
       "${runner_opts[@]}" "$@"
   done
-  wait_agreed $((10 * scale)) 3 1 2 3
+  wait_agreed $((20 * scale)) 3 1 2 3 && return 0
+  for i in 1 2 3; do echo "---- n$i:" && tail -5 "$tmp/log$i"; done >&2
+  return 1
 }
 
 stop_all() {
@@ -173,13 +175,13 @@ fi
 
 # ---- 3: kill -9 of a runner mid-stream (a keyed cluster: the data plane is sealed too) ----
 m=stories260K.gguf
+want_long=$(expected "$m" "${prompts[0]}" 150)
 export CAIRN_RUNNER_TEST_STEP_MS=10 # about 30 ms a token through three shards
 if start_three $((need[$m] * 45 / 100)) --key "infer-test-secret"; then
   wait_profiles "$m"
   "$cairn" place "$m" --api "$(api 1)" >/dev/null || fail "placing $m"
   wait_ready 3
   old=$(instance_of)
-  want_long=$(expected "$m" "${prompts[0]}" 150)
   cluster_generate 1 "$m" "${prompts[0]}" 150 >"$tmp/long" 2>"$tmp/long.err" &
   gen=$!
   sleep 1.5
