@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 
+#include "tokenizer/tokenizer.h"
 #include "util/util.h"
 
 /* Renders a Jinja template with the given context (a JSON object, or NULL for none). On
@@ -34,5 +35,15 @@ int cairn_chat_render(const char *template_src, const cJSON *messages, bool add_
  * per message, then "<|im_start|>assistant\n" for the generation prompt), the most widely
  * used format and the one llama.cpp also falls back to. */
 const char *cairn_chat_default_template(void);
+
+/* The chat template in a GGUF file's metadata, or a copy of the default one when it has
+ * none; the caller frees *out. */
+int cairn_chat_template_load(const char *gguf_path, char **out, cairn_err *err);
+
+/* The prompt tokens of a conversation: rendered with the generation prompt, then
+ * tokenized with special tokens parsed. BOS is added only when the template did not write
+ * it itself. The caller frees *ids. */
+int cairn_chat_tokenize(const char *template_src, const cJSON *messages, const cairn_tokenizer *tok,
+                        int32_t **ids, size_t *n, cairn_err *err);
 
 #endif

@@ -66,42 +66,16 @@ static int on_reply_token(void *user, int32_t token, const char *text, size_t le
 }
 
 static int load_template(chat_session *cs, const char *path) {
-    cairn_model_file *m = NULL;
     cairn_err err = {{0}};
-    if (cairn_model_open_metadata(path, &m, &err) != 0) {
+    if (cairn_chat_template_load(path, &cs->template_src, &err) != 0) {
         cli_error("%s", err.msg);
         return CLI_ERROR;
     }
-    const char *src = NULL;
-    int found = cairn_meta_str(m->gguf, "tokenizer.chat_template", &src, &err);
-    if (found < 0) {
-        cli_error("%s: %s", path, err.msg);
-        cairn_model_close(m);
-        return CLI_ERROR;
-    }
-    cs->template_src = cairn_strdup(found ? src : cairn_chat_default_template());
-    cairn_model_close(m);
-    return cs->template_src ? CLI_OK : CLI_ERROR;
+    return CLI_OK;
 }
 
-static const char *token_text_or_empty(const cairn_tokenizer *tok, int32_t id) {
-    const char *text = id >= 0 ? cairn_tokenizer_token_text(tok, id) : NULL;
-    return text ? text : "";
-}
-
-/* Renders the conversation and tokenizes it; the rendered text carries BOS itself when the
- * template writes it, so BOS is only added when it does not. */
 static int render_prompt(chat_session *cs, int32_t **ids, size_t *n, cairn_err *err) {
-    const char *bos = token_text_or_empty(cs->tok, cairn_tokenizer_bos(cs->tok));
-    const char *eos = token_text_or_empty(cs->tok, cairn_tokenizer_eos(cs->tok));
-    char *text = NULL;
-    if (cairn_chat_render(cs->template_src, cs->messages, true, bos, eos, &text, err) != 0) {
-        return -1;
-    }
-    bool has_bos = *bos && cairn_str_starts_with(text, bos);
-    int rc = cairn_tokenize(cs->tok, text, strlen(text), !has_bos, true, ids, n, err);
-    free(text);
-    return rc;
+    return cairn_chat_tokenize(cs->template_src, cs->messages, cs->tok, ids, n, err);
 }
 
 static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
