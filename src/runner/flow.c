@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat/chat.h"
 #include "cluster/json_fields.h"
 #include "platform/platform.h"
 #include "runner/runner_internal.h"
@@ -359,9 +360,17 @@ static int head_on_error(runner *r, const cJSON *msg, cairn_err *err) {
     return 0;
 }
 
-/* Tokens of a request: its prompt text tokenized as `cairn generate` does, or ids given. */
+/* Tokens of a request: its prompt text tokenized as `cairn generate` does, its messages
+ * through the model's chat template as `cairn chat` does, or ids given. */
 static int prompt_tokens(runner *r, const cJSON *msg, int32_t **ids, size_t *n, cairn_err *err) {
     const cJSON *prompt = cairn_json_field(msg, "prompt");
+    const cJSON *messages = cairn_json_field(msg, "messages");
+    if (messages) {
+        if (!cJSON_IsArray(messages)) {
+            return cairn_fail(err, "\"messages\" must be an array");
+        }
+        return cairn_chat_tokenize(r->chat_template, messages, r->tok, ids, n, err);
+    }
     if (cJSON_IsString(prompt)) {
         const char *text = prompt->valuestring;
         return cairn_tokenize(r->tok, text, strlen(text), true, true, ids, n, err);

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "chat/chat.h"
 #include "cluster/json_fields.h"
 #include "platform/platform.h"
 #include "runner/runner.h"
@@ -401,6 +402,9 @@ static void load_work(uv_work_t *req) {
     r->load_rc = cairn_shard_load_ggml(&cfg, &r->shard_obj, &r->load_err);
     if (r->load_rc == 0 && (r->is_first || r->is_last)) {
         r->load_rc = cairn_tokenizer_load_file(r->model_path, &r->tok, &r->load_err);
+    }
+    if (r->load_rc == 0 && r->is_first) {
+        r->load_rc = cairn_chat_template_load(r->model_path, &r->chat_template, &r->load_err);
     }
 }
 

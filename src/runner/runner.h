@@ -53,6 +53,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
 #include <uv.h>
 
 #include "cluster/secure.h"
@@ -68,6 +69,7 @@ int cairn_runner_main(int argc, char **argv);
 typedef struct cairn_stream_request {
     const char *instance;  /* the instance the runner must serve */
     const char *prompt;    /* text, tokenized by the first shard as `cairn generate` does */
+    const cJSON *messages; /* or a conversation [{role, content}], through the chat template */
     const int32_t *tokens; /* or token ids (when prompt is NULL) */
     size_t n_tokens;
     const int32_t *resume; /* tokens already streamed to the client by an earlier pipeline */

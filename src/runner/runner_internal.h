@@ -162,6 +162,7 @@ typedef struct runner {
     /* engine */
     cairn_shard *shard_obj;
     cairn_tokenizer *tok;
+    char *chat_template; /* first shard: renders requests that carry messages */
     int n_embd, n_vocab, n_ctx, n_batch;
     uv_work_t load_work;
     uv_async_t progress_async;

@@ -105,6 +105,8 @@ static cJSON *request_json(const cairn_stream_request *req) {
         o && cJSON_AddStringToObject(o, "op", "request") && cJSON_AddNumberToObject(o, "id", 1);
     if (ok && req->prompt) {
         ok = cJSON_AddStringToObject(o, "prompt", req->prompt) != NULL;
+    } else if (ok && req->messages) {
+        ok = cairn_json_add_child(o, "messages", cJSON_Duplicate(req->messages, true));
     } else if (ok) {
         ok = cairn_json_add_child(o, "tokens", tokens_to_json(req->tokens, req->n_tokens));
     }
