@@ -20,8 +20,8 @@
 #include <string.h>
 
 #include "cluster/json_fields.h"
-#include "cluster/node_internal.h"
 #include "cluster/placement.h"
+#include "cluster/serve_internal.h"
 #include "platform/platform.h"
 #include "runner/runner.h"
 #include "sampling/sampling.h"
@@ -36,39 +36,11 @@
 #define RELAY_LOST_RETRY_S 5.0
 /* How long placing or deleting waits for the master to record it. */
 #define CHANGE_WAIT_MS 10000
-#define MAX_STOPS 16
-
-typedef struct node_call {
-    struct node_call *next;
-    void (*fn)(cairn_local_node *n, void *arg);
-    void *arg;
-    bool done, ok;
-} node_call;
-
-struct relay {
-    relay *next; /* the loop's list */
-    cairn_local_node *node;
-    /* shared with the request's thread, under node->call_lock */
-    cairn_buf out;    /* server-sent events not yet written */
-    bool finished;    /* nothing more will be appended */
-    bool client_done; /* the request's thread is gone: the loop frees the relay */
-    /* the loop's */
-    char model[CAIRN_STATE_NAME_SIZE];
-    char *prompt;
-    cairn_generation_params gen;
-    char *stops[MAX_STOPS];
-    int32_t *sent;
-    size_t n_sent, cap_sent, n_resumed;
-    cairn_stream *stream;
-    char instance[CAIRN_STATE_ID_SIZE];
-    char lost_instance[CAIRN_STATE_ID_SIZE];
-    double lost_at, deadline, created;
-};
 
 /* ---- calls onto the loop ---- */
 
 /* Runs fn(n, arg) on the loop and waits for it; -1 when the node is shutting down. */
-static int run_on_loop(cairn_local_node *n, void (*fn)(cairn_local_node *, void *), void *arg) {
+int run_on_loop(cairn_local_node *n, void (*fn)(cairn_local_node *, void *), void *arg) {
     node_call c = {.fn = fn, .arg = arg};
     uv_mutex_lock(&n->call_lock);
     if (n->calls_closed) {
@@ -130,8 +102,8 @@ void cairn_node_api_shutdown(cairn_local_node *n) {
     n->calls = NULL;
     for (relay *r = n->relays; r; r = r->next) {
         if (!r->finished) {
-            cairn_buf_puts(&r->out, "data: {\"error\":{\"message\":\"the node is shutting "
-                                    "down\",\"type\":\"unavailable\"}}\n\n");
+            cairn_buf_puts(&r->out, "{\"error\":{\"message\":\"the node is shutting "
+                                    "down\",\"type\":\"unavailable\"}}\n");
             r->finished = true;
         }
     }
@@ -141,9 +113,10 @@ void cairn_node_api_shutdown(cairn_local_node *n) {
 
 /* ---- relays ---- */
 
-static void relay_free(relay *r) {
+void relay_free(relay *r) {
     cairn_buf_free(&r->out);
     free(r->prompt);
+    cJSON_Delete(r->messages);
     for (size_t i = 0; i < MAX_STOPS; i++) {
         free(r->stops[i]);
     }
@@ -159,9 +132,9 @@ static void relay_event(relay *r, cJSON *event, bool last) {
     uv_mutex_lock(&n->call_lock);
     if (!r->finished) {
         if (text) {
-            cairn_buf_printf(&r->out, "data: %s\n\n", text);
+            cairn_buf_printf(&r->out, "%s\n", text);
         } else {
-            cairn_buf_puts(&r->out, "data: {\"error\":{\"message\":\"out of memory\"}}\n\n");
+            cairn_buf_puts(&r->out, "{\"error\":{\"message\":\"out of memory\"}}\n");
             last = true;
         }
         r->finished = last;
@@ -284,6 +257,7 @@ static void relay_open(cairn_local_node *n, relay *r, const cairn_instance *in) 
     }
     cairn_stream_request req = {.instance = in->id,
                                 .prompt = r->prompt,
+                                .messages = r->messages,
                                 .resume = r->sent,
                                 .n_resume = r->n_sent,
                                 .params = &r->gen};
@@ -397,18 +371,10 @@ static int parse_stops(const cJSON *o, relay *r, cairn_err *err) {
     return 0;
 }
 
-/* The body of POST /generate: {"model", "prompt", optional sampling fields}. */
-static int parse_generate(const char *body, relay *r, cairn_err *err) {
-    cJSON *o = cJSON_Parse(body);
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return cairn_fail(err, "the body must be a JSON object");
-    }
-    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
-    const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "prompt"));
+/* Sampling fields a request may set; absent (or null) ones keep the caller's defaults. The
+ * seed is drawn from the clock when not given. */
+int relay_parse_sampling(const cJSON *o, relay *r, cairn_err *err) {
     cairn_sampling_params *s = &r->gen.sampling;
-    cairn_sampling_defaults(s);
-    r->gen.max_tokens = 256;
     double v[10] = {s->temperature,
                     s->top_k,
                     s->top_p,
@@ -419,44 +385,66 @@ static int parse_generate(const char *body, relay *r, cairn_err *err) {
                     s->presence_penalty,
                     r->gen.max_tokens,
                     0};
+    if (get_optional_number(o, "temperature", 0, 100, &v[0], err) ||
+        get_optional_number(o, "top_k", 0, 1e9, &v[1], err) ||
+        get_optional_number(o, "top_p", 0, 1, &v[2], err) ||
+        get_optional_number(o, "min_p", 0, 1, &v[3], err) ||
+        get_optional_number(o, "repeat_penalty", 0, 100, &v[4], err) ||
+        get_optional_number(o, "repeat_last_n", 0, 1e6, &v[5], err) ||
+        get_optional_number(o, "frequency_penalty", -2, 2, &v[6], err) ||
+        get_optional_number(o, "presence_penalty", -2, 2, &v[7], err) ||
+        get_optional_number(o, "max_tokens", 0, 1e7, &v[8], err) ||
+        get_optional_number(o, "max_completion_tokens", 0, 1e7, &v[8], err) ||
+        get_optional_number(o, "seed", 0, 9007199254740991.0, &v[9], err) ||
+        parse_stops(o, r, err)) {
+        return -1;
+    }
+    *s = (cairn_sampling_params){(float)v[0], (int)v[1],   (float)v[2], (float)v[3],   (float)v[4],
+                                 (int)v[5],   (float)v[6], (float)v[7], (uint64_t)v[9]};
+    r->gen.max_tokens = (int)v[8];
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    if (!seed || cJSON_IsNull(seed)) {
+        s->seed = (uint64_t)cairn_wall_clock_ms();
+    }
+    return 0;
+}
+
+/* The body of POST /generate: {"model", "prompt", optional sampling fields}. */
+static int parse_generate(const char *body, relay *r, cairn_err *err) {
+    cJSON *o = cJSON_Parse(body);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return cairn_fail(err, "the body must be a JSON object");
+    }
+    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
+    const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "prompt"));
+    cairn_sampling_defaults(&r->gen.sampling);
+    r->gen.max_tokens = 256;
     int rc = 0;
     if (!model || !*model || strlen(model) >= sizeof r->model) {
         rc = cairn_fail(err, "\"model\" must name a model (a file name or its sha256)");
     } else if (!prompt || !*prompt) {
         rc = cairn_fail(err, "\"prompt\" must be non-empty text");
-    } else if (get_optional_number(o, "temperature", 0, 100, &v[0], err) ||
-               get_optional_number(o, "top_k", 0, 1e9, &v[1], err) ||
-               get_optional_number(o, "top_p", 0, 1, &v[2], err) ||
-               get_optional_number(o, "min_p", 0, 1, &v[3], err) ||
-               get_optional_number(o, "repeat_penalty", 0, 100, &v[4], err) ||
-               get_optional_number(o, "repeat_last_n", 0, 1e6, &v[5], err) ||
-               get_optional_number(o, "frequency_penalty", -100, 100, &v[6], err) ||
-               get_optional_number(o, "presence_penalty", -100, 100, &v[7], err) ||
-               get_optional_number(o, "max_tokens", 0, 1e7, &v[8], err) ||
-               get_optional_number(o, "seed", 0, 9007199254740991.0, &v[9], err) ||
-               parse_stops(o, r, err)) {
+    } else if (relay_parse_sampling(o, r, err) != 0) {
         rc = -1;
-    }
-    if (rc == 0) {
+    } else {
         snprintf(r->model, sizeof r->model, "%s", model);
         r->prompt = cairn_strdup(prompt);
-        *s = (cairn_sampling_params){(float)v[0], (int)v[1],   (float)v[2],
-                                     (float)v[3], (float)v[4], (int)v[5],
-                                     (float)v[6], (float)v[7], (uint64_t)v[9]};
-        r->gen.max_tokens = (int)v[8];
-        const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
-        if (!seed || cJSON_IsNull(seed)) {
-            s->seed = (uint64_t)cairn_wall_clock_ms();
-        }
-        if (!r->prompt) {
-            rc = cairn_fail(err, "out of memory");
-        }
+        rc = r->prompt ? 0 : cairn_fail(err, "out of memory");
     }
     cJSON_Delete(o);
     return rc;
 }
 
 /* ---- handlers (API threads) ---- */
+
+relay *relay_new(cairn_local_node *n) {
+    relay *r = calloc(1, sizeof *r);
+    if (r) {
+        r->node = n;
+    }
+    return r;
+}
 
 static void add_relay(cairn_local_node *n, void *arg) {
     relay *r = arg;
@@ -467,27 +455,30 @@ static void add_relay(cairn_local_node *n, void *arg) {
     relay_tick(n, r, r->created);
 }
 
-static void serve_generate(cairn_local_node *n, const cairn_api_call *call) {
-    relay *r = calloc(1, sizeof *r);
-    cairn_err err = {{0}};
-    if (!r) {
-        cairn_api_reply_error(call->reply, 500, "server_error", "out of memory", NULL);
-        return;
+int relay_start(relay *r) {
+    return run_on_loop(r->node, add_relay, r);
+}
+
+/* Hands each complete line (one event) of text to on_relay_event; returns non-zero to stop. */
+static int drain_lines(cairn_buf *chunk, int (*on_relay_event)(void *, const cJSON *), void *user,
+                       bool *stopped) {
+    size_t start = 0;
+    for (size_t i = 0; i < chunk->len && !*stopped; i++) {
+        if (chunk->data[i] != '\n') {
+            continue;
+        }
+        cJSON *event = cJSON_ParseWithLength(chunk->data + start, i - start);
+        *stopped = !event || on_relay_event(user, event) != 0;
+        cJSON_Delete(event);
+        start = i + 1;
     }
-    r->node = n;
-    if (parse_generate(call->body, r, &err) != 0) {
-        cairn_api_reply_error(call->reply, 400, "invalid_request", err.msg, NULL);
-        relay_free(r);
-        return;
-    }
-    if (run_on_loop(n, add_relay, r) != 0) {
-        cairn_api_reply_error(call->reply, 503, "unavailable", "the node is shutting down", NULL);
-        relay_free(r);
-        return;
-    }
-    /* from here the loop owns r; this thread only drains its output */
-    bool writing = cairn_api_stream_begin(call->reply, "text/event-stream") == 0;
+    return 0;
+}
+
+void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event), void *user) {
+    cairn_local_node *n = r->node;
     cairn_buf chunk = {0};
+    bool stopped = false;
     uv_mutex_lock(&n->call_lock);
     for (;;) {
         while (r->out.len == 0 && !r->finished) {
@@ -498,18 +489,52 @@ static void serve_generate(cairn_local_node *n, const cairn_api_call *call) {
         chunk = r->out;
         r->out = swap;
         uv_mutex_unlock(&n->call_lock);
-        if (writing && chunk.len > 0) {
-            writing = cairn_api_stream_write(call->reply, chunk.data, chunk.len) == 0;
-        }
+        drain_lines(&chunk, on_relay_event, user, &stopped);
         chunk.len = 0;
         uv_mutex_lock(&n->call_lock);
-        if (last || !writing) {
+        if (last || stopped) {
             break;
         }
     }
-    r->client_done = true;
+    r->client_done = true; /* the loop frees r from here on */
     uv_mutex_unlock(&n->call_lock);
     cairn_buf_free(&chunk);
+}
+
+static int write_sse(void *user, const cJSON *event) {
+    cairn_api_reply *reply = user;
+    char *text = cJSON_PrintUnformatted(event);
+    int rc = -1;
+    if (text) {
+        cairn_buf line = {0};
+        rc = cairn_buf_printf(&line, "data: %s\n\n", text) == 0
+                 ? cairn_api_stream_write(reply, line.data, line.len)
+                 : -1;
+        cairn_buf_free(&line);
+        free(text);
+    }
+    return rc;
+}
+
+static void serve_generate(cairn_local_node *n, const cairn_api_call *call) {
+    relay *r = relay_new(n);
+    cairn_err err = {{0}};
+    if (!r) {
+        cairn_api_reply_error(call->reply, 500, "server_error", "out of memory", NULL);
+        return;
+    }
+    if (parse_generate(call->body, r, &err) != 0) {
+        cairn_api_reply_error(call->reply, 400, "invalid_request", err.msg, NULL);
+        relay_free(r);
+        return;
+    }
+    if (relay_start(r) != 0) {
+        cairn_api_reply_error(call->reply, 503, "unavailable", "the node is shutting down", NULL);
+        relay_free(r);
+        return;
+    }
+    cairn_api_stream_begin(call->reply, "text/event-stream");
+    relay_drain(r, write_sse, call->reply);
 }
 
 typedef struct placement_call {
@@ -677,6 +702,9 @@ static bool is(const cairn_api_call *call, const char *method, const char *path)
 
 int cairn_node_api_handler(void *user, const cairn_api_call *call) {
     cairn_local_node *n = user;
+    if (serve_openai(n, call) == 0 || serve_ollama(n, call) == 0) {
+        return 0;
+    }
     const char *prefix = "/instances/";
     if (is(call, "POST", "/generate")) {
         serve_generate(n, call);

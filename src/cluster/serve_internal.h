@@ -1,0 +1,66 @@
+/*
+ * serve internals, shared by serve.c (calls onto the loop, relays, cairn's own paths) and
+ * serve_openai.c (the OpenAI-compatible paths). Nothing outside src/cluster/ includes this.
+ */
+#ifndef CAIRN_CLUSTER_SERVE_INTERNAL_H
+#define CAIRN_CLUSTER_SERVE_INTERNAL_H
+
+#include <cjson/cJSON.h>
+
+#include "cluster/node_internal.h"
+#include "runner/runner.h"
+
+#define MAX_STOPS 16
+
+typedef struct node_call {
+    struct node_call *next;
+    void (*fn)(cairn_local_node *n, void *arg);
+    void *arg;
+    bool done, ok;
+} node_call;
+
+/* A generation relayed from an instance's first runner to one API request. */
+struct relay {
+    relay *next; /* the loop's list */
+    cairn_local_node *node;
+    /* shared with the request's thread, under node->call_lock */
+    cairn_buf out;    /* events not yet taken, one JSON object per line */
+    bool finished;    /* nothing more will be appended */
+    bool client_done; /* the request's thread is gone: the loop frees the relay */
+    /* the loop's */
+    char model[CAIRN_STATE_NAME_SIZE];
+    char *prompt;    /* or: */
+    cJSON *messages; /* a conversation, rendered by the first runner's chat template */
+    cairn_generation_params gen;
+    char *stops[MAX_STOPS];
+    int32_t *sent;
+    size_t n_sent, cap_sent, n_resumed;
+    cairn_stream *stream;
+    char instance[CAIRN_STATE_ID_SIZE];
+    char lost_instance[CAIRN_STATE_ID_SIZE];
+    double lost_at, deadline, created;
+};
+
+/* Runs fn(n, arg) on the loop and waits for it; -1 when the node is shutting down. */
+int run_on_loop(cairn_local_node *n, void (*fn)(cairn_local_node *, void *), void *arg);
+
+/* A relay for a request of node n, or NULL when out of memory; relay_free until started. */
+relay *relay_new(cairn_local_node *n);
+void relay_free(relay *r);
+/* Fills r's sampling parameters from a request body; the defaults are the caller's (set in
+ * r->gen before). */
+int relay_parse_sampling(const cJSON *o, relay *r, cairn_err *err);
+/* Hands r to the loop, which owns it from then on; -1 (r still the caller's) when the node
+ * is shutting down. */
+int relay_start(relay *r);
+/* Calls on_relay_event with each event of the stream as it comes ({"token","text"}, then a last
+ * {"done",...} or {"error",...}) until the last one or until on_relay_event returns non-zero (the
+ * client is gone), then gives r back to the loop. */
+void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event), void *user);
+
+/* serve_openai.c: 1 when the call is not an OpenAI path */
+int serve_openai(cairn_local_node *n, const cairn_api_call *call);
+/* serve_ollama.c: 1 when the call is not an Ollama path */
+int serve_ollama(cairn_local_node *n, const cairn_api_call *call);
+
+#endif
