@@ -1,0 +1,370 @@
+/*
+ * serve_openai: the OpenAI-compatible paths of a node's API. GET /v1/models lists the
+ * models placed on the cluster; POST /v1/completions and POST /v1/chat/completions run a
+ * relay (serve.c) and shape its events as OpenAI's answers: one JSON object, or with
+ * "stream" server-sent chunks ending in "data: [DONE]". Errors take OpenAI's form,
+ * {"error":{"message","type","param","code"}}.
+ *
+ * Owns nothing between calls. Must never touch the cluster state from an API thread: the
+ * model list is read on the loop.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/serve_internal.h"
+#include "platform/platform.h"
+#include "sampling/sampling.h"
+
+static void openai_error(const cairn_api_call *call, int status, const char *type,
+                         const char *message) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "message", message);
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddNullToObject(e, "param");
+    cJSON_AddNullToObject(e, "code");
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    cairn_api_reply_json(call->reply, status, text ? text : "{\"error\":{}}");
+    free(text);
+}
+
+/* ---- GET /v1/models ---- */
+
+typedef struct model_list {
+    cJSON *data;
+} model_list;
+
+static void list_models(cairn_local_node *n, void *arg) {
+    model_list *ml = arg;
+    for (uint32_t i = 0; n->has_state && i < n->state->n_instances; i++) {
+        const char *name = n->state->instances[i].model;
+        bool seen = false;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, ml->data) {
+            seen = seen || strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(m, "id")), name) == 0;
+        }
+        cJSON *o = seen ? NULL : cJSON_CreateObject();
+        if (o) {
+            cJSON_AddStringToObject(o, "id", name);
+            cJSON_AddStringToObject(o, "object", "model");
+            cJSON_AddNumberToObject(o, "created", 0);
+            cJSON_AddStringToObject(o, "owned_by", "cairn");
+            cJSON_AddItemToArray(ml->data, o);
+        }
+    }
+}
+
+static void serve_models(cairn_local_node *n, const cairn_api_call *call, const char *one) {
+    model_list ml = {cJSON_CreateArray()};
+    if (!ml.data || run_on_loop(n, list_models, &ml) != 0) {
+        cJSON_Delete(ml.data);
+        openai_error(call, 503, "server_error", "the node is shutting down");
+        return;
+    }
+    cJSON *answer = NULL;
+    if (one) {
+        const cJSON *m;
+        cJSON_ArrayForEach(m, ml.data) {
+            if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(m, "id")), one) == 0) {
+                answer = cJSON_Duplicate(m, true);
+            }
+        }
+        if (!answer) {
+            cJSON_Delete(ml.data);
+            openai_error(call, 404, "invalid_request_error", "no such model on this cluster");
+            return;
+        }
+        cJSON_Delete(ml.data);
+    } else {
+        answer = cJSON_CreateObject();
+        cJSON_AddStringToObject(answer, "object", "list");
+        cJSON_AddItemToObject(answer, "data", ml.data);
+    }
+    char *text = cJSON_PrintUnformatted(answer);
+    cJSON_Delete(answer);
+    cairn_api_reply_json(call->reply, 200, text ? text : "{}");
+    free(text);
+}
+
+/* ---- completions ---- */
+
+typedef struct model_query {
+    const char *model;
+    bool known; /* placed, or held by a node that could serve it */
+} model_query;
+
+static void find_model(cairn_local_node *n, void *arg) {
+    model_query *q = arg;
+    for (uint32_t i = 0; n->has_state && i < n->state->n_instances && !q->known; i++) {
+        const cairn_instance *in = &n->state->instances[i];
+        q->known = strcmp(in->model, q->model) == 0 || strcmp(in->model_sha256, q->model) == 0;
+    }
+    for (uint32_t i = 0; n->has_state && i < n->state->n_nodes && !q->known; i++) {
+        const cairn_node_profile *p = &n->state->nodes[i].profile;
+        for (uint32_t f = 0; f < p->n_model_files && !q->known; f++) {
+            q->known = strcmp(p->model_files[f].name, q->model) == 0 ||
+                       strcmp(p->model_files[f].sha256, q->model) == 0;
+        }
+    }
+}
+
+typedef struct completion {
+    const cairn_api_call *call;
+    bool chat, stream, include_usage;
+    char id[40];
+    char model[CAIRN_STATE_NAME_SIZE];
+    double created;
+    cairn_buf text; /* the whole answer (not streaming) */
+    char finish[16];
+    int prompt_tokens, completion_tokens;
+    bool done, failed, sent_role;
+    char error[512];
+} completion;
+
+static cJSON *chunk_base(const completion *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", c->id);
+    cJSON_AddStringToObject(o, "object",
+                            c->chat ? (c->stream ? "chat.completion.chunk" : "chat.completion")
+                                    : "text_completion");
+    cJSON_AddNumberToObject(o, "created", (double)(long long)c->created);
+    cJSON_AddStringToObject(o, "model", c->model);
+    return o;
+}
+
+/* One choice: a delta (chat stream), a message (chat), or text (completions). */
+static cJSON *choice(const completion *c, const char *text, bool role, const char *finish) {
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ch, "index", 0);
+    if (c->chat) {
+        cJSON *m = cJSON_AddObjectToObject(ch, c->stream ? "delta" : "message");
+        if (role || !c->stream) {
+            cJSON_AddStringToObject(m, "role", "assistant");
+        }
+        if (text) {
+            cJSON_AddStringToObject(m, "content", text);
+        }
+    } else {
+        cJSON_AddStringToObject(ch, "text", text ? text : "");
+    }
+    cJSON_AddNullToObject(ch, "logprobs");
+    if (finish) {
+        cJSON_AddStringToObject(ch, "finish_reason", finish);
+    } else {
+        cJSON_AddNullToObject(ch, "finish_reason");
+    }
+    return ch;
+}
+
+static cJSON *usage(const completion *c) {
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", c->prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", c->completion_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", c->prompt_tokens + c->completion_tokens);
+    return u;
+}
+
+static int send_chunk(completion *c, cJSON *o) {
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    int rc = -1;
+    cairn_buf line = {0};
+    if (text && cairn_buf_printf(&line, "data: %s\n\n", text) == 0) {
+        rc = cairn_api_stream_write(c->call->reply, line.data, line.len);
+    }
+    cairn_buf_free(&line);
+    free(text);
+    return rc;
+}
+
+static int stream_piece(completion *c, const char *text, const char *finish) {
+    cJSON *o = chunk_base(c);
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+    cJSON_AddItemToArray(choices, choice(c, text, c->chat && !c->sent_role, finish));
+    c->sent_role = true;
+    if (c->include_usage) {
+        cJSON_AddNullToObject(o, "usage");
+    }
+    return send_chunk(c, o);
+}
+
+static int on_completion_event(void *user, const cJSON *event) {
+    completion *c = user;
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(event, "error");
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "text"));
+    if (err) {
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "message"));
+        snprintf(c->error, sizeof c->error, "%s", msg ? msg : "the generation failed");
+        c->failed = true;
+        return 0;
+    }
+    bool done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(event, "done"));
+    if (done) {
+        const char *finish =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "finish"));
+        snprintf(c->finish, sizeof c->finish, "%s", finish ? finish : "stop");
+        c->prompt_tokens =
+            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "prompt_tokens"));
+        c->completion_tokens =
+            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "completion_tokens"));
+        c->done = true;
+    }
+    if (!c->stream) {
+        return text && cairn_buf_puts(&c->text, text) != 0 ? -1 : 0;
+    }
+    if (text && *text && stream_piece(c, text, NULL) != 0) {
+        return -1;
+    }
+    return done ? stream_piece(c, c->chat ? NULL : "", c->finish) : 0;
+}
+
+static void finish_stream(completion *c) {
+    if (c->failed) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(e, "message", c->error);
+        cJSON_AddStringToObject(e, "type", "server_error");
+        send_chunk(c, o);
+    } else if (c->include_usage) {
+        cJSON *o = chunk_base(c);
+        cJSON_AddArrayToObject(o, "choices");
+        cJSON_AddItemToObject(o, "usage", usage(c));
+        send_chunk(c, o);
+    }
+    cairn_api_stream_write(c->call->reply, "data: [DONE]\n\n", 14);
+}
+
+static void finish_whole(completion *c) {
+    if (c->failed || !c->done) {
+        openai_error(c->call, 503, "server_error", c->failed ? c->error : "the stream ended early");
+        return;
+    }
+    cJSON *o = chunk_base(c);
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+    char *text = cairn_buf_take(&c->text);
+    cJSON_AddItemToArray(choices, choice(c, text ? text : "", false, c->finish));
+    free(text);
+    cJSON_AddItemToObject(o, "usage", usage(c));
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    cairn_api_reply_json(c->call->reply, 200, json ? json : "{}");
+    free(json);
+}
+
+/* The request body into r (model, prompt or messages, sampling) and c (stream options). */
+static int parse_request(const cJSON *o, relay *r, completion *c, cairn_err *err) {
+    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
+    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(o, "prompt");
+    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(o, "messages");
+    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(o, "stream");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "n");
+    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(o, "stream_options");
+    if (!model || !*model || strlen(model) >= sizeof r->model) {
+        return cairn_fail(err, "\"model\" must name a model placed on the cluster");
+    }
+    if (c->chat ? !cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0
+                : !cJSON_IsString(prompt) || !prompt->valuestring[0]) {
+        return cairn_fail(err, c->chat ? "\"messages\" must be a non-empty array"
+                                       : "\"prompt\" must be non-empty text");
+    }
+    if (stream && !cJSON_IsBool(stream) && !cJSON_IsNull(stream)) {
+        return cairn_fail(err, "\"stream\" must be true or false");
+    }
+    if (n && !cJSON_IsNull(n) && (!cJSON_IsNumber(n) || n->valuedouble != 1)) {
+        return cairn_fail(err, "only \"n\": 1 is supported");
+    }
+    /* OpenAI's defaults: plain sampling at temperature 1, no other truncation */
+    cairn_sampling_defaults(&r->gen.sampling);
+    r->gen.sampling.temperature = 1.0f;
+    r->gen.sampling.top_k = 0;
+    r->gen.sampling.top_p = 1.0f;
+    r->gen.sampling.min_p = 0.0f;
+    r->gen.max_tokens = c->chat ? 0 : 16;
+    if (relay_parse_sampling(o, r, err) != 0) {
+        return -1;
+    }
+    c->stream = cJSON_IsTrue(stream);
+    c->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "include_usage"));
+    snprintf(r->model, sizeof r->model, "%s", model);
+    snprintf(c->model, sizeof c->model, "%s", model);
+    if (c->chat) {
+        r->messages = cJSON_Duplicate(messages, true);
+    } else {
+        r->prompt = cairn_strdup(prompt->valuestring);
+    }
+    return r->messages || r->prompt ? 0 : cairn_fail(err, "out of memory");
+}
+
+static bool model_known(cairn_local_node *n, const char *model) {
+    model_query q = {model, false};
+    return run_on_loop(n, find_model, &q) == 0 && q.known;
+}
+
+static void serve_completion(cairn_local_node *n, const cairn_api_call *call, bool chat) {
+    completion c = {.call = call, .chat = chat, .created = (double)(cairn_wall_clock_ms() / 1000)};
+    relay *r = relay_new(n);
+    cJSON *o = cJSON_Parse(call->body);
+    cairn_err err = {{0}};
+    if (!r || !cJSON_IsObject(o)) {
+        openai_error(call, r ? 400 : 500, "invalid_request_error",
+                     r ? "the body must be a JSON object" : "out of memory");
+    } else if (parse_request(o, r, &c, &err) != 0) {
+        openai_error(call, 400, "invalid_request_error", err.msg);
+    } else if (!model_known(n, r->model)) {
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "the model %s is neither placed on this cluster nor held by "
+                 "any of its nodes",
+                 r->model);
+        openai_error(call, 404, "invalid_request_error", msg);
+    } else if (relay_start(r) != 0) {
+        openai_error(call, 503, "server_error", "the node is shutting down");
+    } else {
+        cJSON_Delete(o);
+        snprintf(c.id, sizeof c.id, "%s-%llx", chat ? "chatcmpl" : "cmpl",
+                 (unsigned long long)(cairn_wall_clock_ms() ^ (uint64_t)(uintptr_t)r));
+        if (c.stream) {
+            cairn_api_stream_begin(call->reply, "text/event-stream");
+        }
+        relay_drain(r, on_completion_event, &c); /* r belongs to the loop now */
+        if (c.stream) {
+            finish_stream(&c);
+        } else {
+            finish_whole(&c);
+        }
+        cairn_buf_free(&c.text);
+        return;
+    }
+    cJSON_Delete(o);
+    if (r) {
+        relay_free(r);
+    }
+}
+
+int serve_openai(cairn_local_node *n, const cairn_api_call *call) {
+    bool post = strcmp(call->method, "POST") == 0, get = strcmp(call->method, "GET") == 0;
+    const char *models = "/v1/models/";
+    if (post && strcmp(call->path, "/v1/chat/completions") == 0) {
+        serve_completion(n, call, true);
+    } else if (post && strcmp(call->path, "/v1/completions") == 0) {
+        serve_completion(n, call, false);
+    } else if (get && strcmp(call->path, "/v1/models") == 0) {
+        serve_models(n, call, NULL);
+    } else if (get && strncmp(call->path, models, strlen(models)) == 0) {
+        serve_models(n, call, call->path + strlen(models));
+    } else if (strncmp(call->path, "/v1/", 4) == 0) {
+        openai_error(call,
+                     strcmp(call->path, "/v1/models") == 0 ||
+                             strcmp(call->path, "/v1/completions") == 0 ||
+                             strcmp(call->path, "/v1/chat/completions") == 0
+                         ? 405
+                         : 404,
+                     "invalid_request_error", "no such path or method");
+    } else {
+        return 1;
+    }
+    return 0;
+}
