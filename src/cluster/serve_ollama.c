@@ -1,0 +1,251 @@
+/*
+ * serve_ollama: the Ollama-compatible paths of a node's API, for the tools that speak it.
+ * POST /api/generate and POST /api/chat run a relay (serve.c) and answer with one JSON
+ * object per line (NDJSON, streamed unless "stream": false); GET /api/tags and /api/ps list
+ * the models placed on the cluster; GET /api/version names the version.
+ *
+ * Owns nothing between calls. Must never touch the cluster state from an API thread.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/serve_internal.h"
+#include "platform/platform.h"
+#include "sampling/sampling.h"
+#include "util/log.h"
+
+typedef struct ollama_reply {
+    const cairn_api_call *call;
+    bool chat, stream;
+    char model[CAIRN_STATE_NAME_SIZE];
+    cairn_buf text;
+    bool done, failed;
+    char finish[16], error[512];
+    int prompt_tokens, completion_tokens;
+} ollama_reply;
+
+static void ollama_error(const cairn_api_call *call, int status, const char *message) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", message);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    cairn_api_reply_json(call->reply, status, text ? text : "{}");
+    free(text);
+}
+
+static void created_at(char *out, size_t size) {
+    cairn_log_format_timestamp(cairn_wall_clock_ms(), out, size);
+}
+
+/* One answer line: a piece of text, or (done) the end with its counts. */
+static cJSON *line(const ollama_reply *o, const char *text, bool done) {
+    char when[32];
+    created_at(when, sizeof when);
+    cJSON *l = cJSON_CreateObject();
+    cJSON_AddStringToObject(l, "model", o->model);
+    cJSON_AddStringToObject(l, "created_at", when);
+    if (o->chat) {
+        cJSON *m = cJSON_AddObjectToObject(l, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddStringToObject(m, "content", text);
+    } else {
+        cJSON_AddStringToObject(l, "response", text);
+    }
+    cJSON_AddBoolToObject(l, "done", done);
+    if (done) {
+        cJSON_AddStringToObject(l, "done_reason", o->finish);
+        cJSON_AddNumberToObject(l, "prompt_eval_count", o->prompt_tokens);
+        cJSON_AddNumberToObject(l, "eval_count", o->completion_tokens);
+    }
+    return l;
+}
+
+static int write_line(ollama_reply *o, cJSON *l) {
+    char *text = cJSON_PrintUnformatted(l);
+    cJSON_Delete(l);
+    cairn_buf b = {0};
+    int rc = text && cairn_buf_printf(&b, "%s\n", text) == 0
+                 ? cairn_api_stream_write(o->call->reply, b.data, b.len)
+                 : -1;
+    cairn_buf_free(&b);
+    free(text);
+    return rc;
+}
+
+static int on_ollama_event(void *user, const cJSON *event) {
+    ollama_reply *o = user;
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(event, "error");
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "text"));
+    if (err) {
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "message"));
+        snprintf(o->error, sizeof o->error, "%s", msg ? msg : "the generation failed");
+        o->failed = true;
+        return 0;
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(event, "done"))) {
+        const char *finish =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "finish"));
+        snprintf(o->finish, sizeof o->finish, "%s", finish ? finish : "stop");
+        o->prompt_tokens =
+            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "prompt_tokens"));
+        o->completion_tokens =
+            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "completion_tokens"));
+        o->done = true;
+    }
+    if (!o->stream) {
+        return text && cairn_buf_puts(&o->text, text) != 0 ? -1 : 0;
+    }
+    if (text && *text && write_line(o, line(o, text, false)) != 0) {
+        return -1;
+    }
+    return o->done ? write_line(o, line(o, "", true)) : 0;
+}
+
+/* Ollama's options object: sampling as cairn names it, num_predict for the token limit. */
+static int parse_options(const cJSON *body, relay *r, cairn_err *err) {
+    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(body, "options");
+    cairn_sampling_defaults(&r->gen.sampling);
+    r->gen.max_tokens = 0;
+    if (!opts || cJSON_IsNull(opts)) {
+        r->gen.sampling.seed = (uint64_t)cairn_wall_clock_ms();
+        return 0;
+    }
+    if (!cJSON_IsObject(opts)) {
+        return cairn_fail(err, "\"options\" must be an object");
+    }
+    if (relay_parse_sampling(opts, r, err) != 0) {
+        return -1;
+    }
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(opts, "num_predict");
+    if (cJSON_IsNumber(n)) {
+        r->gen.max_tokens = n->valuedouble < 0 ? 0 : (int)n->valuedouble;
+    }
+    return 0;
+}
+
+static int parse_body(const cJSON *body, relay *r, ollama_reply *o, cairn_err *err) {
+    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "model"));
+    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(body, "prompt");
+    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(body, "stream");
+    if (!model || !*model || strlen(model) >= sizeof r->model) {
+        return cairn_fail(err, "\"model\" must name a model placed on the cluster");
+    }
+    if (o->chat ? !cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0
+                : !cJSON_IsString(prompt) || !prompt->valuestring[0]) {
+        return cairn_fail(err, o->chat ? "\"messages\" must be a non-empty array"
+                                       : "\"prompt\" must be non-empty text");
+    }
+    if (parse_options(body, r, err) != 0) {
+        return -1;
+    }
+    o->stream = !cJSON_IsFalse(stream);
+    snprintf(r->model, sizeof r->model, "%s", model);
+    snprintf(o->model, sizeof o->model, "%s", model);
+    if (o->chat) {
+        r->messages = cJSON_Duplicate(messages, true);
+    } else {
+        r->prompt = cairn_strdup(prompt->valuestring);
+    }
+    return r->messages || r->prompt ? 0 : cairn_fail(err, "out of memory");
+}
+
+static void serve_generation(cairn_local_node *n, const cairn_api_call *call, bool chat) {
+    ollama_reply o = {.call = call, .chat = chat};
+    relay *r = relay_new(n);
+    cJSON *body = cJSON_Parse(call->body);
+    cairn_err err = {{0}};
+    if (!r || !cJSON_IsObject(body)) {
+        ollama_error(call, r ? 400 : 500, r ? "the body must be a JSON object" : "out of memory");
+    } else if (parse_body(body, r, &o, &err) != 0) {
+        ollama_error(call, 400, err.msg);
+    } else if (relay_start(r) != 0) {
+        ollama_error(call, 503, "the node is shutting down");
+    } else {
+        cJSON_Delete(body);
+        if (o.stream) {
+            cairn_api_stream_begin(call->reply, "application/x-ndjson");
+        }
+        relay_drain(r, on_ollama_event, &o); /* r belongs to the loop now */
+        if (o.failed && o.stream) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "error", o.error);
+            write_line(&o, e);
+        } else if (o.failed || !o.done) {
+            ollama_error(call, 503, o.failed ? o.error : "the stream ended early");
+        } else if (!o.stream) {
+            char *text = cairn_buf_take(&o.text);
+            cJSON *l = line(&o, text ? text : "", true);
+            free(text);
+            char *json = cJSON_PrintUnformatted(l);
+            cJSON_Delete(l);
+            cairn_api_reply_json(call->reply, 200, json ? json : "{}");
+            free(json);
+        }
+        cairn_buf_free(&o.text);
+        return;
+    }
+    cJSON_Delete(body);
+    if (r) {
+        relay_free(r);
+    }
+}
+
+typedef struct tag_list {
+    cJSON *models;
+    bool running_only;
+} tag_list;
+
+static void list_tags(cairn_local_node *n, void *arg) {
+    tag_list *t = arg;
+    for (uint32_t i = 0; n->has_state && i < n->state->n_instances; i++) {
+        const cairn_instance *in = &n->state->instances[i];
+        bool seen = false;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, t->models) {
+            seen = seen ||
+                   strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(m, "name")), in->model) == 0;
+        }
+        cJSON *o = seen ? NULL : cJSON_CreateObject();
+        if (o) {
+            cJSON_AddStringToObject(o, "name", in->model);
+            cJSON_AddStringToObject(o, "model", in->model);
+            cJSON_AddStringToObject(o, "digest", in->model_sha256);
+            cJSON_AddItemToArray(t->models, o);
+        }
+    }
+}
+
+static void serve_tags(cairn_local_node *n, const cairn_api_call *call) {
+    tag_list t = {cJSON_CreateArray(), false};
+    if (!t.models || run_on_loop(n, list_tags, &t) != 0) {
+        cJSON_Delete(t.models);
+        ollama_error(call, 503, "the node is shutting down");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "models", t.models);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    cairn_api_reply_json(call->reply, 200, json ? json : "{}");
+    free(json);
+}
+
+int serve_ollama(cairn_local_node *n, const cairn_api_call *call) {
+    bool post = strcmp(call->method, "POST") == 0, get = strcmp(call->method, "GET") == 0;
+    if (post && strcmp(call->path, "/api/chat") == 0) {
+        serve_generation(n, call, true);
+    } else if (post && strcmp(call->path, "/api/generate") == 0) {
+        serve_generation(n, call, false);
+    } else if (get &&
+               (strcmp(call->path, "/api/tags") == 0 || strcmp(call->path, "/api/ps") == 0)) {
+        serve_tags(n, call);
+    } else if (get && strcmp(call->path, "/api/version") == 0) {
+        cairn_api_reply_json(call->reply, 200, "{\"version\":\"" CAIRN_VERSION "\"}");
+    } else {
+        return 1;
+    }
+    return 0;
+}

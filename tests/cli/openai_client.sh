@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The official `openai` npm client, unmodified, against a 2-node cluster serving
+# stories260K: completions and chat completions, streamed and not. Greedy completions equal
+# `cairn generate`'s text, usage counts are right, streamed and whole answers agree, the
+# model list names the model and an unknown model is a 404. Then an Ollama-style client
+# (plain HTTP) gets the same chat text through /api/chat, streamed and whole.
+here=$(dirname "$0")
+source "$here/common.bash"
+source "$here/cluster.bash"
+
+npm_dir=$(dirname "$cairn")/npm-openai
+if [ ! -d "$npm_dir/node_modules/openai" ]; then
+  mkdir -p "$npm_dir"
+  if ! npm install --prefix "$npm_dir" --no-audit --no-fund --silent openai@4 >/dev/null 2>&1; then
+    fail "cannot install the openai npm package (the npm registry must be reachable)"
+    finish
+  fi
+fi
+cp "$here/../openai/client.mjs" "$here/../openai/ollama.mjs" "$npm_dir/"
+
+for i in 1 2; do
+  mkdir -p "$tmp/m$i"
+  cp "$models/stories260K.gguf" "$tmp/m$i/"
+  start_node "$i" --no-discovery --peer "127.0.0.1:$port_base" --runner-threads 1 --runner-ctx 256
+done
+wait_agreed 10 2 1 2 || finish
+api=127.0.0.1:$((api_base + 2))
+for _ in $(seq 1 50); do
+  "$cairn" place stories260K.gguf --nodes 2 --api "$api" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
+prompt="Once upon a time"
+n=24
+out=$(node "$npm_dir/client.mjs" "http://$api/v1" stories260K.gguf "$prompt" "$n" 2>"$tmp/node.err")
+[ -n "$out" ] || fail "the client failed: $(cat "$tmp/node.err")"
+field() { node -e 'const o = JSON.parse(process.argv[1]); const v = process.argv[2].split(".").reduce((a, k) => a?.[k], o); console.log(typeof v === "string" ? v : JSON.stringify(v));' "$out" "$1"; }
+
+want=$("$cairn" generate -m "$models/stories260K.gguf" -p "$prompt" --temp 0 -n "$n" -t 1 2>/dev/null)
+n_prompt=$("$cairn" generate -m "$models/stories260K.gguf" -p "$prompt" --temp 0 -n 1 -t 1 -v 2>&1 >/dev/null |
+  sed -n 's/^prompt: \([0-9]*\) tokens.*/\1/p')
+expect_eq "completion text" "$(field completion.text)" "$want"
+expect_eq "completion finish" "$(field completion.finish)" length
+expect_eq "completion usage" "$(field completion.usage)" \
+  "{\"prompt_tokens\":$n_prompt,\"completion_tokens\":$n,\"total_tokens\":$((n_prompt + n))}"
+expect_eq "streamed completion text" "$(field completion_stream.text)" "$want"
+expect_eq "streamed completion usage" "$(field completion_stream.usage)" "$(field completion.usage)"
+expect_eq "chat role" "$(field chat.role)" assistant
+[ -n "$(field chat.text)" ] || fail "the chat answer is empty"
+expect_eq "streamed chat text" "$(field chat_stream.text)" "$(field chat.text)"
+expect_eq "streamed chat usage" "$(field chat_stream.usage)" "$(field chat.usage)"
+expect_eq "chat completion tokens" "$(field chat.usage.completion_tokens)" "$n"
+expect_eq "models" "$(field models)" '["stories260K.gguf"]'
+expect_eq "unknown model" "$(field unknown_model)" 404
+ollama=$(node "$npm_dir/ollama.mjs" "http://$api" stories260K.gguf "$prompt" "$n" 2>"$tmp/node.err")
+[ -n "$ollama" ] || fail "the Ollama-style client failed: $(cat "$tmp/node.err")"
+chat_text=$(field chat.text)
+completion_text=$(field completion.text)
+out=$ollama
+expect_eq "ollama chat (streamed)" "$(field chat_stream)" "$chat_text"
+expect_eq "ollama chat (whole)" "$(field chat)" "$chat_text"
+expect_eq "ollama stream end" "$(field chat_stream_last)" "{\"done\":true,\"reason\":\"length\",\"eval_count\":$n}"
+expect_eq "ollama generate" "$(field generate)" "$want"
+expect_eq "ollama tags" "$(field tags)" '["stories260K.gguf"]'
+expect_eq "ollama bad request" "$(field bad_request)" 400
+[ -n "$(field version)" ] || fail "no version from /api/version"
+echo "openai and ollama clients: completion \"${completion_text:0:40}...\", chat \"${chat_text:0:40}...\""
+finish
