@@ -116,8 +116,8 @@ typedef struct completion {
     bool chat, stream, include_usage;
     char id[40];
     char model[CAIRN_STATE_NAME_SIZE];
-    double created;
-    cairn_buf text; /* the whole answer (not streaming) */
+    int64_t created; /* Unix seconds */
+    cairn_buf text;  /* the whole answer (not streaming) */
     char finish[16];
     int prompt_tokens, completion_tokens;
     bool done, failed, sent_role;
@@ -130,7 +130,7 @@ static cJSON *chunk_base(const completion *c) {
     cJSON_AddStringToObject(o, "object",
                             c->chat ? (c->stream ? "chat.completion.chunk" : "chat.completion")
                                     : "text_completion");
-    cJSON_AddNumberToObject(o, "created", (double)(long long)c->created);
+    cJSON_AddNumberToObject(o, "created", (double)c->created);
     cJSON_AddStringToObject(o, "model", c->model);
     return o;
 }
@@ -304,7 +304,7 @@ static bool model_known(cairn_local_node *n, const char *model) {
 }
 
 static void serve_completion(cairn_local_node *n, const cairn_api_call *call, bool chat) {
-    completion c = {.call = call, .chat = chat, .created = (double)(cairn_wall_clock_ms() / 1000)};
+    completion c = {.call = call, .chat = chat, .created = cairn_wall_clock_ms() / 1000};
     relay *r = relay_new(n);
     cJSON *o = cJSON_Parse(call->body);
     cairn_err err = {{0}};
