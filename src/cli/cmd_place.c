@@ -1,5 +1,5 @@
 /* cli: `cairn place` and `cairn delete`: model instances of the running cluster, through a
- * node's API (POST /instances, GET /placement, DELETE /instances/ID). */
+ * node's API (POST /instance, GET /instance/previews, DELETE /instance/ID). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,10 +79,11 @@ int cmd_place(int argc, char **argv) {
     char path[400];
     if (preview) {
         char *escaped = cairn_api_url_escape(model);
-        snprintf(path, sizeof path, "/placement?model=%s&nodes=%d", escaped ? escaped : "", nodes);
+        snprintf(path, sizeof path, "/instance/previews?model=%s&nodes=%d", escaped ? escaped : "",
+                 nodes);
         free(escaped);
     } else {
-        snprintf(path, sizeof path, "/instances");
+        snprintf(path, sizeof path, "/instance");
     }
     char *body = NULL;
     long code = 0;
@@ -126,7 +127,7 @@ int cmd_delete(int argc, char **argv) {
         return status;
     }
     char path[200];
-    snprintf(path, sizeof path, "/instances/%.100s", id);
+    snprintf(path, sizeof path, "/instance/%.100s", id);
     char *body = NULL;
     long code = 0;
     cairn_err err = {{0}};

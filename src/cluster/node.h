@@ -84,8 +84,8 @@ char *cairn_node_state_json(cairn_local_node *n, cairn_err *err);
 char *cairn_node_info_json(cairn_local_node *n, cairn_err *err);
 
 /* Thread-safe: the API server's handler for everything but /state and /node (user is the
- * node): GET /placement?model=M[&nodes=N] previews a placement; POST /instances
- * {"model","nodes"} places an instance; DELETE /instances/ID deletes one; POST /generate
+ * node): GET /instance/previews?model=M[&nodes=N] previews a placement; POST /instance
+ * {"model","nodes"} places an instance; DELETE /instance/ID deletes one; POST /generate
  * {"model","prompt",sampling...} streams a completion as server-sent events. */
 int cairn_node_api_handler(void *user, const cairn_api_call *call);
 /* On the loop's thread, before the API server stops: ends every call and stream that waits

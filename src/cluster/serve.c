@@ -705,18 +705,18 @@ int cairn_node_api_handler(void *user, const cairn_api_call *call) {
     if (serve_openai(n, call) == 0 || serve_ollama(n, call) == 0) {
         return 0;
     }
-    const char *prefix = "/instances/";
+    const char *prefix = "/instance/";
     if (is(call, "POST", "/generate")) {
         serve_generate(n, call);
-    } else if (is(call, "GET", "/placement")) {
+    } else if (is(call, "GET", "/instance/previews")) {
         serve_placement(n, call, false);
-    } else if (is(call, "POST", "/instances")) {
+    } else if (is(call, "POST", "/instance")) {
         serve_placement(n, call, true);
     } else if (strcmp(call->method, "DELETE") == 0 &&
                strncmp(call->path, prefix, strlen(prefix)) == 0) {
         serve_delete(n, call, call->path + strlen(prefix));
-    } else if (strcmp(call->path, "/generate") == 0 || strcmp(call->path, "/instances") == 0 ||
-               strcmp(call->path, "/placement") == 0) {
+    } else if (strcmp(call->path, "/generate") == 0 || strcmp(call->path, "/instance") == 0 ||
+               strcmp(call->path, "/instance/previews") == 0) {
         cairn_api_reply_error(call->reply, 405, "method_not_allowed",
                               "see the API's methods in the README", NULL);
     } else {
