@@ -696,6 +696,52 @@ static void serve_delete(cairn_local_node *n, const cairn_api_call *call, const 
     }
 }
 
+/* GET /models: every model file the cluster's nodes hold, by hash, with the nodes. */
+static cJSON *model_entry(cJSON *list, const cairn_model_file *f) {
+    const cJSON *m;
+    cJSON_ArrayForEach(m, list) {
+        const char *sha = cJSON_GetStringValue(cJSON_GetObjectItem(m, "sha256"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(m, "name"));
+        if (strcmp(sha, f->sha256) == 0 && strcmp(name, f->name) == 0) {
+            return (cJSON *)m;
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", f->name);
+    cJSON_AddStringToObject(o, "sha256", f->sha256);
+    cJSON_AddNumberToObject(o, "size", (double)f->size);
+    cJSON_AddNumberToObject(o, "n_layers", f->n_layers);
+    cJSON_AddArrayToObject(o, "nodes");
+    cJSON_AddItemToArray(list, o);
+    return o;
+}
+
+static void list_model_files(cairn_local_node *n, void *arg) {
+    cJSON *list = arg;
+    for (uint32_t i = 0; n->has_state && i < n->state->n_nodes; i++) {
+        const cairn_node *node = &n->state->nodes[i];
+        for (uint32_t k = 0; k < node->profile.n_model_files; k++) {
+            cJSON *m = model_entry(list, &node->profile.model_files[k]);
+            cJSON_AddItemToArray(cJSON_GetObjectItem(m, "nodes"), cJSON_CreateString(node->id));
+        }
+    }
+}
+
+static void serve_model_files(cairn_local_node *n, const cairn_api_call *call) {
+    cJSON *list = cJSON_CreateArray();
+    if (!list || run_on_loop(n, list_model_files, list) != 0) {
+        cJSON_Delete(list);
+        cairn_api_reply_error(call->reply, 503, "unavailable", "the node is shutting down", NULL);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "models", list);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    cairn_api_reply_json(call->reply, 200, json ? json : "{}");
+    free(json);
+}
+
 static bool is(const cairn_api_call *call, const char *method, const char *path) {
     return strcmp(call->method, method) == 0 && strcmp(call->path, path) == 0;
 }
@@ -708,6 +754,8 @@ int cairn_node_api_handler(void *user, const cairn_api_call *call) {
     const char *prefix = "/instance/";
     if (is(call, "POST", "/generate")) {
         serve_generate(n, call);
+    } else if (is(call, "GET", "/models")) {
+        serve_model_files(n, call);
     } else if (is(call, "GET", "/instance/previews")) {
         serve_placement(n, call, false);
     } else if (is(call, "POST", "/instance")) {

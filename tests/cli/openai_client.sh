@@ -64,5 +64,8 @@ expect_eq "ollama generate" "$(field generate)" "$want"
 expect_eq "ollama tags" "$(field tags)" '["stories260K.gguf"]'
 expect_eq "ollama bad request" "$(field bad_request)" 400
 [ -n "$(field version)" ] || fail "no version from /api/version"
+models_json=$(http_get $((api_base + 1)) /models)
+grep -q '"name":"stories260K.gguf","sha256":"[0-9a-f]\{64\}".*"nodes":\["n1","n2"\]' <<<"$models_json" ||
+  fail "GET /models does not list the file on both nodes: $models_json"
 echo "openai and ollama clients: completion \"${completion_text:0:40}...\", chat \"${chat_text:0:40}...\""
 finish
