@@ -501,6 +501,43 @@ void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event)
     cairn_buf_free(&chunk);
 }
 
+const char *relay_outcome_take(relay_outcome *o, const cJSON *event) {
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(event, "error");
+    if (err) {
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "message"));
+        snprintf(o->error, sizeof o->error, "%s", msg ? msg : "the generation failed");
+        o->failed = true;
+        return NULL;
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(event, "done"))) {
+        const char *finish =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "finish"));
+        snprintf(o->finish, sizeof o->finish, "%s", finish ? finish : "stop");
+        o->prompt_tokens =
+            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "prompt_tokens"));
+        o->completion_tokens =
+            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "completion_tokens"));
+        o->done = true;
+    }
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "text"));
+    return text ? text : "";
+}
+
+size_t placed_models(const cairn_local_node *n, const cairn_instance **out, size_t max) {
+    size_t count = 0;
+    for (uint32_t i = 0; n->has_state && i < n->state->n_instances && count < max; i++) {
+        const cairn_instance *in = &n->state->instances[i];
+        bool seen = false;
+        for (size_t k = 0; k < count && !seen; k++) {
+            seen = strcmp(out[k]->model, in->model) == 0;
+        }
+        if (!seen) {
+            out[count++] = in;
+        }
+    }
+    return count;
+}
+
 static int write_sse(void *user, const cJSON *event) {
     cairn_api_reply *reply = user;
     char *text = cJSON_PrintUnformatted(event);

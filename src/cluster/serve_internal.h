@@ -58,6 +58,19 @@ int relay_start(relay *r);
  * client is gone), then gives r back to the loop. */
 void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event), void *user);
 
+/* How a relayed generation went, gathered from its events by the API shapers. */
+typedef struct relay_outcome {
+    bool done, failed;
+    char finish[16]; /* "stop" or "length" once done */
+    char error[512]; /* once failed */
+    int prompt_tokens, completion_tokens;
+} relay_outcome;
+/* Takes one event into *o; returns the text it carries, or NULL (an error event). */
+const char *relay_outcome_take(relay_outcome *o, const cJSON *event);
+
+/* The instances of distinct models (the first of each), for model lists; on the loop. */
+size_t placed_models(const cairn_local_node *n, const cairn_instance **out, size_t max);
+
 /* serve_openai.c: 1 when the call is not an OpenAI path */
 int serve_openai(cairn_local_node *n, const cairn_api_call *call);
 /* serve_ollama.c: 1 when the call is not an Ollama path */

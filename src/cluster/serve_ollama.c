@@ -21,9 +21,7 @@ typedef struct ollama_reply {
     bool chat, stream;
     char model[CAIRN_STATE_NAME_SIZE];
     cairn_buf text;
-    bool done, failed;
-    char finish[16], error[512];
-    int prompt_tokens, completion_tokens;
+    relay_outcome out;
 } ollama_reply;
 
 static void ollama_error(const cairn_api_call *call, int status, const char *message) {
@@ -55,9 +53,9 @@ static cJSON *line(const ollama_reply *o, const char *text, bool done) {
     }
     cJSON_AddBoolToObject(l, "done", done);
     if (done) {
-        cJSON_AddStringToObject(l, "done_reason", o->finish);
-        cJSON_AddNumberToObject(l, "prompt_eval_count", o->prompt_tokens);
-        cJSON_AddNumberToObject(l, "eval_count", o->completion_tokens);
+        cJSON_AddStringToObject(l, "done_reason", o->out.finish);
+        cJSON_AddNumberToObject(l, "prompt_eval_count", o->out.prompt_tokens);
+        cJSON_AddNumberToObject(l, "eval_count", o->out.completion_tokens);
     }
     return l;
 }
@@ -76,31 +74,17 @@ static int write_line(ollama_reply *o, cJSON *l) {
 
 static int on_ollama_event(void *user, const cJSON *event) {
     ollama_reply *o = user;
-    const cJSON *err = cJSON_GetObjectItemCaseSensitive(event, "error");
-    const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "text"));
-    if (err) {
-        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "message"));
-        snprintf(o->error, sizeof o->error, "%s", msg ? msg : "the generation failed");
-        o->failed = true;
+    const char *text = relay_outcome_take(&o->out, event);
+    if (!text) {
         return 0;
     }
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(event, "done"))) {
-        const char *finish =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "finish"));
-        snprintf(o->finish, sizeof o->finish, "%s", finish ? finish : "stop");
-        o->prompt_tokens =
-            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "prompt_tokens"));
-        o->completion_tokens =
-            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "completion_tokens"));
-        o->done = true;
-    }
     if (!o->stream) {
-        return text && cairn_buf_puts(&o->text, text) != 0 ? -1 : 0;
+        return cairn_buf_puts(&o->text, text) != 0 ? -1 : 0;
     }
-    if (text && *text && write_line(o, line(o, text, false)) != 0) {
+    if (*text && write_line(o, line(o, text, false)) != 0) {
         return -1;
     }
-    return o->done ? write_line(o, line(o, "", true)) : 0;
+    return o->out.done ? write_line(o, line(o, "", true)) : 0;
 }
 
 /* Ollama's options object: sampling as cairn names it, num_predict for the token limit. */
@@ -169,12 +153,12 @@ static void serve_generation(cairn_local_node *n, const cairn_api_call *call, bo
             cairn_api_stream_begin(call->reply, "application/x-ndjson");
         }
         relay_drain(r, on_ollama_event, &o); /* r belongs to the loop now */
-        if (o.failed && o.stream) {
+        if (o.out.failed && o.stream) {
             cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "error", o.error);
+            cJSON_AddStringToObject(e, "error", o.out.error);
             write_line(&o, e);
-        } else if (o.failed || !o.done) {
-            ollama_error(call, 503, o.failed ? o.error : "the stream ended early");
+        } else if (o.out.failed || !o.out.done) {
+            ollama_error(call, 503, o.out.failed ? o.out.error : "the stream ended early");
         } else if (!o.stream) {
             char *text = cairn_buf_take(&o.text);
             cJSON *l = line(&o, text ? text : "", true);
@@ -195,31 +179,23 @@ static void serve_generation(cairn_local_node *n, const cairn_api_call *call, bo
 
 typedef struct tag_list {
     cJSON *models;
-    bool running_only;
 } tag_list;
 
 static void list_tags(cairn_local_node *n, void *arg) {
     tag_list *t = arg;
-    for (uint32_t i = 0; n->has_state && i < n->state->n_instances; i++) {
-        const cairn_instance *in = &n->state->instances[i];
-        bool seen = false;
-        const cJSON *m;
-        cJSON_ArrayForEach(m, t->models) {
-            seen = seen ||
-                   strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(m, "name")), in->model) == 0;
-        }
-        cJSON *o = seen ? NULL : cJSON_CreateObject();
-        if (o) {
-            cJSON_AddStringToObject(o, "name", in->model);
-            cJSON_AddStringToObject(o, "model", in->model);
-            cJSON_AddStringToObject(o, "digest", in->model_sha256);
-            cJSON_AddItemToArray(t->models, o);
-        }
+    const cairn_instance *placed[CAIRN_STATE_MAX_INSTANCES];
+    size_t count = placed_models(n, placed, CAIRN_STATE_MAX_INSTANCES);
+    for (size_t i = 0; i < count; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", placed[i]->model);
+        cJSON_AddStringToObject(o, "model", placed[i]->model);
+        cJSON_AddStringToObject(o, "digest", placed[i]->model_sha256);
+        cJSON_AddItemToArray(t->models, o);
     }
 }
 
 static void serve_tags(cairn_local_node *n, const cairn_api_call *call) {
-    tag_list t = {cJSON_CreateArray(), false};
+    tag_list t = {cJSON_CreateArray()};
     if (!t.models || run_on_loop(n, list_tags, &t) != 0) {
         cJSON_Delete(t.models);
         ollama_error(call, 503, "the node is shutting down");

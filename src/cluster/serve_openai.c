@@ -39,21 +39,15 @@ typedef struct model_list {
 
 static void list_models(cairn_local_node *n, void *arg) {
     model_list *ml = arg;
-    for (uint32_t i = 0; n->has_state && i < n->state->n_instances; i++) {
-        const char *name = n->state->instances[i].model;
-        bool seen = false;
-        const cJSON *m;
-        cJSON_ArrayForEach(m, ml->data) {
-            seen = seen || strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(m, "id")), name) == 0;
-        }
-        cJSON *o = seen ? NULL : cJSON_CreateObject();
-        if (o) {
-            cJSON_AddStringToObject(o, "id", name);
-            cJSON_AddStringToObject(o, "object", "model");
-            cJSON_AddNumberToObject(o, "created", 0);
-            cJSON_AddStringToObject(o, "owned_by", "cairn");
-            cJSON_AddItemToArray(ml->data, o);
-        }
+    const cairn_instance *placed[CAIRN_STATE_MAX_INSTANCES];
+    size_t count = placed_models(n, placed, CAIRN_STATE_MAX_INSTANCES);
+    for (size_t i = 0; i < count; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", placed[i]->model);
+        cJSON_AddStringToObject(o, "object", "model");
+        cJSON_AddNumberToObject(o, "created", 0);
+        cJSON_AddStringToObject(o, "owned_by", "cairn");
+        cJSON_AddItemToArray(ml->data, o);
     }
 }
 
@@ -118,10 +112,8 @@ typedef struct completion {
     char model[CAIRN_STATE_NAME_SIZE];
     int64_t created; /* Unix seconds */
     cairn_buf text;  /* the whole answer (not streaming) */
-    char finish[16];
-    int prompt_tokens, completion_tokens;
-    bool done, failed, sent_role;
-    char error[512];
+    relay_outcome out;
+    bool sent_role;
 } completion;
 
 static cJSON *chunk_base(const completion *c) {
@@ -161,9 +153,9 @@ static cJSON *choice(const completion *c, const char *text, bool role, const cha
 
 static cJSON *usage(const completion *c) {
     cJSON *u = cJSON_CreateObject();
-    cJSON_AddNumberToObject(u, "prompt_tokens", c->prompt_tokens);
-    cJSON_AddNumberToObject(u, "completion_tokens", c->completion_tokens);
-    cJSON_AddNumberToObject(u, "total_tokens", c->prompt_tokens + c->completion_tokens);
+    cJSON_AddNumberToObject(u, "prompt_tokens", c->out.prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", c->out.completion_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", c->out.prompt_tokens + c->out.completion_tokens);
     return u;
 }
 
@@ -193,39 +185,24 @@ static int stream_piece(completion *c, const char *text, const char *finish) {
 
 static int on_completion_event(void *user, const cJSON *event) {
     completion *c = user;
-    const cJSON *err = cJSON_GetObjectItemCaseSensitive(event, "error");
-    const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "text"));
-    if (err) {
-        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "message"));
-        snprintf(c->error, sizeof c->error, "%s", msg ? msg : "the generation failed");
-        c->failed = true;
+    const char *text = relay_outcome_take(&c->out, event);
+    if (!text) {
         return 0;
     }
-    bool done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(event, "done"));
-    if (done) {
-        const char *finish =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "finish"));
-        snprintf(c->finish, sizeof c->finish, "%s", finish ? finish : "stop");
-        c->prompt_tokens =
-            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "prompt_tokens"));
-        c->completion_tokens =
-            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "completion_tokens"));
-        c->done = true;
-    }
     if (!c->stream) {
-        return text && cairn_buf_puts(&c->text, text) != 0 ? -1 : 0;
+        return cairn_buf_puts(&c->text, text) != 0 ? -1 : 0;
     }
-    if (text && *text && stream_piece(c, text, NULL) != 0) {
+    if (*text && stream_piece(c, text, NULL) != 0) {
         return -1;
     }
-    return done ? stream_piece(c, c->chat ? NULL : "", c->finish) : 0;
+    return c->out.done ? stream_piece(c, c->chat ? NULL : "", c->out.finish) : 0;
 }
 
 static void finish_stream(completion *c) {
-    if (c->failed) {
+    if (c->out.failed) {
         cJSON *o = cJSON_CreateObject();
         cJSON *e = cJSON_AddObjectToObject(o, "error");
-        cJSON_AddStringToObject(e, "message", c->error);
+        cJSON_AddStringToObject(e, "message", c->out.error);
         cJSON_AddStringToObject(e, "type", "server_error");
         send_chunk(c, o);
     } else if (c->include_usage) {
@@ -238,14 +215,15 @@ static void finish_stream(completion *c) {
 }
 
 static void finish_whole(completion *c) {
-    if (c->failed || !c->done) {
-        openai_error(c->call, 503, "server_error", c->failed ? c->error : "the stream ended early");
+    if (c->out.failed || !c->out.done) {
+        openai_error(c->call, 503, "server_error",
+                     c->out.failed ? c->out.error : "the stream ended early");
         return;
     }
     cJSON *o = chunk_base(c);
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
     char *text = cairn_buf_take(&c->text);
-    cJSON_AddItemToArray(choices, choice(c, text ? text : "", false, c->finish));
+    cJSON_AddItemToArray(choices, choice(c, text ? text : "", false, c->out.finish));
     free(text);
     cJSON_AddItemToObject(o, "usage", usage(c));
     char *json = cJSON_PrintUnformatted(o);
