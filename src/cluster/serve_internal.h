@@ -29,6 +29,7 @@ struct relay {
     bool client_done; /* the request's thread is gone: the loop frees the relay */
     /* the loop's */
     char model[CAIRN_STATE_NAME_SIZE];
+    char id[48];     /* the request's id in its API's answers, for POST /v1/cancel/ID */
     char *prompt;    /* or: */
     cJSON *messages; /* a conversation, rendered by the first runner's chat template */
     cairn_generation_params gen;
@@ -57,6 +58,11 @@ int relay_start(relay *r);
  * {"done",...} or {"error",...}) until the last one or until on_relay_event returns non-zero (the
  * client is gone), then gives r back to the loop. */
 void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event), void *user);
+
+/* Stops the relay with this id on this node: its stream closes (the first runner frees the
+ * request's slot) and the request ends as if stopped. Thread-safe; false when no such
+ * relay is running here. */
+bool relay_cancel(cairn_local_node *n, const char *id);
 
 /* How a relayed generation went, gathered from its events by the API shapers. */
 typedef struct relay_outcome {

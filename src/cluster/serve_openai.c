@@ -128,7 +128,13 @@ static cJSON *chunk_base(const completion *c) {
 }
 
 /* One choice: a delta (chat stream), a message (chat), or text (completions). */
+/* OpenAI knows no "cancelled": a request stopped by /v1/cancel ends as "stop". */
+static const char *openai_finish(const char *finish) {
+    return finish && strcmp(finish, "cancelled") == 0 ? "stop" : finish;
+}
+
 static cJSON *choice(const completion *c, const char *text, bool role, const char *finish) {
+    finish = openai_finish(finish);
     cJSON *ch = cJSON_CreateObject();
     cJSON_AddNumberToObject(ch, "index", 0);
     if (c->chat) {
@@ -298,12 +304,12 @@ static void serve_completion(cairn_local_node *n, const cairn_api_call *call, bo
                  "any of its nodes",
                  r->model);
         openai_error(call, 404, "invalid_request_error", msg);
-    } else if (relay_start(r) != 0) {
+    } else if (snprintf(c.id, sizeof c.id, "%s-%llx", chat ? "chatcmpl" : "cmpl",
+                        (unsigned long long)(cairn_wall_clock_ms() ^ (uint64_t)(uintptr_t)r)) < 0 ||
+               snprintf(r->id, sizeof r->id, "%s", c.id) < 0 || relay_start(r) != 0) {
         openai_error(call, 503, "server_error", "the node is shutting down");
     } else {
         cJSON_Delete(o);
-        snprintf(c.id, sizeof c.id, "%s-%llx", chat ? "chatcmpl" : "cmpl",
-                 (unsigned long long)(cairn_wall_clock_ms() ^ (uint64_t)(uintptr_t)r));
         if (c.stream) {
             cairn_api_stream_begin(call->reply, "text/event-stream");
         }
@@ -329,6 +335,13 @@ int serve_openai(cairn_local_node *n, const cairn_api_call *call) {
         serve_completion(n, call, true);
     } else if (post && strcmp(call->path, "/v1/completions") == 0) {
         serve_completion(n, call, false);
+    } else if (post && strncmp(call->path, "/v1/cancel/", 11) == 0) {
+        if (relay_cancel(n, call->path + 11)) {
+            cairn_api_reply_json(call->reply, 200, "{\"cancelled\":true}");
+        } else {
+            openai_error(call, 404, "invalid_request_error",
+                         "no such request in progress on this node");
+        }
     } else if (get && strcmp(call->path, "/v1/models") == 0) {
         serve_models(n, call, NULL);
     } else if (get && strncmp(call->path, models, strlen(models)) == 0) {

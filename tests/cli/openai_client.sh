@@ -3,7 +3,9 @@
 # stories260K: completions and chat completions, streamed and not. Greedy completions equal
 # `cairn generate`'s text, usage counts are right, streamed and whole answers agree, the
 # model list names the model and an unknown model is a 404. Then an Ollama-style client
-# (plain HTTP) gets the same chat text through /api/chat, streamed and whole.
+# (plain HTTP) gets the same chat text through /api/chat, streamed and whole, and
+# POST /v1/cancel/{id} stops a stream in progress. Compute steps are slowed a little
+# (CAIRN_RUNNER_TEST_STEP_MS) so a stream lasts long enough to cancel.
 here=$(dirname "$0")
 source "$here/common.bash"
 source "$here/cluster.bash"
@@ -16,7 +18,9 @@ if [ ! -d "$npm_dir/node_modules/openai" ]; then
     finish
   fi
 fi
-cp "$here/../openai/client.mjs" "$here/../openai/ollama.mjs" "$npm_dir/"
+cp "$here/../openai/client.mjs" "$here/../openai/ollama.mjs" "$here/../openai/cancel.mjs" \
+  "$npm_dir/"
+export CAIRN_RUNNER_TEST_STEP_MS=5
 
 for i in 1 2; do
   mkdir -p "$tmp/m$i"
@@ -64,6 +68,15 @@ expect_eq "ollama generate" "$(field generate)" "$want"
 expect_eq "ollama tags" "$(field tags)" '["stories260K.gguf"]'
 expect_eq "ollama bad request" "$(field bad_request)" 400
 [ -n "$(field version)" ] || fail "no version from /api/version"
+out=$(node "$npm_dir/cancel.mjs" "http://$api" stories260K.gguf 2>"$tmp/node.err")
+[ -n "$out" ] || fail "the cancel client failed: $(cat "$tmp/node.err")"
+expect_eq "cancel" "$(field cancel)" 200
+expect_eq "cancel again" "$(field again)" 404
+expect_eq "cancelled stream's finish" "$(field finish)" stop
+[ "$(field pieces)" -lt 150 ] || fail "the cancelled stream went on: $out"
+after=$("$cairn" generate --cluster --api "$api" -m stories260K.gguf \
+  -p "$prompt" --temp 0 -n "$n" 2>&1)
+expect_eq "a request after the cancel" "$after" "$want"
 models_json=$(http_get $((api_base + 1)) /models)
 grep -q '"name":"stories260K.gguf","sha256":"[0-9a-f]\{64\}".*"nodes":\["n1","n2"\]' <<<"$models_json" ||
   fail "GET /models does not list the file on both nodes: $models_json"
