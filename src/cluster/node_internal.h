@@ -198,7 +198,8 @@ struct cairn_local_node {
     struct node_call *calls;
     bool calls_closed;
     relay *relays;
-    uint64_t memory_cap; /* 0: none */
+    struct event_watch *watches; /* GET /events subscribers, under call_lock */
+    uint64_t memory_cap;         /* 0: none */
     double next_profile;
     bool profile_reported;
     cairn_node_profile last_profile;
@@ -218,6 +219,8 @@ int serve_init(cairn_local_node *n, cairn_err *err); /* before the loop's handle
 void serve_tick(cairn_local_node *n, double now);
 void serve_close(cairn_local_node *n); /* ends every relay; the async handle is node.c's */
 void serve_free(cairn_local_node *n);
+/* Every event this node applies goes to the GET /events subscribers. */
+void serve_event_applied(cairn_local_node *n, const cairn_event *e);
 
 /* ---- model_files.c: hashes and footprints of the node's model files ---- */
 

@@ -25,6 +25,7 @@
 #define LOG_COMPACT_AT 1024
 
 static void log_event(cairn_local_node *n, const cairn_event *e) {
+    serve_event_applied(n, e);
     if (!cairn_log_enabled(n->log, CAIRN_LOG_DEBUG)) {
         return;
     }

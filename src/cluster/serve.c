@@ -100,6 +100,7 @@ void cairn_node_api_shutdown(cairn_local_node *n) {
         c->done = true; /* ok stays false */
     }
     n->calls = NULL;
+    serve_events_close(n);
     for (relay *r = n->relays; r; r = r->next) {
         if (!r->finished) {
             cairn_buf_puts(&r->out, "{\"error\":{\"message\":\"the node is shutting "
@@ -326,6 +327,7 @@ void serve_close(cairn_local_node *n) {
 }
 
 void serve_free(cairn_local_node *n) {
+    serve_events_free(n);
     if (n->serve_ready) {
         uv_cond_destroy(&n->call_cond);
         uv_mutex_destroy(&n->call_lock);
@@ -823,6 +825,8 @@ int cairn_node_api_handler(void *user, const cairn_api_call *call) {
     const char *prefix = "/instance/";
     if (is(call, "POST", "/generate")) {
         serve_generate(n, call);
+    } else if (is(call, "GET", "/events")) {
+        serve_events(n, call);
     } else if (is(call, "GET", "/models")) {
         serve_model_files(n, call);
     } else if (is(call, "GET", "/instance/previews")) {

@@ -77,6 +77,12 @@ const char *relay_outcome_take(relay_outcome *o, const cJSON *event);
 /* The instances of distinct models (the first of each), for model lists; on the loop. */
 size_t placed_models(const cairn_local_node *n, const cairn_instance **out, size_t max);
 
+/* serve_events.c: GET /events (an API thread); at shutdown, under call_lock, ending every
+ * subscriber; and freeing what is left when the node goes */
+void serve_events(cairn_local_node *n, const cairn_api_call *call);
+void serve_events_close(cairn_local_node *n);
+void serve_events_free(cairn_local_node *n);
+
 /* serve_openai.c: 1 when the call is not an OpenAI path */
 int serve_openai(cairn_local_node *n, const cairn_api_call *call);
 /* serve_ollama.c: 1 when the call is not an Ollama path */

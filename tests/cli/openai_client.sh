@@ -5,7 +5,8 @@
 # model list names the model and an unknown model is a 404. Then an Ollama-style client
 # (plain HTTP) gets the same chat text through /api/chat, streamed and whole, and
 # POST /v1/cancel/{id} stops a stream in progress. Compute steps are slowed a little
-# (CAIRN_RUNNER_TEST_STEP_MS) so a stream lasts long enough to cancel.
+# (CAIRN_RUNNER_TEST_STEP_MS) so a stream lasts long enough to cancel. GET /events streams
+# the state and then the cluster's events (the placement, runners going to running).
 here=$(dirname "$0")
 source "$here/common.bash"
 source "$here/cluster.bash"
@@ -29,6 +30,11 @@ for i in 1 2; do
 done
 wait_agreed 10 2 1 2 || finish
 api=127.0.0.1:$((api_base + 2))
+# GET /events on n1 while the model is placed and served: the state first, then events
+timeout 8 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 && printf "GET /events HTTP/1.1\r\nHost: x\r\n\r\n" >&3 && cat <&3' \
+  $((api_base + 1)) >"$tmp/events" 2>/dev/null &
+events_reader=$!
+sleep 0.5
 for _ in $(seq 1 50); do
   "$cairn" place stories260K.gguf --nodes 2 --api "$api" >/dev/null 2>&1 && break
   sleep 0.2
@@ -77,6 +83,12 @@ expect_eq "cancelled stream's finish" "$(field finish)" stop
 after=$("$cairn" generate --cluster --api "$api" -m stories260K.gguf \
   -p "$prompt" --temp 0 -n "$n" 2>&1)
 expect_eq "a request after the cancel" "$after" "$want"
+wait "$events_reader"
+grep -q "^event: state" "$tmp/events" || fail "GET /events did not start with the state"
+grep -q '^data: {"index":[0-9]*,"term":[0-9]*,"type":"instance_placed"' "$tmp/events" ||
+  fail "GET /events did not show the placement"
+grep -q '"type":"runner_state_changed".*"state":"running"' "$tmp/events" ||
+  fail "GET /events did not show a runner running"
 models_json=$(http_get $((api_base + 1)) /models)
 grep -q '"name":"stories260K.gguf","sha256":"[0-9a-f]\{64\}".*"nodes":\["n1","n2"\]' <<<"$models_json" ||
   fail "GET /models does not list the file on both nodes: $models_json"
