@@ -63,7 +63,7 @@ static char *node_cb(void *user, cairn_err *err) {
 }
 
 static int start_on(fixture *f, const char *host, uint16_t port, cairn_err *err) {
-    cairn_api_config cfg = {host, port, NULL, state_cb, node_cb, NULL, f};
+    cairn_api_config cfg = {host, port, NULL, state_cb, node_cb, NULL, f, NULL};
     int rc = cairn_api_server_start(&cfg, &f->server, err);
     if (rc == 0) {
         f->port = cairn_api_server_port(f->server);
@@ -154,7 +154,7 @@ static void test_fetch(void **state) {
 static void test_missing_callback_is_404(void **state) {
     (void)state;
     fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
-    cairn_api_config cfg = {"127.0.0.1", 0, NULL, state_cb, NULL, NULL, &f};
+    cairn_api_config cfg = {"127.0.0.1", 0, NULL, state_cb, NULL, NULL, &f, NULL};
     cairn_err err = {{0}};
     assert_int_equal(cairn_api_server_start(&cfg, &f.server, &err), 0);
     f.port = cairn_api_server_port(f.server);
@@ -214,6 +214,37 @@ static void raw_request_with(uint16_t port, const char *method, const char *path
 static void raw_free(raw_answer *a) {
     cairn_buf_free(&a->headers);
     cairn_buf_free(&a->body);
+}
+
+/* With an API key, only requests that carry it are answered: a missing, wrong, longer or
+ * shorter key is a 401, with the same JSON error form. */
+static void test_api_key(void **state) {
+    (void)state;
+    fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
+    cairn_api_config cfg = {"127.0.0.1", 0, NULL, state_cb, node_cb, NULL, &f, "s3cret-key"};
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_api_server_start(&cfg, &f.server, &err), 0);
+    f.port = cairn_api_server_port(f.server);
+    const char *wrong[] = {NULL, "Authorization: Bearer s3cret-kez",
+                           "Authorization: Bearer s3cret-key2", "Authorization: Bearer s3cret",
+                           "Authorization: s3cret-key"};
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        struct curl_slist *h = wrong[i] ? curl_slist_append(NULL, wrong[i]) : NULL;
+        raw_answer a = {0};
+        raw_request_with(f.port, "GET", "/state", h, &a);
+        assert_int_equal(a.status, 401);
+        assert_non_null(strstr(a.body.data, "\"type\":\"unauthorized\""));
+        raw_free(&a);
+        curl_slist_free_all(h);
+    }
+    struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer s3cret-key");
+    raw_answer a = {0};
+    raw_request_with(f.port, "GET", "/state", h, &a);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(a.body.data, STATE_TEXT);
+    raw_free(&a);
+    curl_slist_free_all(h);
+    cairn_api_server_stop(f.server);
 }
 
 static void test_methods_and_headers(void **state) {
@@ -349,7 +380,7 @@ static void test_port_in_use(void **state) {
     cairn_logger_init(&log, CAIRN_LOG_WARN, "n1", NULL);
     cairn_buf lines = {0};
     cairn_log_set_sink(&log, keep_line, &lines);
-    cairn_api_config cfg = {"127.0.0.1", a.port, &log, state_cb, node_cb, NULL, &b};
+    cairn_api_config cfg = {"127.0.0.1", a.port, &log, state_cb, node_cb, NULL, &b, NULL};
     cairn_err err = {{0}};
     assert_int_equal(cairn_api_server_start(&cfg, &b.server, &err), -1);
     assert_null(b.server);
@@ -683,6 +714,7 @@ int main(void) {
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_parse_address),
         cmocka_unit_test(test_print_nodes),
+        cmocka_unit_test(test_api_key),
         cmocka_unit_test(test_print_empty_cluster),
         cmocka_unit_test(test_print_malformed),
         cmocka_unit_test(test_print_hostile_text),

@@ -81,6 +81,8 @@ typedef struct cairn_api_config {
     cairn_api_json_fn node_json;  /* GET /node; NULL: the path answers 404 */
     cairn_api_handler_fn handler; /* every other path; NULL: 404 */
     void *user;                   /* passed to every callback */
+    /* When set, every request needs "Authorization: Bearer API_KEY" (401 otherwise). */
+    const char *api_key;
 } cairn_api_config;
 
 typedef struct cairn_api_server cairn_api_server;

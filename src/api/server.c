@@ -10,6 +10,7 @@
 
 #include <civetweb.h>
 #include <cjson/cJSON.h>
+#include <sodium.h>
 #include <uv.h>
 
 #include "api/api.h"
@@ -36,6 +37,7 @@ struct cairn_api_server {
     void *user;
     api_route routes[2];
     cairn_api_handler_fn handler;
+    char *api_key;               /* NULL: no key needed */
     char host[INET6_ADDRSTRLEN]; /* as listened on, e.g. "127.0.0.1" or "::" */
     uint16_t port;
 };
@@ -244,9 +246,30 @@ static int serve_route(cairn_api_server *s, struct mg_connection *conn, const ap
 /* The one request handler, for every path: civetweb then never serves files or its own
  * HTML pages, and unknown paths get the API's JSON 404. Returns the status (for civetweb's
  * access accounting). */
+/* Whether the request carries the API key; compared in constant time, so the answer's
+ * timing says nothing about how much of a guess was right. */
+static bool authorized(const cairn_api_server *s, struct mg_connection *conn) {
+    if (!s->api_key) {
+        return true;
+    }
+    const char *header = mg_get_header(conn, "Authorization");
+    const char *prefix = "Bearer ";
+    if (!header || strncmp(header, prefix, strlen(prefix)) != 0) {
+        return false;
+    }
+    const char *given = header + strlen(prefix);
+    size_t len = strlen(s->api_key);
+    return strlen(given) == len && sodium_memcmp(given, s->api_key, len) == 0;
+}
+
 static int handle_request(struct mg_connection *conn, void *cbdata) {
     cairn_api_server *s = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (!authorized(s, conn)) {
+        send_error(conn, 401, "unauthorized",
+                   "this node's API needs its key: send Authorization: Bearer KEY", NULL);
+        return 401;
+    }
     const char *path = ri && ri->local_uri ? ri->local_uri : "";
     const char *method = ri && ri->request_method ? ri->request_method : "";
     const api_route *r = find_route(s, path);
@@ -436,6 +459,10 @@ int cairn_api_server_start(const cairn_api_config *cfg, cairn_api_server **out, 
     s->routes[0] = (api_route){"/state", cfg->state_json};
     s->routes[1] = (api_route){"/node", cfg->node_json};
     s->handler = cfg->handler;
+    if (cfg->api_key && *cfg->api_key && !(s->api_key = cairn_strdup(cfg->api_key))) {
+        free(s);
+        return cairn_fail(err, "out of memory");
+    }
     snprintf(s->host, sizeof s->host, "%s", host);
     s->port = cfg->port;
     /* Reference counted by civetweb: the last server's stop releases it. (It returns the
@@ -443,6 +470,7 @@ int cairn_api_server_start(const cairn_api_config *cfg, cairn_api_server **out, 
     (void)mg_init_library(0);
     if (start_civetweb(s, listen, err) != 0) {
         mg_exit_library();
+        free(s->api_key);
         free(s);
         return -1;
     }
@@ -466,5 +494,9 @@ void cairn_api_server_stop(cairn_api_server *s) {
      * two seconds (civetweb's SOCKET_TIMEOUT_QUANTUM), which is how long this may take. */
     mg_stop(s->ctx);
     mg_exit_library();
+    if (s->api_key) {
+        sodium_memzero(s->api_key, strlen(s->api_key));
+    }
+    free(s->api_key);
     free(s);
 }
