@@ -199,7 +199,11 @@ struct cairn_local_node {
     bool calls_closed;
     relay *relays;
     struct event_watch *watches; /* GET /events subscribers, under call_lock */
-    uint64_t memory_cap;         /* 0: none */
+    /* GET /metrics counters, kept on the loop */
+    uint64_t metric_requests, metric_failed, metric_tokens, metric_resumed;
+    uint64_t metric_first_tokens;
+    double metric_ttft_sum; /* seconds from a request's start to its first token */
+    uint64_t memory_cap;    /* 0: none */
     double next_profile;
     bool profile_reported;
     cairn_node_profile last_profile;

@@ -146,6 +146,7 @@ static void relay_event(relay *r, cJSON *event, bool last) {
 }
 
 static void relay_error(relay *r, const char *type, const char *message) {
+    r->node->metric_failed++;
     cJSON *o = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(o, "error");
     cJSON_AddStringToObject(e, "message", message);
@@ -155,6 +156,13 @@ static void relay_error(relay *r, const char *type, const char *message) {
 
 static void on_stream_token(void *user, int32_t token, const char *text, size_t len) {
     relay *r = user;
+    cairn_local_node *n = r->node;
+    if (!r->first_token_seen) {
+        r->first_token_seen = true;
+        n->metric_first_tokens++;
+        n->metric_ttft_sum += cairn_now_seconds() - r->created;
+    }
+    n->metric_tokens += token >= 0;
     if (token >= 0) {
         if (r->n_sent == r->cap_sent) {
             size_t cap = r->cap_sent ? r->cap_sent * 2 : 64;
@@ -205,6 +213,7 @@ static void on_stream_error(void *user, bool refused, const char *message) {
               "lost the stream of a request on instance %s after %zu tokens (%s): resuming it "
               "when the model is ready again",
               r->instance, r->n_sent, message);
+    r->node->metric_resumed++;
     snprintf(r->lost_instance, sizeof r->lost_instance, "%s", r->instance);
     r->lost_at = cairn_now_seconds();
     r->deadline = r->lost_at + RELAY_WAIT_S;
@@ -450,6 +459,7 @@ relay *relay_new(cairn_local_node *n) {
 
 static void add_relay(cairn_local_node *n, void *arg) {
     relay *r = arg;
+    n->metric_requests++;
     r->created = cairn_now_seconds();
     r->deadline = r->created + RELAY_WAIT_S;
     r->next = n->relays;
@@ -825,6 +835,8 @@ int cairn_node_api_handler(void *user, const cairn_api_call *call) {
     const char *prefix = "/instance/";
     if (is(call, "POST", "/generate")) {
         serve_generate(n, call);
+    } else if (is(call, "GET", "/metrics")) {
+        serve_metrics(n, call);
     } else if (is(call, "GET", "/events")) {
         serve_events(n, call);
     } else if (is(call, "GET", "/models")) {

@@ -40,6 +40,7 @@ struct relay {
     char instance[CAIRN_STATE_ID_SIZE];
     char lost_instance[CAIRN_STATE_ID_SIZE];
     double lost_at, deadline, created;
+    bool first_token_seen;
 };
 
 /* Runs fn(n, arg) on the loop and waits for it; -1 when the node is shutting down. */
@@ -82,6 +83,9 @@ size_t placed_models(const cairn_local_node *n, const cairn_instance **out, size
 void serve_events(cairn_local_node *n, const cairn_api_call *call);
 void serve_events_close(cairn_local_node *n);
 void serve_events_free(cairn_local_node *n);
+
+/* serve_metrics.c: GET /metrics (an API thread) */
+void serve_metrics(cairn_local_node *n, const cairn_api_call *call);
 
 /* serve_openai.c: 1 when the call is not an OpenAI path */
 int serve_openai(cairn_local_node *n, const cairn_api_call *call);

@@ -6,7 +6,8 @@
 # (plain HTTP) gets the same chat text through /api/chat, streamed and whole, and
 # POST /v1/cancel/{id} stops a stream in progress. Compute steps are slowed a little
 # (CAIRN_RUNNER_TEST_STEP_MS) so a stream lasts long enough to cancel. GET /events streams
-# the state and then the cluster's events (the placement, runners going to running).
+# the state and then the cluster's events (the placement, runners going to running), and
+# GET /metrics counts the requests, tokens and runners.
 here=$(dirname "$0")
 source "$here/common.bash"
 source "$here/cluster.bash"
@@ -89,6 +90,13 @@ grep -q '^data: {"index":[0-9]*,"term":[0-9]*,"type":"instance_placed"' "$tmp/ev
   fail "GET /events did not show the placement"
 grep -q '"type":"runner_state_changed".*"state":"running"' "$tmp/events" ||
   fail "GET /events did not show a runner running"
+metrics=$(http_get $((api_base + 2)) /metrics)
+grep -q '^cairn_requests_total [1-9]' <<<"$metrics" || fail "/metrics counts no requests: $metrics"
+grep -q '^cairn_completion_tokens_total [1-9]' <<<"$metrics" || fail "/metrics counts no tokens"
+grep -q '^cairn_time_to_first_token_seconds_count [1-9]' <<<"$metrics" || fail "/metrics: no TTFT"
+grep -q '^cairn_runners{state="ready"} 2$' <<<"$metrics" || fail "/metrics: runners not ready: $metrics"
+grep -q '^cairn_node_memory_bytes{node="n1",kind="total"} [1-9]' <<<"$metrics" ||
+  fail "/metrics: no node memory"
 models_json=$(http_get $((api_base + 1)) /models)
 grep -q '"name":"stories260K.gguf","sha256":"[0-9a-f]\{64\}".*"nodes":\["n1","n2"\]' <<<"$models_json" ||
   fail "GET /models does not list the file on both nodes: $models_json"
