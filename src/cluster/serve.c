@@ -549,8 +549,10 @@ const char *relay_outcome_take(relay_outcome *o, const cJSON *event) {
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(event, "error");
     if (err) {
         const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "message"));
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "type"));
         snprintf(o->error, sizeof o->error, "%s", msg ? msg : "the generation failed");
         o->failed = true;
+        o->refused = type && strcmp(type, "invalid_request") == 0;
         return NULL;
     }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(event, "done"))) {

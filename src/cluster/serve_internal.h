@@ -70,6 +70,7 @@ typedef struct relay_outcome {
     bool done, failed;
     char finish[16]; /* "stop" or "length" once done */
     char error[512]; /* once failed */
+    bool refused;    /* failed because the request itself was wrong (a 4xx, not a 5xx) */
     int prompt_tokens, completion_tokens;
 } relay_outcome;
 /* Takes one event into *o; returns the text it carries, or NULL (an error event). */

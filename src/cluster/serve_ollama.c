@@ -158,7 +158,8 @@ static void serve_generation(cairn_local_node *n, const cairn_api_call *call, bo
             cJSON_AddStringToObject(e, "error", o.out.error);
             write_line(&o, e);
         } else if (o.out.failed || !o.out.done) {
-            ollama_error(call, 503, o.out.failed ? o.out.error : "the stream ended early");
+            ollama_error(call, o.out.failed && o.out.refused ? 400 : 503,
+                         o.out.failed ? o.out.error : "the stream ended early");
         } else if (!o.stream) {
             char *text = cairn_buf_take(&o.text);
             cJSON *l = line(&o, text ? text : "", true);

@@ -222,7 +222,8 @@ static void finish_stream(completion *c) {
 
 static void finish_whole(completion *c) {
     if (c->out.failed || !c->out.done) {
-        openai_error(c->call, 503, "server_error",
+        bool bad = c->out.failed && c->out.refused;
+        openai_error(c->call, bad ? 400 : 503, bad ? "invalid_request_error" : "server_error",
                      c->out.failed ? c->out.error : "the stream ended early");
         return;
     }

@@ -7,7 +7,8 @@
 # POST /v1/cancel/{id} stops a stream in progress. Compute steps are slowed a little
 # (CAIRN_RUNNER_TEST_STEP_MS) so a stream lasts long enough to cancel. GET /events streams
 # the state and then the cluster's events (the placement, runners going to running), and
-# GET /metrics counts the requests, tokens and runners.
+# GET /metrics counts the requests, tokens and runners. A malformed-request suite
+# (tests/openai/malformed.mjs) gets a clear 4xx for each bad request and a good answer after.
 here=$(dirname "$0")
 source "$here/common.bash"
 source "$here/cluster.bash"
@@ -21,7 +22,7 @@ if [ ! -d "$npm_dir/node_modules/openai" ]; then
   fi
 fi
 cp "$here/../openai/client.mjs" "$here/../openai/ollama.mjs" "$here/../openai/cancel.mjs" \
-  "$npm_dir/"
+  "$here/../openai/malformed.mjs" "$npm_dir/"
 export CAIRN_RUNNER_TEST_STEP_MS=5
 
 for i in 1 2; do
@@ -90,6 +91,9 @@ grep -q '^data: {"index":[0-9]*,"term":[0-9]*,"type":"instance_placed"' "$tmp/ev
   fail "GET /events did not show the placement"
 grep -q '"type":"runner_state_changed".*"state":"running"' "$tmp/events" ||
   fail "GET /events did not show a runner running"
+node "$npm_dir/malformed.mjs" "http://$api" stories260K.gguf >"$tmp/malformed" 2>&1 ||
+  fail "malformed requests: $(cat "$tmp/malformed")"
+tail -1 "$tmp/malformed"
 metrics=$(http_get $((api_base + 2)) /metrics)
 grep -q '^cairn_requests_total [1-9]' <<<"$metrics" || fail "/metrics counts no requests: $metrics"
 grep -q '^cairn_completion_tokens_total [1-9]' <<<"$metrics" || fail "/metrics counts no tokens"

@@ -1,0 +1,77 @@
+// Malformed and hostile requests against a node's API: each gets a clear 4xx in its API's
+// error form, and the node keeps serving. Usage: node malformed.mjs BASE MODEL
+// Prints one line per failed expectation and exits 1 if there was any.
+const [base, model] = process.argv.slice(2);
+let failures = 0;
+
+async function expect(name, method, path, body, status, check) {
+  let res, text;
+  try {
+    res = await fetch(base + path, { method, body });
+    text = await res.text();
+  } catch (e) {
+    console.log(`${name}: request failed: ${e.message}`);
+    failures++;
+    return;
+  }
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* checked below */ }
+  const problem = res.status !== status ? `status ${res.status}, expected ${status}`
+                : !json ? "the answer is not JSON"
+                : check && !check(json) ? `unexpected answer ${text.slice(0, 200)}` : null;
+  if (problem) {
+    console.log(`${name}: ${problem}`);
+    failures++;
+  }
+}
+
+const openai = (j) => typeof j.error?.message === "string" && j.error.message.length > 0 &&
+                      typeof j.error.type === "string";
+const ollama = (j) => typeof j.error === "string" && j.error.length > 0;
+const messages = [{ role: "user", content: "Hi" }];
+const chat = (extra) => JSON.stringify({ model, messages, max_tokens: 4, ...extra });
+const huge = "x".repeat(9 * 1024 * 1024);
+const longPrompt = "Once upon a time ".repeat(400);
+
+const cases = [
+  ["not JSON", "POST", "/v1/chat/completions", "{nope", 400, openai],
+  ["not an object", "POST", "/v1/chat/completions", "[1,2]", 400, openai],
+  ["empty object", "POST", "/v1/chat/completions", "{}", 400, openai],
+  ["messages not a list", "POST", "/v1/chat/completions",
+   JSON.stringify({ model, messages: "hi" }), 400, openai],
+  ["model not a string", "POST", "/v1/chat/completions", JSON.stringify({ model: 7, messages }),
+   400, openai],
+  ["n = 2", "POST", "/v1/chat/completions", chat({ n: 2 }), 400, openai],
+  ["temperature a string", "POST", "/v1/chat/completions", chat({ temperature: "hot" }), 400,
+   openai],
+  ["temperature too high", "POST", "/v1/chat/completions", chat({ temperature: 1000 }), 400,
+   openai],
+  ["negative max_tokens", "POST", "/v1/chat/completions", chat({ max_tokens: -1 }), 400, openai],
+  ["too many stop strings", "POST", "/v1/chat/completions",
+   chat({ stop: Array.from({ length: 40 }, (_, i) => `s${i}`) }), 400, openai],
+  ["stream not a boolean", "POST", "/v1/chat/completions", chat({ stream: "yes" }), 400, openai],
+  ["unknown model", "POST", "/v1/chat/completions",
+   JSON.stringify({ model: "nope.gguf", messages }), 404, openai],
+  ["wrong method", "GET", "/v1/chat/completions", undefined, 405, openai],
+  ["unknown /v1 path", "GET", "/v1/nothing", undefined, 404, openai],
+  ["body over the limit", "POST", "/v1/completions", huge, 413, null],
+  ["prompt missing", "POST", "/v1/completions", JSON.stringify({ model }), 400, openai],
+  ["prompt longer than the context", "POST", "/v1/completions",
+   JSON.stringify({ model, prompt: longPrompt, max_tokens: 4 }), 400, openai],
+  ["ollama: not JSON", "POST", "/api/chat", "{", 400, ollama],
+  ["ollama: no messages", "POST", "/api/chat", JSON.stringify({ model }), 400, ollama],
+  ["ollama: options not an object", "POST", "/api/generate",
+   JSON.stringify({ model, prompt: "x", options: 3 }), 400, ollama],
+  ["place: not JSON", "POST", "/instance", "{{", 400, null],
+  ["place: too many nodes", "POST", "/instance", JSON.stringify({ model, nodes: 99 }), 400, null],
+  ["delete: not an id", "DELETE", "/instance/bad%20id", undefined, 400, null],
+  ["delete: no such instance", "DELETE", "/instance/i-00000000", undefined, 404, null],
+];
+for (const c of cases) await expect(...c);
+
+// the node still serves a good request
+await expect("a good request afterwards", "POST", "/v1/completions",
+             JSON.stringify({ model, prompt: "Once upon a time", max_tokens: 4, temperature: 0 }),
+             200, (j) => j.choices?.[0]?.text?.length > 0 && j.usage?.completion_tokens === 4);
+console.log(`${cases.length + 1 - failures}/${cases.length + 1} malformed-request expectations met`);
+process.exit(failures ? 1 : 0);
