@@ -129,6 +129,22 @@ int cairn_api_send(const char *host, uint16_t port, const char *method, const ch
 int cairn_api_answer_ok(const char *host, uint16_t port, const char *path, long status, char **body,
                         cairn_err *err);
 
+/* Downloads url into path (see download.c): through path.part, resuming after interrupted
+ * transfers (a few retries, and across runs), checked against the SHA-256 the server names
+ * before the rename. The hash used (or "") goes to sha256 when not NULL. */
+typedef struct cairn_download_options {
+    const char *token; /* sent as a bearer token when not NULL or empty */
+    void (*progress)(void *user, uint64_t done, uint64_t total);
+    void (*on_retry)(void *user, const char *why);
+    void *user;
+} cairn_download_options;
+int cairn_download(const char *url, const char *path, const cairn_download_options *opt,
+                   char sha256[65], cairn_err *err);
+
+/* GET of a whole URL (http or https, redirects followed), for `cairn pull`'s listings. */
+int cairn_fetch_url(const char *url, const char *token, size_t max_bytes, char **body, long *status,
+                    cairn_err *err);
+
 /* text escaped for a URL's query; malloc'd, NULL when out of memory. */
 char *cairn_api_url_escape(const char *text);
 

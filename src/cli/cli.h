@@ -145,6 +145,7 @@ int cmd_nodes(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_place(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 /* --api HOST:PORT into host and port (CLI_OK, or CLI_USAGE with the error printed). */
 int cli_api_address(const char *api, char *host, size_t host_size, uint16_t *port);

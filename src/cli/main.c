@@ -24,6 +24,7 @@ static const subcommand subcommands[] = {
     {"nodes", cmd_nodes, "list the nodes of the running cluster"},
     {"place", cmd_place, "place an instance of a model on the cluster"},
     {"delete", cmd_delete, "delete a model instance from the cluster"},
+    {"pull", cmd_pull, "download a GGUF model file from Hugging Face"},
     {"service", cmd_service, "install or remove cairn as a Windows service"},
 };
 

@@ -85,6 +85,8 @@ int cairn_args_utf8(int *argc, char ***argv, cairn_err *err);
 /* fopen() for a UTF-8 path (on Windows a plain fopen() takes the ANSI code page).
  * Returns NULL with errno set, like fopen(). */
 FILE *cairn_fopen(const char *path, const char *mode);
+/* The size of a file in bytes (64-bit everywhere); -1 when it cannot be read. */
+int64_t cairn_file_size(const char *path);
 /* Renames from to to, replacing an existing to (rename() refuses that on Windows). */
 int cairn_replace_file(const char *from, const char *to, cairn_err *err);
 

@@ -300,6 +300,11 @@ int cairn_args_utf8(int *argc, char ***argv, cairn_err *err) {
     return 0;
 }
 
+int64_t cairn_file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
 FILE *cairn_fopen(const char *path, const char *mode) {
     return fopen(path, mode);
 }

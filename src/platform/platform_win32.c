@@ -242,6 +242,17 @@ void cairn_advise_huge_pages(void *ptr, size_t len) {
     (void)len;
 }
 
+int64_t cairn_file_size(const char *path) {
+    wchar_t *wpath = utf8_to_wide(path);
+    WIN32_FILE_ATTRIBUTE_DATA info;
+    BOOL ok = wpath && GetFileAttributesExW(wpath, GetFileExInfoStandard, &info);
+    free(wpath);
+    if (!ok) {
+        return -1;
+    }
+    return (int64_t)(((uint64_t)info.nFileSizeHigh << 32) | info.nFileSizeLow);
+}
+
 FILE *cairn_fopen(const char *path, const char *mode) {
     wchar_t *wpath = utf8_to_wide(path);
     wchar_t *wmode = utf8_to_wide(mode);

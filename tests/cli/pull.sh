@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `cairn pull` against a local stand-in for Hugging Face (tests/pull/server.mjs, on
+# loopback): a transfer cut halfway resumes with a Range request and the file arrives
+# whole; a wrong checksum is refused and nothing is left; a missing file is a clear error;
+# on a terminal the transfer shows its progress.
+here=$(dirname "$0")
+source "$here/common.bash"
+tmp=$(mktemp -d)
+server=""
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+head -c $((3 * 1024 * 1024 + 123)) /dev/urandom >"$tmp/source.gguf"
+want_sha=$(sha256sum "$tmp/source.gguf" | cut -d' ' -f1)
+
+serve() { # MODE: starts the server, sets endpoint
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  rm -f "$tmp/port" "$tmp/requests"
+  node "$here/../pull/server.mjs" "$tmp/source.gguf" "$1" "$tmp/port" "$tmp/requests" &
+  server=$!
+  for _ in $(seq 1 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+  export CAIRN_HF_ENDPOINT="http://127.0.0.1:$(cat "$tmp/port")"
+}
+
+# a transfer cut halfway resumes (REPO without FILE picks the one GGUF file)
+serve cut
+out=$("$cairn" pull org/repo --models-dir "$tmp/d1" 2>"$tmp/err")
+expect_eq "pull after a cut transfer" "$?" 0
+cmp -s "$tmp/source.gguf" "$tmp/d1/model.gguf" || fail "the pulled file differs from the source"
+grep -q "range=bytes=[1-9][0-9]*-" "$tmp/requests" || fail "no resuming Range request: $(cat "$tmp/requests")"
+grep -q "$want_sha" <<<"$out" || fail "the checksum is not reported: $out"
+[ ! -e "$tmp/d1/model.gguf.part" ] || fail "the partial file was left behind"
+
+# a wrong checksum is refused and nothing is left
+serve badsum
+"$cairn" pull org/repo:model.gguf --models-dir "$tmp/d2" >/dev/null 2>"$tmp/err"
+expect_eq "pull with a wrong checksum" "$?" 1
+grep -q "checksum is wrong" "$tmp/err" || fail "no checksum error: $(cat "$tmp/err")"
+[ -z "$(ls -A "$tmp/d2" 2>/dev/null)" ] || fail "a refused download left files: $(ls "$tmp/d2")"
+
+# a missing file is a clear error
+serve ok
+"$cairn" pull org/repo:missing.gguf --models-dir "$tmp/d3" >/dev/null 2>"$tmp/err"
+expect_eq "pull of a missing file" "$?" 1
+grep -q "404" "$tmp/err" || fail "no 404 in the error: $(cat "$tmp/err")"
+
+# progress on a terminal (script gives the command one)
+if command -v script >/dev/null; then
+  script -qec "\"$cairn\" pull org/repo:model.gguf --models-dir \"$tmp/d4\"" /dev/null >"$tmp/tty" 2>&1
+  grep -q "100%" "$tmp/tty" || fail "no progress shown on a terminal: $(head -c 300 "$tmp/tty")"
+  cmp -s "$tmp/source.gguf" "$tmp/d4/model.gguf" || fail "the file pulled on a terminal differs"
+fi
+echo "pull: resumed a cut transfer, refused a wrong checksum, showed progress"
+finish
