@@ -63,7 +63,7 @@ static char *node_cb(void *user, cairn_err *err) {
 }
 
 static int start_on(fixture *f, const char *host, uint16_t port, cairn_err *err) {
-    cairn_api_config cfg = {host, port, NULL, state_cb, node_cb, NULL, f, NULL};
+    cairn_api_config cfg = {host, port, NULL, state_cb, node_cb, NULL, f, NULL, NULL};
     int rc = cairn_api_server_start(&cfg, &f->server, err);
     if (rc == 0) {
         f->port = cairn_api_server_port(f->server);
@@ -154,7 +154,7 @@ static void test_fetch(void **state) {
 static void test_missing_callback_is_404(void **state) {
     (void)state;
     fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
-    cairn_api_config cfg = {"127.0.0.1", 0, NULL, state_cb, NULL, NULL, &f, NULL};
+    cairn_api_config cfg = {"127.0.0.1", 0, NULL, state_cb, NULL, NULL, &f, NULL, NULL};
     cairn_err err = {{0}};
     assert_int_equal(cairn_api_server_start(&cfg, &f.server, &err), 0);
     f.port = cairn_api_server_port(f.server);
@@ -217,11 +217,13 @@ static void raw_free(raw_answer *a) {
 }
 
 /* With an API key, only requests that carry it are answered: a missing, wrong, longer or
- * shorter key is a 401, with the same JSON error form. */
+ * shorter key is a 401, with the same JSON error form. With CORS on, answers carry the
+ * allowed origin and a preflight (OPTIONS) is answered without the key. */
 static void test_api_key(void **state) {
     (void)state;
     fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
-    cairn_api_config cfg = {"127.0.0.1", 0, NULL, state_cb, node_cb, NULL, &f, "s3cret-key"};
+    cairn_api_config cfg = {
+        "127.0.0.1", 0, NULL, state_cb, node_cb, NULL, &f, "s3cret-key", "https://app.example"};
     cairn_err err = {{0}};
     assert_int_equal(cairn_api_server_start(&cfg, &f.server, &err), 0);
     f.port = cairn_api_server_port(f.server);
@@ -242,8 +244,15 @@ static void test_api_key(void **state) {
     raw_request_with(f.port, "GET", "/state", h, &a);
     assert_int_equal(a.status, 200);
     assert_string_equal(a.body.data, STATE_TEXT);
+    assert_non_null(strstr(a.headers.data, "Access-Control-Allow-Origin: https://app.example"));
     raw_free(&a);
     curl_slist_free_all(h);
+    /* a browser's preflight needs no key */
+    memset(&a, 0, sizeof a);
+    raw_request(f.port, "OPTIONS", "/state", &a);
+    assert_int_equal(a.status, 204);
+    assert_non_null(strstr(a.headers.data, "Access-Control-Allow-Headers: Authorization"));
+    raw_free(&a);
     cairn_api_server_stop(f.server);
 }
 
@@ -380,7 +389,7 @@ static void test_port_in_use(void **state) {
     cairn_logger_init(&log, CAIRN_LOG_WARN, "n1", NULL);
     cairn_buf lines = {0};
     cairn_log_set_sink(&log, keep_line, &lines);
-    cairn_api_config cfg = {"127.0.0.1", a.port, &log, state_cb, node_cb, NULL, &b, NULL};
+    cairn_api_config cfg = {"127.0.0.1", a.port, &log, state_cb, node_cb, NULL, &b, NULL, NULL};
     cairn_err err = {{0}};
     assert_int_equal(cairn_api_server_start(&cfg, &b.server, &err), -1);
     assert_null(b.server);

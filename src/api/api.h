@@ -83,6 +83,8 @@ typedef struct cairn_api_config {
     void *user;                   /* passed to every callback */
     /* When set, every request needs "Authorization: Bearer API_KEY" (401 otherwise). */
     const char *api_key;
+    /* When set, answers allow this origin ("*" for any) and preflights are answered. */
+    const char *cors;
 } cairn_api_config;
 
 typedef struct cairn_api_server cairn_api_server;

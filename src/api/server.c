@@ -38,11 +38,24 @@ struct cairn_api_server {
     api_route routes[2];
     cairn_api_handler_fn handler;
     char *api_key;               /* NULL: no key needed */
+    char *cors;                  /* Access-Control-Allow-Origin value; NULL: none */
     char host[INET6_ADDRSTRLEN]; /* as listened on, e.g. "127.0.0.1" or "::" */
     uint16_t port;
 };
 
 /* ---- responses ---- */
+
+/* The CORS headers of every answer, when the node allows other origins. */
+static void add_cors(struct mg_connection *conn) {
+    const cairn_api_server *s = mg_get_user_data(mg_get_context(conn));
+    if (s && s->cors) {
+        mg_response_header_add(conn, "Access-Control-Allow-Origin", s->cors, -1);
+        mg_response_header_add(conn, "Access-Control-Allow-Headers", "Authorization, Content-Type",
+                               -1);
+        mg_response_header_add(conn, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS",
+                               -1);
+    }
+}
 
 static void send_json(struct mg_connection *conn, int status, const char *json, const char *allow) {
     const struct mg_request_info *ri = mg_get_request_info(conn);
@@ -55,6 +68,7 @@ static void send_json(struct mg_connection *conn, int status, const char *json, 
     mg_response_header_add(conn, "Content-Length", length, -1);
     mg_response_header_add(conn, "Cache-Control", "no-store", -1);
     mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
+    add_cors(conn);
     if (allow) {
         mg_response_header_add(conn, "Allow", allow, -1);
     }
@@ -119,6 +133,7 @@ int cairn_api_stream_begin(cairn_api_reply *r, const char *content_type) {
     mg_response_header_add(r->conn, "Content-Type", content_type, -1);
     mg_response_header_add(r->conn, "Cache-Control", "no-store", -1);
     mg_response_header_add(r->conn, "X-Content-Type-Options", "nosniff", -1);
+    add_cors(r->conn);
     mg_response_header_add(r->conn, "Transfer-Encoding", "chunked", -1);
     return mg_response_header_send(r->conn) < 0 ? -1 : 0;
 }
@@ -265,6 +280,12 @@ static bool authorized(const cairn_api_server *s, struct mg_connection *conn) {
 static int handle_request(struct mg_connection *conn, void *cbdata) {
     cairn_api_server *s = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (s->cors && ri && ri->request_method && strcmp(ri->request_method, "OPTIONS") == 0) {
+        mg_response_header_start(conn, 204); /* a browser's preflight: no key needed */
+        add_cors(conn);
+        mg_response_header_send(conn);
+        return 204;
+    }
     if (!authorized(s, conn)) {
         send_error(conn, 401, "unauthorized",
                    "this node's API needs its key: send Authorization: Bearer KEY", NULL);
@@ -459,7 +480,9 @@ int cairn_api_server_start(const cairn_api_config *cfg, cairn_api_server **out, 
     s->routes[0] = (api_route){"/state", cfg->state_json};
     s->routes[1] = (api_route){"/node", cfg->node_json};
     s->handler = cfg->handler;
-    if (cfg->api_key && *cfg->api_key && !(s->api_key = cairn_strdup(cfg->api_key))) {
+    if ((cfg->api_key && *cfg->api_key && !(s->api_key = cairn_strdup(cfg->api_key))) ||
+        (cfg->cors && *cfg->cors && !(s->cors = cairn_strdup(cfg->cors)))) {
+        free(s->api_key);
         free(s);
         return cairn_fail(err, "out of memory");
     }
@@ -471,6 +494,7 @@ int cairn_api_server_start(const cairn_api_config *cfg, cairn_api_server **out, 
     if (start_civetweb(s, listen, err) != 0) {
         mg_exit_library();
         free(s->api_key);
+        free(s->cors);
         free(s);
         return -1;
     }
@@ -498,5 +522,6 @@ void cairn_api_server_stop(cairn_api_server *s) {
         sodium_memzero(s->api_key, strlen(s->api_key));
     }
     free(s->api_key);
+    free(s->cors);
     free(s);
 }

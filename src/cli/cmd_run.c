@@ -17,7 +17,7 @@
 #define DEFAULT_API_PORT 52415
 
 typedef struct run_options {
-    const char *id, *name, *cluster, *listen, *api_host, *models_dir, *log_level, *api_key;
+    const char *id, *name, *cluster, *listen, *api_host, *models_dir, *log_level, *api_key, *cors;
     const char *key, *key_file, *discovery_interface, *service, *memory_cap;
     int port, api_port, discovery_port, timeout_ms, heartbeat_ms, profile_ms;
     int runner_threads, slots, runner_ctx;
@@ -160,6 +160,7 @@ static int start_api(run_context *ctx, const run_options *o, cairn_err *err) {
                             .node_json = api_node,
                             .handler = cairn_node_api_handler,
                             .api_key = o->api_key ? o->api_key : getenv("CAIRN_API_KEY"),
+                            .cors = o->cors,
                             .user = ctx->node};
     if (cairn_api_server_start(&api, &ctx->api, err) != 0) {
         return -1;
@@ -251,6 +252,8 @@ int cmd_run(int argc, char **argv) {
         {"host", 0, OPT_STR, &o.api_host, "ADDR", "address of the API (default: 127.0.0.1)"},
         {"api-port", 0, OPT_INT, &o.api_port, "PORT", "HTTP API port (default: 52415)"},
         {"no-api", 0, OPT_FLAG, &o.no_api, NULL, "serve no HTTP API"},
+        {"cors", 0, OPT_STR, &o.cors, "ORIGIN",
+         "let web pages from ORIGIN (or * for any) call the API"},
         {"api-key", 0, OPT_STR, &o.api_key, "KEY",
          "every API request needs Authorization: Bearer KEY (or CAIRN_API_KEY)"},
         {"models-dir", 0, OPT_STR, &o.models_dir, "DIR", "where this node keeps models"},
