@@ -61,6 +61,13 @@ void cairn_api_reply_json(cairn_api_reply *r, int status, const char *json);
  * (may be NULL) becomes an Allow header. */
 void cairn_api_reply_error(cairn_api_reply *r, int status, const char *type, const char *message,
                            const char *allow);
+/* A whole answer of any type (e.g. the dashboard's HTML). */
+void cairn_api_reply_bytes(cairn_api_reply *r, int status, const char *content_type,
+                           const void *data, size_t len);
+/* The dashboard page, embedded at build time (src/api/dashboard.html). */
+extern const unsigned char cairn_dashboard_html[];
+extern const size_t cairn_dashboard_html_len;
+
 /* A streamed 200 answer of content_type (e.g. "text/event-stream"), sent in chunks as
  * written. write returns -1 once the client is gone: stop producing then. */
 int cairn_api_stream_begin(cairn_api_reply *r, const char *content_type);

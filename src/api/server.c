@@ -123,6 +123,24 @@ void cairn_api_reply_error(cairn_api_reply *r, int status, const char *type, con
     }
 }
 
+void cairn_api_reply_bytes(cairn_api_reply *r, int status, const char *content_type,
+                           const void *data, size_t len) {
+    if (r->answered) {
+        return;
+    }
+    r->answered = true;
+    char length[32];
+    snprintf(length, sizeof length, "%zu", len);
+    mg_response_header_start(r->conn, status);
+    mg_response_header_add(r->conn, "Content-Type", content_type, -1);
+    mg_response_header_add(r->conn, "Content-Length", length, -1);
+    mg_response_header_add(r->conn, "Cache-Control", "no-store", -1);
+    mg_response_header_add(r->conn, "X-Content-Type-Options", "nosniff", -1);
+    add_cors(r->conn);
+    mg_response_header_send(r->conn);
+    mg_write(r->conn, data, len);
+}
+
 int cairn_api_stream_begin(cairn_api_reply *r, const char *content_type) {
     if (r->answered) {
         return -1;

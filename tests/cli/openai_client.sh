@@ -101,6 +101,9 @@ grep -q '^cairn_time_to_first_token_seconds_count [1-9]' <<<"$metrics" || fail "
 grep -q '^cairn_runners{state="ready"} 2$' <<<"$metrics" || fail "/metrics: runners not ready: $metrics"
 grep -q '^cairn_node_memory_bytes{node="n1",kind="total"} [1-9]' <<<"$metrics" ||
   fail "/metrics: no node memory"
+dashboard=$(http_get $((api_base + 1)) /)
+grep -q '<svg id="topology"' <<<"$dashboard" && grep -q 'api("/events")' <<<"$dashboard" ||
+  fail "GET / does not serve the dashboard"
 models_json=$(http_get $((api_base + 1)) /models)
 grep -q '"name":"stories260K.gguf","sha256":"[0-9a-f]\{64\}".*"nodes":\["n1","n2"\]' <<<"$models_json" ||
   fail "GET /models does not list the file on both nodes: $models_json"
