@@ -116,11 +116,7 @@ void cairn_node_api_shutdown(cairn_local_node *n) {
 
 void relay_free(relay *r) {
     cairn_buf_free(&r->out);
-    free(r->prompt);
-    cJSON_Delete(r->messages);
-    for (size_t i = 0; i < MAX_STOPS; i++) {
-        free(r->stops[i]);
-    }
+    cairn_api_generation_free(&r->req);
     free(r->sent);
     free(r);
 }
@@ -245,7 +241,7 @@ static const cairn_instance *pick_instance(cairn_local_node *n, const relay *r, 
     *any = false;
     for (uint32_t i = 0; i < n->state->n_instances; i++) {
         const cairn_instance *in = &n->state->instances[i];
-        if (!model_matches(in, r->model)) {
+        if (!model_matches(in, r->req.model)) {
             continue;
         }
         *any = true;
@@ -266,11 +262,11 @@ static void relay_open(cairn_local_node *n, relay *r, const cairn_instance *in) 
         return;
     }
     cairn_stream_request req = {.instance = in->id,
-                                .prompt = r->prompt,
-                                .messages = r->messages,
+                                .prompt = r->req.prompt,
+                                .messages = r->req.messages,
                                 .resume = r->sent,
                                 .n_resume = r->n_sent,
-                                .params = &r->gen};
+                                .params = &r->req.gen};
     cairn_err err = {{0}};
     if (cairn_stream_open(n->loop, head->addresses[0].host, in->shards[0].runner.port,
                           n->keyed ? &n->key : NULL, &req, &stream_callbacks, r, &r->stream,
@@ -299,7 +295,7 @@ static void relay_tick(cairn_local_node *n, relay *r, double now) {
         snprintf(msg, sizeof msg,
                  any ? "no instance of %s became ready in time"
                      : "no instance of %s is placed (place one: cairn place %s)",
-                 r->model, r->model);
+                 r->req.model, r->req.model);
         relay_error(r, "unavailable", msg);
     }
 }
@@ -346,113 +342,21 @@ void serve_free(cairn_local_node *n) {
 
 /* ---- request bodies ---- */
 
-static int get_optional_number(const cJSON *o, const char *key, double lo, double hi, double *out,
-                               cairn_err *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v || cJSON_IsNull(v)) {
-        return 0;
-    }
-    if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi) {
-        return cairn_fail(err, "\"%s\" must be a number from %g to %g", key, lo, hi);
-    }
-    *out = v->valuedouble;
-    return 0;
-}
-
-static int parse_stops(const cJSON *o, relay *r, cairn_err *err) {
-    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(o, "stop");
-    if (!stop || cJSON_IsNull(stop)) {
-        return 0;
-    }
-    if (cJSON_IsString(stop)) {
-        r->stops[0] = cairn_strdup(stop->valuestring);
-        r->gen.n_stop = 1;
-    } else if (cJSON_IsArray(stop) && cJSON_GetArraySize(stop) <= MAX_STOPS) {
-        const cJSON *item;
-        cJSON_ArrayForEach(item, stop) {
-            if (!cJSON_IsString(item) || !item->valuestring[0]) {
-                return cairn_fail(err, "\"stop\" must hold non-empty strings");
-            }
-            r->stops[r->gen.n_stop++] = cairn_strdup(item->valuestring);
-        }
-    } else {
-        return cairn_fail(err, "\"stop\" must be a string or up to %d strings", MAX_STOPS);
-    }
-    r->gen.stop = (const char *const *)r->stops;
-    return 0;
-}
-
-/* Sampling fields a request may set; absent (or null) ones keep the caller's defaults. The
- * seed is drawn from the clock when not given. */
-int relay_parse_sampling(const cJSON *o, relay *r, cairn_err *err) {
-    cairn_sampling_params *s = &r->gen.sampling;
-    double v[10] = {s->temperature,
-                    s->top_k,
-                    s->top_p,
-                    s->min_p,
-                    s->repeat_penalty,
-                    s->repeat_last_n,
-                    s->frequency_penalty,
-                    s->presence_penalty,
-                    r->gen.max_tokens,
-                    0};
-    if (get_optional_number(o, "temperature", 0, 100, &v[0], err) ||
-        get_optional_number(o, "top_k", 0, 1e9, &v[1], err) ||
-        get_optional_number(o, "top_p", 0, 1, &v[2], err) ||
-        get_optional_number(o, "min_p", 0, 1, &v[3], err) ||
-        get_optional_number(o, "repeat_penalty", 0, 100, &v[4], err) ||
-        get_optional_number(o, "repeat_last_n", 0, 1e6, &v[5], err) ||
-        get_optional_number(o, "frequency_penalty", -2, 2, &v[6], err) ||
-        get_optional_number(o, "presence_penalty", -2, 2, &v[7], err) ||
-        get_optional_number(o, "max_tokens", 0, 1e7, &v[8], err) ||
-        get_optional_number(o, "max_completion_tokens", 0, 1e7, &v[8], err) ||
-        get_optional_number(o, "seed", 0, 9007199254740991.0, &v[9], err) ||
-        parse_stops(o, r, err)) {
-        return -1;
-    }
-    *s = (cairn_sampling_params){(float)v[0], (int)v[1],   (float)v[2], (float)v[3],   (float)v[4],
-                                 (int)v[5],   (float)v[6], (float)v[7], (uint64_t)v[9]};
-    r->gen.max_tokens = (int)v[8];
-    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
-    if (!seed || cJSON_IsNull(seed)) {
-        s->seed = (uint64_t)cairn_wall_clock_ms();
-    }
-    return 0;
-}
-
-/* The body of POST /generate: {"model", "prompt", optional sampling fields}. */
-static int parse_generate(const char *body, relay *r, cairn_err *err) {
-    cJSON *o = cJSON_Parse(body);
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return cairn_fail(err, "the body must be a JSON object");
-    }
-    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
-    const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "prompt"));
-    cairn_sampling_defaults(&r->gen.sampling);
-    r->gen.max_tokens = 256;
-    int rc = 0;
-    if (!model || !*model || strlen(model) >= sizeof r->model) {
-        rc = cairn_fail(err, "\"model\" must name a model (a file name or its sha256)");
-    } else if (!prompt || !*prompt) {
-        rc = cairn_fail(err, "\"prompt\" must be non-empty text");
-    } else if (relay_parse_sampling(o, r, err) != 0) {
-        rc = -1;
-    } else {
-        snprintf(r->model, sizeof r->model, "%s", model);
-        r->prompt = cairn_strdup(prompt);
-        rc = r->prompt ? 0 : cairn_fail(err, "out of memory");
-    }
-    cJSON_Delete(o);
-    return rc;
-}
-
 /* ---- handlers (API threads) ---- */
 
-relay *relay_new(cairn_local_node *n) {
+relay *relay_new(cairn_local_node *n, const cairn_api_call *call, cairn_api_flavor flavor,
+                 int *status, cairn_err *err) {
     relay *r = calloc(1, sizeof *r);
-    if (r) {
-        r->node = n;
+    if (!r) {
+        *status = 500;
+        cairn_fail(err, "out of memory");
+        return NULL;
+    }
+    r->node = n;
+    if (cairn_api_parse_generation(call->body, call->body_len, flavor, &r->req, err) != 0) {
+        *status = 400;
+        relay_free(r);
+        return NULL;
     }
     return r;
 }
@@ -468,6 +372,9 @@ static void add_relay(cairn_local_node *n, void *arg) {
 }
 
 int relay_start(relay *r) {
+    if (!r->req.seed_given) {
+        r->req.gen.sampling.seed = (uint64_t)cairn_wall_clock_ms();
+    }
     return run_on_loop(r->node, add_relay, r);
 }
 
@@ -600,15 +507,12 @@ static int write_sse(void *user, const cJSON *event) {
 }
 
 static void serve_generate(cairn_local_node *n, const cairn_api_call *call) {
-    relay *r = relay_new(n);
     cairn_err err = {{0}};
+    int status = 0;
+    relay *r = relay_new(n, call, CAIRN_API_GENERATE, &status, &err);
     if (!r) {
-        cairn_api_reply_error(call->reply, 500, "server_error", "out of memory", NULL);
-        return;
-    }
-    if (parse_generate(call->body, r, &err) != 0) {
-        cairn_api_reply_error(call->reply, 400, "invalid_request", err.msg, NULL);
-        relay_free(r);
+        cairn_api_reply_error(call->reply, status,
+                              status == 400 ? "invalid_request" : "server_error", err.msg, NULL);
         return;
     }
     if (relay_start(r) != 0) {
@@ -715,10 +619,12 @@ static int placement_request(const cairn_api_call *call, const char *body_or_que
         if (m && strlen(m) < sizeof model) {
             snprintf(model, sizeof model, "%s", m);
         }
-        int rc = get_optional_number(o, "nodes", 0, CAIRN_STATE_MAX_SHARDS, &n_nodes, err);
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "nodes");
+        bool bad = n && !cJSON_IsNull(n) && !cJSON_IsNumber(n);
+        n_nodes = n && cJSON_IsNumber(n) ? n->valuedouble : 0;
         cJSON_Delete(o);
-        if (rc != 0) {
-            return -1;
+        if (bad) {
+            return cairn_fail(err, "\"nodes\" must be a number");
         }
     }
     if (!model[0] || n_nodes < 0 || n_nodes > CAIRN_STATE_MAX_SHARDS) {

@@ -7,10 +7,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "api/request.h"
 #include "cluster/node_internal.h"
 #include "runner/runner.h"
-
-#define MAX_STOPS 16
 
 typedef struct node_call {
     struct node_call *next;
@@ -28,12 +27,8 @@ struct relay {
     bool finished;    /* nothing more will be appended */
     bool client_done; /* the request's thread is gone: the loop frees the relay */
     /* the loop's */
-    char model[CAIRN_STATE_NAME_SIZE];
-    char id[48];     /* the request's id in its API's answers, for POST /v1/cancel/ID */
-    char *prompt;    /* or: */
-    cJSON *messages; /* a conversation, rendered by the first runner's chat template */
-    cairn_generation_params gen;
-    char *stops[MAX_STOPS];
+    cairn_api_generation req; /* what the request asks for: model, prompt, sampling */
+    char id[48];              /* the request's id in its API's answers, for /v1/cancel/ID */
     int32_t *sent;
     size_t n_sent, cap_sent, n_resumed;
     cairn_stream *stream;
@@ -46,14 +41,13 @@ struct relay {
 /* Runs fn(n, arg) on the loop and waits for it; -1 when the node is shutting down. */
 int run_on_loop(cairn_local_node *n, void (*fn)(cairn_local_node *, void *), void *arg);
 
-/* A relay for a request of node n, or NULL when out of memory; relay_free until started. */
-relay *relay_new(cairn_local_node *n);
+/* A relay for a request of node n whose body parses as the flavour says; NULL with err
+ * (and *status, 400 or 500) otherwise. relay_free until started. */
+relay *relay_new(cairn_local_node *n, const cairn_api_call *call, cairn_api_flavor flavor,
+                 int *status, cairn_err *err);
 void relay_free(relay *r);
-/* Fills r's sampling parameters from a request body; the defaults are the caller's (set in
- * r->gen before). */
-int relay_parse_sampling(const cJSON *o, relay *r, cairn_err *err);
-/* Hands r to the loop, which owns it from then on; -1 (r still the caller's) when the node
- * is shutting down. */
+/* Hands r to the loop, which owns it from then on (a seed is drawn when the request gave
+ * none); -1 (r still the caller's) when the node is shutting down. */
 int relay_start(relay *r);
 /* Calls on_relay_event with each event of the stream as it comes ({"token","text"}, then a last
  * {"done",...} or {"error",...}) until the last one or until on_relay_event returns non-zero (the

@@ -87,95 +87,44 @@ static int on_ollama_event(void *user, const cJSON *event) {
     return o->out.done ? write_line(o, line(o, "", true)) : 0;
 }
 
-/* Ollama's options object: sampling as cairn names it, num_predict for the token limit. */
-static int parse_options(const cJSON *body, relay *r, cairn_err *err) {
-    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(body, "options");
-    cairn_sampling_defaults(&r->gen.sampling);
-    r->gen.max_tokens = 0;
-    if (!opts || cJSON_IsNull(opts)) {
-        r->gen.sampling.seed = (uint64_t)cairn_wall_clock_ms();
-        return 0;
-    }
-    if (!cJSON_IsObject(opts)) {
-        return cairn_fail(err, "\"options\" must be an object");
-    }
-    if (relay_parse_sampling(opts, r, err) != 0) {
-        return -1;
-    }
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(opts, "num_predict");
-    if (cJSON_IsNumber(n)) {
-        r->gen.max_tokens = n->valuedouble < 0 ? 0 : (int)n->valuedouble;
-    }
-    return 0;
-}
-
-static int parse_body(const cJSON *body, relay *r, ollama_reply *o, cairn_err *err) {
-    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "model"));
-    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(body, "prompt");
-    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
-    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(body, "stream");
-    if (!model || !*model || strlen(model) >= sizeof r->model) {
-        return cairn_fail(err, "\"model\" must name a model placed on the cluster");
-    }
-    if (o->chat ? !cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0
-                : !cJSON_IsString(prompt) || !prompt->valuestring[0]) {
-        return cairn_fail(err, o->chat ? "\"messages\" must be a non-empty array"
-                                       : "\"prompt\" must be non-empty text");
-    }
-    if (parse_options(body, r, err) != 0) {
-        return -1;
-    }
-    o->stream = !cJSON_IsFalse(stream);
-    snprintf(r->model, sizeof r->model, "%s", model);
-    snprintf(o->model, sizeof o->model, "%s", model);
-    if (o->chat) {
-        r->messages = cJSON_Duplicate(messages, true);
-    } else {
-        r->prompt = cairn_strdup(prompt->valuestring);
-    }
-    return r->messages || r->prompt ? 0 : cairn_fail(err, "out of memory");
-}
-
 static void serve_generation(cairn_local_node *n, const cairn_api_call *call, bool chat) {
     ollama_reply o = {.call = call, .chat = chat};
-    relay *r = relay_new(n);
-    cJSON *body = cJSON_Parse(call->body);
     cairn_err err = {{0}};
-    if (!r || !cJSON_IsObject(body)) {
-        ollama_error(call, r ? 400 : 500, r ? "the body must be a JSON object" : "out of memory");
-    } else if (parse_body(body, r, &o, &err) != 0) {
-        ollama_error(call, 400, err.msg);
-    } else if (relay_start(r) != 0) {
-        ollama_error(call, 503, "the node is shutting down");
-    } else {
-        cJSON_Delete(body);
-        if (o.stream) {
-            cairn_api_stream_begin(call->reply, "application/x-ndjson");
-        }
-        relay_drain(r, on_ollama_event, &o); /* r belongs to the loop now */
-        if (o.out.failed && o.stream) {
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "error", o.out.error);
-            write_line(&o, e);
-        } else if (o.out.failed || !o.out.done) {
-            ollama_error(call, o.out.failed && o.out.refused ? 400 : 503,
-                         o.out.failed ? o.out.error : "the stream ended early");
-        } else if (!o.stream) {
-            char *text = cairn_buf_take(&o.text);
-            cJSON *l = line(&o, text ? text : "", true);
-            free(text);
-            char *json = cJSON_PrintUnformatted(l);
-            cJSON_Delete(l);
-            cairn_api_reply_json(call->reply, 200, json ? json : "{}");
-            free(json);
-        }
-        cairn_buf_free(&o.text);
+    int status = 0;
+    relay *r =
+        relay_new(n, call, chat ? CAIRN_API_OLLAMA_CHAT : CAIRN_API_OLLAMA_GENERATE, &status, &err);
+    if (!r) {
+        ollama_error(call, status, err.msg);
         return;
     }
-    cJSON_Delete(body);
-    if (r) {
+    o.stream = r->req.stream;
+    snprintf(o.model, sizeof o.model, "%s", r->req.model);
+    if (relay_start(r) != 0) {
+        ollama_error(call, 503, "the node is shutting down");
         relay_free(r);
+        return;
     }
+    if (o.stream) {
+        cairn_api_stream_begin(call->reply, "application/x-ndjson");
+    }
+    relay_drain(r, on_ollama_event, &o); /* r belongs to the loop now */
+    if (o.out.failed && o.stream) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "error", o.out.error);
+        write_line(&o, e);
+    } else if (o.out.failed || !o.out.done) {
+        ollama_error(call, o.out.failed && o.out.refused ? 400 : 503,
+                     o.out.failed ? o.out.error : "the stream ended early");
+    } else if (!o.stream) {
+        char *text = cairn_buf_take(&o.text);
+        cJSON *l = line(&o, text ? text : "", true);
+        free(text);
+        char *json = cJSON_PrintUnformatted(l);
+        cJSON_Delete(l);
+        cairn_api_reply_json(call->reply, 200, json ? json : "{}");
+        free(json);
+    }
+    cairn_buf_free(&o.text);
 }
 
 typedef struct tag_list {

@@ -239,50 +239,6 @@ static void finish_whole(completion *c) {
     free(json);
 }
 
-/* The request body into r (model, prompt or messages, sampling) and c (stream options). */
-static int parse_request(const cJSON *o, relay *r, completion *c, cairn_err *err) {
-    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
-    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(o, "prompt");
-    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(o, "messages");
-    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(o, "stream");
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "n");
-    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(o, "stream_options");
-    if (!model || !*model || strlen(model) >= sizeof r->model) {
-        return cairn_fail(err, "\"model\" must name a model placed on the cluster");
-    }
-    if (c->chat ? !cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0
-                : !cJSON_IsString(prompt) || !prompt->valuestring[0]) {
-        return cairn_fail(err, c->chat ? "\"messages\" must be a non-empty array"
-                                       : "\"prompt\" must be non-empty text");
-    }
-    if (stream && !cJSON_IsBool(stream) && !cJSON_IsNull(stream)) {
-        return cairn_fail(err, "\"stream\" must be true or false");
-    }
-    if (n && !cJSON_IsNull(n) && (!cJSON_IsNumber(n) || n->valuedouble != 1)) {
-        return cairn_fail(err, "only \"n\": 1 is supported");
-    }
-    /* OpenAI's defaults: plain sampling at temperature 1, no other truncation */
-    cairn_sampling_defaults(&r->gen.sampling);
-    r->gen.sampling.temperature = 1.0f;
-    r->gen.sampling.top_k = 0;
-    r->gen.sampling.top_p = 1.0f;
-    r->gen.sampling.min_p = 0.0f;
-    r->gen.max_tokens = c->chat ? 0 : 16;
-    if (relay_parse_sampling(o, r, err) != 0) {
-        return -1;
-    }
-    c->stream = cJSON_IsTrue(stream);
-    c->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "include_usage"));
-    snprintf(r->model, sizeof r->model, "%s", model);
-    snprintf(c->model, sizeof c->model, "%s", model);
-    if (c->chat) {
-        r->messages = cJSON_Duplicate(messages, true);
-    } else {
-        r->prompt = cairn_strdup(prompt->valuestring);
-    }
-    return r->messages || r->prompt ? 0 : cairn_fail(err, "out of memory");
-}
-
 static bool model_known(cairn_local_node *n, const char *model) {
     model_query q = {model, false};
     return run_on_loop(n, find_model, &q) == 0 && q.known;
@@ -290,43 +246,45 @@ static bool model_known(cairn_local_node *n, const char *model) {
 
 static void serve_completion(cairn_local_node *n, const cairn_api_call *call, bool chat) {
     completion c = {.call = call, .chat = chat, .created = cairn_wall_clock_ms() / 1000};
-    relay *r = relay_new(n);
-    cJSON *o = cJSON_Parse(call->body);
     cairn_err err = {{0}};
-    if (!r || !cJSON_IsObject(o)) {
-        openai_error(call, r ? 400 : 500, "invalid_request_error",
-                     r ? "the body must be a JSON object" : "out of memory");
-    } else if (parse_request(o, r, &c, &err) != 0) {
-        openai_error(call, 400, "invalid_request_error", err.msg);
-    } else if (!model_known(n, r->model)) {
-        char msg[300];
-        snprintf(msg, sizeof msg,
-                 "the model %s is neither placed on this cluster nor held by "
-                 "any of its nodes",
-                 r->model);
-        openai_error(call, 404, "invalid_request_error", msg);
-    } else if (snprintf(c.id, sizeof c.id, "%s-%llx", chat ? "chatcmpl" : "cmpl",
-                        (unsigned long long)(cairn_wall_clock_ms() ^ (uint64_t)(uintptr_t)r)) < 0 ||
-               snprintf(r->id, sizeof r->id, "%s", c.id) < 0 || relay_start(r) != 0) {
-        openai_error(call, 503, "server_error", "the node is shutting down");
-    } else {
-        cJSON_Delete(o);
-        if (c.stream) {
-            cairn_api_stream_begin(call->reply, "text/event-stream");
-        }
-        relay_drain(r, on_completion_event, &c); /* r belongs to the loop now */
-        if (c.stream) {
-            finish_stream(&c);
-        } else {
-            finish_whole(&c);
-        }
-        cairn_buf_free(&c.text);
+    int status = 0;
+    relay *r = relay_new(n, call, chat ? CAIRN_API_OPENAI_CHAT : CAIRN_API_OPENAI_COMPLETION,
+                         &status, &err);
+    if (!r) {
+        openai_error(call, status, status == 400 ? "invalid_request_error" : "server_error",
+                     err.msg);
         return;
     }
-    cJSON_Delete(o);
-    if (r) {
+    c.stream = r->req.stream;
+    c.include_usage = r->req.include_usage;
+    snprintf(c.model, sizeof c.model, "%s", r->req.model);
+    snprintf(c.id, sizeof c.id, "%s-%llx", chat ? "chatcmpl" : "cmpl",
+             (unsigned long long)(cairn_wall_clock_ms() ^ (uint64_t)(uintptr_t)r));
+    snprintf(r->id, sizeof r->id, "%s", c.id);
+    if (!model_known(n, r->req.model)) {
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "the model %s is neither placed on this cluster nor held by any of its nodes",
+                 r->req.model);
+        openai_error(call, 404, "invalid_request_error", msg);
         relay_free(r);
+        return;
     }
+    if (relay_start(r) != 0) {
+        openai_error(call, 503, "server_error", "the node is shutting down");
+        relay_free(r);
+        return;
+    }
+    if (c.stream) {
+        cairn_api_stream_begin(call->reply, "text/event-stream");
+    }
+    relay_drain(r, on_completion_event, &c); /* r belongs to the loop now */
+    if (c.stream) {
+        finish_stream(&c);
+    } else {
+        finish_whole(&c);
+    }
+    cairn_buf_free(&c.text);
 }
 
 int serve_openai(cairn_local_node *n, const cairn_api_call *call) {

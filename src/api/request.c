@@ -1,0 +1,204 @@
+/* api: generation request bodies of every API flavour (request.h). */
+#include "api/request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sampling/sampling.h"
+
+/* JSON numbers above 2^53 are not exact; a seed must be one. */
+#define MAX_SEED 9007199254740991.0
+
+static const cJSON *field(const cJSON *o, const char *key) {
+    return cJSON_GetObjectItemCaseSensitive(o, key);
+}
+
+static bool absent(const cJSON *v) {
+    return !v || cJSON_IsNull(v);
+}
+
+static int optional_number(const cJSON *o, const char *key, double lo, double hi, double *out,
+                           cairn_err *err) {
+    const cJSON *v = field(o, key);
+    if (absent(v)) {
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) {
+        return cairn_fail(err, "\"%s\" must be a number from %g to %g", key, lo, hi);
+    }
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int add_stop(cairn_api_generation *g, const char *text, cairn_err *err) {
+    if (!text[0]) {
+        return cairn_fail(err, "\"stop\" must hold non-empty strings");
+    }
+    char *copy = cairn_strdup(text);
+    if (!copy) {
+        return cairn_fail(err, "out of memory");
+    }
+    g->stops[g->gen.n_stop++] = copy;
+    g->gen.stop = (const char *const *)g->stops;
+    return 0;
+}
+
+static int parse_stops(const cJSON *o, cairn_api_generation *g, cairn_err *err) {
+    const cJSON *stop = field(o, "stop");
+    if (absent(stop)) {
+        return 0;
+    }
+    if (cJSON_IsString(stop)) {
+        return add_stop(g, stop->valuestring, err);
+    }
+    if (!cJSON_IsArray(stop) || cJSON_GetArraySize(stop) > CAIRN_API_MAX_STOPS) {
+        return cairn_fail(err, "\"stop\" must be a string or up to %d strings",
+                          CAIRN_API_MAX_STOPS);
+    }
+    const cJSON *item;
+    cJSON_ArrayForEach(item, stop) {
+        if (!cJSON_IsString(item)) {
+            return cairn_fail(err, "\"stop\" must hold non-empty strings");
+        }
+        if (add_stop(g, item->valuestring, err) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Sampling fields of o; absent (or null) ones keep the defaults already in g. */
+static int parse_sampling(const cJSON *o, cairn_api_generation *g, cairn_err *err) {
+    cairn_sampling_params *s = &g->gen.sampling;
+    double v[10] = {s->temperature,
+                    s->top_k,
+                    s->top_p,
+                    s->min_p,
+                    s->repeat_penalty,
+                    s->repeat_last_n,
+                    s->frequency_penalty,
+                    s->presence_penalty,
+                    g->gen.max_tokens,
+                    0};
+    if (optional_number(o, "temperature", 0, 100, &v[0], err) ||
+        optional_number(o, "top_k", 0, 1e9, &v[1], err) ||
+        optional_number(o, "top_p", 0, 1, &v[2], err) ||
+        optional_number(o, "min_p", 0, 1, &v[3], err) ||
+        optional_number(o, "repeat_penalty", 0, 100, &v[4], err) ||
+        optional_number(o, "repeat_last_n", 0, 1e6, &v[5], err) ||
+        optional_number(o, "frequency_penalty", -2, 2, &v[6], err) ||
+        optional_number(o, "presence_penalty", -2, 2, &v[7], err) ||
+        optional_number(o, "max_tokens", 0, 1e7, &v[8], err) ||
+        optional_number(o, "max_completion_tokens", 0, 1e7, &v[8], err) ||
+        optional_number(o, "seed", 0, MAX_SEED, &v[9], err) || parse_stops(o, g, err)) {
+        return -1;
+    }
+    *s = (cairn_sampling_params){(float)v[0], (int)v[1],   (float)v[2], (float)v[3],   (float)v[4],
+                                 (int)v[5],   (float)v[6], (float)v[7], (uint64_t)v[9]};
+    g->gen.max_tokens = (int)v[8];
+    g->seed_given = !absent(field(o, "seed"));
+    return 0;
+}
+
+static void set_defaults(cairn_api_flavor flavor, cairn_api_generation *g) {
+    cairn_sampling_defaults(&g->gen.sampling);
+    if (flavor == CAIRN_API_OPENAI_COMPLETION || flavor == CAIRN_API_OPENAI_CHAT) {
+        /* OpenAI's defaults: plain sampling at temperature 1, no other truncation */
+        g->gen.sampling.temperature = 1.0f;
+        g->gen.sampling.top_k = 0;
+        g->gen.sampling.top_p = 1.0f;
+        g->gen.sampling.min_p = 0.0f;
+    }
+    g->gen.max_tokens = flavor == CAIRN_API_GENERATE            ? 256
+                        : flavor == CAIRN_API_OPENAI_COMPLETION ? 16
+                                                                : 0;
+}
+
+static bool is_chat(cairn_api_flavor flavor) {
+    return flavor == CAIRN_API_OPENAI_CHAT || flavor == CAIRN_API_OLLAMA_CHAT;
+}
+
+/* model, prompt or messages, and the stream switches. */
+static int parse_subject(const cJSON *o, cairn_api_flavor flavor, cairn_api_generation *g,
+                         cairn_err *err) {
+    const char *model = cJSON_GetStringValue(field(o, "model"));
+    const cJSON *prompt = field(o, "prompt");
+    const cJSON *messages = field(o, "messages");
+    const cJSON *stream = field(o, "stream");
+    const cJSON *n = field(o, "n");
+    if (!model || !*model || strlen(model) >= sizeof g->model) {
+        return cairn_fail(err, "\"model\" must name a model (a file name or its sha256)");
+    }
+    if (is_chat(flavor) ? !cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0
+                        : !cJSON_IsString(prompt) || !prompt->valuestring[0]) {
+        return cairn_fail(err, is_chat(flavor) ? "\"messages\" must be a non-empty array"
+                                               : "\"prompt\" must be non-empty text");
+    }
+    if (!absent(stream) && !cJSON_IsBool(stream)) {
+        return cairn_fail(err, "\"stream\" must be true or false");
+    }
+    if (!absent(n) && (!cJSON_IsNumber(n) || n->valuedouble != 1)) {
+        return cairn_fail(err, "only \"n\": 1 is supported");
+    }
+    snprintf(g->model, sizeof g->model, "%s", model);
+    bool ollama = flavor == CAIRN_API_OLLAMA_CHAT || flavor == CAIRN_API_OLLAMA_GENERATE;
+    g->stream = ollama ? !cJSON_IsFalse(stream) : cJSON_IsTrue(stream);
+    g->include_usage = cJSON_IsTrue(field(field(o, "stream_options"), "include_usage"));
+    if (is_chat(flavor)) {
+        g->messages = cJSON_Duplicate(messages, true);
+    } else {
+        g->prompt = cairn_strdup(prompt->valuestring);
+    }
+    return g->messages || g->prompt ? 0 : cairn_fail(err, "out of memory");
+}
+
+/* Ollama's options object: sampling as cairn names it, num_predict for the token limit. */
+static int parse_ollama_options(const cJSON *o, cairn_api_generation *g, cairn_err *err) {
+    const cJSON *opts = field(o, "options");
+    if (absent(opts)) {
+        return 0;
+    }
+    if (!cJSON_IsObject(opts)) {
+        return cairn_fail(err, "\"options\" must be an object");
+    }
+    if (parse_sampling(opts, g, err) != 0) {
+        return -1;
+    }
+    const cJSON *n = field(opts, "num_predict");
+    if (!absent(n)) {
+        if (!cJSON_IsNumber(n) || !(n->valuedouble >= -2 && n->valuedouble <= 1e7)) {
+            return cairn_fail(err, "\"num_predict\" must be a number from -2 to 1e7");
+        }
+        g->gen.max_tokens = n->valuedouble < 0 ? 0 : (int)n->valuedouble;
+    }
+    return 0;
+}
+
+int cairn_api_parse_generation(const char *body, size_t len, cairn_api_flavor flavor,
+                               cairn_api_generation *out, cairn_err *err) {
+    memset(out, 0, sizeof *out);
+    set_defaults(flavor, out);
+    cJSON *o = cJSON_ParseWithLength(body, len);
+    int rc;
+    if (!cJSON_IsObject(o)) {
+        rc = cairn_fail(err, "the body must be a JSON object");
+    } else if (parse_subject(o, flavor, out, err) != 0) {
+        rc = -1;
+    } else if (flavor == CAIRN_API_OLLAMA_CHAT || flavor == CAIRN_API_OLLAMA_GENERATE) {
+        rc = parse_ollama_options(o, out, err);
+    } else {
+        rc = parse_sampling(o, out, err);
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+void cairn_api_generation_free(cairn_api_generation *g) {
+    free(g->prompt);
+    cJSON_Delete(g->messages);
+    for (size_t i = 0; i < CAIRN_API_MAX_STOPS; i++) {
+        free(g->stops[i]);
+    }
+    memset(g, 0, sizeof *g);
+}
