@@ -1,0 +1,183 @@
+/* API request bodies (src/api/request.c): each flavour's fields and defaults, every kind of
+ * bad field refused with its name, and 30k mutated bodies that never crash, leak or yield a
+ * request outside its bounds (run under ASan/UBSan in CI). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api/request.h"
+
+static int parse(const char *body, cairn_api_flavor flavor, cairn_api_generation *g,
+                 cairn_err *err) {
+    return cairn_api_parse_generation(body, strlen(body), flavor, g, err);
+}
+
+static void openai_chat_fields(void **state) {
+    (void)state;
+    cairn_api_generation g;
+    cairn_err err = {{0}};
+    const char *body =
+        "{\"model\":\"m.gguf\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+        "\"max_completion_tokens\":7,\"temperature\":0.5,\"top_p\":0.9,\"seed\":42,"
+        "\"stop\":[\"a\",\"bc\"],\"presence_penalty\":0.5,\"frequency_penalty\":-0.5,"
+        "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"n\":1}";
+    assert_int_equal(parse(body, CAIRN_API_OPENAI_CHAT, &g, &err), 0);
+    assert_string_equal(g.model, "m.gguf");
+    assert_null(g.prompt);
+    assert_true(cJSON_IsArray(g.messages));
+    assert_int_equal(g.gen.max_tokens, 7);
+    assert_true(g.gen.sampling.temperature == 0.5f && g.gen.sampling.top_p == 0.9f);
+    assert_int_equal(g.gen.sampling.top_k, 0); /* OpenAI: no top-k unless asked */
+    assert_true(g.seed_given);
+    assert_int_equal((int)g.gen.sampling.seed, 42);
+    assert_int_equal((int)g.gen.n_stop, 2);
+    assert_string_equal(g.gen.stop[1], "bc");
+    assert_true(g.stream && g.include_usage);
+    cairn_api_generation_free(&g);
+}
+
+static void defaults_per_flavour(void **state) {
+    (void)state;
+    cairn_api_generation g;
+    cairn_err err = {{0}};
+    assert_int_equal(
+        parse("{\"model\":\"m\",\"prompt\":\"p\"}", CAIRN_API_OPENAI_COMPLETION, &g, &err), 0);
+    assert_int_equal(g.gen.max_tokens, 16);
+    assert_true(g.gen.sampling.temperature == 1.0f && !g.stream && !g.seed_given);
+    cairn_api_generation_free(&g);
+    assert_int_equal(parse("{\"model\":\"m\",\"prompt\":\"p\"}", CAIRN_API_GENERATE, &g, &err), 0);
+    assert_int_equal(g.gen.max_tokens, 256);
+    cairn_api_generation_free(&g);
+    /* Ollama streams unless told not to, and takes sampling under "options" */
+    assert_int_equal(parse("{\"model\":\"m\",\"prompt\":\"p\",\"options\":{\"num_predict\":9,"
+                           "\"temperature\":0}}",
+                           CAIRN_API_OLLAMA_GENERATE, &g, &err),
+                     0);
+    assert_true(g.stream);
+    assert_int_equal(g.gen.max_tokens, 9);
+    assert_true(g.gen.sampling.temperature == 0.0f);
+    cairn_api_generation_free(&g);
+    assert_int_equal(parse("{\"model\":\"m\",\"messages\":[{}],\"stream\":false,\"options\":{"
+                           "\"num_predict\":-1}}",
+                           CAIRN_API_OLLAMA_CHAT, &g, &err),
+                     0);
+    assert_false(g.stream);
+    assert_int_equal(g.gen.max_tokens, 0);
+    cairn_api_generation_free(&g);
+}
+
+static void bad_fields_are_named(void **state) {
+    (void)state;
+    static const struct {
+        cairn_api_flavor flavor;
+        const char *body, *names;
+    } cases[] = {
+        {CAIRN_API_OPENAI_CHAT, "{nope", "JSON object"},
+        {CAIRN_API_OPENAI_CHAT, "[]", "JSON object"},
+        {CAIRN_API_OPENAI_CHAT, "{\"messages\":[{}]}", "\"model\""},
+        {CAIRN_API_OPENAI_CHAT, "{\"model\":3,\"messages\":[{}]}", "\"model\""},
+        {CAIRN_API_OPENAI_CHAT, "{\"model\":\"m\",\"messages\":[]}", "\"messages\""},
+        {CAIRN_API_OPENAI_COMPLETION, "{\"model\":\"m\",\"prompt\":\"\"}", "\"prompt\""},
+        {CAIRN_API_OPENAI_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\",\"n\":2}", "\"n\""},
+        {CAIRN_API_OPENAI_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\",\"stream\":1}",
+         "\"stream\""},
+        {CAIRN_API_OPENAI_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\",\"temperature\":\"x\"}",
+         "\"temperature\""},
+        {CAIRN_API_OPENAI_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\",\"top_p\":1.5}",
+         "\"top_p\""},
+        {CAIRN_API_OPENAI_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\",\"max_tokens\":-1}",
+         "\"max_tokens\""},
+        {CAIRN_API_OPENAI_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\",\"seed\":1e300}",
+         "\"seed\""},
+        {CAIRN_API_OPENAI_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\",\"stop\":[\"\"]}",
+         "\"stop\""},
+        {CAIRN_API_OPENAI_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\",\"stop\":[1]}",
+         "\"stop\""},
+        {CAIRN_API_OLLAMA_GENERATE, "{\"model\":\"m\",\"prompt\":\"p\",\"options\":3}",
+         "\"options\""},
+        {CAIRN_API_OLLAMA_GENERATE,
+         "{\"model\":\"m\",\"prompt\":\"p\",\"options\":{\"num_predict\":\"a\"}}",
+         "\"num_predict\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cairn_api_generation g;
+        cairn_err err = {{0}};
+        if (parse(cases[i].body, cases[i].flavor, &g, &err) == 0 ||
+            !strstr(err.msg, cases[i].names)) {
+            fail_msg("%s: expected an error naming %s, got \"%s\"", cases[i].body, cases[i].names,
+                     err.msg);
+        }
+        cairn_api_generation_free(&g);
+    }
+    /* at most 16 stop strings; a model name longer than the state holds */
+    char body[2048] = "{\"model\":\"m\",\"prompt\":\"p\",\"stop\":[";
+    for (int i = 0; i < 17; i++) {
+        strcat(body, i ? ",\"s\"" : "\"s\"");
+    }
+    strcat(body, "]}");
+    cairn_api_generation g;
+    cairn_err err = {{0}};
+    assert_int_equal(parse(body, CAIRN_API_OPENAI_COMPLETION, &g, &err), -1);
+    cairn_api_generation_free(&g);
+    char name[300] = "{\"model\":\"";
+    memset(name + strlen(name), 'm', 200);
+    strcpy(name + strlen(name), "\",\"prompt\":\"p\"}");
+    assert_int_equal(parse(name, CAIRN_API_OPENAI_COMPLETION, &g, &err), -1);
+    cairn_api_generation_free(&g);
+}
+
+/* Mutations of valid bodies of every flavour: whatever parses stays within bounds. */
+static void mutated_bodies(void **state) {
+    (void)state;
+    static const char *const seeds[] = {
+        "{\"model\":\"m\",\"prompt\":\"Once\",\"max_tokens\":5,\"temperature\":0,\"stop\":\"x\"}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true,"
+        "\"stream_options\":{\"include_usage\":true},\"seed\":3,\"stop\":[\"a\",\"b\"]}",
+        "{\"model\":\"m\",\"prompt\":\"p\",\"options\":{\"num_predict\":4,\"top_k\":3}}",
+    };
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    char buf[512];
+    for (int i = 0; i < 30000; i++) {
+        const char *seed = seeds[i % 3];
+        size_t len = strlen(seed);
+        memcpy(buf, seed, len);
+        int edits = 1 + (int)(rng % 4);
+        for (int e = 0; e < edits; e++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            size_t at = (size_t)(rng >> 33) % len;
+            switch ((rng >> 20) % 3) {
+            case 0: buf[at] = (char)(rng >> 40); break;            /* replace a byte */
+            case 1: len = at + 1; break;                           /* truncate */
+            default: buf[at] = "{}[]\",:0-e9tn"[(rng >> 44) % 13]; /* a JSON-ish byte */
+            }
+        }
+        cairn_api_generation g;
+        cairn_err err = {{0}};
+        if (cairn_api_parse_generation(buf, len, (cairn_api_flavor)(i % 5), &g, &err) == 0) {
+            assert_true(g.model[0] != '\0');
+            assert_true((g.prompt != NULL) != (g.messages != NULL));
+            assert_true(g.gen.n_stop <= CAIRN_API_MAX_STOPS);
+            assert_true(g.gen.max_tokens >= 0);
+            assert_true(g.gen.sampling.temperature >= 0 && g.gen.sampling.temperature <= 100);
+        } else {
+            assert_true(err.msg[0] != '\0');
+        }
+        cairn_api_generation_free(&g);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(openai_chat_fields),
+        cmocka_unit_test(defaults_per_flavour),
+        cmocka_unit_test(bad_fields_are_named),
+        cmocka_unit_test(mutated_bodies),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
