@@ -150,6 +150,13 @@ typedef struct cairn_download_options {
 int cairn_download(const char *url, const char *path, const cairn_download_options *opt,
                    char sha256[65], cairn_err *err);
 
+/* Where models are pulled from: CAIRN_HF_ENDPOINT, or Hugging Face. */
+const char *cairn_hf_endpoint(void);
+/* The one GGUF file a repository lists (its API's siblings), into file; an error lists
+ * them when there are several. */
+int cairn_hf_pick_gguf(const char *endpoint, const char *repo, const char *token, char *file,
+                       size_t size, cairn_err *err);
+
 /* GET of a whole URL (http or https, redirects followed), for `cairn pull`'s listings. */
 int cairn_fetch_url(const char *url, const char *token, size_t max_bytes, char **body, long *status,
                     cairn_err *err);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 
 #include "api/api.h"
@@ -275,4 +276,48 @@ int cairn_fetch_url(const char *url, const char *token, size_t max_bytes, char *
     }
     *body = cairn_buf_take(&b.buf);
     return 0;
+}
+
+const char *cairn_hf_endpoint(void) {
+    const char *e = getenv("CAIRN_HF_ENDPOINT");
+    return e && *e ? e : "https://huggingface.co";
+}
+
+int cairn_hf_pick_gguf(const char *endpoint, const char *repo, const char *token, char *file,
+                       size_t size, cairn_err *err) {
+    char url[1024];
+    snprintf(url, sizeof url, "%s/api/models/%s", endpoint, repo);
+    char *body = NULL;
+    long status = 0;
+    if (cairn_fetch_url(url, token, (size_t)8 << 20, &body, &status, err) != 0) {
+        return -1;
+    }
+    cJSON *o = status == 200 ? cJSON_Parse(body) : NULL;
+    free(body);
+    if (!o) {
+        return cairn_fail(err, "cannot list %s (%ld): no such repository?", repo, status);
+    }
+    int found = 0;
+    cairn_buf names = {0};
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(o, "siblings")) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "rfilename"));
+        size_t len = name ? strlen(name) : 0;
+        if (len > 5 && strcmp(name + len - 5, ".gguf") == 0) {
+            if (found++ == 0) {
+                snprintf(file, size, "%s", name);
+            }
+            cairn_buf_printf(&names, "%s%s", names.len ? ", " : "", name);
+        }
+    }
+    cJSON_Delete(o);
+    int rc = 0;
+    if (found != 1) {
+        rc = cairn_fail(err,
+                        found ? "%s holds several GGUF files (%.300s): name one, REPO:FILE"
+                              : "%s holds no GGUF file%.0s",
+                        repo, names.data ? names.data : "");
+    }
+    cairn_buf_free(&names);
+    return rc;
 }

@@ -4,13 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "api/api.h"
 #include "cli/cli.h"
 #include "platform/platform.h"
-
-#define DEFAULT_ENDPOINT "https://huggingface.co"
 
 typedef struct pull_view {
     bool terminal;
@@ -35,39 +31,12 @@ static void show_retry(void *user, const char *why) {
     fprintf(stderr, "\ninterrupted (%s): resuming\n", why);
 }
 
-/* REPO without :FILE: the one .gguf file the repository lists, from its API. */
+/* REPO without :FILE: the one .gguf file the repository lists. */
 static int pick_file(const char *endpoint, const char *repo, char *file, size_t size,
                      const char *token) {
-    char url[1024];
-    snprintf(url, sizeof url, "%s/api/models/%s", endpoint, repo);
-    cJSON *o = NULL;
-    char *body = NULL;
-    long status = 0;
     cairn_err err = {{0}};
-    if (cairn_fetch_url(url, token, 8 << 20, &body, &status, &err) != 0 || status != 200 ||
-        !(o = cJSON_Parse(body))) {
-        cli_error("cannot list %s: %s", repo, err.msg[0] ? err.msg : "no such repository");
-        free(body);
-        return CLI_ERROR;
-    }
-    free(body);
-    int found = 0;
-    const cJSON *s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(o, "siblings")) {
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "rfilename"));
-        size_t len = name ? strlen(name) : 0;
-        if (len > 5 && strcmp(name + len - 5, ".gguf") == 0) {
-            if (found++ == 0) {
-                snprintf(file, size, "%s", name);
-            }
-            fprintf(stderr, "  %s\n", name);
-        }
-    }
-    cJSON_Delete(o);
-    if (found != 1) {
-        cli_error(found ? "%s holds several GGUF files (listed above): name one, REPO:FILE"
-                        : "%s holds no GGUF file",
-                  repo);
+    if (cairn_hf_pick_gguf(endpoint, repo, token, file, size, &err) != 0) {
+        cli_error("%s", err.msg);
         return CLI_ERROR;
     }
     return CLI_OK;
@@ -92,8 +61,7 @@ int cmd_pull(int argc, char **argv) {
     if (!cli_parse_args(&cmd, argc, argv, &spec, &status)) {
         return status;
     }
-    const char *endpoint =
-        getenv("CAIRN_HF_ENDPOINT") ? getenv("CAIRN_HF_ENDPOINT") : DEFAULT_ENDPOINT;
+    const char *endpoint = cairn_hf_endpoint();
     const char *token = getenv("HF_TOKEN");
     char repo[512], file[512] = "";
     const char *colon = strchr(spec, ':');

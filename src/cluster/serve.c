@@ -746,6 +746,8 @@ int cairn_node_api_handler(void *user, const cairn_api_call *call) {
     } else if (is(call, "GET", "/") || is(call, "GET", "/dashboard")) {
         cairn_api_reply_bytes(call->reply, 200, "text/html; charset=utf-8", cairn_dashboard_html,
                               cairn_dashboard_html_len);
+    } else if (is(call, "POST", "/models/pull")) {
+        serve_pull(n, call);
     } else if (is(call, "GET", "/metrics")) {
         serve_metrics(n, call);
     } else if (is(call, "GET", "/events")) {

@@ -79,6 +79,9 @@ void serve_events(cairn_local_node *n, const cairn_api_call *call);
 void serve_events_close(cairn_local_node *n);
 void serve_events_free(cairn_local_node *n);
 
+/* serve_pull.c: POST /models/pull (an API thread) */
+void serve_pull(cairn_local_node *n, const cairn_api_call *call);
+
 /* serve_metrics.c: GET /metrics (an API thread) */
 void serve_metrics(cairn_local_node *n, const cairn_api_call *call);
 

@@ -2,25 +2,24 @@
 # `cairn pull` against a local stand-in for Hugging Face (tests/pull/server.mjs, on
 # loopback): a transfer cut halfway resumes with a Range request and the file arrives
 # whole; a wrong checksum is refused and nothing is left; a missing file is a clear error;
-# on a terminal the transfer shows its progress.
+# on a terminal the transfer shows its progress. A node's POST /models/pull does the same
+# into its models directory, streams its progress, and the file shows up, hashed, in
+# GET /models.
 here=$(dirname "$0")
 source "$here/common.bash"
-tmp=$(mktemp -d)
+source "$here/cluster.bash" # tmp, the node helpers, and a cleanup that kills what pids holds
 server=""
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 head -c $((3 * 1024 * 1024 + 123)) /dev/urandom >"$tmp/source.gguf"
 want_sha=$(sha256sum "$tmp/source.gguf" | cut -d' ' -f1)
 
 serve() { # MODE: starts the server, sets endpoint
   [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  unset "pids[99]"
   rm -f "$tmp/port" "$tmp/requests"
   node "$here/../pull/server.mjs" "$tmp/source.gguf" "$1" "$tmp/port" "$tmp/requests" &
   server=$!
+  pids[99]=$server
   for _ in $(seq 1 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
   export CAIRN_HF_ENDPOINT="http://127.0.0.1:$(cat "$tmp/port")"
 }
@@ -53,5 +52,27 @@ if command -v script >/dev/null; then
   grep -q "100%" "$tmp/tty" || fail "no progress shown on a terminal: $(head -c 300 "$tmp/tty")"
   cmp -s "$tmp/source.gguf" "$tmp/d4/model.gguf" || fail "the file pulled on a terminal differs"
 fi
-echo "pull: resumed a cut transfer, refused a wrong checksum, showed progress"
+# the API form, on a node: NDJSON progress, then the file in the cluster's model list
+serve cut
+start_node 1 --no-discovery
+wait_agreed 20 1 1 || finish
+answer=$(node -e '
+  fetch(process.argv[1], { method: "POST", body: JSON.stringify({ repo: "org/repo" }) })
+    .then((r) => r.text()).then((t) => process.stdout.write(t));' \
+  "http://127.0.0.1:$((api_base + 1))/models/pull" 2>&1)
+grep -q '"status":"downloading"' <<<"$answer" || fail "no progress lines: $answer"
+grep -q "\"status\":\"success\",\"file\":\"model.gguf\",\"sha256\":\"$want_sha\"" <<<"$answer" ||
+  fail "POST /models/pull did not succeed: $answer"
+cmp -s "$tmp/source.gguf" "$tmp/m1/model.gguf" || fail "the node's pulled file differs"
+for _ in $(seq 1 100); do
+  http_get $((api_base + 1)) /models | grep -q "\"name\":\"model.gguf\",\"sha256\":\"$want_sha\"" && break
+  sleep 0.2
+done
+http_get $((api_base + 1)) /models | grep -q "\"sha256\":\"$want_sha\"" ||
+  fail "the pulled file does not show in GET /models"
+bad=$(node -e 'fetch(process.argv[1], { method: "POST", body: "{\"repo\":\"../etc\"}" }).then((r) => console.log(r.status));' \
+  "http://127.0.0.1:$((api_base + 1))/models/pull")
+expect_eq "POST /models/pull with a bad repository" "$bad" 400
+
+echo "pull: resumed a cut transfer, refused a wrong checksum, showed progress; the API pulled too"
 finish
