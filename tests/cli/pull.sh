@@ -49,7 +49,9 @@ grep -q "404" "$tmp/err" || fail "no 404 in the error: $(cat "$tmp/err")"
 # progress on a terminal (script gives the command one)
 if command -v script >/dev/null; then
   script -qec "\"$cairn\" pull org/repo:model.gguf --models-dir \"$tmp/d4\"" /dev/null >"$tmp/tty" 2>&1
-  grep -q "100%" "$tmp/tty" || fail "no progress shown on a terminal: $(head -c 300 "$tmp/tty")"
+  # a console emulator may redraw the line with escape sequences between the characters
+  sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' "$tmp/tty" | tr -d '\r' | grep -q "100%" ||
+    fail "no progress shown on a terminal: $(head -c 300 "$tmp/tty")"
   cmp -s "$tmp/source.gguf" "$tmp/d4/model.gguf" || fail "the file pulled on a terminal differs"
 fi
 # the API form, on a node: NDJSON progress, then the file in the cluster's model list
