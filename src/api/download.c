@@ -96,6 +96,29 @@ static int on_progress(void *user, curl_off_t total, curl_off_t now, curl_off_t 
     return 0;
 }
 
+/* What every transfer of a pull sets: the URL, redirects within HTTP(S) only, no signals,
+ * the bearer token when there is one, the error buffer and the user agent. Returns the
+ * header list the caller frees after the transfer (NULL without a token). */
+static struct curl_slist *setup_common(CURL *curl, const char *url, const char *token,
+                                       char *detail) {
+    struct curl_slist *headers = NULL;
+    if (token && *token) {
+        char auth[1024];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        headers = curl_slist_append(NULL, auth);
+    }
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "cairn/" CAIRN_VERSION);
+    return headers;
+}
+
 /* One attempt: appends to part from where it ends. */
 static CURLcode attempt(const char *url, const char *part, transfer *t, long *status,
                         char *detail) {
@@ -107,26 +130,15 @@ static CURLcode attempt(const char *url, const char *part, transfer *t, long *st
     }
     CURL *curl = curl_easy_init();
     struct curl_slist *headers = NULL;
-    if (t->opt->token && *t->opt->token) {
-        char auth[1024];
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", t->opt->token);
-        headers = curl_slist_append(NULL, auth);
-    }
     CURLcode rc = CURLE_FAILED_INIT;
     if (curl) {
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 10L);
-        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        headers = setup_common(curl, url, t->opt->token, detail);
         curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
         /* a stalled transfer (under 1 KiB/s for a minute) is retried rather than awaited */
         curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
         curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
         curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)t->resumed_from);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
         curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -134,8 +146,6 @@ static CURLcode attempt(const char *url, const char *part, transfer *t, long *st
         curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(curl, CURLOPT_XFERINFODATA, t);
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail);
-        curl_easy_setopt(curl, CURLOPT_USERAGENT, "cairn/" CAIRN_VERSION);
         rc = curl_easy_perform(curl);
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
         curl_easy_cleanup(curl);
@@ -241,26 +251,14 @@ int cairn_fetch_url(const char *url, const char *token, size_t max_bytes, char *
     }
     CURL *curl = curl_easy_init();
     struct curl_slist *headers = NULL;
-    if (token && *token) {
-        char auth[1024];
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        headers = curl_slist_append(NULL, auth);
-    }
     small_body b = {.max = max_bytes};
     char detail[CURL_ERROR_SIZE] = "";
     CURLcode rc = CURLE_FAILED_INIT;
     if (curl) {
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        headers = setup_common(curl, url, token, detail);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 60000L);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_small);
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail);
-        curl_easy_setopt(curl, CURLOPT_USERAGENT, "cairn/" CAIRN_VERSION);
         rc = curl_easy_perform(curl);
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
         curl_easy_cleanup(curl);
