@@ -90,6 +90,15 @@ static int replay(cairn_gen_session *s, const int32_t *resume, int n_resume, cai
     return 0;
 }
 
+static bool has_text(const cairn_tokenizer *tok, const int32_t *ids, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!cairn_tokenizer_is_control(tok, ids[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int cairn_gen_session_new(const cairn_tokenizer *tok, int n_vocab, int n_ctx, int n_past,
                           const cairn_generation_params *params, const int32_t *prompt,
                           int n_prompt, const int32_t *resume, int n_resume,
@@ -106,6 +115,9 @@ int cairn_gen_session_new(const cairn_tokenizer *tok, int n_vocab, int n_ctx, in
     s->n_ctx = n_ctx;
     s->n_pos = n_past + n_prompt + n_resume;
     cairn_detok_stream_init(&s->detok, tok, false);
+    /* The output continues the prompt's text, so its first word keeps its space; only output
+     * that starts the text (after BOS alone, say) drops it, as cairn_detokenize does. */
+    s->detok.strip_leading_space = s->detok.strip_leading_space && !has_text(tok, prompt, n_prompt);
     if (cairn_sampler_new(&params->sampling, n_vocab, &s->sampler, err) != 0 ||
         cairn_stop_matcher_new(params->stop, params->n_stop, &s->stops, err) != 0) {
         cairn_gen_session_free(s);

@@ -26,4 +26,10 @@ expect_eq "same seed, same output" "$a" "$b"
 out=$("$cairn" generate -m "$models/stories260K.gguf" -p "Once upon a time" --temp 0 -n 32 \
       --stop " Lily" 2>/dev/null)
 expect_eq "stop string" "$out" ", there was a little girl named"
+# The output continues the prompt's text, so its first word keeps its space; text that
+# starts after BOS alone does not begin with one.
+out=$("$cairn" generate -m "$models/stories260K.gguf" -p "Once upon" --temp 0 -n 2 2>/dev/null)
+expect_eq "continuation keeps its space" "$out" " a time"
+out=$("$cairn" generate -m "$models/stories260K.gguf" -p "" --temp 0 -n 2 2>/dev/null)
+expect_eq "text from BOS starts without a space" "$out" "Once upon"
 finish
