@@ -625,14 +625,40 @@ static void test_bad_metadata(void **state) {
     assert_null(t);
 }
 
+/* A token's bytes as JSON text: valid characters pass, each stray byte (half a character,
+ * an overlong form, a surrogate) becomes U+FFFD, control characters stay. */
+static void test_lossy_utf8(void **state) {
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain \n\t", "plain \n\t"},
+        {"caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac"},
+        {"\xe2\x82", "\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        {"a\xff"
+         "b",
+         "a\xef\xbf\xbd"
+         "b"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cairn_buf b = {0};
+        assert_int_equal(cairn_utf8_append_lossy(&b, cases[i].in, strlen(cases[i].in)), 0);
+        assert_int_equal(cairn_buf_putc(&b, '\0'), 0);
+        assert_string_equal(b.data, cases[i].out);
+        cairn_buf_free(&b);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors_llama_spm),   cmocka_unit_test(test_vectors_phi3),
         cmocka_unit_test(test_vectors_gpt2),        cmocka_unit_test(test_vectors_mpt),
         cmocka_unit_test(test_gpt_neox_round_trip), cmocka_unit_test(test_stories260k),
         cmocka_unit_test(test_llama2_tokenizer),    cmocka_unit_test(test_stream_detokenizer),
-        cmocka_unit_test(test_random_text),         cmocka_unit_test(test_valid_small_vocab),
-        cmocka_unit_test(test_bad_metadata),
+        cmocka_unit_test(test_lossy_utf8),          cmocka_unit_test(test_random_text),
+        cmocka_unit_test(test_valid_small_vocab),   cmocka_unit_test(test_bad_metadata),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -235,7 +235,7 @@ int cairn_utf8_encode(uint32_t cp, char out[4]) {
     return 4;
 }
 
-size_t cairn_utf8_printable_len(const char *s, size_t len) {
+size_t cairn_utf8_valid_len(const char *s, size_t len) {
     static const uint32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
     if (len == 0) {
         return 0;
@@ -245,11 +245,31 @@ size_t cairn_utf8_printable_len(const char *s, size_t len) {
     if (need == 0 || (size_t)need > len || cairn_utf8_decode(s, len, &cp) != need) {
         return 0;
     }
-    if (cp < min_for_len[need] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF || cp < 0x20 ||
-        (cp >= 0x7F && cp <= 0x9F)) {
+    if (cp < min_for_len[need] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
         return 0;
     }
     return (size_t)need;
+}
+
+int cairn_utf8_append_lossy(cairn_buf *out, const char *s, size_t len) {
+    for (size_t i = 0; i < len;) {
+        size_t n = cairn_utf8_valid_len(s + i, len - i);
+        if (cairn_buf_append(out, n ? s + i : "\xEF\xBF\xBD", n ? n : 3) != 0) {
+            return -1;
+        }
+        i += n ? n : 1;
+    }
+    return 0;
+}
+
+size_t cairn_utf8_printable_len(const char *s, size_t len) {
+    size_t n = cairn_utf8_valid_len(s, len);
+    uint32_t cp = 0;
+    if (n == 0 || cairn_utf8_decode(s, len, &cp) != (int)n || cp < 0x20 ||
+        (cp >= 0x7F && cp <= 0x9F)) {
+        return 0;
+    }
+    return n;
 }
 
 void cairn_utf8_printable_copy(char *dst, size_t size, const char *src) {

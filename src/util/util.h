@@ -74,6 +74,14 @@ int cairn_utf8_decode(const char *s, size_t len, uint32_t *cp);
 /* Encodes cp into out (4 bytes room); returns the byte count. */
 int cairn_utf8_encode(uint32_t cp, char out[4]);
 
+/* Bytes of the character that starts s[0..len) when it is strict UTF-8 (no overlong forms,
+ * surrogates or values past U+10FFFF; control characters allowed); 0 otherwise. */
+size_t cairn_utf8_valid_len(const char *s, size_t len);
+/* Appends s[0..len) to out as valid UTF-8, each byte that does not start a valid character
+ * as U+FFFD (the replacement character). A model's token may hold part of a character, and
+ * JSON text must not. Returns -1 when out of memory. */
+int cairn_utf8_append_lossy(cairn_buf *out, const char *s, size_t len);
+
 /* Bytes of the printable character that starts s[0..len): strict UTF-8 (no overlong forms,
  * surrogates or values past U+10FFFF) that is not a C0/C1 control character; 0 if the bytes
  * do not start one. Names that reach JSON, logs and terminals must be printable. */
