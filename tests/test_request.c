@@ -26,7 +26,8 @@ static void openai_chat_fields(void **state) {
         "{\"model\":\"m.gguf\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
         "\"max_completion_tokens\":7,\"temperature\":0.5,\"top_p\":0.9,\"seed\":42,"
         "\"stop\":[\"a\",\"bc\"],\"presence_penalty\":0.5,\"frequency_penalty\":-0.5,"
-        "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"n\":1}";
+        "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"n\":1,"
+        "\"logprobs\":true,\"top_logprobs\":20}";
     assert_int_equal(parse(body, CAIRN_API_OPENAI_CHAT, &g, &err), 0);
     assert_string_equal(g.model, "m.gguf");
     assert_null(g.prompt);
@@ -39,6 +40,37 @@ static void openai_chat_fields(void **state) {
     assert_int_equal((int)g.gen.n_stop, 2);
     assert_string_equal(g.gen.stop[1], "bc");
     assert_true(g.stream && g.include_usage);
+    assert_true(g.gen.logprobs);
+    assert_int_equal(g.gen.top_logprobs, 20);
+    cairn_api_generation_free(&g);
+}
+
+/* Completions count alternatives in "logprobs" (0 still reports the token's own); chat
+ * switches them on with "logprobs" and counts them in "top_logprobs". */
+static void logprobs_per_flavour(void **state) {
+    (void)state;
+    cairn_api_generation g;
+    cairn_err err = {{0}};
+    assert_int_equal(parse("{\"model\":\"m\",\"prompt\":\"p\",\"logprobs\":0}",
+                           CAIRN_API_OPENAI_COMPLETION, &g, &err),
+                     0);
+    assert_true(g.gen.logprobs);
+    assert_int_equal(g.gen.top_logprobs, 0);
+    cairn_api_generation_free(&g);
+    assert_int_equal(parse("{\"model\":\"m\",\"prompt\":\"p\",\"logprobs\":null}",
+                           CAIRN_API_OPENAI_COMPLETION, &g, &err),
+                     0);
+    assert_false(g.gen.logprobs);
+    cairn_api_generation_free(&g);
+    assert_int_equal(parse("{\"model\":\"m\",\"messages\":[{}],\"logprobs\":true}",
+                           CAIRN_API_OPENAI_CHAT, &g, &err),
+                     0);
+    assert_true(g.gen.logprobs);
+    assert_int_equal(g.gen.top_logprobs, 0);
+    cairn_api_generation_free(&g);
+    assert_int_equal(parse("{\"model\":\"m\",\"messages\":[{}]}", CAIRN_API_OPENAI_CHAT, &g, &err),
+                     0);
+    assert_false(g.gen.logprobs);
     cairn_api_generation_free(&g);
 }
 
@@ -104,6 +136,20 @@ static void bad_fields_are_named(void **state) {
         {CAIRN_API_OLLAMA_GENERATE,
          "{\"model\":\"m\",\"prompt\":\"p\",\"options\":{\"num_predict\":\"a\"}}",
          "\"num_predict\""},
+        {CAIRN_API_OPENAI_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\",\"logprobs\":6}",
+         "\"logprobs\""},
+        {CAIRN_API_OPENAI_COMPLETION, "{\"model\":\"m\",\"prompt\":\"p\",\"logprobs\":true}",
+         "\"logprobs\""},
+        {CAIRN_API_OPENAI_CHAT, "{\"model\":\"m\",\"messages\":[{}],\"logprobs\":1}",
+         "\"logprobs\""},
+        {CAIRN_API_OPENAI_CHAT,
+         "{\"model\":\"m\",\"messages\":[{}],\"logprobs\":true,\"top_logprobs\":21}",
+         "\"top_logprobs\""},
+        {CAIRN_API_OPENAI_CHAT,
+         "{\"model\":\"m\",\"messages\":[{}],\"logprobs\":true,\"top_logprobs\":2.5}",
+         "\"top_logprobs\""},
+        {CAIRN_API_OPENAI_CHAT, "{\"model\":\"m\",\"messages\":[{}],\"top_logprobs\":2}",
+         "\"top_logprobs\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cairn_api_generation g;
@@ -138,13 +184,15 @@ static void mutated_bodies(void **state) {
     static const char *const seeds[] = {
         "{\"model\":\"m\",\"prompt\":\"Once\",\"max_tokens\":5,\"temperature\":0,\"stop\":\"x\"}",
         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true,"
-        "\"stream_options\":{\"include_usage\":true},\"seed\":3,\"stop\":[\"a\",\"b\"]}",
+        "\"stream_options\":{\"include_usage\":true},\"seed\":3,\"stop\":[\"a\",\"b\"],"
+        "\"logprobs\":true,\"top_logprobs\":4}",
         "{\"model\":\"m\",\"prompt\":\"p\",\"options\":{\"num_predict\":4,\"top_k\":3}}",
+        "{\"model\":\"m\",\"prompt\":\"Once\",\"logprobs\":3,\"echo\":false}",
     };
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     char buf[512];
     for (int i = 0; i < 30000; i++) {
-        const char *seed = seeds[i % 3];
+        const char *seed = seeds[i % 4];
         size_t len = strlen(seed);
         memcpy(buf, seed, len);
         int edits = 1 + (int)(rng % 4);
@@ -165,6 +213,7 @@ static void mutated_bodies(void **state) {
             assert_true(g.gen.n_stop <= CAIRN_API_MAX_STOPS);
             assert_true(g.gen.max_tokens >= 0);
             assert_true(g.gen.sampling.temperature >= 0 && g.gen.sampling.temperature <= 100);
+            assert_true(g.gen.top_logprobs >= 0 && g.gen.top_logprobs <= CAIRN_MAX_TOP_LOGPROBS);
         } else {
             assert_true(err.msg[0] != '\0');
         }
@@ -174,9 +223,8 @@ static void mutated_bodies(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(openai_chat_fields),
-        cmocka_unit_test(defaults_per_flavour),
-        cmocka_unit_test(bad_fields_are_named),
+        cmocka_unit_test(openai_chat_fields),   cmocka_unit_test(defaults_per_flavour),
+        cmocka_unit_test(logprobs_per_flavour), cmocka_unit_test(bad_fields_are_named),
         cmocka_unit_test(mutated_bodies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,8 @@
  * `cairn runner` for each shard, speaks the control protocol, tells each runner where the
  * next one listens) and the requester (cairn_stream). Streams through 1, 2 and 3 shards,
  * one at a time and four at once, open and keyed, must give exactly the tokens of one
- * in-process pipeline; a bad request is refused without harming the others. */
+ * in-process pipeline, with log-probabilities when asked; a bad request is refused without
+ * harming the others. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,6 +57,8 @@ struct harness {
 typedef struct result {
     int32_t tokens[MAX_TOKENS + 1];
     int n;
+    int want_top; /* -1: no log-probabilities asked for; otherwise the alternatives asked */
+    int n_logprobs;
     bool done, refused;
     char text[4096];
     size_t text_len;
@@ -244,8 +247,42 @@ static void stop_pipeline(harness *h) {
 
 /* ---- requests ---- */
 
-static void on_token(void *user, int32_t token, const char *text, size_t len) {
+static double number_of(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+/* Greedy decoding takes the most likely token, so it leads its own alternatives. */
+static void check_logprobs(result *r, int32_t token, const cJSON *lp) {
+    if (r->want_top < 0) {
+        assert_null(lp);
+        return;
+    }
+    assert_non_null(lp);
+    r->n_logprobs++;
+    assert_int_equal((int)number_of(lp, "id"), token);
+    assert_true(number_of(lp, "logprob") <= 0);
+    assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(lp, "bytes")));
+    const cJSON *top = cJSON_GetObjectItemCaseSensitive(lp, "top");
+    assert_int_equal(cJSON_GetArraySize(top), r->want_top);
+    double previous = 0;
+    for (int i = 0; i < r->want_top; i++) {
+        const cJSON *alt = cJSON_GetArrayItem(top, i);
+        assert_true(number_of(alt, "logprob") <= previous);
+        previous = number_of(alt, "logprob");
+    }
+    if (r->want_top > 0) {
+        const cJSON *first = cJSON_GetArrayItem(top, 0);
+        assert_int_equal((int)number_of(first, "id"), token);
+        assert_true(number_of(first, "logprob") == number_of(lp, "logprob"));
+    }
+}
+
+static void on_token(void *user, int32_t token, const char *text, size_t len,
+                     const cJSON *logprobs) {
     result *r = user;
+    check_logprobs(r, token, logprobs);
     assert_true(r->n < MAX_TOKENS + 1);
     r->tokens[r->n++] = token;
     assert_true(r->text_len + len < sizeof r->text);
@@ -324,13 +361,19 @@ static void expected(const char *prompt, result *out) {
     cairn_pipeline_free(p);
 }
 
-static void check_streams(harness *h, int n_streams, const cairn_cluster_key *key) {
+/* top_logprobs -1: plain streams; otherwise each token must come with its log-probability
+ * and that many alternatives. */
+static void check_streams_with(harness *h, int n_streams, const cairn_cluster_key *key,
+                               int top_logprobs) {
     result got[N_PROMPTS], want[N_PROMPTS];
     cairn_generation_params params = greedy();
+    params.logprobs = top_logprobs >= 0;
+    params.top_logprobs = top_logprobs < 0 ? 0 : top_logprobs;
     h->n_done = N_PROMPTS - n_streams;
     for (int i = 0; i < n_streams; i++) {
         memset(&got[i], 0, sizeof got[i]);
         got[i].h = h;
+        got[i].want_top = top_logprobs;
         cairn_stream_request req = {.instance = "t-1", .prompt = prompts[i], .params = &params};
         cairn_stream *s = NULL;
         cairn_err err = {{0}};
@@ -347,7 +390,14 @@ static void check_streams(harness *h, int n_streams, const cairn_cluster_key *ke
         assert_memory_equal(got[i].tokens, want[i].tokens, (size_t)want[i].n * sizeof(int32_t));
         assert_int_equal(got[i].text_len, want[i].text_len);
         assert_memory_equal(got[i].text, want[i].text, want[i].text_len);
+        if (top_logprobs >= 0) {
+            assert_int_equal(got[i].n_logprobs, want[i].n);
+        }
     }
+}
+
+static void check_streams(harness *h, int n_streams, const cairn_cluster_key *key) {
+    check_streams_with(h, n_streams, key, -1);
 }
 
 static void one_shard(void **state) {
@@ -366,6 +416,8 @@ static void three_shards(void **state) {
     start_pipeline(&h, cuts, 2, NULL);
     check_streams(&h, 1, NULL);
     check_streams(&h, N_PROMPTS, NULL);
+    check_streams_with(&h, 2, NULL, 0);
+    check_streams_with(&h, N_PROMPTS, NULL, 5);
     stop_pipeline(&h);
 }
 
@@ -407,6 +459,16 @@ static void bad_requests_are_refused(void **state) {
                      0);
     run_until_stopped(&h, 30);
     assert_true(r2.refused);
+    params = greedy();
+    params.logprobs = true;
+    params.top_logprobs = CAIRN_MAX_TOP_LOGPROBS + 1;
+    result r3 = {.h = &h};
+    req.params = &params;
+    assert_int_equal(cairn_stream_open(&h.loop, "127.0.0.1", (uint16_t)h.procs[0].port, NULL, &req,
+                                       &callbacks, &r3, &s, &err),
+                     0);
+    run_until_stopped(&h, 30);
+    assert_true(r3.refused);
     check_streams(&h, 1, NULL);
     stop_pipeline(&h);
 }

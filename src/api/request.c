@@ -101,6 +101,44 @@ static int parse_sampling(const cJSON *o, cairn_api_generation *g, cairn_err *er
     return 0;
 }
 
+static int optional_count(const cJSON *o, const char *key, int max, int *out, cairn_err *err) {
+    const cJSON *v = field(o, key);
+    if (absent(v)) {
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= max) ||
+        v->valuedouble != (double)(int)v->valuedouble) {
+        return cairn_fail(err, "\"%s\" must be a whole number from 0 to %d", key, max);
+    }
+    *out = (int)v->valuedouble;
+    return 1;
+}
+
+/* Log-probabilities. OpenAI's completions take "logprobs": how many alternatives (0..5);
+ * its chat (and cairn and Ollama) take "logprobs": true and "top_logprobs": 0..20. */
+static int parse_logprobs(const cJSON *o, cairn_api_flavor flavor, cairn_api_generation *g,
+                          cairn_err *err) {
+    if (flavor == CAIRN_API_OPENAI_COMPLETION) {
+        int given = optional_count(o, "logprobs", 5, &g->gen.top_logprobs, err);
+        g->gen.logprobs = given == 1;
+        return given < 0 ? -1 : 0;
+    }
+    const cJSON *on = field(o, "logprobs");
+    if (!absent(on) && !cJSON_IsBool(on)) {
+        return cairn_fail(err, "\"logprobs\" must be true or false");
+    }
+    g->gen.logprobs = cJSON_IsTrue(on);
+    int given =
+        optional_count(o, "top_logprobs", CAIRN_MAX_TOP_LOGPROBS, &g->gen.top_logprobs, err);
+    if (given < 0) {
+        return -1;
+    }
+    if (given && !g->gen.logprobs) {
+        return cairn_fail(err, "\"top_logprobs\" needs \"logprobs\": true");
+    }
+    return 0;
+}
+
 static void set_defaults(cairn_api_flavor flavor, cairn_api_generation *g) {
     cairn_sampling_defaults(&g->gen.sampling);
     if (flavor == CAIRN_API_OPENAI_COMPLETION || flavor == CAIRN_API_OPENAI_CHAT) {
@@ -183,7 +221,8 @@ int cairn_api_parse_generation(const char *body, size_t len, cairn_api_flavor fl
     int rc;
     if (!cJSON_IsObject(o)) {
         rc = cairn_fail(err, "the body must be a JSON object");
-    } else if (parse_subject(o, flavor, out, err) != 0) {
+    } else if (parse_subject(o, flavor, out, err) != 0 ||
+               parse_logprobs(o, flavor, out, err) != 0) {
         rc = -1;
     } else if (flavor == CAIRN_API_OLLAMA_CHAT || flavor == CAIRN_API_OLLAMA_GENERATE) {
         rc = parse_ollama_options(o, out, err);

@@ -150,7 +150,8 @@ static void relay_error(relay *r, const char *type, const char *message) {
     relay_event(r, o, true);
 }
 
-static void on_stream_token(void *user, int32_t token, const char *text, size_t len) {
+static void on_stream_token(void *user, int32_t token, const char *text, size_t len,
+                            const cJSON *logprobs) {
     relay *r = user;
     cairn_local_node *n = r->node;
     if (!r->first_token_seen) {
@@ -178,6 +179,9 @@ static void on_stream_token(void *user, int32_t token, const char *text, size_t 
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "token", token);
     cJSON_AddStringToObject(o, "text", copy ? copy : "");
+    if (logprobs) {
+        cJSON_AddItemToObject(o, "logprobs", cJSON_Duplicate(logprobs, true));
+    }
     free(copy);
     relay_event(r, o, false);
 }

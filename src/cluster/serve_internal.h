@@ -85,6 +85,15 @@ void serve_pull(cairn_local_node *n, const cairn_api_call *call);
 /* serve_metrics.c: GET /metrics (an API thread) */
 void serve_metrics(cairn_local_node *n, const cairn_api_call *call);
 
+/* serve_logprobs.c: a token's log-probabilities as its relay event carries them ("logprobs",
+ * the last runner's report). The entry of OpenAI's chat and Ollama: {token, logprob, bytes,
+ * top_logprobs:[{token, logprob, bytes}]}, or NULL when the report is malformed. */
+cJSON *logprobs_entry(const cJSON *report);
+/* OpenAI's legacy completions: {tokens, token_logprobs, top_logprobs, text_offset}, one
+ * column entry per token; offset counts the characters of the tokens so far. */
+cJSON *logprobs_legacy_new(void);
+int logprobs_legacy_append(cJSON *legacy, const cJSON *report, size_t *offset);
+
 /* serve_openai.c: 1 when the call is not an OpenAI path */
 int serve_openai(cairn_local_node *n, const cairn_api_call *call);
 /* serve_ollama.c: 1 when the call is not an Ollama path */

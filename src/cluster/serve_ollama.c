@@ -22,6 +22,8 @@ typedef struct ollama_reply {
     char model[CAIRN_STATE_NAME_SIZE];
     cairn_buf text;
     relay_outcome out;
+    bool logprobs;   /* the request asked for them */
+    cJSON *whole_lp; /* the whole answer's entries, token by token */
 } ollama_reply;
 
 static void ollama_error(const cairn_api_call *call, int status, const char *message) {
@@ -37,8 +39,9 @@ static void created_at(char *out, size_t size) {
     cairn_log_format_timestamp(cairn_wall_clock_ms(), out, size);
 }
 
-/* One answer line: a piece of text, or (done) the end with its counts. */
-static cJSON *line(const ollama_reply *o, const char *text, bool done) {
+/* One answer line: a piece of text, or (done) the end with its counts; logprobs (taken, may
+ * be NULL) lists its tokens' log-probabilities. */
+static cJSON *line(const ollama_reply *o, const char *text, bool done, cJSON *logprobs) {
     char when[32];
     created_at(when, sizeof when);
     cJSON *l = cJSON_CreateObject();
@@ -50,6 +53,9 @@ static cJSON *line(const ollama_reply *o, const char *text, bool done) {
         cJSON_AddStringToObject(m, "content", text);
     } else {
         cJSON_AddStringToObject(l, "response", text);
+    }
+    if (logprobs) {
+        cJSON_AddItemToObject(l, "logprobs", logprobs);
     }
     cJSON_AddBoolToObject(l, "done", done);
     if (done) {
@@ -78,13 +84,22 @@ static int on_ollama_event(void *user, const cJSON *event) {
     if (!text) {
         return 0;
     }
+    const cJSON *report = o->logprobs ? cJSON_GetObjectItemCaseSensitive(event, "logprobs") : NULL;
+    cJSON *entry = report ? logprobs_entry(report) : NULL;
     if (!o->stream) {
+        if (entry && !cJSON_AddItemToArray(o->whole_lp, entry)) {
+            cJSON_Delete(entry);
+        }
         return cairn_buf_puts(&o->text, text) != 0 ? -1 : 0;
     }
-    if (*text && write_line(o, line(o, text, false)) != 0) {
+    cJSON *entries = entry ? cJSON_CreateArray() : NULL;
+    if (entries && !cJSON_AddItemToArray(entries, entry)) {
+        cJSON_Delete(entry);
+    }
+    if ((*text || entries) && write_line(o, line(o, text, false, entries)) != 0) {
         return -1;
     }
-    return o->out.done ? write_line(o, line(o, "", true)) : 0;
+    return o->out.done ? write_line(o, line(o, "", true, NULL)) : 0;
 }
 
 static void serve_generation(cairn_local_node *n, const cairn_api_call *call, bool chat) {
@@ -98,10 +113,15 @@ static void serve_generation(cairn_local_node *n, const cairn_api_call *call, bo
         return;
     }
     o.stream = r->req.stream;
+    o.logprobs = r->req.gen.logprobs;
     snprintf(o.model, sizeof o.model, "%s", r->req.model);
+    if (o.logprobs && !o.stream && !(o.whole_lp = cJSON_CreateArray())) {
+        o.logprobs = false;
+    }
     if (relay_start(r) != 0) {
         ollama_error(call, 503, "the node is shutting down");
         relay_free(r);
+        cJSON_Delete(o.whole_lp);
         return;
     }
     if (o.stream) {
@@ -117,13 +137,15 @@ static void serve_generation(cairn_local_node *n, const cairn_api_call *call, bo
                      o.out.failed ? o.out.error : "the stream ended early");
     } else if (!o.stream) {
         char *text = cairn_buf_take(&o.text);
-        cJSON *l = line(&o, text ? text : "", true);
+        cJSON *l = line(&o, text ? text : "", true, o.whole_lp);
+        o.whole_lp = NULL;
         free(text);
         char *json = cJSON_PrintUnformatted(l);
         cJSON_Delete(l);
         cairn_api_reply_json(call->reply, 200, json ? json : "{}");
         free(json);
     }
+    cJSON_Delete(o.whole_lp);
     cairn_buf_free(&o.text);
 }
 

@@ -114,6 +114,9 @@ typedef struct completion {
     cairn_buf text;  /* the whole answer (not streaming) */
     relay_outcome out;
     bool sent_role;
+    bool logprobs;    /* the request asked for them */
+    cJSON *whole_lp;  /* the whole answer's, gathered token by token */
+    size_t lp_offset; /* characters of the tokens so far, for legacy text_offset */
 } completion;
 
 static cJSON *chunk_base(const completion *c) {
@@ -133,7 +136,37 @@ static const char *openai_finish(const char *finish) {
     return finish && strcmp(finish, "cancelled") == 0 ? "stop" : finish;
 }
 
-static cJSON *choice(const completion *c, const char *text, bool role, const char *finish) {
+/* Chat's {content:[entry...], refusal} or legacy completions' columns, with no token yet. */
+static cJSON *logprobs_new(const completion *c) {
+    if (!c->chat) {
+        return logprobs_legacy_new();
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddArrayToObject(o, "content") || !cJSON_AddNullToObject(o, "refusal")) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Adds one token's report; a malformed one is left out. */
+static void logprobs_add(completion *c, cJSON *lp, const cJSON *report) {
+    if (!lp) {
+        return;
+    }
+    if (!c->chat) {
+        logprobs_legacy_append(lp, report, &c->lp_offset);
+        return;
+    }
+    cJSON *entry = logprobs_entry(report);
+    if (entry && !cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(lp, "content"), entry)) {
+        cJSON_Delete(entry);
+    }
+}
+
+/* logprobs: the choice's "logprobs" (taken), or NULL for null. */
+static cJSON *choice(const completion *c, const char *text, bool role, const char *finish,
+                     cJSON *logprobs) {
     finish = openai_finish(finish);
     cJSON *ch = cJSON_CreateObject();
     cJSON_AddNumberToObject(ch, "index", 0);
@@ -148,7 +181,11 @@ static cJSON *choice(const completion *c, const char *text, bool role, const cha
     } else {
         cJSON_AddStringToObject(ch, "text", text ? text : "");
     }
-    cJSON_AddNullToObject(ch, "logprobs");
+    if (logprobs) {
+        cJSON_AddItemToObject(ch, "logprobs", logprobs);
+    } else {
+        cJSON_AddNullToObject(ch, "logprobs");
+    }
     if (finish) {
         cJSON_AddStringToObject(ch, "finish_reason", finish);
     } else {
@@ -178,10 +215,16 @@ static int send_chunk(completion *c, cJSON *o) {
     return rc;
 }
 
-static int stream_piece(completion *c, const char *text, const char *finish) {
+/* report: the token's log-probabilities, or NULL */
+static int stream_piece(completion *c, const char *text, const char *finish, const cJSON *report) {
+    cJSON *lp = NULL;
+    if (report) {
+        lp = logprobs_new(c);
+        logprobs_add(c, lp, report);
+    }
     cJSON *o = chunk_base(c);
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
-    cJSON_AddItemToArray(choices, choice(c, text, c->chat && !c->sent_role, finish));
+    cJSON_AddItemToArray(choices, choice(c, text, c->chat && !c->sent_role, finish, lp));
     c->sent_role = true;
     if (c->include_usage) {
         cJSON_AddNullToObject(o, "usage");
@@ -195,13 +238,19 @@ static int on_completion_event(void *user, const cJSON *event) {
     if (!text) {
         return 0;
     }
+    /* a token whose text is held back (a character or a stop string still incomplete)
+     * still has its log-probabilities, in a chunk of no text */
+    const cJSON *report = c->logprobs ? cJSON_GetObjectItemCaseSensitive(event, "logprobs") : NULL;
     if (!c->stream) {
+        if (report) {
+            logprobs_add(c, c->whole_lp, report);
+        }
         return cairn_buf_puts(&c->text, text) != 0 ? -1 : 0;
     }
-    if (*text && stream_piece(c, text, NULL) != 0) {
+    if ((*text || report) && stream_piece(c, text, NULL, report) != 0) {
         return -1;
     }
-    return c->out.done ? stream_piece(c, c->chat ? NULL : "", c->out.finish) : 0;
+    return c->out.done ? stream_piece(c, c->chat ? NULL : "", c->out.finish, NULL) : 0;
 }
 
 static void finish_stream(completion *c) {
@@ -230,7 +279,8 @@ static void finish_whole(completion *c) {
     cJSON *o = chunk_base(c);
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
     char *text = cairn_buf_take(&c->text);
-    cJSON_AddItemToArray(choices, choice(c, text ? text : "", false, c->out.finish));
+    cJSON_AddItemToArray(choices, choice(c, text ? text : "", false, c->out.finish, c->whole_lp));
+    c->whole_lp = NULL;
     free(text);
     cJSON_AddItemToObject(o, "usage", usage(c));
     char *json = cJSON_PrintUnformatted(o);
@@ -257,6 +307,8 @@ static void serve_completion(cairn_local_node *n, const cairn_api_call *call, bo
     }
     c.stream = r->req.stream;
     c.include_usage = r->req.include_usage;
+    c.logprobs = r->req.gen.logprobs;
+    c.whole_lp = c.logprobs && !c.stream ? logprobs_new(&c) : NULL;
     snprintf(c.model, sizeof c.model, "%s", r->req.model);
     snprintf(c.id, sizeof c.id, "%s-%llx", chat ? "chatcmpl" : "cmpl",
              (unsigned long long)(cairn_wall_clock_ms() ^ (uint64_t)(uintptr_t)r));
@@ -268,11 +320,13 @@ static void serve_completion(cairn_local_node *n, const cairn_api_call *call, bo
                  r->req.model);
         openai_error(call, 404, "invalid_request_error", msg);
         relay_free(r);
+        cJSON_Delete(c.whole_lp);
         return;
     }
     if (relay_start(r) != 0) {
         openai_error(call, 503, "server_error", "the node is shutting down");
         relay_free(r);
+        cJSON_Delete(c.whole_lp);
         return;
     }
     if (c.stream) {
@@ -284,6 +338,7 @@ static void serve_completion(cairn_local_node *n, const cairn_api_call *call, bo
     } else {
         finish_whole(&c);
     }
+    cJSON_Delete(c.whole_lp);
     cairn_buf_free(&c.text);
 }
 

@@ -10,6 +10,7 @@
 struct cairn_gen_session {
     const cairn_tokenizer *tok;
     cairn_generation_params params;
+    int n_vocab;
     int n_ctx;
     int n_pos; /* positions the sequence holds, the last sampled token not included */
     int n_generated;
@@ -106,12 +107,16 @@ int cairn_gen_session_new(const cairn_tokenizer *tok, int n_vocab, int n_ctx, in
     if (check_prompt(n_ctx, n_past, n_prompt + n_resume, err) != 0) {
         return -1;
     }
+    if (params->top_logprobs < 0 || params->top_logprobs > CAIRN_MAX_TOP_LOGPROBS) {
+        return cairn_fail(err, "top_logprobs must be from 0 to %d", CAIRN_MAX_TOP_LOGPROBS);
+    }
     cairn_gen_session *s = calloc(1, sizeof *s);
     if (!s) {
         return cairn_fail(err, "out of memory");
     }
     s->tok = tok;
     s->params = *params;
+    s->n_vocab = n_vocab;
     s->n_ctx = n_ctx;
     s->n_pos = n_past + n_prompt + n_resume;
     cairn_detok_stream_init(&s->detok, tok, false);
@@ -149,6 +154,13 @@ static int finish(cairn_gen_session *s, cairn_gen_step *step, cairn_finish_reaso
     return 0;
 }
 
+static void report_logprobs(const cairn_gen_session *s, const float *logits, cairn_gen_step *step) {
+    step->has_logprobs = true;
+    step->logprob = cairn_logprob_of(logits, s->n_vocab, step->token);
+    step->n_top = cairn_logprobs_top(logits, s->n_vocab, s->params.top_logprobs, step->top_ids,
+                                     step->top_logprobs);
+}
+
 int cairn_gen_session_step(cairn_gen_session *s, const float *logits, cairn_gen_step *step,
                            cairn_err *err) {
     *step = (cairn_gen_step){.token = -1, .text = "", .tail = ""};
@@ -159,6 +171,9 @@ int cairn_gen_session_step(cairn_gen_session *s, const float *logits, cairn_gen_
     }
     s->n_generated++;
     step->token = token;
+    if (s->params.logprobs) {
+        report_logprobs(s, logits, step);
+    }
     int hit = push_token(s, token, err);
     if (hit < 0) {
         return -1;

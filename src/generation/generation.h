@@ -36,7 +36,15 @@ typedef struct cairn_generation_params {
     const char *const *stop; /* stop strings; the text before a match is the last output */
     size_t n_stop;
     bool ignore_eog; /* keep going past end-of-generation tokens */
+    /* Report each generated token's log-probability, and its top_logprobs most likely
+     * alternatives (0..CAIRN_MAX_TOP_LOGPROBS), both under the model's raw distribution:
+     * before penalties, temperature and truncation, so the figures describe the model, not
+     * the sampler's settings. */
+    bool logprobs;
+    int top_logprobs;
 } cairn_generation_params;
+
+#define CAIRN_MAX_TOP_LOGPROBS 20
 
 typedef enum cairn_finish_reason {
     CAIRN_FINISH_STOP,      /* end-of-generation token or stop string */
@@ -89,6 +97,13 @@ typedef struct cairn_gen_step {
     size_t tail_len;
     bool done;                  /* no further step: finish says why */
     cairn_finish_reason finish; /* stop or length */
+    /* With params.logprobs and a token: its log-probability and the n_top most likely
+     * tokens, most likely first (the token itself may be among them). */
+    bool has_logprobs;
+    float logprob;
+    int n_top;
+    int32_t top_ids[CAIRN_MAX_TOP_LOGPROBS];
+    float top_logprobs[CAIRN_MAX_TOP_LOGPROBS];
 } cairn_gen_step;
 
 /* n_past: positions the sequence held before the prompt; n_ctx bounds them all. */

@@ -15,12 +15,13 @@
  *   begin {rid, slot, prompt:[ids], resume:[ids], params}     first -> ... -> last
  *   DATA_ACTIVATIONS (request id = rid, pos, n_tokens, n_embd)  shard k -> k+1
  *   end {rid}                                                  first -> ... -> last
- *   token {rid, token, text, tail, done, finish, generated}    last -> first (the ring)
+ *   token {rid, token, text, tail, done, finish, generated,   last -> first (the ring)
+ *         logprobs?: {id, logprob, bytes, top:[{id, logprob, bytes}]}}
  *   error {rid, message}                                       last -> first
  * Messages on client links:
  *   client -> first: hello {role:"client", instance}, then request {id, prompt | tokens,
  *                    resume:[ids], params} and cancel {id}
- *   first -> client: token {id, token, text}, done {id, finish, text, prompt_tokens,
+ *   first -> client: token {id, token, text, logprobs?}, done {id, finish, text, prompt_tokens,
  *                    completion_tokens}, error {id, message}
  */
 #define _POSIX_C_SOURCE 200809L
@@ -326,6 +327,10 @@ static int head_on_token(runner *r, const cJSON *msg, cairn_err *err) {
     cJSON_AddNumberToObject(out, "id", (double)s->client_id);
     cJSON_AddNumberToObject(out, "token", token);
     cJSON_AddStringToObject(out, "text", text);
+    const cJSON *logprobs = cairn_json_field(msg, "logprobs");
+    if (cJSON_IsObject(logprobs)) {
+        cJSON_AddItemToObject(out, "logprobs", cJSON_Duplicate(logprobs, true));
+    }
     send_to_client(s, out);
     if (done) {
         cJSON *d = op_message("done");
@@ -674,6 +679,66 @@ static int start_session(runner *r, runner_slot *s, const cJSON *msg, cairn_err 
     return rc;
 }
 
+/* A token's text as its bytes (a piece may hold part of a UTF-8 character, which JSON
+ * strings cannot carry). Special tokens show their text: an alternative may be one. */
+static cJSON *piece_bytes(const runner *r, int32_t id) {
+    char small[256];
+    char *buf = small;
+    int n = cairn_token_to_piece(r->tok, id, true, small, sizeof small);
+    if (n < 0) {
+        size_t need = (size_t)-n;
+        if (!(buf = malloc(need))) {
+            return NULL;
+        }
+        n = cairn_token_to_piece(r->tok, id, true, buf, need);
+    }
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; arr && i < n; i++) {
+        if (!cJSON_AddItemToArray(arr, cJSON_CreateNumber((unsigned char)buf[i]))) {
+            cJSON_Delete(arr);
+            arr = NULL;
+        }
+    }
+    if (buf != small) {
+        free(buf);
+    }
+    return arr;
+}
+
+/* OpenAI's figure for a probability too small to represent: JSON has no -infinity. */
+static double finite_logprob(float lp) {
+    return lp > -9999.0f ? (double)lp : -9999.0;
+}
+
+static cJSON *logprob_entry(const runner *r, int32_t id, float logprob) {
+    cJSON *e = cJSON_CreateObject();
+    if (!e || !cJSON_AddNumberToObject(e, "id", id) ||
+        !cJSON_AddNumberToObject(e, "logprob", finite_logprob(logprob)) ||
+        !cairn_json_add_child(e, "bytes", piece_bytes(r, id))) {
+        cJSON_Delete(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* {id, logprob, bytes, top:[{id, logprob, bytes}]} for a step that has them. */
+static cJSON *step_logprobs(const runner *r, const cairn_gen_step *step) {
+    cJSON *o = logprob_entry(r, step->token, step->logprob);
+    cJSON *top = cJSON_CreateArray();
+    bool ok = o && top;
+    for (int i = 0; ok && i < step->n_top; i++) {
+        ok = cJSON_AddItemToArray(top, logprob_entry(r, step->top_ids[i], step->top_logprobs[i]));
+    }
+    if (!ok || !cairn_json_add_child(o, "top", top)) {
+        if (!ok) {
+            cJSON_Delete(top);
+        }
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
 static void sample(runner *r, job *j) {
     runner_slot *s = &r->slot_table[j->slot];
     if (!s->used || s->rid != j->rid || !s->session) {
@@ -702,6 +767,9 @@ static void sample(runner *r, job *j) {
              cJSON_ReplaceItemInObject(o, "tail", cJSON_CreateString(tail));
         free(text);
         free(tail);
+    }
+    if (ok && step.has_logprobs) {
+        ok = cairn_json_add_child(o, "logprobs", step_logprobs(r, &step));
     }
     if (!ok) {
         cJSON_Delete(o);

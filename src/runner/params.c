@@ -34,7 +34,9 @@ cJSON *request_params_to_json(const cairn_generation_params *p) {
          cJSON_AddNumberToObject(o, "presence_penalty", s->presence_penalty) &&
          cJSON_AddStringToObject(o, "seed", seed) &&
          cJSON_AddNumberToObject(o, "max_tokens", p->max_tokens) &&
-         cJSON_AddBoolToObject(o, "ignore_eog", p->ignore_eog);
+         cJSON_AddBoolToObject(o, "ignore_eog", p->ignore_eog) &&
+         cJSON_AddBoolToObject(o, "logprobs", p->logprobs) &&
+         cJSON_AddNumberToObject(o, "top_logprobs", p->top_logprobs);
     if (!ok || !cairn_json_add_child(o, "stop", stops)) {
         if (!ok) {
             cJSON_Delete(stops);
@@ -54,9 +56,9 @@ static int get_float(const cJSON *o, const char *key, float *out, cairn_err *err
     return 0;
 }
 
-static int get_int(const cJSON *o, const char *key, int *out, cairn_err *err) {
+static int get_int(const cJSON *o, const char *key, int max, int *out, cairn_err *err) {
     uint64_t v;
-    if (cairn_json_get_uint(o, key, INT32_MAX, &v, err) != 0) {
+    if (cairn_json_get_uint(o, key, (uint64_t)max, &v, err) != 0) {
         return -1;
     }
     *out = (int)v;
@@ -108,16 +110,20 @@ int request_params_from_json(const cJSON *o, request_params *out, cairn_err *err
     cairn_sampling_params *s = &out->gen.sampling;
     if (CAIRN_JSON_EXPECT_FIELDS(o, err, "temperature", "top_k", "top_p", "min_p", "repeat_penalty",
                                  "repeat_last_n", "frequency_penalty", "presence_penalty", "seed",
-                                 "max_tokens", "ignore_eog", "stop") != 0 ||
+                                 "max_tokens", "ignore_eog", "logprobs", "top_logprobs",
+                                 "stop") != 0 ||
         get_float(o, "temperature", &s->temperature, err) != 0 ||
-        get_int(o, "top_k", &s->top_k, err) != 0 || get_float(o, "top_p", &s->top_p, err) != 0 ||
-        get_float(o, "min_p", &s->min_p, err) != 0 ||
+        get_int(o, "top_k", INT32_MAX, &s->top_k, err) != 0 ||
+        get_float(o, "top_p", &s->top_p, err) != 0 || get_float(o, "min_p", &s->min_p, err) != 0 ||
         get_float(o, "repeat_penalty", &s->repeat_penalty, err) != 0 ||
-        get_int(o, "repeat_last_n", &s->repeat_last_n, err) != 0 ||
+        get_int(o, "repeat_last_n", INT32_MAX, &s->repeat_last_n, err) != 0 ||
         get_float(o, "frequency_penalty", &s->frequency_penalty, err) != 0 ||
         get_float(o, "presence_penalty", &s->presence_penalty, err) != 0 ||
-        get_seed(o, &s->seed, err) != 0 || get_int(o, "max_tokens", &out->gen.max_tokens, err) ||
+        get_seed(o, &s->seed, err) != 0 ||
+        get_int(o, "max_tokens", INT32_MAX, &out->gen.max_tokens, err) ||
         cairn_json_get_bool(o, "ignore_eog", &out->gen.ignore_eog, err) != 0 ||
+        cairn_json_get_bool(o, "logprobs", &out->gen.logprobs, err) != 0 ||
+        get_int(o, "top_logprobs", CAIRN_MAX_TOP_LOGPROBS, &out->gen.top_logprobs, err) != 0 ||
         get_stops(o, out, err) != 0) {
         request_params_free(out);
         return cairn_fail_prefix(err, "request parameters");

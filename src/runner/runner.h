@@ -78,7 +78,10 @@ typedef struct cairn_stream_request {
 } cairn_stream_request;
 
 typedef struct cairn_stream_callbacks {
-    void (*on_token)(void *user, int32_t token, const char *text, size_t len);
+    /* logprobs: {id, logprob, bytes, top:[{id, logprob, bytes}]} when the request asked for
+     * them (the runner's word, checked by whoever formats it), otherwise NULL. */
+    void (*on_token)(void *user, int32_t token, const char *text, size_t len,
+                     const cJSON *logprobs);
     /* The request is complete; text is the remainder held back until the end. */
     void (*on_done)(void *user, const char *finish, const char *text, size_t len, int prompt_tokens,
                     int completion_tokens);

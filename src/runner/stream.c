@@ -37,7 +37,9 @@ static int on_token(cairn_stream *s, const cJSON *msg, cairn_err *err) {
         return cairn_fail(err, "malformed token message");
     }
     if (s->cb.on_token) {
-        s->cb.on_token(s->user, (int32_t)token->valuedouble, text, strlen(text));
+        const cJSON *logprobs = cairn_json_field(msg, "logprobs");
+        s->cb.on_token(s->user, (int32_t)token->valuedouble, text, strlen(text),
+                       cJSON_IsObject(logprobs) ? logprobs : NULL);
     }
     return 0;
 }

@@ -2,7 +2,9 @@
 # The official `openai` npm client, unmodified, against a 2-node cluster serving
 # stories260K: completions and chat completions, streamed and not. Greedy completions equal
 # `cairn generate`'s text, usage counts are right, streamed and whole answers agree, the
-# model list names the model and an unknown model is a 404. Then an Ollama-style client
+# model list names the model and an unknown model is a 404. Log-probabilities come with each
+# token when asked (completions, chat streamed and whole, Ollama's chat) and fit greedy
+# decoding: each token leads its own alternatives. Then an Ollama-style client
 # (plain HTTP) gets the same chat text through /api/chat, streamed and whole, and
 # POST /v1/cancel/{id} stops a stream in progress. Compute steps are slowed a little
 # (CAIRN_RUNNER_TEST_STEP_MS) so a stream lasts long enough to cancel. GET /events streams
@@ -64,6 +66,8 @@ expect_eq "streamed chat usage" "$(field chat_stream.usage)" "$(field chat.usage
 expect_eq "chat completion tokens" "$(field chat.usage.completion_tokens)" "$n"
 expect_eq "models" "$(field models)" '["stories260K.gguf"]'
 expect_eq "unknown model" "$(field unknown_model)" 404
+expect_eq "logprobs" "$(field logprobs)" "{\"tokens\":$n,\"problems\":[]}"
+expect_eq "top_logprobs without logprobs" "$(field top_without_logprobs)" 400
 ollama=$(node "$npm_dir/ollama.mjs" "http://$api" stories260K.gguf "$prompt" "$n" 2>"$tmp/node.err")
 [ -n "$ollama" ] || fail "the Ollama-style client failed: $(cat "$tmp/node.err")"
 chat_text=$(field chat.text)
@@ -72,6 +76,8 @@ out=$ollama
 expect_eq "ollama chat (streamed)" "$(field chat_stream)" "$chat_text"
 expect_eq "ollama chat (whole)" "$(field chat)" "$chat_text"
 expect_eq "ollama stream end" "$(field chat_stream_last)" "{\"done\":true,\"reason\":\"length\",\"eval_count\":$n}"
+expect_eq "ollama logprobs" "$(field logprobs)" \
+  "{\"entries\":$n,\"eval_count\":$n,\"spelled\":true,\"greedy\":true}"
 expect_eq "ollama generate" "$(field generate)" "$want"
 expect_eq "ollama tags" "$(field tags)" '["stories260K.gguf"]'
 expect_eq "ollama bad request" "$(field bad_request)" 400

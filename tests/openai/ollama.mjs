@@ -21,6 +21,13 @@ out.chat_stream_last = { done: lines.at(-1).done, reason: lines.at(-1).done_reas
 r = await post("/api/chat", { model, messages, options, stream: false });
 out.chat = JSON.parse(r.text).message.content;
 
+r = await post("/api/chat", { model, messages, options, stream: false, logprobs: true,
+                              top_logprobs: 1 });
+const lp = JSON.parse(r.text);
+out.logprobs = { entries: lp.logprobs.length, eval_count: lp.eval_count,
+                 spelled: lp.logprobs.map((e) => e.token).join("") === lp.message.content,
+                 greedy: lp.logprobs.every((e) => e.top_logprobs[0].token === e.token) };
+
 r = await post("/api/generate", { model, prompt, options, stream: false });
 out.generate = JSON.parse(r.text).response;
 
