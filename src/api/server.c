@@ -15,10 +15,11 @@
 
 #include "api/api.h"
 
-/* Worker threads: a streamed completion holds one for as long as it lasts, so there are
- * enough for the requests an instance serves at once plus the small ones; each is a thread
- * the node pays for even when nobody asks. */
-#define API_THREADS "16"
+/* Worker threads: a streamed completion or an /events subscriber holds one for as long as it
+ * lasts, so there are enough for a load of concurrent streams, the subscribers the node
+ * admits (16) and the small requests besides. Each is an idle thread
+ * (its stack is reserved, not touched) until a request needs it. */
+#define API_THREADS "64"
 /* Largest request head (request line and headers) accepted; bodies have their own limit. */
 #define API_MAX_REQUEST "8192"
 /* A client that sends its request this slowly is dropped rather than holding a thread. */

@@ -5,7 +5,9 @@
  * as in GET /state's terms), and a comment line every 15 s so a dead connection shows.
  *
  * Owns the subscribers' buffers. Must never let a slow subscriber hold memory without
- * bound: one that falls 4 MiB behind is dropped.
+ * bound: one that falls 4 MiB behind is dropped. Nor let subscribers take every API thread
+ * (each holds one): past WATCH_MAX_SUBSCRIBERS a new one is refused with a 503, and a gone
+ * one is noticed by its next write (an event or the keepalive).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 
 #define WATCH_MAX_BEHIND ((size_t)4 << 20)
 #define WATCH_KEEPALIVE_NS (15ull * 1000 * 1000 * 1000)
+#define WATCH_MAX_SUBSCRIBERS 16
 
 typedef struct event_watch {
     struct event_watch *next;
@@ -91,7 +94,11 @@ void serve_events(cairn_local_node *n, const cairn_api_call *call) {
         return;
     }
     uv_mutex_lock(&n->call_lock);
-    bool open = !n->calls_closed;
+    size_t live = 0;
+    for (const event_watch *o = n->watches; o; o = o->next) {
+        live += !o->client_done;
+    }
+    bool open = !n->calls_closed && live < WATCH_MAX_SUBSCRIBERS;
     if (open) {
         w->next = n->watches;
         n->watches = w;
@@ -100,7 +107,11 @@ void serve_events(cairn_local_node *n, const cairn_api_call *call) {
     if (!open) {
         free(w);
         free(state);
-        cairn_api_reply_error(call->reply, 503, "unavailable", "the node is shutting down", NULL);
+        cairn_api_reply_error(call->reply, 503, "unavailable",
+                              live >= WATCH_MAX_SUBSCRIBERS
+                                  ? "too many subscribers to /events on this node; try another"
+                                  : "the node is shutting down",
+                              NULL);
         return;
     }
     cairn_buf first = {0};

@@ -9,7 +9,8 @@
 # POST /v1/cancel/{id} stops a stream in progress. Compute steps are slowed a little
 # (CAIRN_RUNNER_TEST_STEP_MS) so a stream lasts long enough to cancel. GET /events streams
 # the state and then the cluster's events (the placement, runners going to running), and
-# GET /metrics counts the requests, tokens and runners. A malformed-request suite
+# GET /metrics counts the requests, tokens and runners. A node admits 16 subscribers to
+# /events and refuses more, so they cannot take every API thread. A malformed-request suite
 # (tests/openai/malformed.mjs) gets a clear 4xx for each bad request and a good answer after.
 here=$(dirname "$0")
 source "$here/common.bash"
@@ -97,6 +98,28 @@ grep -q '^data: {"index":[0-9]*,"term":[0-9]*,"type":"instance_placed"' "$tmp/ev
   fail "GET /events did not show the placement"
 grep -q '"type":"runner_state_changed".*"state":"running"' "$tmp/events" ||
   fail "GET /events did not show a runner running"
+# Subscribers to /events each hold an API thread: a node admits 16, refuses the next with a
+# 503, and still answers other requests meanwhile.
+watch_events() {
+  timeout "$2" bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 && printf "GET /events HTTP/1.1\r\nHost: x\r\n\r\n" >&3 && cat <&3' \
+    $((api_base + 2)) >"$1" 2>/dev/null
+}
+watchers=()
+for i in $(seq 1 16); do
+  watch_events "$tmp/watch$i" 8 &
+  watchers+=($!)
+done
+for _ in $(seq 1 40); do
+  [ "$(cat "$tmp"/watch* 2>/dev/null | grep -c '^event: state')" = 16 ] && break
+  sleep 0.1
+done
+watch_events "$tmp/watch-refused" 3
+grep -q '^HTTP/1.1 503' "$tmp/watch-refused" && grep -q 'too many subscribers' "$tmp/watch-refused" ||
+  fail "the 17th subscriber to /events was not refused: $(head -c 300 "$tmp/watch-refused")"
+grep -q '"stories260K.gguf"' <<<"$(http_get $((api_base + 2)) /v1/models)" ||
+  fail "with 16 subscribers to /events, GET /v1/models got no answer"
+kill "${watchers[@]}" 2>/dev/null
+wait "${watchers[@]}" 2>/dev/null
 node "$npm_dir/malformed.mjs" "http://$api" stories260K.gguf >"$tmp/malformed" 2>&1 ||
   fail "malformed requests: $(cat "$tmp/malformed")"
 tail -1 "$tmp/malformed"
