@@ -348,6 +348,7 @@ static int on_up_frame(node_link *l, const cairn_wire_frame *f, cairn_err *err) 
     case CAIRN_WIRE_PROPOSE: return on_propose(l, f, err);
     case CAIRN_WIRE_GOODBYE: return with_json(l, f, on_peer_message, err);
     case CAIRN_WIRE_ERROR: return with_json(l, f, on_peer_error, err);
+    case CAIRN_WIRE_CONTROL: return with_json(l, f, serve_peer_control, err);
     default:
         return cairn_fail(err, "unexpected %s frame on a live link", cairn_wire_type_name(f->type));
     }

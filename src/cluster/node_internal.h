@@ -198,7 +198,9 @@ struct cairn_local_node {
     struct node_call *calls;
     bool calls_closed;
     relay *relays;
-    struct event_watch *watches; /* GET /events subscribers, under call_lock */
+    struct event_watch *watches;    /* GET /events subscribers, under call_lock */
+    struct cancel_ask *cancel_asks; /* cancels asked of the peers (serve_cancel.c) */
+    uint64_t cancel_serial;
     /* GET /metrics counters, kept on the loop */
     uint64_t metric_requests, metric_failed, metric_tokens, metric_resumed;
     uint64_t metric_first_tokens;
@@ -223,6 +225,10 @@ int serve_init(cairn_local_node *n, cairn_err *err); /* before the loop's handle
 void serve_tick(cairn_local_node *n, double now);
 void serve_close(cairn_local_node *n); /* ends every relay; the async handle is node.c's */
 void serve_free(cairn_local_node *n);
+/* serve_cancel.c: a peer's CONTROL message on a cluster link (a cancel asked of this node,
+ * or the answer to one it asked); and freeing the asks when the node goes. */
+int serve_peer_control(node_link *l, const cJSON *msg, cairn_err *err);
+void serve_cancel_free(cairn_local_node *n);
 /* Every event this node applies goes to the GET /events subscribers. */
 void serve_event_applied(cairn_local_node *n, const cairn_event *e);
 

@@ -337,6 +337,7 @@ void serve_close(cairn_local_node *n) {
 
 void serve_free(cairn_local_node *n) {
     serve_events_free(n);
+    serve_cancel_free(n);
     if (n->serve_ready) {
         uv_cond_destroy(&n->call_cond);
         uv_mutex_destroy(&n->call_lock);
@@ -451,9 +452,10 @@ static void cancel_on_loop(cairn_local_node *n, void *arg) {
     }
 }
 
-bool relay_cancel(cairn_local_node *n, const char *id) {
+bool relay_cancel_here(cairn_local_node *n, const char *id) {
     cancel_call cc = {id, false};
-    return run_on_loop(n, cancel_on_loop, &cc) == 0 && cc.found;
+    cancel_on_loop(n, &cc);
+    return cc.found;
 }
 
 const char *relay_outcome_take(relay_outcome *o, const cJSON *event) {

@@ -54,9 +54,14 @@ int relay_start(relay *r);
  * client is gone), then gives r back to the loop. */
 void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event), void *user);
 
-/* Stops the relay with this id on this node: its stream closes (the first runner frees the
- * request's slot) and the request ends as if stopped. Thread-safe; false when no such
- * relay is running here. */
+/* On the loop: stops the relay with this id on this node: its stream closes (the first
+ * runner frees the request's slot) and the request ends as if stopped. False when no such
+ * relay runs here. */
+bool relay_cancel_here(cairn_local_node *n, const char *id);
+
+/* serve_cancel.c: stops the request with this id wherever in the cluster it is relayed:
+ * here, or on the peer that serves it (asked over the cluster links, waiting up to 2 s for
+ * their answers). An API thread; false when no node has it. */
 bool relay_cancel(cairn_local_node *n, const char *id);
 
 /* How a relayed generation went, gathered from its events by the API shapers. */

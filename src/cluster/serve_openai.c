@@ -354,7 +354,7 @@ int serve_openai(cairn_local_node *n, const cairn_api_call *call) {
             cairn_api_reply_json(call->reply, 200, "{\"cancelled\":true}");
         } else {
             openai_error(call, 404, "invalid_request_error",
-                         "no such request in progress on this node");
+                         "no such request in progress in the cluster");
         }
     } else if (get && strcmp(call->path, "/v1/models") == 0) {
         serve_models(n, call, NULL);

@@ -68,8 +68,9 @@ typedef enum cairn_wire_type {
     CAIRN_WIRE_GOODBYE = 12,          /* JSON, may be empty: orderly close, with a reason */
     CAIRN_WIRE_ERROR = 13,            /* JSON: the peer found a problem, with a message */
     CAIRN_WIRE_PROPOSE = 14,          /* JSON: a follower asks the master to order an event */
-    /* JSON {"op": ..., ...}: the worker<->runner control channel and the data plane's
-     * requests, outputs and per-request control (limit CAIRN_WIRE_MAX_EVENT) */
+    /* JSON {"op": ..., ...}: the worker<->runner control channel, the data plane's
+     * requests, outputs and per-request control, and on cluster links the API's cancels
+     * asked of peers (limit CAIRN_WIRE_MAX_EVENT) */
     CAIRN_WIRE_CONTROL = 15,
 } cairn_wire_type;
 

@@ -6,7 +6,8 @@
 # token when asked (completions, chat streamed and whole, Ollama's chat) and fit greedy
 # decoding: each token leads its own alternatives. Then an Ollama-style client
 # (plain HTTP) gets the same chat text through /api/chat, streamed and whole, and
-# POST /v1/cancel/{id} stops a stream in progress. Compute steps are slowed a little
+# POST /v1/cancel/{id} stops a stream in progress, sent to the node serving it or to the
+# other node. Compute steps are slowed a little
 # (CAIRN_RUNNER_TEST_STEP_MS) so a stream lasts long enough to cancel. GET /events streams
 # the state and then the cluster's events (the placement, runners going to running), and
 # GET /metrics counts the requests, tokens and runners. A node admits 16 subscribers to
@@ -83,12 +84,14 @@ expect_eq "ollama generate" "$(field generate)" "$want"
 expect_eq "ollama tags" "$(field tags)" '["stories260K.gguf"]'
 expect_eq "ollama bad request" "$(field bad_request)" 400
 [ -n "$(field version)" ] || fail "no version from /api/version"
-out=$(node "$npm_dir/cancel.mjs" "http://$api" stories260K.gguf 2>"$tmp/node.err")
-[ -n "$out" ] || fail "the cancel client failed: $(cat "$tmp/node.err")"
-expect_eq "cancel" "$(field cancel)" 200
-expect_eq "cancel again" "$(field again)" 404
-expect_eq "cancelled stream's finish" "$(field finish)" stop
-[ "$(field pieces)" -lt 150 ] || fail "the cancelled stream went on: $out"
+for via in "$api" "127.0.0.1:$((api_base + 1))"; do
+  out=$(node "$npm_dir/cancel.mjs" "http://$api" stories260K.gguf "http://$via" 2>"$tmp/node.err")
+  [ -n "$out" ] || fail "the cancel client failed: $(cat "$tmp/node.err")"
+  expect_eq "cancel via $via" "$(field cancel)" 200
+  expect_eq "cancel again via $via" "$(field again)" 404
+  expect_eq "cancelled stream's finish (via $via)" "$(field finish)" stop
+  [ "$(field pieces)" -lt 150 ] || fail "the cancelled stream went on: $out"
+done
 after=$("$cairn" generate --cluster --api "$api" -m stories260K.gguf \
   -p "$prompt" --temp 0 -n "$n" 2>&1)
 expect_eq "a request after the cancel" "$after" "$want"

@@ -1,6 +1,7 @@
-// POST /v1/cancel/{id} stops a stream in progress. Usage: node cancel.mjs BASE MODEL
+// POST /v1/cancel/{id} stops a stream in progress, sent to the node serving it or to any
+// other node of the cluster. Usage: node cancel.mjs BASE MODEL [CANCEL_BASE]
 // Prints {"cancel":status,"again":status,"pieces":N,"finish":reason,"after_ms":ms}.
-const [base, model] = process.argv.slice(2);
+const [base, model, cancelBase = base] = process.argv.slice(2);
 const res = await fetch(base + "/v1/completions", {
   method: "POST",
   body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: 200, temperature: 0,
@@ -22,8 +23,8 @@ for await (const bytes of res.body) {
     else pieces++;
     if (pieces === 3 && cancel === null) {
       cancelledAt = performance.now();
-      cancel = (await fetch(`${base}/v1/cancel/${chunk.id}`, { method: "POST" })).status;
-      again = (await fetch(`${base}/v1/cancel/${chunk.id}`, { method: "POST" })).status;
+      cancel = (await fetch(`${cancelBase}/v1/cancel/${chunk.id}`, { method: "POST" })).status;
+      again = (await fetch(`${cancelBase}/v1/cancel/${chunk.id}`, { method: "POST" })).status;
     }
   }
 }
