@@ -3,10 +3,25 @@
 # the cluster to agree. Sourced after common.bash.
 tmp=$(mktemp -d)
 declare -A pids=()
-# Random bases keep parallel test runs from colliding on ports; they stay below Linux's
-# ephemeral range (32768 and up), where runners, links and clients take their ports and
-# could hold a node's port at the moment it binds.
-port_base=$((20000 + (RANDOM % 400) * 30))
+# Each test takes a random base of 30 ports, below Linux's ephemeral range (32768 and up),
+# where runners, links and clients take their ports and could hold a node's port at the
+# moment it binds. A lock directory per base keeps tests that run at the same time off
+# each other's ports; a lock whose test is gone (killed) is taken over.
+port_locks=${TMPDIR:-/tmp}/cairn-test-ports
+port_lock=
+mkdir -p "$port_locks"
+for _ in $(seq 1 200); do
+  port_base=$((20000 + (RANDOM % 400) * 30))
+  if mkdir "$port_locks/$port_base" 2>/dev/null; then
+    port_lock=$port_locks/$port_base
+    echo $$ >"$port_lock/pid"
+    break
+  fi
+  owner=$(cat "$port_locks/$port_base/pid" 2>/dev/null)
+  if [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null; then
+    rm -rf "$port_locks/$port_base"
+  fi
+done
 api_base=$((port_base + 10))
 disc_port=$((port_base + 20))
 # distinct_ports=1: node I listens on 127.0.0.1:port_base+I instead (multicast on loopback
@@ -22,6 +37,7 @@ cleanup() {
   for i in "${!pids[@]}"; do kill -9 "${pids[$i]}"; done
   wait
   rm -rf "$tmp"
+  [ -z "$port_lock" ] || rm -rf "$port_lock"
 }
 trap cleanup EXIT
 
