@@ -425,21 +425,14 @@ void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event)
     cairn_buf_free(&chunk);
 }
 
-typedef struct cancel_call {
-    const char *id;
-    bool found;
-} cancel_call;
-
-static void cancel_on_loop(cairn_local_node *n, void *arg) {
-    cancel_call *cc = arg;
-    for (relay *r = n->relays; r && !cc->found; r = r->next) {
+bool relay_cancel_here(cairn_local_node *n, const char *id) {
+    for (relay *r = n->relays; r; r = r->next) {
         uv_mutex_lock(&n->call_lock);
-        bool live = !r->finished && !r->client_done && r->id[0] && strcmp(r->id, cc->id) == 0;
+        bool live = !r->finished && !r->client_done && r->id[0] && strcmp(r->id, id) == 0;
         uv_mutex_unlock(&n->call_lock);
         if (!live) {
             continue;
         }
-        cc->found = true;
         cairn_stream_close(r->stream);
         r->stream = NULL;
         cJSON *o = cJSON_CreateObject();
@@ -449,13 +442,9 @@ static void cancel_on_loop(cairn_local_node *n, void *arg) {
         cJSON_AddNumberToObject(o, "prompt_tokens", 0);
         cJSON_AddNumberToObject(o, "completion_tokens", (double)r->n_sent);
         relay_event(r, o, true);
+        return true;
     }
-}
-
-bool relay_cancel_here(cairn_local_node *n, const char *id) {
-    cancel_call cc = {id, false};
-    cancel_on_loop(n, &cc);
-    return cc.found;
+    return false;
 }
 
 const char *relay_outcome_take(relay_outcome *o, const cJSON *event) {
