@@ -649,6 +649,7 @@ static void test_lossy_utf8(void **state) {
         assert_string_equal(b.data, cases[i].out);
         cairn_buf_free(&b);
     }
+    assert_int_equal(cairn_utf8_count("caf\xc3\xa9 \xe2\x82\xac\xf0\x9f\x98\x80"), 7);
 }
 
 int main(void) {

@@ -42,18 +42,9 @@ static bool get_u64(const cJSON *obj, const char *key, uint64_t *out) {
     return true;
 }
 
-/* Characters in printable UTF-8 text (what the terminal shows, for aligning columns). */
-static size_t text_width(const char *s) {
-    size_t w = 0;
-    for (; *s; s++) {
-        w += ((unsigned char)*s & 0xC0) != 0x80;
-    }
-    return w;
-}
-
 /* Cuts printable text to at most max characters, ending in "..." when cut. */
 static void cut_text(char *s, size_t max) {
-    if (max < 4 || text_width(s) <= max) {
+    if (max < 4 || cairn_utf8_count(s) <= max) {
         return;
     }
     size_t chars = 0, i = 0;
@@ -160,7 +151,7 @@ static void print_row(FILE *out, const char cells[N_COLS][CELL_SIZE], const size
     for (int c = 0; c < N_COLS; c++) {
         fputs(cells[c], out);
         if (c + 1 < N_COLS) {
-            for (size_t w = text_width(cells[c]); w < widths[c] + 2; w++) {
+            for (size_t w = cairn_utf8_count(cells[c]); w < widths[c] + 2; w++) {
                 fputc(' ', out);
             }
         }
@@ -213,7 +204,7 @@ int cairn_api_print_nodes(const char *state_json, FILE *out, cairn_err *err) {
     cJSON_ArrayForEach(node, nodes) {
         for (int c = 0; c < N_COLS; c++) {
             format_cell(node, master, c, cells[c], CELL_SIZE);
-            size_t w = text_width(cells[c]);
+            size_t w = cairn_utf8_count(cells[c]);
             widths[c] = w > widths[c] ? w : widths[c];
         }
     }

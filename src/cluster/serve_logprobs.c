@@ -77,14 +77,6 @@ cJSON *logprobs_entry(const cJSON *report) {
     return e;
 }
 
-static size_t code_points(const char *s) {
-    size_t n = 0;
-    for (; *s; s++) {
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    }
-    return n;
-}
-
 cJSON *logprobs_legacy_new(void) {
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddArrayToObject(o, "tokens") ||
@@ -131,7 +123,7 @@ int logprobs_legacy_append(cJSON *legacy, const cJSON *report, size_t *offset) {
                                    legacy_top(entry)) &&
               cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(legacy, "text_offset"),
                                    cJSON_CreateNumber((double)*offset));
-    *offset += code_points(token);
+    *offset += cairn_utf8_count(token);
     cJSON_Delete(entry);
     return ok ? 0 : -1;
 }

@@ -251,6 +251,14 @@ size_t cairn_utf8_valid_len(const char *s, size_t len) {
     return (size_t)need;
 }
 
+size_t cairn_utf8_count(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) {
+        n += ((unsigned char)*s & 0xC0) != 0x80; /* every byte but a continuation byte */
+    }
+    return n;
+}
+
 int cairn_utf8_append_lossy(cairn_buf *out, const char *s, size_t len) {
     for (size_t i = 0; i < len;) {
         size_t n = cairn_utf8_valid_len(s + i, len - i);

@@ -77,6 +77,8 @@ int cairn_utf8_encode(uint32_t cp, char out[4]);
 /* Bytes of the character that starts s[0..len) when it is strict UTF-8 (no overlong forms,
  * surrogates or values past U+10FFFF; control characters allowed); 0 otherwise. */
 size_t cairn_utf8_valid_len(const char *s, size_t len);
+/* Characters (code points) in NUL-terminated valid UTF-8 text. */
+size_t cairn_utf8_count(const char *s);
 /* Appends s[0..len) to out as valid UTF-8, each byte that does not start a valid character
  * as U+FFFD (the replacement character). A model's token may hold part of a character, and
  * JSON text must not. Returns -1 when out of memory. */
