@@ -13,53 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine.h"
-#include "ggml-alloc.h"
-#include "ggml-backend.h"
+#include "engine/engine_internal.h"
 #include "ggml-cpu.h"
-#include "ggml.h"
-#include "model/model.h"
 
 #define DEFAULT_N_BATCH 512
 #define DEFAULT_MAX_CTX 4096
-#define GRAPH_NODES_PER_LAYER 64
+#define GRAPH_NODES_PER_LAYER 80 /* besides one view and one add per chosen expert */
 #define GRAPH_NODES_FIXED 128
 #define MIN_BYTES_PER_THREAD (16u << 20)
-
-typedef struct layer_weights {
-    struct ggml_tensor *attn_norm, *wq, *wk, *wv, *wo;
-    struct ggml_tensor *bq, *bk, *bv;    /* qwen2 */
-    struct ggml_tensor *q_norm, *k_norm; /* qwen3 */
-    struct ggml_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down;
-    struct ggml_tensor *k_cache, *v_cache; /* [head_dim * n_head_kv, n_seq * n_ctx] F16 */
-} layer_weights;
-
-typedef struct ggml_shard {
-    cairn_shard base;
-    cairn_model_file *model;
-    cairn_hparams hp;
-    ggml_backend_t backend;
-    struct ggml_context *weights_ctx;  /* tensor headers of this shard's weights */
-    ggml_backend_buffer_t weights_buf; /* a copy, or the mapped file range itself */
-    struct ggml_context *repack_ctx;   /* matrix weights stored in the CPU's preferred layout */
-    ggml_backend_buffer_t repack_buf;
-    ggml_backend_buffer_type_t repack_type; /* NULL: no repacking */
-    ggml_backend_buffer_t repack_probe;     /* zero-size, to ask whether a layout exists */
-    struct ggml_context *cache_ctx;
-    ggml_backend_buffer_t cache_buf;
-    layer_weights *layers; /* indexed by layer - first_layer */
-    struct ggml_tensor *tok_embd, *output_norm, *output, *rope_freqs;
-    int *seq_len;
-    void *graph_mem; /* scratch for graph metadata, reused every step */
-    size_t graph_mem_size;
-    size_t graph_nodes;
-    ggml_gallocr_t alloc;
-} ggml_shard;
-
-/* The tensors a step's graph reads from the caller, filled in after allocation. */
-typedef struct step_inputs {
-    struct ggml_tensor *tokens, *hidden, *positions, *mask, *output;
-} step_inputs;
 
 /* ---- loading ---- */
 
@@ -111,24 +72,24 @@ static struct ggml_tensor *make_matrix(ggml_shard *s, const char *name, cairn_er
     return t;
 }
 
-static struct ggml_tensor *layer_weight(ggml_shard *s, int layer, const char *suffix, bool required,
-                                        cairn_err *err, int *failed) {
-    char name[128];
-    snprintf(name, sizeof(name), "blk.%d.%s", layer, suffix);
-    return make_weight(s, name, required, err, failed);
-}
-
-static struct ggml_tensor *layer_matrix(ggml_shard *s, int layer, const char *suffix,
-                                        cairn_err *err, int *failed) {
-    char name[128];
-    snprintf(name, sizeof(name), "blk.%d.%s", layer, suffix);
-    return make_matrix(s, name, err, failed);
+/* Declares layer il's tensors as the architecture lists them; 2-D matrices may be stored
+ * repacked. */
+static void declare_layer(ggml_shard *s, int il, layer_weights *w, cairn_err *err, int *failed) {
+    cairn_tensor_spec specs[CAIRN_LT_COUNT];
+    int n = cairn_layer_specs(&s->hp, il, specs);
+    for (int i = 0; i < n && !*failed; i++) {
+        char name[128];
+        snprintf(name, sizeof(name), "blk.%d.%s", il, cairn_layer_tensor_name(specs[i].role));
+        bool matrix2d = specs[i].matrix && specs[i].ne[2] == 0;
+        w->t[specs[i].role] = matrix2d ? make_matrix(s, name, err, failed)
+                                       : make_weight(s, name, specs[i].required, err, failed);
+    }
 }
 
 static int declare_weights(ggml_shard *s, cairn_err *err) {
     const cairn_shard_info *in = &s->base.info;
     int n_layers = in->last_layer - in->first_layer;
-    size_t n_tensors = (size_t)n_layers * 16 + 8;
+    size_t n_tensors = (size_t)n_layers * CAIRN_LT_COUNT + 8;
     struct ggml_init_params params = {ggml_tensor_overhead() * n_tensors, NULL, true};
     s->weights_ctx = ggml_init(params);
     s->repack_ctx = ggml_init(params);
@@ -137,24 +98,8 @@ static int declare_weights(ggml_shard *s, cairn_err *err) {
         return cairn_fail(err, "out of memory");
     }
     int failed = 0;
-    bool qwen2 = s->hp.arch == CAIRN_ARCH_QWEN2, qwen3 = s->hp.arch == CAIRN_ARCH_QWEN3;
     for (int i = 0; i < n_layers && !failed; i++) {
-        int l = in->first_layer + i;
-        layer_weights *w = &s->layers[i];
-        w->attn_norm = layer_weight(s, l, "attn_norm.weight", true, err, &failed);
-        w->wq = layer_matrix(s, l, "attn_q.weight", err, &failed);
-        w->wk = layer_matrix(s, l, "attn_k.weight", err, &failed);
-        w->wv = layer_matrix(s, l, "attn_v.weight", err, &failed);
-        w->wo = layer_matrix(s, l, "attn_output.weight", err, &failed);
-        w->bq = layer_weight(s, l, "attn_q.bias", qwen2, err, &failed);
-        w->bk = layer_weight(s, l, "attn_k.bias", qwen2, err, &failed);
-        w->bv = layer_weight(s, l, "attn_v.bias", qwen2, err, &failed);
-        w->q_norm = layer_weight(s, l, "attn_q_norm.weight", qwen3, err, &failed);
-        w->k_norm = layer_weight(s, l, "attn_k_norm.weight", qwen3, err, &failed);
-        w->ffn_norm = layer_weight(s, l, "ffn_norm.weight", true, err, &failed);
-        w->ffn_gate = layer_matrix(s, l, "ffn_gate.weight", err, &failed);
-        w->ffn_up = layer_matrix(s, l, "ffn_up.weight", err, &failed);
-        w->ffn_down = layer_matrix(s, l, "ffn_down.weight", err, &failed);
+        declare_layer(s, in->first_layer + i, &s->layers[i], err, &failed);
     }
     if (!failed) {
         s->rope_freqs = make_weight(s, "rope_freqs.weight", false, err, &failed);
@@ -309,71 +254,17 @@ static int create_caches(ggml_shard *s, cairn_err *err) {
 
 /* ---- the graph of one step ---- */
 
-static struct ggml_tensor *attention(ggml_shard *s, struct ggml_context *ctx,
-                                     struct ggml_cgraph *gf, const layer_weights *w,
-                                     struct ggml_tensor *x, const step_inputs *in, int seq, int pos,
-                                     int n) {
-    const cairn_hparams *hp = &s->hp;
-    int n_ctx = s->base.info.n_ctx;
-    struct ggml_tensor *q = ggml_mul_mat(ctx, w->wq, x);
-    struct ggml_tensor *k = ggml_mul_mat(ctx, w->wk, x);
-    struct ggml_tensor *v = ggml_mul_mat(ctx, w->wv, x);
-    if (w->bq) {
-        q = ggml_add(ctx, q, w->bq);
-        k = ggml_add(ctx, k, w->bk);
-        v = ggml_add(ctx, v, w->bv);
-    }
-    q = ggml_reshape_3d(ctx, q, hp->head_dim_k, hp->n_head, n);
-    k = ggml_reshape_3d(ctx, k, hp->head_dim_k, hp->n_head_kv, n);
-    if (w->q_norm) {
-        q = ggml_mul(ctx, ggml_rms_norm(ctx, q, hp->norm_eps), w->q_norm);
-        k = ggml_mul(ctx, ggml_rms_norm(ctx, k, hp->norm_eps), w->k_norm);
-    }
-    int mode = hp->arch == CAIRN_ARCH_LLAMA ? GGML_ROPE_TYPE_NORMAL : GGML_ROPE_TYPE_NEOX;
-    float ext_factor = hp->rope_scaling == CAIRN_ROPE_SCALING_YARN ? hp->yarn_ext_factor : 0.0f;
-    q = ggml_rope_ext(ctx, q, in->positions, s->rope_freqs, hp->rope_dims, mode, hp->rope_orig_ctx,
-                      hp->rope_freq_base, hp->rope_freq_scale, ext_factor, hp->yarn_attn_factor,
-                      hp->yarn_beta_fast, hp->yarn_beta_slow);
-    k = ggml_rope_ext(ctx, k, in->positions, s->rope_freqs, hp->rope_dims, mode, hp->rope_orig_ctx,
-                      hp->rope_freq_base, hp->rope_freq_scale, ext_factor, hp->yarn_attn_factor,
-                      hp->yarn_beta_fast, hp->yarn_beta_slow);
+static const layer_builder layer_builders[CAIRN_ARCH_COUNT] = {
+    [CAIRN_ARCH_LLAMA] = llama_layer,   [CAIRN_ARCH_QWEN2] = llama_layer,
+    [CAIRN_ARCH_QWEN3] = llama_layer,   [CAIRN_ARCH_QWEN3MOE] = llama_layer,
+    [CAIRN_ARCH_GEMMA3] = gemma3_layer, [CAIRN_ARCH_PHI3] = phi3_layer,
+    [CAIRN_ARCH_GPT_OSS] = gpt_oss_layer,
+};
 
-    /* Append this step's keys and values to the sequence's cells. */
-    size_t k_row = w->k_cache->nb[1], v_row = w->v_cache->nb[1];
-    size_t first_cell = (size_t)seq * (size_t)n_ctx + (size_t)pos;
-    struct ggml_tensor *k_dst =
-        ggml_view_1d(ctx, w->k_cache, (int64_t)n * w->k_cache->ne[0], first_cell * k_row);
-    struct ggml_tensor *v_dst =
-        ggml_view_1d(ctx, w->v_cache, (int64_t)n * w->v_cache->ne[0], first_cell * v_row);
-    /* The CPU backend runs nodes in graph order: expanding the stores first puts the
-     * writes before the attention that reads them. */
-    ggml_build_forward_expand(gf, ggml_cpy(ctx, k, k_dst));
-    ggml_build_forward_expand(gf, ggml_cpy(ctx, v, v_dst));
-
-    /* Attend over every cell the sequence now holds. */
-    int n_kv = pos + n;
-    size_t seq_base = (size_t)seq * (size_t)n_ctx;
-    struct ggml_tensor *k_all =
-        ggml_view_3d(ctx, w->k_cache, hp->head_dim_k, n_kv, hp->n_head_kv, k_row,
-                     ggml_row_size(w->k_cache->type, hp->head_dim_k), seq_base * k_row);
-    struct ggml_tensor *v_all =
-        ggml_view_3d(ctx, w->v_cache, hp->head_dim_v, n_kv, hp->n_head_kv, v_row,
-                     ggml_row_size(w->v_cache->type, hp->head_dim_v), seq_base * v_row);
-
-    struct ggml_tensor *qp = ggml_permute(ctx, q, 0, 2, 1, 3);
-    float scale = 1.0f / sqrtf((float)hp->head_dim_k);
-    struct ggml_tensor *att =
-        ggml_flash_attn_ext(ctx, qp, k_all, v_all, in->mask, scale, 0.0f, 0.0f);
-    ggml_prec_set_acc(att, GGML_PREC_F32);
-    att = ggml_reshape_2d(ctx, att, (int64_t)hp->head_dim_v * hp->n_head, n);
-    return ggml_mul_mat(ctx, w->wo, att);
-}
-
-static struct ggml_tensor *feed_forward(ggml_shard *s, struct ggml_context *ctx,
-                                        const layer_weights *w, struct ggml_tensor *x) {
-    struct ggml_tensor *gate = ggml_mul_mat(ctx, w->ffn_gate, x);
-    struct ggml_tensor *up = ggml_mul_mat(ctx, w->ffn_up, x);
-    return ggml_mul_mat(ctx, w->ffn_down, ggml_swiglu_split(ctx, gate, up));
+static struct ggml_tensor *new_mask(struct ggml_context *ctx, int n_kv, int n) {
+    struct ggml_tensor *mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, n_kv, n);
+    ggml_set_input(mask);
+    return mask;
 }
 
 static struct ggml_cgraph *build_graph(ggml_shard *s, const cairn_batch *b, int pos,
@@ -399,15 +290,16 @@ static struct ggml_cgraph *build_graph(ggml_shard *s, const cairn_batch *b, int 
     }
     in->positions = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
     ggml_set_input(in->positions);
-    in->mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, pos + n, n);
-    ggml_set_input(in->mask);
+    in->mask = new_mask(ctx, pos + n, n);
+    in->mask_swa = hp->n_swa > 0 ? new_mask(ctx, pos + n, n) : NULL;
+    if (info->is_first && hp->arch == CAIRN_ARCH_GEMMA3) {
+        x = ggml_scale(ctx, x, sqrtf((float)hp->n_embd));
+    }
 
+    layer_step st = {s, ctx, gf, in, b->seq, pos, n, 0};
     for (int i = 0; i < info->last_layer - info->first_layer; i++) {
-        const layer_weights *w = &s->layers[i];
-        struct ggml_tensor *h = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp->norm_eps), w->attn_norm);
-        x = ggml_add(ctx, x, attention(s, ctx, gf, w, h, in, b->seq, pos, n));
-        h = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp->norm_eps), w->ffn_norm);
-        x = ggml_add(ctx, x, feed_forward(s, ctx, w, h));
+        st.il = info->first_layer + i;
+        x = layer_builders[hp->arch](&st, &s->layers[i], x);
     }
 
     if (info->is_last) {
@@ -423,9 +315,23 @@ static struct ggml_cgraph *build_graph(ggml_shard *s, const cairn_batch *b, int 
     return gf;
 }
 
+/* Token i (at position pos + i) sees cell j when j <= pos + i and, with a window of
+ * n_swa > 0 positions, pos + i - j < n_swa. */
+static void fill_mask(struct ggml_tensor *mask, ggml_fp16_t *rows, int pos, int n, int n_swa) {
+    int n_kv = pos + n;
+    ggml_fp16_t zero = ggml_fp32_to_fp16(0.0f), masked = ggml_fp32_to_fp16(-INFINITY);
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n_kv; j++) {
+            bool seen = j <= pos + i && (n_swa <= 0 || pos + i - j < n_swa);
+            rows[(size_t)i * (size_t)n_kv + (size_t)j] = seen ? zero : masked;
+        }
+    }
+    ggml_backend_tensor_set(mask, rows, 0, (size_t)n * (size_t)n_kv * sizeof(*rows));
+}
+
 static void fill_inputs(const ggml_shard *s, const step_inputs *in, const cairn_batch *b, int pos,
                         ggml_fp16_t *mask_rows, int32_t *positions) {
-    int n = b->n_tokens, n_kv = pos + n;
+    int n = b->n_tokens;
     if (in->tokens) {
         ggml_backend_tensor_set(in->tokens, b->tokens, 0, (size_t)n * sizeof(int32_t));
     } else {
@@ -436,13 +342,10 @@ static void fill_inputs(const ggml_shard *s, const step_inputs *in, const cairn_
         positions[i] = pos + i;
     }
     ggml_backend_tensor_set(in->positions, positions, 0, (size_t)n * sizeof(int32_t));
-    ggml_fp16_t zero = ggml_fp32_to_fp16(0.0f), masked = ggml_fp32_to_fp16(-INFINITY);
-    for (int i = 0; i < n; i++) {
-        for (int j = 0; j < n_kv; j++) {
-            mask_rows[(size_t)i * (size_t)n_kv + (size_t)j] = j <= pos + i ? zero : masked;
-        }
+    fill_mask(in->mask, mask_rows, pos, n, 0);
+    if (in->mask_swa) {
+        fill_mask(in->mask_swa, mask_rows, pos, n, s->hp.n_swa);
     }
-    ggml_backend_tensor_set(in->mask, mask_rows, 0, (size_t)n * (size_t)n_kv * sizeof(*mask_rows));
 }
 
 /* One compute step of at most n_batch tokens. */
@@ -587,7 +490,8 @@ static int default_threads(uint64_t weight_bytes) {
 
 static int reserve_compute(ggml_shard *s, cairn_err *err) {
     int n_layers = s->base.info.last_layer - s->base.info.first_layer;
-    s->graph_nodes = GRAPH_NODES_FIXED + (size_t)n_layers * GRAPH_NODES_PER_LAYER;
+    s->graph_nodes = GRAPH_NODES_FIXED +
+                     (size_t)n_layers * (GRAPH_NODES_PER_LAYER + 2 * (size_t)s->hp.n_expert_used);
     s->graph_mem_size =
         ggml_tensor_overhead() * s->graph_nodes + ggml_graph_overhead_custom(s->graph_nodes, false);
     s->graph_mem = malloc(s->graph_mem_size);

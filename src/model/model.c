@@ -6,6 +6,7 @@
  * ggml's gguf parser trusts them enough to allocate from them (a corrupt array count could
  * make it build gigabytes of empty strings). ggml's parser then does the real parsing, and
  * afterwards every tensor is checked again here before anything trusts its offset or shape. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #define MAX_HEADS 4096
 #define MAX_HEAD_DIM 4096
 #define MAX_FF (1 << 20)
+#define MAX_EXPERTS 4096
 #define MAX_VOCAB (1 << 24)
 #define MAX_CTX (1 << 24)
 /* Header limits: far above real files (vocabularies have < 1M tokens, chat templates are
@@ -31,15 +33,6 @@
 #define MAX_KEY_LEN 65535
 #define MAX_STRING_LEN (64u << 20)
 #define MAX_ARRAY_LEN (1u << 26)
-
-const char *cairn_arch_name(cairn_arch arch) {
-    switch (arch) {
-    case CAIRN_ARCH_LLAMA: return "llama";
-    case CAIRN_ARCH_QWEN2: return "qwen2";
-    case CAIRN_ARCH_QWEN3: return "qwen3";
-    }
-    return "unknown";
-}
 
 /* ---- walking the header before ggml parses it ---- */
 
@@ -486,16 +479,17 @@ static int read_arch(const struct gguf_context *g, cairn_hparams *hp, cairn_err 
     if (found == 0) {
         return cairn_fail(err, "missing metadata key general.architecture");
     }
-    static const cairn_arch archs[] = {CAIRN_ARCH_LLAMA, CAIRN_ARCH_QWEN2, CAIRN_ARCH_QWEN3};
-    for (size_t i = 0; i < CAIRN_ARRAY_LEN(archs); i++) {
-        if (strcmp(name, cairn_arch_name(archs[i])) == 0) {
-            hp->arch = archs[i];
-            snprintf(hp->arch_name, sizeof hp->arch_name, "%s", name);
-            return 0;
+    if (cairn_arch_from_name(name, &hp->arch) != 0) {
+        char known[160];
+        size_t used = 0;
+        for (int a = 0; a < CAIRN_ARCH_COUNT && used < sizeof known; a++) {
+            used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", a ? ", " : "",
+                                     cairn_arch_name((cairn_arch)a));
         }
+        return cairn_fail(err, "unsupported architecture '%.64s' (cairn runs %s)", name, known);
     }
-    return cairn_fail(err, "unsupported architecture '%.64s' (cairn runs llama, qwen2, qwen3)",
-                      name);
+    snprintf(hp->arch_name, sizeof hp->arch_name, "%s", name);
+    return 0;
 }
 
 static int read_rope_scaling(const hp_reader *r, cairn_hparams *hp) {
@@ -529,7 +523,9 @@ static int read_rope_scaling(const hp_reader *r, cairn_hparams *hp) {
         arch_float(r, "rope.scaling.yarn_beta_slow", 1.0, 0.0, 1e4, &hp->yarn_beta_slow) != 0) {
         return -1;
     }
-    hp->yarn_ext_factor = -1.0f;
+    /* YaRN mixes interpolated and extrapolated frequencies fully; the attention factor is
+     * the file's, since ggml's own magnitude correction already matches YaRN's. */
+    hp->yarn_ext_factor = hp->rope_scaling == CAIRN_ROPE_SCALING_YARN ? 1.0f : 0.0f;
     return 0;
 }
 
@@ -566,6 +562,61 @@ static int read_attention(const hp_reader *r, cairn_hparams *hp) {
                       &hp->norm_eps);
 }
 
+/* The router and expert sizes of a mixture of experts; each family's routing rule is fixed
+ * (as in the reference implementation), not read from the file. */
+static int read_experts(const hp_reader *r, cairn_hparams *hp) {
+    if (arch_int(r, "expert_count", hp->arch == CAIRN_ARCH_QWEN3MOE ||
+                                        hp->arch == CAIRN_ARCH_GPT_OSS,
+                 0, 0, MAX_EXPERTS, &hp->n_expert) != 0) {
+        return -1;
+    }
+    if (hp->n_expert == 0) {
+        return 0;
+    }
+    if (hp->arch != CAIRN_ARCH_LLAMA && hp->arch != CAIRN_ARCH_QWEN3MOE &&
+        hp->arch != CAIRN_ARCH_GPT_OSS) {
+        return cairn_fail(r->err, "%s models with experts are not supported", hp->arch_name);
+    }
+    if (arch_int(r, "expert_used_count", true, 0, 1, hp->n_expert, &hp->n_expert_used) != 0 ||
+        arch_int(r, "expert_feed_forward_length", hp->arch == CAIRN_ARCH_GPT_OSS,
+                 hp->n_ff / hp->n_expert_used, 1, MAX_FF, &hp->n_ff_exp) != 0 ||
+        arch_float(r, "expert_weights_scale", 1.0, 0.0, 1e6, &hp->expert_weights_scale) != 0) {
+        return -1;
+    }
+    if (hp->expert_weights_scale == 0.0f) {
+        hp->expert_weights_scale = 1.0f;
+    }
+    hp->gating = hp->arch == CAIRN_ARCH_GPT_OSS ? CAIRN_GATING_SOFTMAX_WEIGHT : CAIRN_GATING_SOFTMAX;
+    hp->expert_weights_norm = hp->arch != CAIRN_ARCH_GPT_OSS;
+    return 0;
+}
+
+/* Sliding windows: gemma3 and gpt-oss interleave windowed layers with global ones. */
+static int read_sliding_window(const hp_reader *r, cairn_hparams *hp) {
+    bool gemma3 = hp->arch == CAIRN_ARCH_GEMMA3, gpt_oss = hp->arch == CAIRN_ARCH_GPT_OSS;
+    hp->rope_freq_base_swa = hp->rope_freq_base;
+    if (!gemma3 && !gpt_oss) {
+        return 0;
+    }
+    if (arch_int(r, "attention.sliding_window", gpt_oss, 0, 0, MAX_CTX, &hp->n_swa) != 0 ||
+        arch_int(r, "attention.sliding_window_pattern", false, gemma3 ? 6 : 2, 1, MAX_LAYERS,
+                 &hp->swa_period) != 0 ||
+        arch_float(r, "rope.freq_base_swa", gemma3 ? 10000.0 : hp->rope_freq_base, 1e-3, 1e12,
+                   &hp->rope_freq_base_swa) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* gemma3 27B scales queries by its embedding width per head rather than its head size. */
+static void set_attention_scale(cairn_hparams *hp) {
+    int dim = hp->head_dim_k;
+    if (hp->arch == CAIRN_ARCH_GEMMA3 && hp->n_layer == 62) {
+        dim = hp->n_embd / hp->n_head;
+    }
+    hp->attn_scale = 1.0f / sqrtf((float)dim);
+}
+
 static int read_vocab_size(const cairn_model_file *m, cairn_hparams *hp, cairn_err *err) {
     size_t n_tokens = 0;
     int found =
@@ -595,9 +646,11 @@ static int read_hparams(cairn_model_file *m, cairn_err *err) {
         arch_int(&r, "feed_forward_length", true, 0, 1, MAX_FF, &hp->n_ff) != 0 ||
         read_attention(&r, hp) != 0 ||
         arch_float(&r, "rope.freq_base", 10000.0, 1e-3, 1e12, &hp->rope_freq_base) != 0 ||
-        read_rope_scaling(&r, hp) != 0 || read_vocab_size(m, hp, err) != 0) {
+        read_rope_scaling(&r, hp) != 0 || read_vocab_size(m, hp, err) != 0 ||
+        read_experts(&r, hp) != 0 || read_sliding_window(&r, hp) != 0) {
         return -1;
     }
+    set_attention_scale(hp);
     hp->has_rope_freqs = cairn_model_tensor(m, "rope_freqs.weight") != NULL;
     hp->tied_embeddings = cairn_model_tensor(m, "output.weight") == NULL;
     return 0;
@@ -620,14 +673,20 @@ static void format_shape(char *out, size_t len, int n_dims, const int64_t *ne) {
     }
 }
 
-static int check_tensor(const cairn_model_file *m, const char *name, tensor_kind kind, int64_t ne0,
-                        int64_t ne1, bool required, cairn_err *err) {
+static int check_tensor(const cairn_model_file *m, const char *name, tensor_kind kind,
+                        const int64_t *ne, bool required, cairn_err *err) {
     const cairn_tensor_info *t = cairn_model_tensor(m, name);
     if (t == NULL) {
         return required ? cairn_fail(err, "missing tensor '%s'", name) : 0;
     }
-    int64_t want[4] = {ne0, ne1 > 0 ? ne1 : 1, 1, 1};
-    int want_dims = ne1 > 0 ? 2 : 1;
+    int64_t want[4] = {ne[0], 1, 1, 1};
+    int want_dims = 1;
+    for (int d = 1; d < 3; d++) {
+        if (ne[d] > 0) {
+            want[d] = ne[d];
+            want_dims = d + 1;
+        }
+    }
     /* compared on all four dimensions: a [n, 1] matrix and an [n] vector are the same */
     if (memcmp(t->ne, want, sizeof want) != 0) {
         char have_s[96], want_s[64];
@@ -642,40 +701,20 @@ static int check_tensor(const cairn_model_file *m, const char *name, tensor_kind
     return 0;
 }
 
+static int check_tensor_2d(const cairn_model_file *m, const char *name, tensor_kind kind,
+                           int64_t ne0, int64_t ne1, bool required, cairn_err *err) {
+    const int64_t ne[3] = {ne0, ne1, 0};
+    return check_tensor(m, name, kind, ne, required, err);
+}
+
 static int check_layer(const cairn_model_file *m, int il, cairn_err *err) {
-    const cairn_hparams *hp = &m->hp;
-    const int64_t embd = hp->n_embd, ff = hp->n_ff;
-    const int64_t q = (int64_t)hp->n_head * hp->head_dim_k;
-    const int64_t k = (int64_t)hp->n_head_kv * hp->head_dim_k;
-    const int64_t v = (int64_t)hp->n_head_kv * hp->head_dim_v;
-    const int64_t o = (int64_t)hp->n_head * hp->head_dim_v;
-    const bool qwen2 = hp->arch == CAIRN_ARCH_QWEN2, qwen3 = hp->arch == CAIRN_ARCH_QWEN3;
-    const struct {
-        const char *suffix;
-        tensor_kind kind;
-        int64_t ne0, ne1;
-        bool required;
-    } specs[] = {
-        {"attn_norm.weight", KIND_F32, embd, 0, true},
-        {"attn_q.weight", KIND_MATRIX, embd, q, true},
-        {"attn_k.weight", KIND_MATRIX, embd, k, true},
-        {"attn_v.weight", KIND_MATRIX, embd, v, true},
-        {"attn_output.weight", KIND_MATRIX, o, embd, true},
-        {"attn_q.bias", KIND_F32, q, 0, qwen2},
-        {"attn_k.bias", KIND_F32, k, 0, qwen2},
-        {"attn_v.bias", KIND_F32, v, 0, qwen2},
-        {"attn_q_norm.weight", KIND_F32, hp->head_dim_k, 0, qwen3},
-        {"attn_k_norm.weight", KIND_F32, hp->head_dim_k, 0, qwen3},
-        {"ffn_norm.weight", KIND_F32, embd, 0, true},
-        {"ffn_gate.weight", KIND_MATRIX, embd, ff, true},
-        {"ffn_up.weight", KIND_MATRIX, embd, ff, true},
-        {"ffn_down.weight", KIND_MATRIX, ff, embd, true},
-    };
-    for (size_t i = 0; i < CAIRN_ARRAY_LEN(specs); i++) {
+    cairn_tensor_spec specs[CAIRN_LT_COUNT];
+    int n = cairn_layer_specs(&m->hp, il, specs);
+    for (int i = 0; i < n; i++) {
         char name[96];
-        snprintf(name, sizeof name, "blk.%d.%s", il, specs[i].suffix);
-        if (check_tensor(m, name, specs[i].kind, specs[i].ne0, specs[i].ne1, specs[i].required,
-                         err) != 0) {
+        snprintf(name, sizeof name, "blk.%d.%s", il, cairn_layer_tensor_name(specs[i].role));
+        if (check_tensor(m, name, specs[i].matrix ? KIND_MATRIX : KIND_F32, specs[i].ne,
+                         specs[i].required, err) != 0) {
             return -1;
         }
     }
@@ -684,10 +723,10 @@ static int check_layer(const cairn_model_file *m, int il, cairn_err *err) {
 
 static int check_required_tensors(const cairn_model_file *m, cairn_err *err) {
     const cairn_hparams *hp = &m->hp;
-    if (check_tensor(m, "token_embd.weight", KIND_MATRIX, hp->n_embd, hp->n_vocab, true, err) ||
-        check_tensor(m, "output_norm.weight", KIND_F32, hp->n_embd, 0, true, err) ||
-        check_tensor(m, "output.weight", KIND_MATRIX, hp->n_embd, hp->n_vocab, false, err) ||
-        check_tensor(m, "rope_freqs.weight", KIND_F32, hp->rope_dims / 2, 0, false, err)) {
+    if (check_tensor_2d(m, "token_embd.weight", KIND_MATRIX, hp->n_embd, hp->n_vocab, true, err) ||
+        check_tensor_2d(m, "output_norm.weight", KIND_F32, hp->n_embd, 0, true, err) ||
+        check_tensor_2d(m, "output.weight", KIND_MATRIX, hp->n_embd, hp->n_vocab, false, err) ||
+        check_tensor_2d(m, "rope_freqs.weight", KIND_F32, hp->rope_dims / 2, 0, false, err)) {
         return -1;
     }
     for (int il = 0; il < hp->n_layer; il++) {

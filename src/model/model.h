@@ -38,9 +38,14 @@ int cairn_meta_array(const struct gguf_context *g, const char *key, int elem_typ
 /* ---- hyperparameters ---- */
 
 typedef enum cairn_arch {
-    CAIRN_ARCH_LLAMA, /* Llama 2/3.x, Mistral, TinyLlama, SmolLM */
-    CAIRN_ARCH_QWEN2, /* biases on q/k/v */
-    CAIRN_ARCH_QWEN3, /* per-head RMS norms on q and k */
+    CAIRN_ARCH_LLAMA,    /* Llama 2/3.x, Mistral, TinyLlama, SmolLM; Mixtral with experts */
+    CAIRN_ARCH_QWEN2,    /* biases on q/k/v */
+    CAIRN_ARCH_QWEN3,    /* per-head RMS norms on q and k */
+    CAIRN_ARCH_QWEN3MOE, /* qwen3 attention, every layer a mixture of experts */
+    CAIRN_ARCH_GEMMA3,   /* sliding-window and global layers, post norms, GELU, scaled embeddings */
+    CAIRN_ARCH_PHI3,     /* fused qkv and gate/up matrices */
+    CAIRN_ARCH_GPT_OSS,  /* attention sinks, alternating windows, biased experts */
+    CAIRN_ARCH_COUNT
 } cairn_arch;
 
 typedef enum cairn_rope_scaling {
@@ -48,6 +53,14 @@ typedef enum cairn_rope_scaling {
     CAIRN_ROPE_SCALING_LINEAR,
     CAIRN_ROPE_SCALING_YARN,
 } cairn_rope_scaling;
+
+/* How a mixture-of-experts layer turns router logits into expert weights (the values of
+ * the GGUF key <arch>.expert_gating_func). */
+typedef enum cairn_gating {
+    CAIRN_GATING_SOFTMAX = 1,        /* softmax over all experts, then top-k */
+    CAIRN_GATING_SIGMOID = 2,        /* sigmoid per expert, then top-k */
+    CAIRN_GATING_SOFTMAX_WEIGHT = 3, /* top-k of the logits, softmax over the chosen */
+} cairn_gating;
 
 typedef struct cairn_hparams {
     cairn_arch arch;
@@ -66,14 +79,77 @@ typedef struct cairn_hparams {
     float rope_freq_scale; /* 1 / linear scaling factor */
     cairn_rope_scaling rope_scaling;
     int rope_orig_ctx;      /* training context before scaling (YaRN) */
-    float yarn_ext_factor;  /* -1: derived by ggml */
+    float yarn_ext_factor;  /* 1 with YaRN scaling, else 0 */
     float yarn_attn_factor; /* 1 unless the file says otherwise */
     float yarn_beta_fast;
     float yarn_beta_slow;
     float norm_eps;
     bool has_rope_freqs;  /* per-dimension frequency factors (Llama 3.1+ scaling) */
     bool tied_embeddings; /* no output.weight: the head reuses token_embd */
+    /* Mixture of experts; n_expert 0 for dense models. */
+    int n_expert;
+    int n_expert_used; /* experts each token is routed to */
+    int n_ff_exp;      /* hidden size of one expert */
+    cairn_gating gating;
+    bool expert_weights_norm;   /* the chosen experts' weights are scaled to sum to 1 */
+    float expert_weights_scale; /* then multiplied by this (1: unchanged) */
+    /* Sliding-window attention: layer il sees only the last n_swa positions when
+     * cairn_layer_is_swa says so; such layers rotate with rope_freq_base_swa. */
+    int n_swa;      /* 0: every layer is global */
+    int swa_period; /* of every swa_period layers, all but the last use the window */
+    float rope_freq_base_swa;
+    float attn_scale; /* the factor on q.k before the softmax */
 } cairn_hparams;
+
+/* Whether layer il attends over a sliding window rather than the whole context. */
+bool cairn_layer_is_swa(const cairn_hparams *hp, int il);
+
+/* ---- the tensors of one layer, as each architecture names and shapes them ---- */
+
+typedef enum cairn_layer_tensor {
+    CAIRN_LT_ATTN_NORM,
+    CAIRN_LT_ATTN_Q,
+    CAIRN_LT_ATTN_K,
+    CAIRN_LT_ATTN_V,
+    CAIRN_LT_ATTN_QKV, /* q, k and v in one matrix (phi3) */
+    CAIRN_LT_ATTN_OUT,
+    CAIRN_LT_ATTN_Q_BIAS,
+    CAIRN_LT_ATTN_K_BIAS,
+    CAIRN_LT_ATTN_V_BIAS,
+    CAIRN_LT_ATTN_OUT_BIAS,
+    CAIRN_LT_ATTN_Q_NORM,
+    CAIRN_LT_ATTN_K_NORM,
+    CAIRN_LT_ATTN_POST_NORM,
+    CAIRN_LT_ATTN_SINKS,
+    CAIRN_LT_FFN_NORM,
+    CAIRN_LT_FFN_GATE,
+    CAIRN_LT_FFN_UP, /* phi3: gate and up in one matrix of 2 * n_ff rows */
+    CAIRN_LT_FFN_DOWN,
+    CAIRN_LT_FFN_POST_NORM,
+    CAIRN_LT_FFN_GATE_INP, /* the router */
+    CAIRN_LT_FFN_GATE_INP_BIAS,
+    CAIRN_LT_FFN_GATE_EXPS,
+    CAIRN_LT_FFN_UP_EXPS,
+    CAIRN_LT_FFN_DOWN_EXPS,
+    CAIRN_LT_FFN_GATE_EXPS_BIAS,
+    CAIRN_LT_FFN_UP_EXPS_BIAS,
+    CAIRN_LT_FFN_DOWN_EXPS_BIAS,
+    CAIRN_LT_COUNT
+} cairn_layer_tensor;
+
+/* The file name of a layer tensor after "blk.N.", e.g. "attn_q.weight". */
+const char *cairn_layer_tensor_name(cairn_layer_tensor t);
+
+typedef struct cairn_tensor_spec {
+    cairn_layer_tensor role;
+    bool matrix;   /* multiplied with activations: any type the CPU computes with; else F32 */
+    int64_t ne[3]; /* the shape; trailing dimensions of 1 do not count */
+    bool required;
+} cairn_tensor_spec;
+
+/* The tensors layer il of a model with these hyperparameters has or may have, in the
+ * order they are used; returns how many were written to out. */
+int cairn_layer_specs(const cairn_hparams *hp, int il, cairn_tensor_spec out[CAIRN_LT_COUNT]);
 
 /* ---- the file ---- */
 
@@ -141,5 +217,7 @@ int cairn_model_footprint(const char *path, int n_ctx, int n_seq, cairn_footprin
                           cairn_err *err);
 
 const char *cairn_arch_name(cairn_arch arch);
+/* The architecture called name (general.architecture); -1 if cairn does not run it. */
+int cairn_arch_from_name(const char *name, cairn_arch *out);
 
 #endif

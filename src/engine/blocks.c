@@ -1,0 +1,204 @@
+/* engine: the transformer blocks every family is built from (see engine_internal.h).
+ * Shapes in comments are ggml's: [fastest dimension, ...]; n is the step's new tokens. */
+#include <math.h>
+
+#include "engine/engine_internal.h"
+
+struct ggml_tensor *block_rms_norm(const layer_step *st, struct ggml_tensor *x,
+                                   struct ggml_tensor *weight) {
+    return ggml_mul(st->ctx, ggml_rms_norm(st->ctx, x, st->s->hp.norm_eps), weight);
+}
+
+static struct ggml_tensor *add_bias(struct ggml_context *ctx, struct ggml_tensor *x,
+                                    struct ggml_tensor *bias) {
+    return bias ? ggml_add(ctx, x, bias) : x;
+}
+
+/* q [head_dim_k * n_head, n], k and v [head_dim * n_head_kv, n], from separate matrices or
+ * as views of one fused product. */
+static void project_qkv(const layer_step *st, const layer_weights *w, struct ggml_tensor *x,
+                        struct ggml_tensor **q, struct ggml_tensor **k, struct ggml_tensor **v) {
+    const cairn_hparams *hp = &st->s->hp;
+    struct ggml_context *ctx = st->ctx;
+    if (w->t[CAIRN_LT_ATTN_QKV]) {
+        struct ggml_tensor *qkv = ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_QKV], x);
+        size_t el = ggml_element_size(qkv);
+        int64_t nq = (int64_t)hp->head_dim_k * hp->n_head;
+        int64_t nk = (int64_t)hp->head_dim_k * hp->n_head_kv;
+        int64_t nv = (int64_t)hp->head_dim_v * hp->n_head_kv;
+        *q = ggml_cont(ctx, ggml_view_2d(ctx, qkv, nq, st->n, qkv->nb[1], 0));
+        *k = ggml_cont(ctx, ggml_view_2d(ctx, qkv, nk, st->n, qkv->nb[1], (size_t)nq * el));
+        *v = ggml_cont(ctx, ggml_view_2d(ctx, qkv, nv, st->n, qkv->nb[1], (size_t)(nq + nk) * el));
+        return;
+    }
+    *q = add_bias(ctx, ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_Q], x), w->t[CAIRN_LT_ATTN_Q_BIAS]);
+    *k = add_bias(ctx, ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_K], x), w->t[CAIRN_LT_ATTN_K_BIAS]);
+    *v = add_bias(ctx, ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_V], x), w->t[CAIRN_LT_ATTN_V_BIAS]);
+}
+
+static struct ggml_tensor *rotate(const layer_step *st, struct ggml_tensor *x, bool swa) {
+    const cairn_hparams *hp = &st->s->hp;
+    /* llama and Mistral files store q and k rows interleaved for rope's "normal" mode; the
+     * other families use the halves ("neox") layout. */
+    int mode = hp->arch == CAIRN_ARCH_LLAMA ? GGML_ROPE_TYPE_NORMAL : GGML_ROPE_TYPE_NEOX;
+    /* Windowed layers rotate with their own base and are never scaled (gemma3's global
+     * layers carry the long-context scaling; gpt-oss scales both alike). */
+    float base = swa ? hp->rope_freq_base_swa : hp->rope_freq_base;
+    float scale = swa && hp->arch == CAIRN_ARCH_GEMMA3 ? 1.0f : hp->rope_freq_scale;
+    return ggml_rope_ext(st->ctx, x, st->in->positions, st->s->rope_freqs, hp->rope_dims, mode,
+                         hp->rope_orig_ctx, base, scale, hp->yarn_ext_factor, hp->yarn_attn_factor,
+                         hp->yarn_beta_fast, hp->yarn_beta_slow);
+}
+
+/* Appends this step's keys and values to the sequence's cells. The CPU backend runs nodes in
+ * graph order: expanding the stores first puts the writes before the attention that reads
+ * them. */
+static void store_kv(const layer_step *st, const layer_weights *w, struct ggml_tensor *k,
+                     struct ggml_tensor *v) {
+    size_t first_cell = (size_t)st->seq * (size_t)st->s->base.info.n_ctx + (size_t)st->pos;
+    struct ggml_tensor *k_dst = ggml_view_1d(st->ctx, w->k_cache, (int64_t)st->n * w->k_cache->ne[0],
+                                             first_cell * w->k_cache->nb[1]);
+    struct ggml_tensor *v_dst = ggml_view_1d(st->ctx, w->v_cache, (int64_t)st->n * w->v_cache->ne[0],
+                                             first_cell * w->v_cache->nb[1]);
+    ggml_build_forward_expand(st->gf, ggml_cpy(st->ctx, k, k_dst));
+    ggml_build_forward_expand(st->gf, ggml_cpy(st->ctx, v, v_dst));
+}
+
+/* [head_dim, n_kv, n_head_kv]: every cell the sequence now holds. */
+static struct ggml_tensor *cached(const layer_step *st, struct ggml_tensor *cache, int head_dim) {
+    int n_kv = st->pos + st->n;
+    size_t row = cache->nb[1];
+    size_t seq_base = (size_t)st->seq * (size_t)st->s->base.info.n_ctx;
+    return ggml_view_3d(st->ctx, cache, head_dim, n_kv, st->s->hp.n_head_kv, row,
+                        ggml_row_size(cache->type, head_dim), seq_base * row);
+}
+
+struct ggml_tensor *block_attention(const layer_step *st, const layer_weights *w,
+                                    struct ggml_tensor *x, const attention_options *opt) {
+    const cairn_hparams *hp = &st->s->hp;
+    struct ggml_context *ctx = st->ctx;
+    bool swa = cairn_layer_is_swa(hp, st->il);
+    struct ggml_tensor *q, *k, *v;
+    project_qkv(st, w, x, &q, &k, &v);
+    q = ggml_reshape_3d(ctx, q, hp->head_dim_k, hp->n_head, st->n);
+    k = ggml_reshape_3d(ctx, k, hp->head_dim_k, hp->n_head_kv, st->n);
+    if (w->t[CAIRN_LT_ATTN_Q_NORM]) {
+        q = block_rms_norm(st, q, w->t[CAIRN_LT_ATTN_Q_NORM]);
+        k = block_rms_norm(st, k, w->t[CAIRN_LT_ATTN_K_NORM]);
+    }
+    q = rotate(st, q, swa);
+    k = rotate(st, k, swa);
+    store_kv(st, w, k, v);
+
+    float scale = hp->attn_scale;
+    if (opt && opt->scale_q_first) {
+        q = ggml_scale(ctx, q, scale);
+        scale = 1.0f;
+    }
+    struct ggml_tensor *mask = swa ? st->in->mask_swa : st->in->mask;
+    struct ggml_tensor *att =
+        ggml_flash_attn_ext(ctx, ggml_permute(ctx, q, 0, 2, 1, 3), cached(st, w->k_cache, hp->head_dim_k),
+                            cached(st, w->v_cache, hp->head_dim_v), mask, scale, 0.0f, 0.0f);
+    ggml_prec_set_acc(att, GGML_PREC_F32);
+    if (w->t[CAIRN_LT_ATTN_SINKS]) {
+        ggml_flash_attn_ext_add_sinks(att, w->t[CAIRN_LT_ATTN_SINKS]);
+    }
+    att = ggml_reshape_2d(ctx, att, (int64_t)hp->head_dim_v * hp->n_head, st->n);
+    return add_bias(ctx, ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_OUT], att),
+                    w->t[CAIRN_LT_ATTN_OUT_BIAS]);
+}
+
+/* gpt-oss's clamped SwiGLU: its published constants. */
+#define OAI_SWIGLU_ALPHA 1.702f
+#define OAI_SWIGLU_LIMIT 7.0f
+
+static struct ggml_tensor *activate(struct ggml_context *ctx, struct ggml_tensor *gate,
+                                    struct ggml_tensor *up, ffn_activation act) {
+    switch (act) {
+    case FFN_GEGLU: return ggml_geglu_split(ctx, gate, up);
+    case FFN_SWIGLU_OAI: return ggml_swiglu_oai(ctx, gate, up, OAI_SWIGLU_ALPHA, OAI_SWIGLU_LIMIT);
+    case FFN_SWIGLU: break;
+    }
+    return ggml_swiglu_split(ctx, gate, up);
+}
+
+struct ggml_tensor *block_ffn(const layer_step *st, const layer_weights *w, struct ggml_tensor *x,
+                              ffn_activation act) {
+    struct ggml_context *ctx = st->ctx;
+    struct ggml_tensor *up = ggml_mul_mat(ctx, w->t[CAIRN_LT_FFN_UP], x);
+    struct ggml_tensor *hidden;
+    if (w->t[CAIRN_LT_FFN_GATE]) {
+        hidden = activate(ctx, ggml_mul_mat(ctx, w->t[CAIRN_LT_FFN_GATE], x), up, act);
+    } else {
+        hidden = ggml_swiglu(ctx, up); /* [2 * n_ff, n]: gate rows, then up rows */
+    }
+    return ggml_mul_mat(ctx, w->t[CAIRN_LT_FFN_DOWN], hidden);
+}
+
+/* [1, n_expert_used, n]: the weight of each chosen expert for each token. */
+static struct ggml_tensor *expert_weights(const layer_step *st, struct ggml_tensor *probs,
+                                          struct ggml_tensor *chosen) {
+    const cairn_hparams *hp = &st->s->hp;
+    struct ggml_context *ctx = st->ctx;
+    int64_t used = hp->n_expert_used, n = st->n;
+    struct ggml_tensor *weights =
+        ggml_get_rows(ctx, ggml_reshape_3d(ctx, probs, 1, hp->n_expert, n), chosen);
+    if (hp->gating == CAIRN_GATING_SOFTMAX_WEIGHT) {
+        weights = ggml_soft_max(ctx, ggml_reshape_2d(ctx, weights, used, n));
+        weights = ggml_reshape_3d(ctx, weights, 1, used, n);
+    }
+    if (hp->expert_weights_norm) {
+        weights = ggml_reshape_2d(ctx, weights, used, n);
+        /* the smallest normal F16, so a sum that underflows never divides by zero */
+        struct ggml_tensor *sum =
+            ggml_clamp(ctx, ggml_sum_rows(ctx, weights), 6.103515625e-5f, INFINITY);
+        weights = ggml_reshape_3d(ctx, ggml_div(ctx, weights, sum), 1, used, n);
+    }
+    if (hp->expert_weights_scale != 1.0f) {
+        weights = ggml_scale(ctx, weights, hp->expert_weights_scale);
+    }
+    return weights;
+}
+
+static struct ggml_tensor *add_expert_bias(struct ggml_context *ctx, struct ggml_tensor *x,
+                                           struct ggml_tensor *bias, struct ggml_tensor *chosen) {
+    return bias ? ggml_add_id(ctx, x, bias, chosen) : x;
+}
+
+struct ggml_tensor *block_moe(const layer_step *st, const layer_weights *w, struct ggml_tensor *x,
+                              ffn_activation act) {
+    const cairn_hparams *hp = &st->s->hp;
+    struct ggml_context *ctx = st->ctx;
+    struct ggml_tensor *logits = add_bias(ctx, ggml_mul_mat(ctx, w->t[CAIRN_LT_FFN_GATE_INP], x),
+                                          w->t[CAIRN_LT_FFN_GATE_INP_BIAS]); /* [n_expert, n] */
+    struct ggml_tensor *probs = hp->gating == CAIRN_GATING_SOFTMAX   ? ggml_soft_max(ctx, logits)
+                                : hp->gating == CAIRN_GATING_SIGMOID ? ggml_sigmoid(ctx, logits)
+                                                                     : logits;
+    struct ggml_tensor *chosen = ggml_argsort_top_k(ctx, probs, hp->n_expert_used); /* [used, n] */
+    struct ggml_tensor *weights = expert_weights(st, probs, chosen);
+    ggml_build_forward_expand(st->gf, weights);
+
+    struct ggml_tensor *x3 = ggml_reshape_3d(ctx, x, hp->n_embd, 1, st->n);
+    struct ggml_tensor *up = add_expert_bias(
+        ctx, ggml_mul_mat_id(ctx, w->t[CAIRN_LT_FFN_UP_EXPS], x3, chosen),
+        w->t[CAIRN_LT_FFN_UP_EXPS_BIAS], chosen); /* [n_ff_exp, used, n] */
+    struct ggml_tensor *gate = add_expert_bias(
+        ctx, ggml_mul_mat_id(ctx, w->t[CAIRN_LT_FFN_GATE_EXPS], x3, chosen),
+        w->t[CAIRN_LT_FFN_GATE_EXPS_BIAS], chosen);
+    struct ggml_tensor *experts = add_expert_bias(
+        ctx, ggml_mul_mat_id(ctx, w->t[CAIRN_LT_FFN_DOWN_EXPS], activate(ctx, gate, up, act), chosen),
+        w->t[CAIRN_LT_FFN_DOWN_EXPS_BIAS], chosen); /* [n_embd, used, n] */
+    experts = ggml_mul(ctx, experts, weights);
+    ggml_build_forward_expand(st->gf, experts);
+
+    /* Sum the chosen experts' outputs in order, viewing each one first so the adds are
+     * ordered after every view exists. */
+    struct ggml_tensor *sum = NULL;
+    for (int i = 0; i < hp->n_expert_used; i++) {
+        struct ggml_tensor *one = ggml_view_2d(ctx, experts, hp->n_embd, st->n, experts->nb[2],
+                                               (size_t)i * experts->nb[1]);
+        ggml_build_forward_expand(st->gf, one);
+        sum = sum ? ggml_add(ctx, sum, one) : one;
+    }
+    return hp->n_expert_used == 1 ? ggml_cont(ctx, sum) : sum;
+}

@@ -1,0 +1,106 @@
+/*
+ * engine (internal): what the ggml engine's loader (ggml_engine.c), its shared transformer
+ * blocks (blocks.c) and the graph builder of each architecture family (arch_*.c) share.
+ *
+ * A family's builder turns one layer's input [n_embd, n] into its output; everything around
+ * the layers (embeddings, caches, masks, the head) is the loader's. Builders must never
+ * allocate tensor data, read the file or keep state between steps: a step's graph is a pure
+ * function of the weights, the inputs and the positions.
+ */
+#ifndef CAIRN_ENGINE_INTERNAL_H
+#define CAIRN_ENGINE_INTERNAL_H
+
+#include "engine/engine.h"
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml.h"
+#include "model/model.h"
+
+typedef struct layer_weights {
+    struct ggml_tensor *t[CAIRN_LT_COUNT];  /* NULL where the file has no such tensor */
+    struct ggml_tensor *k_cache, *v_cache; /* [head_dim * n_head_kv, n_seq * n_ctx] F16 */
+} layer_weights;
+
+typedef struct ggml_shard {
+    cairn_shard base;
+    cairn_model_file *model;
+    cairn_hparams hp;
+    ggml_backend_t backend;
+    struct ggml_context *weights_ctx;  /* tensor headers of this shard's weights */
+    ggml_backend_buffer_t weights_buf; /* a copy, or the mapped file range itself */
+    struct ggml_context *repack_ctx;   /* matrix weights stored in the CPU's preferred layout */
+    ggml_backend_buffer_t repack_buf;
+    ggml_backend_buffer_type_t repack_type; /* NULL: no repacking */
+    ggml_backend_buffer_t repack_probe;     /* zero-size, to ask whether a layout exists */
+    struct ggml_context *cache_ctx;
+    ggml_backend_buffer_t cache_buf;
+    layer_weights *layers; /* indexed by layer - first_layer */
+    struct ggml_tensor *tok_embd, *output_norm, *output, *rope_freqs;
+    int *seq_len;
+    void *graph_mem; /* scratch for graph metadata, reused every step */
+    size_t graph_mem_size;
+    size_t graph_nodes;
+    ggml_gallocr_t alloc;
+} ggml_shard;
+
+/* The tensors a step's graph reads from the caller, filled in after allocation. */
+typedef struct step_inputs {
+    struct ggml_tensor *tokens, *hidden, *positions, *output;
+    struct ggml_tensor *mask;     /* causal, over every cell of the sequence */
+    struct ggml_tensor *mask_swa; /* causal within the sliding window; NULL without one */
+} step_inputs;
+
+/* Everything a layer builder needs about the step it is part of. */
+typedef struct layer_step {
+    ggml_shard *s;
+    struct ggml_context *ctx;
+    struct ggml_cgraph *gf;
+    const step_inputs *in;
+    int seq, pos, n; /* the sequence, its first new position, the new tokens */
+    int il;          /* the layer's index in the whole model */
+} layer_step;
+
+typedef struct ggml_tensor *(*layer_builder)(const layer_step *st, const layer_weights *w,
+                                             struct ggml_tensor *x);
+
+/* ---- shared blocks (blocks.c) ---- */
+
+struct ggml_tensor *block_rms_norm(const layer_step *st, struct ggml_tensor *x,
+                                   struct ggml_tensor *weight);
+
+/* How a family's attention differs from plain multi-head attention with rope. */
+typedef struct attention_options {
+    bool scale_q_first; /* multiply q by the scale before attending (phi3, gemma3) */
+} attention_options;
+
+/* Self-attention of the new tokens over the sequence's cells: projects q, k and v (split
+ * from a fused matrix where there is one), normalizes q and k per head where the layer
+ * has those norms, rotates them, appends k and v to the cache, attends (with sinks and the
+ * sliding window where the layer has them) and projects the result back. */
+struct ggml_tensor *block_attention(const layer_step *st, const layer_weights *w,
+                                    struct ggml_tensor *x, const attention_options *opt);
+
+typedef enum ffn_activation { FFN_SWIGLU, FFN_GEGLU, FFN_SWIGLU_OAI } ffn_activation;
+
+/* A gated feed-forward network: down(act(gate x) * up x); with no gate matrix, the up
+ * matrix holds gate and up rows together (phi3). */
+struct ggml_tensor *block_ffn(const layer_step *st, const layer_weights *w, struct ggml_tensor *x,
+                              ffn_activation act);
+
+/* A mixture of experts: the router picks n_expert_used experts per token and their
+ * outputs are summed with the router's weights. Only the chosen experts are computed. */
+struct ggml_tensor *block_moe(const layer_step *st, const layer_weights *w, struct ggml_tensor *x,
+                              ffn_activation act);
+
+/* ---- the families (arch_*.c) ---- */
+
+struct ggml_tensor *llama_layer(const layer_step *st, const layer_weights *w,
+                                struct ggml_tensor *x);
+struct ggml_tensor *gemma3_layer(const layer_step *st, const layer_weights *w,
+                                 struct ggml_tensor *x);
+struct ggml_tensor *phi3_layer(const layer_step *st, const layer_weights *w,
+                               struct ggml_tensor *x);
+struct ggml_tensor *gpt_oss_layer(const layer_step *st, const layer_weights *w,
+                                  struct ggml_tensor *x);
+
+#endif
