@@ -29,6 +29,7 @@
 
 #include "ggml.h"
 #include "gguf.h"
+#include "model/model.h"
 #include "platform/platform.h"
 #include "util/util.h"
 
@@ -58,6 +59,23 @@ typedef struct gm_llama3_rope {
 #define GM_NO_LLAMA3                                                                               \
     { 0.0f, 0.0f, 0.0f, 0 }
 
+/* What families other than dense llama-style models add: experts, sliding windows, YaRN. */
+typedef struct gm_family {
+    int n_expert, n_expert_used, n_ff_exp; /* 0 experts: dense */
+    int n_swa;                             /* the sliding window; 0: none */
+    float yarn_factor;                     /* 0: no YaRN scaling */
+    int yarn_orig_ctx;
+    int n_expert_shared;
+    int n_dense_lead;        /* leading layers with a dense network */
+    int gating;              /* written as expert_gating_func when not 0 */
+    bool weights_norm;       /* written as expert_weights_norm */
+    int rope_dims;           /* 0: the whole head */
+    int n_nextn;             /* next-token-prediction blocks counted in block_count, not written */
+} gm_family;
+
+#define GM_DENSE                                                                                   \
+    { 0, 0, 0, 0, 0.0f, 0, 0, 0, 0, false, 0, 0 }
+
 typedef struct gm_shape {
     const char *name;
     const char *arch;
@@ -75,12 +93,13 @@ typedef struct gm_shape {
     bool qk_norm;  /* qwen3 */
     gm_llama3_rope llama3;
     const char *vocab_hint; /* the shared vocab file that fits this shape */
+    gm_family family;       /* beyond a dense llama-style model */
 } gm_shape;
 
 /* Values from each model's published config.json. */
 static const gm_shape gm_shapes[] = {
     {"tinyllama-1.1b", "llama", "TinyLlama 1.1B (random weights)", 22, 2048, 32, 4, 0, false, 5632,
-     32000, 2048, 10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf"},
+     32000, 2048, 10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf", GM_DENSE},
     {"llama-3.2-1b",
      "llama",
      "Llama 3.2 1B (random weights)",
@@ -99,17 +118,17 @@ static const gm_shape gm_shapes[] = {
      false,
      false,
      {32.0f, 1.0f, 4.0f, 8192},
-     "ggml-vocab-gpt-2.gguf"},
+     "ggml-vocab-gpt-2.gguf", GM_DENSE},
     {"qwen2.5-0.5b", "qwen2", "Qwen2.5 0.5B (random weights)", 24, 896, 14, 2, 0, false, 4864,
-     151936, 32768, 1000000.0f, 1e-6f, true, true, false, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf"},
+     151936, 32768, 1000000.0f, 1e-6f, true, true, false, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf", GM_DENSE},
     {"qwen3-0.6b", "qwen3", "Qwen3 0.6B (random weights)", 28, 1024, 16, 8, 128, true, 3072, 151936,
-     40960, 1000000.0f, 1e-6f, true, false, true, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf"},
+     40960, 1000000.0f, 1e-6f, true, false, true, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf", GM_DENSE},
     {"tiny-llama", "llama", "tiny llama (random weights)", 4, 64, 4, 2, 0, false, 128, 0, 2048,
-     10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf"},
+     10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf", GM_DENSE},
     /* every matrix row (embd 256, ffn 512 for ffn_down) a whole number of the K-quants'
      * 256-element super-blocks, so K-quant files hold no fallback types */
     {"tiny-llama-256", "llama", "tiny llama 256 (random weights)", 2, 256, 4, 2, 0, false, 512, 0,
-     2048, 10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf"},
+     2048, 10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf", GM_DENSE},
     {"tiny-llama3",
      "llama",
      "tiny llama3 (random weights)",
@@ -128,12 +147,123 @@ static const gm_shape gm_shapes[] = {
      false,
      false,
      {32.0f, 1.0f, 4.0f, 1024},
-     "ggml-vocab-gpt-2.gguf"},
+     "ggml-vocab-gpt-2.gguf", GM_DENSE},
     {"tiny-qwen2", "qwen2", "tiny qwen2 (random weights)", 4, 64, 4, 2, 0, false, 128, 0, 2048,
-     1000000.0f, 1e-6f, true, true, false, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf"},
+     1000000.0f, 1e-6f, true, true, false, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf", GM_DENSE},
     /* head_dim 32 with 4 heads: q is 128 wide while the embedding is 64, as in qwen3-0.6b */
     {"tiny-qwen3", "qwen3", "tiny qwen3 (random weights)", 4, 64, 4, 2, 32, true, 128, 0, 2048,
-     1000000.0f, 1e-6f, true, false, true, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf"},
+     1000000.0f, 1e-6f, true, false, true, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf", GM_DENSE},
+    /* Real configurations of the families beyond llama (their config.json); tests take
+     * fewer layers and a smaller vocabulary where the full one is not needed. */
+    {.name = "qwen3moe-30b-a3b",
+     .arch = "qwen3moe",
+     .model_name = "Qwen3 30B-A3B (random weights)",
+     .n_layer = 48,
+     .n_embd = 2048,
+     .n_head = 32,
+     .n_head_kv = 4,
+     .head_dim = 128,
+     .write_head_dim = true,
+     .n_ff = 6144,
+     .n_vocab = 151936,
+     .n_ctx = 40960,
+     .rope_base = 1000000.0f,
+     .norm_eps = 1e-6f,
+     .qk_norm = true,
+     .vocab_hint = "ggml-vocab-gpt-2.gguf",
+     .family = {.n_expert = 128, .n_expert_used = 8, .n_ff_exp = 768}},
+    {.name = "mixtral-8x7b",
+     .arch = "llama",
+     .model_name = "Mixtral 8x7B (random weights)",
+     .n_layer = 32,
+     .n_embd = 4096,
+     .n_head = 32,
+     .n_head_kv = 8,
+     .n_ff = 14336,
+     .n_vocab = 32000,
+     .n_ctx = 32768,
+     .rope_base = 1000000.0f,
+     .norm_eps = 1e-5f,
+     .vocab_hint = "ggml-vocab-llama-spm.gguf",
+     .family = {.n_expert = 8, .n_expert_used = 2, .n_ff_exp = 14336}},
+    {.name = "gemma3-1b",
+     .arch = "gemma3",
+     .model_name = "Gemma 3 1B (random weights)",
+     .n_layer = 26,
+     .n_embd = 1152,
+     .n_head = 4,
+     .n_head_kv = 1,
+     .head_dim = 256,
+     .write_head_dim = true,
+     .n_ff = 6912,
+     .n_vocab = 262144,
+     .n_ctx = 32768,
+     .rope_base = 1000000.0f,
+     .norm_eps = 1e-6f,
+     .tied = true,
+     .qk_norm = true,
+     .vocab_hint = "ggml-vocab-llama-spm.gguf",
+     .family = {.n_swa = 512}},
+    {.name = "phi3-mini-4k",
+     .arch = "phi3",
+     .model_name = "Phi-3 mini 4k (random weights)",
+     .n_layer = 32,
+     .n_embd = 3072,
+     .n_head = 32,
+     .n_head_kv = 32,
+     .n_ff = 8192,
+     .n_vocab = 32064,
+     .n_ctx = 4096,
+     .rope_base = 10000.0f,
+     .norm_eps = 1e-5f,
+     .vocab_hint = "ggml-vocab-phi-3.gguf"},
+    {.name = "glm-4.5-air",
+     .arch = "glm4moe",
+     .model_name = "GLM 4.5 Air (random weights)",
+     .n_layer = 46,
+     .n_embd = 4096,
+     .n_head = 96,
+     .n_head_kv = 8,
+     .head_dim = 128,
+     .write_head_dim = true,
+     .n_ff = 10944,
+     .n_vocab = 151552,
+     .n_ctx = 131072,
+     .rope_base = 1000000.0f,
+     .norm_eps = 1e-5f,
+     .qkv_bias = true,
+     .vocab_hint = "ggml-vocab-gpt-2.gguf",
+     .family = {.n_expert = 128,
+                .n_expert_used = 8,
+                .n_ff_exp = 1408,
+                .n_expert_shared = 1,
+                .n_dense_lead = 1,
+                .gating = 2,
+                .weights_norm = true,
+                .rope_dims = 64,
+                .n_nextn = 1}},
+    {.name = "gpt-oss-20b",
+     .arch = "gpt-oss",
+     .model_name = "gpt-oss 20B (random weights)",
+     .n_layer = 24,
+     .n_embd = 2880,
+     .n_head = 64,
+     .n_head_kv = 8,
+     .head_dim = 64,
+     .write_head_dim = true,
+     .n_ff = 2880,
+     .n_vocab = 201088,
+     .n_ctx = 131072,
+     .rope_base = 150000.0f,
+     .norm_eps = 1e-5f,
+     .qkv_bias = true,
+     .vocab_hint = "ggml-vocab-gpt-2.gguf",
+     .family = {.n_expert = 32,
+                .n_expert_used = 4,
+                .n_ff_exp = 2880,
+                .n_swa = 128,
+                .yarn_factor = 32.0f,
+                .yarn_orig_ctx = 4096}},
 };
 
 typedef struct gm_options {
@@ -166,6 +296,7 @@ typedef struct gm_tensor_spec {
     char name[GGML_MAX_NAME];
     gm_kind kind;
     int64_t ne0, ne1; /* ne1 is 1 for vectors */
+    int64_t ne2;      /* experts; 1 for everything else */
 } gm_tensor_spec;
 
 /* Everything one generation run owns; gm_plan_free releases it. */
@@ -296,37 +427,59 @@ static void gm_spec(gm_tensor_spec *out, int *n, const char *name, gm_kind kind,
     t->kind = kind;
     t->ne0 = ne0;
     t->ne1 = ne1;
+    t->ne2 = 1;
+}
+
+/* The shape as cairn's model module describes a file of it: the tensor list of each layer
+ * comes from there (cairn_layer_specs), so a file written here holds exactly the tensors the
+ * family has. Whether those are the names and shapes real files use is what running the
+ * files through the reference implementation checks. */
+static cairn_hparams gm_hparams(const gm_shape *s) {
+    cairn_hparams hp = {0};
+    if (cairn_arch_from_name(s->arch, &hp.arch) != 0) {
+        hp.arch = CAIRN_ARCH_LLAMA;
+    }
+    hp.n_embd = s->n_embd;
+    hp.n_head = s->n_head;
+    hp.n_head_kv = s->n_head_kv;
+    hp.head_dim_k = hp.head_dim_v = gm_head_dim(s);
+    hp.n_ff = s->n_ff;
+    hp.n_expert = s->family.n_expert;
+    hp.n_expert_used = s->family.n_expert_used;
+    hp.n_ff_exp = s->family.n_ff_exp;
+    hp.n_expert_shared = s->family.n_expert_shared;
+    hp.n_layer_dense_lead = s->family.n_dense_lead;
+    return hp;
+}
+
+static gm_kind gm_kind_of(const cairn_tensor_spec *t) {
+    if (t->matrix) {
+        return GM_MATRIX;
+    }
+    const char *name = cairn_layer_tensor_name(t->role);
+    size_t len = strlen(name);
+    return len > 11 && strcmp(name + len - 11, "norm.weight") == 0 ? GM_NORM : GM_BIAS;
 }
 
 static void gm_layer_specs(const gm_shape *s, int il, gm_tensor_spec *out, int *n) {
-    const int64_t embd = s->n_embd, hd = gm_head_dim(s);
-    const int64_t q = s->n_head * hd, kv = s->n_head_kv * hd;
-    static const char *const qkv[] = {"attn_q", "attn_k", "attn_v"};
-    char name[GGML_MAX_NAME];
-#define GM_LAYER_NAME(suffix) (snprintf(name, sizeof name, "blk.%d.%s", il, suffix), name)
-    gm_spec(out, n, GM_LAYER_NAME("attn_norm.weight"), GM_NORM, embd, 1);
-    for (int i = 0; i < 3; i++) {
-        const int64_t rows = i == 0 ? q : kv;
-        snprintf(name, sizeof name, "blk.%d.%s.weight", il, qkv[i]);
-        gm_spec(out, n, name, GM_MATRIX, embd, rows);
-        if (s->qkv_bias) {
-            snprintf(name, sizeof name, "blk.%d.%s.bias", il, qkv[i]);
-            gm_spec(out, n, name, GM_BIAS, rows, 1);
+    cairn_hparams hp = gm_hparams(s);
+    cairn_tensor_spec specs[CAIRN_LT_COUNT];
+    int count = cairn_layer_specs(&hp, il, specs);
+    for (int i = 0; i < count; i++) {
+        const cairn_tensor_spec *t = &specs[i];
+        bool qkv_bias = t->role == CAIRN_LT_ATTN_Q_BIAS || t->role == CAIRN_LT_ATTN_K_BIAS ||
+                        t->role == CAIRN_LT_ATTN_V_BIAS;
+        if (!t->required && !(qkv_bias && s->qkv_bias)) {
+            continue;
         }
+        char name[GGML_MAX_NAME];
+        snprintf(name, sizeof name, "blk.%d.%s", il, cairn_layer_tensor_name(t->role));
+        gm_spec(out, n, name, gm_kind_of(t), t->ne[0], t->ne[1] > 0 ? t->ne[1] : 1);
+        out[*n - 1].ne2 = t->ne[2] > 0 ? t->ne[2] : 1;
     }
-    if (s->qk_norm) {
-        gm_spec(out, n, GM_LAYER_NAME("attn_q_norm.weight"), GM_NORM, hd, 1);
-        gm_spec(out, n, GM_LAYER_NAME("attn_k_norm.weight"), GM_NORM, hd, 1);
-    }
-    gm_spec(out, n, GM_LAYER_NAME("attn_output.weight"), GM_MATRIX, q, embd);
-    gm_spec(out, n, GM_LAYER_NAME("ffn_norm.weight"), GM_NORM, embd, 1);
-    gm_spec(out, n, GM_LAYER_NAME("ffn_gate.weight"), GM_MATRIX, embd, s->n_ff);
-    gm_spec(out, n, GM_LAYER_NAME("ffn_up.weight"), GM_MATRIX, embd, s->n_ff);
-    gm_spec(out, n, GM_LAYER_NAME("ffn_down.weight"), GM_MATRIX, s->n_ff, embd);
-#undef GM_LAYER_NAME
 }
 
-enum { GM_MAX_PER_LAYER = 16 };
+enum { GM_MAX_PER_LAYER = CAIRN_LT_COUNT };
 
 static int gm_build_specs(gm_plan *p, cairn_err *err) {
     const gm_shape *s = &p->resolved;
@@ -555,6 +708,45 @@ static void gm_set_arch_f32(gm_plan *p, const char *suffix, float v) {
     gguf_set_val_f32(p->out, key, v);
 }
 
+/* The keys converters write for experts, windows and YaRN; Mixtral's experts are as wide as
+ * its feed_forward_length, so llama files have no expert_feed_forward_length. */
+static void gm_set_family_meta(gm_plan *p) {
+    const gm_shape *s = &p->resolved;
+    const gm_family *f = &s->family;
+    if (f->n_expert > 0) {
+        gm_set_arch_u32(p, "expert_count", (uint32_t)f->n_expert);
+        gm_set_arch_u32(p, "expert_used_count", (uint32_t)f->n_expert_used);
+        if (strcmp(s->arch, "llama") != 0) {
+            gm_set_arch_u32(p, "expert_feed_forward_length", (uint32_t)f->n_ff_exp);
+        }
+    }
+    if (f->n_expert_shared > 0) {
+        gm_set_arch_u32(p, "expert_shared_count", (uint32_t)f->n_expert_shared);
+    }
+    if (f->n_dense_lead > 0) {
+        gm_set_arch_u32(p, "leading_dense_block_count", (uint32_t)f->n_dense_lead);
+    }
+    if (f->gating != 0) {
+        gm_set_arch_u32(p, "expert_gating_func", (uint32_t)f->gating);
+        char key[128];
+        snprintf(key, sizeof key, "%s.expert_weights_norm", s->arch);
+        gguf_set_val_bool(p->out, key, f->weights_norm);
+    }
+    if (f->n_nextn > 0) {
+        gm_set_arch_u32(p, "nextn_predict_layers", (uint32_t)f->n_nextn);
+    }
+    if (f->n_swa > 0) {
+        gm_set_arch_u32(p, "attention.sliding_window", (uint32_t)f->n_swa);
+    }
+    if (f->yarn_factor > 0.0f) {
+        char key[128];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", s->arch);
+        gguf_set_val_str(p->out, key, "yarn");
+        gm_set_arch_f32(p, "rope.scaling.factor", f->yarn_factor);
+        gm_set_arch_u32(p, "rope.scaling.original_context_length", (uint32_t)f->yarn_orig_ctx);
+    }
+}
+
 /* Keys in the order llama.cpp's converter writes them. Llama 3 rope scaling has no keys of
  * its own there: it lives entirely in the rope_freqs tensor. */
 static void gm_set_model_meta(gm_plan *p, uint64_t seed) {
@@ -574,7 +766,7 @@ static void gm_set_model_meta(gm_plan *p, uint64_t seed) {
     }
     gm_set_arch_u32(p, "context_length", (uint32_t)s->n_ctx);
     gm_set_arch_u32(p, "embedding_length", (uint32_t)s->n_embd);
-    gm_set_arch_u32(p, "block_count", (uint32_t)s->n_layer);
+    gm_set_arch_u32(p, "block_count", (uint32_t)(s->n_layer + s->family.n_nextn));
     gm_set_arch_u32(p, "feed_forward_length", (uint32_t)s->n_ff);
     gm_set_arch_u32(p, "attention.head_count", (uint32_t)s->n_head);
     gm_set_arch_u32(p, "attention.head_count_kv", (uint32_t)s->n_head_kv);
@@ -584,10 +776,12 @@ static void gm_set_model_meta(gm_plan *p, uint64_t seed) {
         gm_set_arch_u32(p, "attention.key_length", (uint32_t)gm_head_dim(s));
         gm_set_arch_u32(p, "attention.value_length", (uint32_t)gm_head_dim(s));
     }
-    gm_set_arch_u32(p, "rope.dimension_count", (uint32_t)gm_head_dim(s));
+    gm_set_arch_u32(p, "rope.dimension_count",
+                    (uint32_t)(s->family.rope_dims > 0 ? s->family.rope_dims : gm_head_dim(s)));
     if (strcmp(s->arch, "llama") == 0) {
         gm_set_arch_u32(p, "vocab_size", (uint32_t)s->n_vocab);
     }
+    gm_set_family_meta(p);
 }
 
 /* ---- planning ---- */
@@ -662,9 +856,11 @@ static int gm_add_tensor_infos(gm_plan *p, cairn_err *err) {
     for (int i = 0; i < p->n_tensors; i++) {
         const gm_tensor_spec *t = &p->tensors[i];
         enum ggml_type type = gm_tensor_type(p, t);
-        struct ggml_tensor *g = t->ne1 > 1 || t->kind == GM_MATRIX
-                                    ? ggml_new_tensor_2d(p->meta_ctx, type, t->ne0, t->ne1)
-                                    : ggml_new_tensor_1d(p->meta_ctx, type, t->ne0);
+        struct ggml_tensor *g =
+            t->ne2 > 1 ? ggml_new_tensor_3d(p->meta_ctx, type, t->ne0, t->ne1, t->ne2)
+            : t->ne1 > 1 || t->kind == GM_MATRIX
+                ? ggml_new_tensor_2d(p->meta_ctx, type, t->ne0, t->ne1)
+                : ggml_new_tensor_1d(p->meta_ctx, type, t->ne0);
         ggml_set_name(g, t->name);
         gguf_add_tensor(p->out, g);
     }
@@ -778,8 +974,9 @@ static int gm_write_tensor_data(gm_writer *w, const gm_plan *p, int idx, uint64_
     }
     gm_rng rng;
     gm_rng_for_tensor(&rng, seed, t->name);
-    for (int64_t row = 0; row < t->ne1; row += rows_per_chunk) {
-        int64_t rows = t->ne1 - row < rows_per_chunk ? t->ne1 - row : rows_per_chunk;
+    const int64_t n_rows = t->ne1 * t->ne2; /* an expert's rows follow the previous one's */
+    for (int64_t row = 0; row < n_rows; row += rows_per_chunk) {
+        int64_t rows = n_rows - row < rows_per_chunk ? n_rows - row : rows_per_chunk;
         gm_fill_values(p, t, &rng, w->src, (size_t)(rows * t->ne0));
         size_t n = ggml_quantize_chunk(type, w->src, w->dst, 0, rows, t->ne0, NULL);
         if (gm_write(w, w->dst, n, err) != 0) {

@@ -22,6 +22,52 @@ static void print_hparams(const cairn_hparams *hp) {
            (double)hp->rope_freq_base, scaling[hp->rope_scaling],
            hp->has_rope_freqs ? ", frequency factors" : "");
     printf("embeddings:     %s\n", hp->tied_embeddings ? "tied to the output head" : "separate");
+    if (hp->n_expert > 0) {
+        printf("experts:        %d, %d per token, expert size %d", hp->n_expert, hp->n_expert_used,
+               hp->n_ff_exp);
+        if (hp->n_expert_shared > 0) {
+            printf(", %d shared", hp->n_expert_shared);
+        }
+        if (hp->n_layer_dense_lead > 0) {
+            printf(", first %d layers dense", hp->n_layer_dense_lead);
+        }
+        if (hp->n_expert_groups > 1) {
+            printf(", %d of %d groups", hp->n_group_used, hp->n_expert_groups);
+        }
+        printf("\n");
+    }
+    if (hp->n_swa > 0) {
+        printf("sliding window: %d positions on %d of every %d layers (rope base %g)\n", hp->n_swa,
+               hp->swa_period - 1, hp->swa_period, (double)hp->rope_freq_base_swa);
+    }
+}
+
+/* llama.cpp's names of the mixes its quantizer writes (general.file_type), so a file is
+ * described by the name it is published under. */
+static const char *file_type_name(int64_t ft) {
+    static const char *const names[] = {
+        [0] = "F32",      [1] = "F16",      [2] = "Q4_0",     [3] = "Q4_1",    [7] = "Q8_0",
+        [8] = "Q5_0",     [9] = "Q5_1",     [10] = "Q2_K",    [11] = "Q3_K_S", [12] = "Q3_K_M",
+        [13] = "Q3_K_L",  [14] = "Q4_K_S",  [15] = "Q4_K_M",  [16] = "Q5_K_S", [17] = "Q5_K_M",
+        [18] = "Q6_K",    [19] = "IQ2_XXS", [20] = "IQ2_XS",  [21] = "Q2_K_S", [22] = "IQ3_XS",
+        [23] = "IQ3_XXS", [24] = "IQ1_S",   [25] = "IQ4_NL",  [26] = "IQ3_S",  [27] = "IQ3_M",
+        [28] = "IQ2_S",   [29] = "IQ2_M",   [30] = "IQ4_XS",  [31] = "IQ1_M",  [32] = "BF16",
+        [36] = "TQ1_0",   [37] = "TQ2_0",   [38] = "MXFP4_MOE",
+    };
+    return ft >= 0 && ft < (int64_t)CAIRN_ARRAY_LEN(names) && names[ft] ? names[ft] : NULL;
+}
+
+static void print_mix(const cairn_model_file *m) {
+    int64_t ft = -1;
+    if (cairn_meta_int(m->gguf, "general.file_type", &ft, NULL) != 1) {
+        return;
+    }
+    const char *mix = file_type_name(ft);
+    if (mix) {
+        printf("mix:            %s\n", mix);
+    } else {
+        printf("mix:            file type %lld\n", (long long)ft);
+    }
 }
 
 static void print_tensor_types(const cairn_model_file *m) {
@@ -98,6 +144,7 @@ int cmd_info(int argc, char **argv) {
     if (!m->has_hparams) {
         printf("model:          not runnable: %s\n", load_err.msg);
     }
+    print_mix(m);
     print_tensor_types(m);
     print_tokenizer(m);
     cairn_model_close(m);

@@ -122,17 +122,24 @@ static struct ggml_tensor *activate(struct ggml_context *ctx, struct ggml_tensor
     return ggml_swiglu_split(ctx, gate, up);
 }
 
-struct ggml_tensor *block_ffn(const layer_step *st, const layer_weights *w, struct ggml_tensor *x,
-                              ffn_activation act) {
+static struct ggml_tensor *gated_ffn(const layer_step *st, struct ggml_tensor *gate_w,
+                                     struct ggml_tensor *up_w, struct ggml_tensor *down_w,
+                                     struct ggml_tensor *x, ffn_activation act) {
     struct ggml_context *ctx = st->ctx;
-    struct ggml_tensor *up = ggml_mul_mat(ctx, w->t[CAIRN_LT_FFN_UP], x);
+    struct ggml_tensor *up = ggml_mul_mat(ctx, up_w, x);
     struct ggml_tensor *hidden;
-    if (w->t[CAIRN_LT_FFN_GATE]) {
-        hidden = activate(ctx, ggml_mul_mat(ctx, w->t[CAIRN_LT_FFN_GATE], x), up, act);
+    if (gate_w) {
+        hidden = activate(ctx, ggml_mul_mat(ctx, gate_w, x), up, act);
     } else {
         hidden = ggml_swiglu(ctx, up); /* [2 * n_ff, n]: gate rows, then up rows */
     }
-    return ggml_mul_mat(ctx, w->t[CAIRN_LT_FFN_DOWN], hidden);
+    return ggml_mul_mat(ctx, down_w, hidden);
+}
+
+struct ggml_tensor *block_ffn(const layer_step *st, const layer_weights *w, struct ggml_tensor *x,
+                              ffn_activation act) {
+    return gated_ffn(st, w->t[CAIRN_LT_FFN_GATE], w->t[CAIRN_LT_FFN_UP], w->t[CAIRN_LT_FFN_DOWN], x,
+                     act);
 }
 
 /* [1, n_expert_used, n]: the weight of each chosen expert for each token. */
@@ -160,6 +167,36 @@ static struct ggml_tensor *expert_weights(const layer_step *st, struct ggml_tens
     return weights;
 }
 
+/* Keeps the scores of the n_group_used groups whose two best experts score highest and
+ * masks the others (DeepSeek V3's group-limited routing). [n_expert, n] in and out. */
+static struct ggml_tensor *limit_to_groups(const layer_step *st, struct ggml_tensor *scores) {
+    const cairn_hparams *hp = &st->s->hp;
+    struct ggml_context *ctx = st->ctx;
+    int64_t per_group = hp->n_expert / hp->n_expert_groups, n = st->n;
+    struct ggml_tensor *groups = ggml_reshape_3d(ctx, scores, per_group, hp->n_expert_groups, n);
+    struct ggml_tensor *best2 = ggml_argsort_top_k(ctx, groups, 2); /* [2, groups, n] */
+    struct ggml_tensor *top = ggml_get_rows(
+        ctx, ggml_reshape_4d(ctx, groups, 1, groups->ne[0], groups->ne[1], groups->ne[2]), best2);
+    top = ggml_sum_rows(ctx, ggml_reshape_3d(ctx, top, top->ne[1], top->ne[2], top->ne[3]));
+    top = ggml_reshape_2d(ctx, top, top->ne[1], top->ne[2]); /* [groups, n] */
+    struct ggml_tensor *kept = ggml_argsort_top_k(ctx, top, hp->n_group_used);
+    struct ggml_tensor *rows = ggml_get_rows(ctx, groups, kept);
+    struct ggml_tensor *masked = ggml_set_rows(ctx, ggml_fill(ctx, groups, -INFINITY), rows, kept);
+    return ggml_reshape_2d(ctx, masked, hp->n_expert, n);
+}
+
+/* [n_expert_used, n]: the experts each token goes to. A selection bias, where the layer has
+ * one, changes which experts are chosen but not their weights. */
+static struct ggml_tensor *choose_experts(const layer_step *st, const layer_weights *w,
+                                          struct ggml_tensor *probs) {
+    const cairn_hparams *hp = &st->s->hp;
+    struct ggml_tensor *scores = add_bias(st->ctx, probs, w->t[CAIRN_LT_FFN_EXP_PROBS_B]);
+    if (hp->n_expert_groups > 1) {
+        scores = limit_to_groups(st, scores);
+    }
+    return ggml_argsort_top_k(st->ctx, scores, hp->n_expert_used);
+}
+
 static struct ggml_tensor *add_expert_bias(struct ggml_context *ctx, struct ggml_tensor *x,
                                            struct ggml_tensor *bias, struct ggml_tensor *chosen) {
     return bias ? ggml_add_id(ctx, x, bias, chosen) : x;
@@ -174,7 +211,7 @@ struct ggml_tensor *block_moe(const layer_step *st, const layer_weights *w, stru
     struct ggml_tensor *probs = hp->gating == CAIRN_GATING_SOFTMAX   ? ggml_soft_max(ctx, logits)
                                 : hp->gating == CAIRN_GATING_SIGMOID ? ggml_sigmoid(ctx, logits)
                                                                      : logits;
-    struct ggml_tensor *chosen = ggml_argsort_top_k(ctx, probs, hp->n_expert_used); /* [used, n] */
+    struct ggml_tensor *chosen = choose_experts(st, w, probs); /* [used, n] */
     struct ggml_tensor *weights = expert_weights(st, probs, chosen);
     ggml_build_forward_expand(st->gf, weights);
 
@@ -200,5 +237,11 @@ struct ggml_tensor *block_moe(const layer_step *st, const layer_weights *w, stru
         ggml_build_forward_expand(st->gf, one);
         sum = sum ? ggml_add(ctx, sum, one) : one;
     }
-    return hp->n_expert_used == 1 ? ggml_cont(ctx, sum) : sum;
+    sum = hp->n_expert_used == 1 ? ggml_cont(ctx, sum) : sum;
+    if (w->t[CAIRN_LT_FFN_UP_SHEXP]) {
+        sum = ggml_add(ctx, sum,
+                       gated_ffn(st, w->t[CAIRN_LT_FFN_GATE_SHEXP], w->t[CAIRN_LT_FFN_UP_SHEXP],
+                                 w->t[CAIRN_LT_FFN_DOWN_SHEXP], x, FFN_SWIGLU));
+    }
+    return sum;
 }

@@ -88,7 +88,8 @@ struct ggml_tensor *block_ffn(const layer_step *st, const layer_weights *w, stru
                               ffn_activation act);
 
 /* A mixture of experts: the router picks n_expert_used experts per token and their
- * outputs are summed with the router's weights. Only the chosen experts are computed. */
+ * outputs are summed with the router's weights, plus the shared experts' output where the
+ * layer has them. Only the chosen experts are computed. */
 struct ggml_tensor *block_moe(const layer_step *st, const layer_weights *w, struct ggml_tensor *x,
                               ffn_activation act);
 
@@ -100,6 +101,8 @@ struct ggml_tensor *gemma3_layer(const layer_step *st, const layer_weights *w,
                                  struct ggml_tensor *x);
 struct ggml_tensor *phi3_layer(const layer_step *st, const layer_weights *w,
                                struct ggml_tensor *x);
+struct ggml_tensor *glm4moe_layer(const layer_step *st, const layer_weights *w,
+                                  struct ggml_tensor *x);
 struct ggml_tensor *gpt_oss_layer(const layer_step *st, const layer_weights *w,
                                   struct ggml_tensor *x);
 

@@ -258,7 +258,7 @@ static const layer_builder layer_builders[CAIRN_ARCH_COUNT] = {
     [CAIRN_ARCH_LLAMA] = llama_layer,   [CAIRN_ARCH_QWEN2] = llama_layer,
     [CAIRN_ARCH_QWEN3] = llama_layer,   [CAIRN_ARCH_QWEN3MOE] = llama_layer,
     [CAIRN_ARCH_GEMMA3] = gemma3_layer, [CAIRN_ARCH_PHI3] = phi3_layer,
-    [CAIRN_ARCH_GPT_OSS] = gpt_oss_layer,
+    [CAIRN_ARCH_GPT_OSS] = gpt_oss_layer, [CAIRN_ARCH_GLM4MOE] = glm4moe_layer,
 };
 
 static struct ggml_tensor *new_mask(struct ggml_context *ctx, int n_kv, int n) {
@@ -290,8 +290,14 @@ static struct ggml_cgraph *build_graph(ggml_shard *s, const cairn_batch *b, int 
     }
     in->positions = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
     ggml_set_input(in->positions);
-    in->mask = new_mask(ctx, pos + n, n);
-    in->mask_swa = hp->n_swa > 0 ? new_mask(ctx, pos + n, n) : NULL;
+    /* Only masks some layer of this shard reads: an input outside the graph has no memory. */
+    bool any_swa = false, any_global = false;
+    for (int il = info->first_layer; il < info->last_layer; il++) {
+        any_swa |= cairn_layer_is_swa(hp, il);
+        any_global |= !cairn_layer_is_swa(hp, il);
+    }
+    in->mask = any_global ? new_mask(ctx, pos + n, n) : NULL;
+    in->mask_swa = any_swa ? new_mask(ctx, pos + n, n) : NULL;
     if (info->is_first && hp->arch == CAIRN_ARCH_GEMMA3) {
         x = ggml_scale(ctx, x, sqrtf((float)hp->n_embd));
     }
@@ -342,7 +348,9 @@ static void fill_inputs(const ggml_shard *s, const step_inputs *in, const cairn_
         positions[i] = pos + i;
     }
     ggml_backend_tensor_set(in->positions, positions, 0, (size_t)n * sizeof(int32_t));
-    fill_mask(in->mask, mask_rows, pos, n, 0);
+    if (in->mask) {
+        fill_mask(in->mask, mask_rows, pos, n, 0);
+    }
     if (in->mask_swa) {
         fill_mask(in->mask_swa, mask_rows, pos, n, s->hp.n_swa);
     }

@@ -9,7 +9,7 @@ static const char *const arch_names[CAIRN_ARCH_COUNT] = {
     [CAIRN_ARCH_LLAMA] = "llama",     [CAIRN_ARCH_QWEN2] = "qwen2",
     [CAIRN_ARCH_QWEN3] = "qwen3",     [CAIRN_ARCH_QWEN3MOE] = "qwen3moe",
     [CAIRN_ARCH_GEMMA3] = "gemma3",   [CAIRN_ARCH_PHI3] = "phi3",
-    [CAIRN_ARCH_GPT_OSS] = "gpt-oss",
+    [CAIRN_ARCH_GPT_OSS] = "gpt-oss", [CAIRN_ARCH_GLM4MOE] = "glm4moe",
 };
 
 const char *cairn_arch_name(cairn_arch arch) {
@@ -28,6 +28,10 @@ int cairn_arch_from_name(const char *name, cairn_arch *out) {
 
 bool cairn_layer_is_swa(const cairn_hparams *hp, int il) {
     return hp->n_swa > 0 && hp->swa_period > 0 && il % hp->swa_period < hp->swa_period - 1;
+}
+
+bool cairn_layer_has_experts(const cairn_hparams *hp, int il) {
+    return hp->n_expert > 0 && il >= hp->n_layer_dense_lead;
 }
 
 static const char *const tensor_names[CAIRN_LT_COUNT] = {
@@ -58,6 +62,10 @@ static const char *const tensor_names[CAIRN_LT_COUNT] = {
     [CAIRN_LT_FFN_GATE_EXPS_BIAS] = "ffn_gate_exps.bias",
     [CAIRN_LT_FFN_UP_EXPS_BIAS] = "ffn_up_exps.bias",
     [CAIRN_LT_FFN_DOWN_EXPS_BIAS] = "ffn_down_exps.bias",
+    [CAIRN_LT_FFN_EXP_PROBS_B] = "exp_probs_b.bias",
+    [CAIRN_LT_FFN_GATE_SHEXP] = "ffn_gate_shexp.weight",
+    [CAIRN_LT_FFN_UP_SHEXP] = "ffn_up_shexp.weight",
+    [CAIRN_LT_FFN_DOWN_SHEXP] = "ffn_down_shexp.weight",
 };
 
 const char *cairn_layer_tensor_name(cairn_layer_tensor t) {
@@ -88,6 +96,7 @@ static void attention_specs(const cairn_hparams *hp, spec_list *l) {
     const bool qkv_bias = hp->arch == CAIRN_ARCH_QWEN2 || hp->arch == CAIRN_ARCH_GPT_OSS;
     const bool qk_norm = hp->arch == CAIRN_ARCH_QWEN3 || hp->arch == CAIRN_ARCH_QWEN3MOE ||
                          hp->arch == CAIRN_ARCH_GEMMA3;
+    const bool glm = hp->arch == CAIRN_ARCH_GLM4MOE;
     VECTOR(l, CAIRN_LT_ATTN_NORM, embd, true);
     if (hp->arch == CAIRN_ARCH_PHI3) {
         MATRIX(l, CAIRN_LT_ATTN_QKV, embd, q + k + v);
@@ -106,8 +115,8 @@ static void attention_specs(const cairn_hparams *hp, spec_list *l) {
     if (hp->arch == CAIRN_ARCH_GPT_OSS) {
         VECTOR(l, CAIRN_LT_ATTN_SINKS, hp->n_head, true);
     }
-    /* gemma3 normalizes the attention output; gpt-oss calls its pre-FFN norm so */
-    if (hp->arch == CAIRN_ARCH_GEMMA3 || hp->arch == CAIRN_ARCH_GPT_OSS) {
+    /* gemma3 normalizes the attention output; gpt-oss and glm4moe call their pre-FFN norm so */
+    if (hp->arch == CAIRN_ARCH_GEMMA3 || hp->arch == CAIRN_ARCH_GPT_OSS || glm) {
         VECTOR(l, CAIRN_LT_ATTN_POST_NORM, embd, true);
     }
 }
@@ -117,6 +126,7 @@ static void expert_specs(const cairn_hparams *hp, spec_list *l) {
     const bool biased = hp->arch == CAIRN_ARCH_GPT_OSS;
     MATRIX(l, CAIRN_LT_FFN_GATE_INP, embd, n);
     VECTOR(l, CAIRN_LT_FFN_GATE_INP_BIAS, n, biased);
+    VECTOR(l, CAIRN_LT_FFN_EXP_PROBS_B, n, hp->arch == CAIRN_ARCH_GLM4MOE);
     EXPERTS(l, CAIRN_LT_FFN_GATE_EXPS, embd, ff, n);
     EXPERTS(l, CAIRN_LT_FFN_UP_EXPS, embd, ff, n);
     EXPERTS(l, CAIRN_LT_FFN_DOWN_EXPS, ff, embd, n);
@@ -125,14 +135,20 @@ static void expert_specs(const cairn_hparams *hp, spec_list *l) {
         add(l, CAIRN_LT_FFN_UP_EXPS_BIAS, false, ff, n, 0, true);
         add(l, CAIRN_LT_FFN_DOWN_EXPS_BIAS, false, embd, n, 0, true);
     }
+    if (hp->n_expert_shared > 0) {
+        const int64_t shared = (int64_t)hp->n_ff_exp * hp->n_expert_shared;
+        MATRIX(l, CAIRN_LT_FFN_GATE_SHEXP, embd, shared);
+        MATRIX(l, CAIRN_LT_FFN_UP_SHEXP, embd, shared);
+        MATRIX(l, CAIRN_LT_FFN_DOWN_SHEXP, shared, embd);
+    }
 }
 
-static void ffn_specs(const cairn_hparams *hp, spec_list *l) {
+static void ffn_specs(const cairn_hparams *hp, int il, spec_list *l) {
     const int64_t embd = hp->n_embd, ff = hp->n_ff;
-    if (hp->arch != CAIRN_ARCH_GPT_OSS) {
+    if (hp->arch != CAIRN_ARCH_GPT_OSS && hp->arch != CAIRN_ARCH_GLM4MOE) {
         VECTOR(l, CAIRN_LT_FFN_NORM, embd, true);
     }
-    if (hp->n_expert > 0) {
+    if (cairn_layer_has_experts(hp, il)) {
         expert_specs(hp, l);
     } else if (hp->arch == CAIRN_ARCH_PHI3) {
         MATRIX(l, CAIRN_LT_FFN_UP, embd, 2 * ff);
@@ -148,9 +164,8 @@ static void ffn_specs(const cairn_hparams *hp, spec_list *l) {
 }
 
 int cairn_layer_specs(const cairn_hparams *hp, int il, cairn_tensor_spec out[CAIRN_LT_COUNT]) {
-    (void)il; /* every layer of the families cairn runs has the same tensors */
     spec_list l = {out, 0};
     attention_specs(hp, &l);
-    ffn_specs(hp, &l);
+    ffn_specs(hp, il, &l);
     return l.n;
 }

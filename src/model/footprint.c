@@ -12,13 +12,15 @@
 /* Bytes of one cached K or V element: the engine keeps its KV cache in F16. */
 #define KV_ELEMENT_BYTES 2
 
-static bool in_a_layer(const char *name) {
+/* Whether a tensor is part of one of the model's layers; blocks past them (next-token
+ * prediction) are never loaded. */
+static bool in_a_layer(const char *name, int n_layer) {
     if (strncmp(name, "blk.", 4) != 0) {
         return false;
     }
     char *end = NULL;
     long il = strtol(name + 4, &end, 10);
-    return end != name + 4 && *end == '.' && il >= 0;
+    return end != name + 4 && *end == '.' && il >= 0 && il < n_layer;
 }
 
 static uint64_t tensor_bytes(const cairn_model_file *m, const char *name) {
@@ -48,9 +50,9 @@ static void count_tensors(const cairn_model_file *m, cairn_footprint *out) {
                       (m->hp.tied_embeddings ? embd : tensor_bytes(m, "output.weight"));
     for (int64_t i = 0; i < m->n_tensors; i++) {
         const char *name = m->tensors[i].name;
-        if (in_a_layer(name)) {
+        if (in_a_layer(name, m->hp.n_layer)) {
             out->layer_weight_bytes += m->tensors[i].size;
-        } else if (strcmp(name, "token_embd.weight") != 0 &&
+        } else if (strncmp(name, "blk.", 4) != 0 && strcmp(name, "token_embd.weight") != 0 &&
                    strcmp(name, "output_norm.weight") != 0 && strcmp(name, "output.weight") != 0) {
             out->shared_bytes += m->tensors[i].size;
         }

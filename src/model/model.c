@@ -562,32 +562,72 @@ static int read_attention(const hp_reader *r, cairn_hparams *hp) {
                       &hp->norm_eps);
 }
 
-/* The router and expert sizes of a mixture of experts; each family's routing rule is fixed
- * (as in the reference implementation), not read from the file. */
+/* Families whose router is fixed by the reference implementation ignore the file's gating
+ * keys; the others (glm4moe) read them, with the family's default. */
+static int read_routing(const hp_reader *r, cairn_hparams *hp) {
+    hp->gating = hp->arch == CAIRN_ARCH_GPT_OSS ? CAIRN_GATING_SOFTMAX_WEIGHT : CAIRN_GATING_SOFTMAX;
+    hp->expert_weights_norm = hp->arch != CAIRN_ARCH_GPT_OSS;
+    if (hp->arch != CAIRN_ARCH_GLM4MOE) {
+        return 0;
+    }
+    int gating = 0;
+    char key[128];
+    snprintf(key, sizeof key, "%s.expert_weights_norm", r->arch);
+    hp->expert_weights_norm = false;
+    if (arch_int(r, "expert_gating_func", false, CAIRN_GATING_SIGMOID, 0,
+                 CAIRN_GATING_SOFTMAX_WEIGHT, &gating) != 0 ||
+        cairn_meta_bool(r->g, key, &hp->expert_weights_norm, r->err) < 0) {
+        return -1;
+    }
+    hp->gating = gating == 0 ? CAIRN_GATING_SIGMOID : (cairn_gating)gating;
+    return 0;
+}
+
+/* The router and expert sizes of a mixture of experts. */
 static int read_experts(const hp_reader *r, cairn_hparams *hp) {
-    if (arch_int(r, "expert_count", hp->arch == CAIRN_ARCH_QWEN3MOE ||
-                                        hp->arch == CAIRN_ARCH_GPT_OSS,
-                 0, 0, MAX_EXPERTS, &hp->n_expert) != 0) {
+    bool always = hp->arch == CAIRN_ARCH_QWEN3MOE || hp->arch == CAIRN_ARCH_GPT_OSS ||
+                  hp->arch == CAIRN_ARCH_GLM4MOE;
+    if (arch_int(r, "expert_count", always, 0, 0, MAX_EXPERTS, &hp->n_expert) != 0) {
         return -1;
     }
     if (hp->n_expert == 0) {
         return 0;
     }
-    if (hp->arch != CAIRN_ARCH_LLAMA && hp->arch != CAIRN_ARCH_QWEN3MOE &&
-        hp->arch != CAIRN_ARCH_GPT_OSS) {
+    if (!always && hp->arch != CAIRN_ARCH_LLAMA) {
         return cairn_fail(r->err, "%s models with experts are not supported", hp->arch_name);
     }
     if (arch_int(r, "expert_used_count", true, 0, 1, hp->n_expert, &hp->n_expert_used) != 0 ||
         arch_int(r, "expert_feed_forward_length", hp->arch == CAIRN_ARCH_GPT_OSS,
-                 hp->n_ff / hp->n_expert_used, 1, MAX_FF, &hp->n_ff_exp) != 0 ||
-        arch_float(r, "expert_weights_scale", 1.0, 0.0, 1e6, &hp->expert_weights_scale) != 0) {
+                 hp->arch == CAIRN_ARCH_QWEN3MOE ? hp->n_ff / hp->n_expert_used : hp->n_ff, 1,
+                 MAX_FF, &hp->n_ff_exp) != 0 ||
+        arch_float(r, "expert_weights_scale", 1.0, 0.0, 1e6, &hp->expert_weights_scale) != 0 ||
+        arch_int(r, "expert_shared_count", false, 0, 0, MAX_EXPERTS, &hp->n_expert_shared) != 0 ||
+        arch_int(r, "leading_dense_block_count", false, 0, 0, hp->n_layer,
+                 &hp->n_layer_dense_lead) != 0 ||
+        arch_int(r, "expert_group_count", false, 1, 1, hp->n_expert, &hp->n_expert_groups) != 0 ||
+        arch_int(r, "expert_group_used_count", false, hp->n_expert_groups, 1,
+                 hp->n_expert_groups, &hp->n_group_used) != 0 ||
+        read_routing(r, hp) != 0) {
         return -1;
     }
     if (hp->expert_weights_scale == 0.0f) {
         hp->expert_weights_scale = 1.0f;
     }
-    hp->gating = hp->arch == CAIRN_ARCH_GPT_OSS ? CAIRN_GATING_SOFTMAX_WEIGHT : CAIRN_GATING_SOFTMAX;
-    hp->expert_weights_norm = hp->arch != CAIRN_ARCH_GPT_OSS;
+    if (hp->n_expert % hp->n_expert_groups != 0) {
+        return cairn_fail(r->err, "%d experts cannot form %d equal groups", hp->n_expert,
+                          hp->n_expert_groups);
+    }
+    return 0;
+}
+
+/* Files of some families carry next-token-prediction blocks after the model's own layers
+ * (counted in block_count); they serve speculative decoding, which cairn does not do. */
+static int read_nextn(const hp_reader *r, cairn_hparams *hp) {
+    if (arch_int(r, "nextn_predict_layers", false, 0, 0, hp->n_layer - 1, &hp->n_layer_nextn) !=
+        0) {
+        return -1;
+    }
+    hp->n_layer -= hp->n_layer_nextn;
     return 0;
 }
 
@@ -644,6 +684,7 @@ static int read_hparams(cairn_model_file *m, cairn_err *err) {
         arch_int(&r, "embedding_length", true, 0, 1, MAX_EMBD, &hp->n_embd) != 0 ||
         arch_int(&r, "block_count", true, 0, 1, MAX_LAYERS, &hp->n_layer) != 0 ||
         arch_int(&r, "feed_forward_length", true, 0, 1, MAX_FF, &hp->n_ff) != 0 ||
+        read_nextn(&r, hp) != 0 ||
         read_attention(&r, hp) != 0 ||
         arch_float(&r, "rope.freq_base", 10000.0, 1e-3, 1e12, &hp->rope_freq_base) != 0 ||
         read_rope_scaling(&r, hp) != 0 || read_vocab_size(m, hp, err) != 0 ||

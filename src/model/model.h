@@ -45,6 +45,7 @@ typedef enum cairn_arch {
     CAIRN_ARCH_GEMMA3,   /* sliding-window and global layers, post norms, GELU, scaled embeddings */
     CAIRN_ARCH_PHI3,     /* fused qkv and gate/up matrices */
     CAIRN_ARCH_GPT_OSS,  /* attention sinks, alternating windows, biased experts */
+    CAIRN_ARCH_GLM4MOE,  /* dense lead layers, sigmoid router with a bias, a shared expert */
     CAIRN_ARCH_COUNT
 } cairn_arch;
 
@@ -93,6 +94,11 @@ typedef struct cairn_hparams {
     cairn_gating gating;
     bool expert_weights_norm;   /* the chosen experts' weights are scaled to sum to 1 */
     float expert_weights_scale; /* then multiplied by this (1: unchanged) */
+    int n_expert_shared;        /* experts every token goes through, as one wider network */
+    int n_layer_dense_lead;     /* the first layers have a dense network instead */
+    int n_expert_groups;        /* routing first picks n_group_used of this many groups */
+    int n_group_used;
+    int n_layer_nextn; /* trailing next-token-prediction blocks in the file; not run */
     /* Sliding-window attention: layer il sees only the last n_swa positions when
      * cairn_layer_is_swa says so; such layers rotate with rope_freq_base_swa. */
     int n_swa;      /* 0: every layer is global */
@@ -101,6 +107,8 @@ typedef struct cairn_hparams {
     float attn_scale; /* the factor on q.k before the softmax */
 } cairn_hparams;
 
+/* Whether layer il's network is a mixture of experts (else it is dense). */
+bool cairn_layer_has_experts(const cairn_hparams *hp, int il);
 /* Whether layer il attends over a sliding window rather than the whole context. */
 bool cairn_layer_is_swa(const cairn_hparams *hp, int il);
 
@@ -134,6 +142,10 @@ typedef enum cairn_layer_tensor {
     CAIRN_LT_FFN_GATE_EXPS_BIAS,
     CAIRN_LT_FFN_UP_EXPS_BIAS,
     CAIRN_LT_FFN_DOWN_EXPS_BIAS,
+    CAIRN_LT_FFN_EXP_PROBS_B, /* added to the router's scores to choose, not to weigh */
+    CAIRN_LT_FFN_GATE_SHEXP,
+    CAIRN_LT_FFN_UP_SHEXP,
+    CAIRN_LT_FFN_DOWN_SHEXP,
     CAIRN_LT_COUNT
 } cairn_layer_tensor;
 
