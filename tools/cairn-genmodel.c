@@ -71,10 +71,16 @@ typedef struct gm_family {
     bool weights_norm;       /* written as expert_weights_norm */
     int rope_dims;           /* 0: the whole head */
     int n_nextn;             /* next-token-prediction blocks counted in block_count, not written */
+    /* latent attention (deepseek2): the shape's head_dim is kv_lora + rope_dims */
+    int kv_lora, q_lora, mla_k, mla_v;
+    float yarn_log_mul; /* as the file stores it: 0.1 * mscale_all_dim */
+    int n_groups, n_groups_used; /* group-limited routing; 0: none */
+    float weights_scale;         /* written as expert_weights_scale when not 0 */
+    bool selection_bias;         /* exp_probs_b.bias, where the family has it optionally */
 } gm_family;
 
 #define GM_DENSE                                                                                   \
-    { 0, 0, 0, 0, 0.0f, 0, 0, 0, 0, false, 0, 0 }
+    { 0, 0, 0, 0, 0.0f, 0, 0, 0, 0, false, 0, 0, 0, 0, 0, 0, 0.0f, 0, 0, 0.0f, false }
 
 typedef struct gm_shape {
     const char *name;
@@ -242,6 +248,72 @@ static const gm_shape gm_shapes[] = {
                 .weights_norm = true,
                 .rope_dims = 64,
                 .n_nextn = 1}},
+    {.name = "deepseek-v2-lite",
+     .arch = "deepseek2",
+     .model_name = "DeepSeek V2 Lite (random weights)",
+     .n_layer = 27,
+     .n_embd = 2048,
+     .n_head = 16,
+     .n_head_kv = 1,
+     .head_dim = 576,
+     .write_head_dim = true,
+     .n_ff = 10944,
+     .n_vocab = 102400,
+     .n_ctx = 163840,
+     .rope_base = 10000.0f,
+     .norm_eps = 1e-6f,
+     .vocab_hint = "ggml-vocab-gpt-2.gguf",
+     .family = {.n_expert = 64,
+                .n_expert_used = 6,
+                .n_ff_exp = 1408,
+                .n_expert_shared = 2,
+                .n_dense_lead = 1,
+                .gating = 1,
+                .weights_norm = false,
+                .rope_dims = 64,
+                .yarn_factor = 40.0f,
+                .yarn_orig_ctx = 4096,
+                .kv_lora = 512,
+                .mla_k = 192,
+                .mla_v = 128,
+                .yarn_log_mul = 0.0707f}},
+    /* DeepSeek V3's router (sigmoid scores, a selection bias, 8 groups of which 4 are
+     * kept, scaled weights) and query compression at a fraction of its widths: V3 itself
+     * needs 12 GB per layer even at Q8_0. */
+    {.name = "deepseek-v3-small",
+     .arch = "deepseek2",
+     .model_name = "DeepSeek V3 routing, small widths (random weights)",
+     .n_layer = 4,
+     .n_embd = 1024,
+     .n_head = 16,
+     .n_head_kv = 1,
+     .head_dim = 576,
+     .write_head_dim = true,
+     .n_ff = 2048,
+     .n_vocab = 129280,
+     .n_ctx = 163840,
+     .rope_base = 10000.0f,
+     .norm_eps = 1e-6f,
+     .vocab_hint = "ggml-vocab-gpt-2.gguf",
+     .family = {.n_expert = 64,
+                .n_expert_used = 8,
+                .n_ff_exp = 256,
+                .n_expert_shared = 1,
+                .n_dense_lead = 1,
+                .gating = 2,
+                .weights_norm = true,
+                .rope_dims = 64,
+                .yarn_factor = 40.0f,
+                .yarn_orig_ctx = 4096,
+                .kv_lora = 512,
+                .q_lora = 384,
+                .mla_k = 192,
+                .mla_v = 128,
+                .yarn_log_mul = 0.1f,
+                .n_groups = 8,
+                .n_groups_used = 4,
+                .weights_scale = 2.5f,
+                .selection_bias = true}},
     {.name = "gpt-oss-20b",
      .arch = "gpt-oss",
      .model_name = "gpt-oss 20B (random weights)",
@@ -449,6 +521,14 @@ static cairn_hparams gm_hparams(const gm_shape *s) {
     hp.n_ff_exp = s->family.n_ff_exp;
     hp.n_expert_shared = s->family.n_expert_shared;
     hp.n_layer_dense_lead = s->family.n_dense_lead;
+    hp.rope_dims = s->family.rope_dims > 0 ? s->family.rope_dims : hp.head_dim_k;
+    hp.kv_lora_rank = s->family.kv_lora;
+    hp.q_lora_rank = s->family.q_lora;
+    hp.mla_head_dim_k = s->family.mla_k;
+    hp.mla_head_dim_v = s->family.mla_v;
+    if (hp.kv_lora_rank > 0) {
+        hp.head_dim_v = hp.kv_lora_rank;
+    }
     return hp;
 }
 
@@ -469,7 +549,9 @@ static void gm_layer_specs(const gm_shape *s, int il, gm_tensor_spec *out, int *
         const cairn_tensor_spec *t = &specs[i];
         bool qkv_bias = t->role == CAIRN_LT_ATTN_Q_BIAS || t->role == CAIRN_LT_ATTN_K_BIAS ||
                         t->role == CAIRN_LT_ATTN_V_BIAS;
-        if (!t->required && !(qkv_bias && s->qkv_bias)) {
+        bool wanted = (qkv_bias && s->qkv_bias) ||
+                      (t->role == CAIRN_LT_FFN_EXP_PROBS_B && s->family.selection_bias);
+        if (!t->required && !wanted) {
             continue;
         }
         char name[GGML_MAX_NAME];
@@ -732,6 +814,24 @@ static void gm_set_family_meta(gm_plan *p) {
         snprintf(key, sizeof key, "%s.expert_weights_norm", s->arch);
         gguf_set_val_bool(p->out, key, f->weights_norm);
     }
+    if (f->kv_lora > 0) {
+        /* q_lora_rank 0 is written too (converters leave the key out for the Lite models),
+         * so a file with fewer layers than the Lite models still loads as one elsewhere */
+        gm_set_arch_u32(p, "attention.q_lora_rank", (uint32_t)f->q_lora);
+        gm_set_arch_u32(p, "attention.kv_lora_rank", (uint32_t)f->kv_lora);
+        gm_set_arch_u32(p, "attention.key_length_mla", (uint32_t)f->mla_k);
+        gm_set_arch_u32(p, "attention.value_length_mla", (uint32_t)f->mla_v);
+    }
+    if (f->weights_scale > 0.0f || f->kv_lora > 0) {
+        gm_set_arch_f32(p, "expert_weights_scale", f->weights_scale > 0.0f ? f->weights_scale : 1.0f);
+    }
+    if (f->n_groups > 0) {
+        gm_set_arch_u32(p, "expert_group_count", (uint32_t)f->n_groups);
+        gm_set_arch_u32(p, "expert_group_used_count", (uint32_t)f->n_groups_used);
+    }
+    if (f->yarn_log_mul > 0.0f) {
+        gm_set_arch_f32(p, "rope.scaling.yarn_log_multiplier", f->yarn_log_mul);
+    }
     if (f->n_nextn > 0) {
         gm_set_arch_u32(p, "nextn_predict_layers", (uint32_t)f->n_nextn);
     }
@@ -773,8 +873,10 @@ static void gm_set_model_meta(gm_plan *p, uint64_t seed) {
     gm_set_arch_f32(p, "rope.freq_base", s->rope_base);
     gm_set_arch_f32(p, "attention.layer_norm_rms_epsilon", s->norm_eps);
     if (s->write_head_dim) {
+        const gm_family *f = &s->family;
         gm_set_arch_u32(p, "attention.key_length", (uint32_t)gm_head_dim(s));
-        gm_set_arch_u32(p, "attention.value_length", (uint32_t)gm_head_dim(s));
+        gm_set_arch_u32(p, "attention.value_length",
+                        (uint32_t)(f->kv_lora > 0 ? f->kv_lora : gm_head_dim(s)));
     }
     gm_set_arch_u32(p, "rope.dimension_count",
                     (uint32_t)(s->family.rope_dims > 0 ? s->family.rope_dims : gm_head_dim(s)));

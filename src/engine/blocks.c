@@ -36,11 +36,9 @@ static void project_qkv(const layer_step *st, const layer_weights *w, struct ggm
     *v = add_bias(ctx, ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_V], x), w->t[CAIRN_LT_ATTN_V_BIAS]);
 }
 
-static struct ggml_tensor *rotate(const layer_step *st, struct ggml_tensor *x, bool swa) {
+struct ggml_tensor *block_rope(const layer_step *st, struct ggml_tensor *x, bool swa) {
     const cairn_hparams *hp = &st->s->hp;
-    /* llama and Mistral files store q and k rows interleaved for rope's "normal" mode; the
-     * other families use the halves ("neox") layout. */
-    int mode = hp->arch == CAIRN_ARCH_LLAMA ? GGML_ROPE_TYPE_NORMAL : GGML_ROPE_TYPE_NEOX;
+    int mode = cairn_rope_is_neox(hp) ? GGML_ROPE_TYPE_NEOX : GGML_ROPE_TYPE_NORMAL;
     /* Windowed layers rotate with their own base and are never scaled (gemma3's global
      * layers carry the long-context scaling; gpt-oss scales both alike). */
     float base = swa ? hp->rope_freq_base_swa : hp->rope_freq_base;
@@ -50,27 +48,38 @@ static struct ggml_tensor *rotate(const layer_step *st, struct ggml_tensor *x, b
                          hp->yarn_beta_fast, hp->yarn_beta_slow);
 }
 
-/* Appends this step's keys and values to the sequence's cells. The CPU backend runs nodes in
- * graph order: expanding the stores first puts the writes before the attention that reads
- * them. */
-static void store_kv(const layer_step *st, const layer_weights *w, struct ggml_tensor *k,
-                     struct ggml_tensor *v) {
+void block_store_kv(const layer_step *st, const layer_weights *w, struct ggml_tensor *k,
+                    struct ggml_tensor *v) {
     size_t first_cell = (size_t)st->seq * (size_t)st->s->base.info.n_ctx + (size_t)st->pos;
     struct ggml_tensor *k_dst = ggml_view_1d(st->ctx, w->k_cache, (int64_t)st->n * w->k_cache->ne[0],
                                              first_cell * w->k_cache->nb[1]);
-    struct ggml_tensor *v_dst = ggml_view_1d(st->ctx, w->v_cache, (int64_t)st->n * w->v_cache->ne[0],
-                                             first_cell * w->v_cache->nb[1]);
     ggml_build_forward_expand(st->gf, ggml_cpy(st->ctx, k, k_dst));
-    ggml_build_forward_expand(st->gf, ggml_cpy(st->ctx, v, v_dst));
+    if (v) {
+        struct ggml_tensor *v_dst = ggml_view_1d(
+            st->ctx, w->v_cache, (int64_t)st->n * w->v_cache->ne[0], first_cell * w->v_cache->nb[1]);
+        ggml_build_forward_expand(st->gf, ggml_cpy(st->ctx, v, v_dst));
+    }
 }
 
-/* [head_dim, n_kv, n_head_kv]: every cell the sequence now holds. */
-static struct ggml_tensor *cached(const layer_step *st, struct ggml_tensor *cache, int head_dim) {
+struct ggml_tensor *block_cached(const layer_step *st, struct ggml_tensor *cache, int head_dim) {
     int n_kv = st->pos + st->n;
     size_t row = cache->nb[1];
     size_t seq_base = (size_t)st->seq * (size_t)st->s->base.info.n_ctx;
     return ggml_view_3d(st->ctx, cache, head_dim, n_kv, st->s->hp.n_head_kv, row,
                         ggml_row_size(cache->type, head_dim), seq_base * row);
+}
+
+struct ggml_tensor *block_attend(const layer_step *st, struct ggml_tensor *q, struct ggml_tensor *k,
+                                 struct ggml_tensor *v, float scale, struct ggml_tensor *sinks) {
+    bool swa = cairn_layer_is_swa(&st->s->hp, st->il);
+    struct ggml_tensor *mask = swa ? st->in->mask_swa : st->in->mask;
+    struct ggml_tensor *att = ggml_flash_attn_ext(st->ctx, ggml_permute(st->ctx, q, 0, 2, 1, 3), k,
+                                                  v, mask, scale, 0.0f, 0.0f);
+    ggml_prec_set_acc(att, GGML_PREC_F32);
+    if (sinks) {
+        ggml_flash_attn_ext_add_sinks(att, sinks);
+    }
+    return att;
 }
 
 struct ggml_tensor *block_attention(const layer_step *st, const layer_weights *w,
@@ -86,23 +95,18 @@ struct ggml_tensor *block_attention(const layer_step *st, const layer_weights *w
         q = block_rms_norm(st, q, w->t[CAIRN_LT_ATTN_Q_NORM]);
         k = block_rms_norm(st, k, w->t[CAIRN_LT_ATTN_K_NORM]);
     }
-    q = rotate(st, q, swa);
-    k = rotate(st, k, swa);
-    store_kv(st, w, k, v);
+    q = block_rope(st, q, swa);
+    k = block_rope(st, k, swa);
+    block_store_kv(st, w, k, v);
 
     float scale = hp->attn_scale;
     if (opt && opt->scale_q_first) {
         q = ggml_scale(ctx, q, scale);
         scale = 1.0f;
     }
-    struct ggml_tensor *mask = swa ? st->in->mask_swa : st->in->mask;
     struct ggml_tensor *att =
-        ggml_flash_attn_ext(ctx, ggml_permute(ctx, q, 0, 2, 1, 3), cached(st, w->k_cache, hp->head_dim_k),
-                            cached(st, w->v_cache, hp->head_dim_v), mask, scale, 0.0f, 0.0f);
-    ggml_prec_set_acc(att, GGML_PREC_F32);
-    if (w->t[CAIRN_LT_ATTN_SINKS]) {
-        ggml_flash_attn_ext_add_sinks(att, w->t[CAIRN_LT_ATTN_SINKS]);
-    }
+        block_attend(st, q, block_cached(st, w->k_cache, hp->head_dim_k),
+                     block_cached(st, w->v_cache, hp->head_dim_v), scale, w->t[CAIRN_LT_ATTN_SINKS]);
     att = ggml_reshape_2d(ctx, att, (int64_t)hp->head_dim_v * hp->n_head, st->n);
     return add_bias(ctx, ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_OUT], att),
                     w->t[CAIRN_LT_ATTN_OUT_BIAS]);

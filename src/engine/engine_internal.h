@@ -18,7 +18,9 @@
 
 typedef struct layer_weights {
     struct ggml_tensor *t[CAIRN_LT_COUNT];  /* NULL where the file has no such tensor */
-    struct ggml_tensor *k_cache, *v_cache; /* [head_dim * n_head_kv, n_seq * n_ctx] F16 */
+    /* [head_dim * n_head_kv, n_seq * n_ctx] F16; no v_cache with latent attention, whose
+     * values are the first kv_lora_rank of each key */
+    struct ggml_tensor *k_cache, *v_cache;
 } layer_weights;
 
 typedef struct ggml_shard {
@@ -68,6 +70,20 @@ typedef struct ggml_tensor *(*layer_builder)(const layer_step *st, const layer_w
 struct ggml_tensor *block_rms_norm(const layer_step *st, struct ggml_tensor *x,
                                    struct ggml_tensor *weight);
 
+/* Rotates q or k [head_dim, heads, n] at the step's positions (a windowed layer's base). */
+struct ggml_tensor *block_rope(const layer_step *st, struct ggml_tensor *x, bool swa);
+/* Appends the step's keys (and values, unless v is NULL: a cache of keys only) to the
+ * sequence's cells. Expanded into the graph at once, so the writes come before the
+ * attention that reads them: the CPU backend runs nodes in graph order. */
+void block_store_kv(const layer_step *st, const layer_weights *w, struct ggml_tensor *k,
+                    struct ggml_tensor *v);
+/* [head_dim, n_kv, n_head_kv]: the first head_dim values of every cell the sequence holds. */
+struct ggml_tensor *block_cached(const layer_step *st, struct ggml_tensor *cache, int head_dim);
+/* softmax(q k * scale + mask) v with q [head_dim, heads, n]: [head_dim_v, heads, n]. The
+ * layer's window picks the mask; sinks may be NULL. */
+struct ggml_tensor *block_attend(const layer_step *st, struct ggml_tensor *q, struct ggml_tensor *k,
+                                 struct ggml_tensor *v, float scale, struct ggml_tensor *sinks);
+
 /* How a family's attention differs from plain multi-head attention with rope. */
 typedef struct attention_options {
     bool scale_q_first; /* multiply q by the scale before attending (phi3, gemma3) */
@@ -103,6 +119,8 @@ struct ggml_tensor *phi3_layer(const layer_step *st, const layer_weights *w,
                                struct ggml_tensor *x);
 struct ggml_tensor *glm4moe_layer(const layer_step *st, const layer_weights *w,
                                   struct ggml_tensor *x);
+struct ggml_tensor *deepseek2_layer(const layer_step *st, const layer_weights *w,
+                                    struct ggml_tensor *x);
 struct ggml_tensor *gpt_oss_layer(const layer_step *st, const layer_weights *w,
                                   struct ggml_tensor *x);
 

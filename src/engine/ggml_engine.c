@@ -240,8 +240,10 @@ static int create_caches(ggml_shard *s, cairn_err *err) {
         layer_weights *w = &s->layers[i];
         w->k_cache = ggml_new_tensor_2d(s->cache_ctx, GGML_TYPE_F16,
                                         (int64_t)s->hp.head_dim_k * s->hp.n_head_kv, cells);
-        w->v_cache = ggml_new_tensor_2d(s->cache_ctx, GGML_TYPE_F16,
-                                        (int64_t)s->hp.head_dim_v * s->hp.n_head_kv, cells);
+        if (s->hp.kv_lora_rank == 0) {
+            w->v_cache = ggml_new_tensor_2d(s->cache_ctx, GGML_TYPE_F16,
+                                            (int64_t)s->hp.head_dim_v * s->hp.n_head_kv, cells);
+        }
     }
     s->cache_buf = ggml_backend_alloc_ctx_tensors(s->cache_ctx, s->backend);
     if (!s->cache_buf) {
@@ -259,6 +261,7 @@ static const layer_builder layer_builders[CAIRN_ARCH_COUNT] = {
     [CAIRN_ARCH_QWEN3] = llama_layer,   [CAIRN_ARCH_QWEN3MOE] = llama_layer,
     [CAIRN_ARCH_GEMMA3] = gemma3_layer, [CAIRN_ARCH_PHI3] = phi3_layer,
     [CAIRN_ARCH_GPT_OSS] = gpt_oss_layer, [CAIRN_ARCH_GLM4MOE] = glm4moe_layer,
+    [CAIRN_ARCH_DEEPSEEK2] = deepseek2_layer,
 };
 
 static struct ggml_tensor *new_mask(struct ggml_context *ctx, int n_kv, int n) {

@@ -10,6 +10,7 @@ static const char *const arch_names[CAIRN_ARCH_COUNT] = {
     [CAIRN_ARCH_QWEN3] = "qwen3",     [CAIRN_ARCH_QWEN3MOE] = "qwen3moe",
     [CAIRN_ARCH_GEMMA3] = "gemma3",   [CAIRN_ARCH_PHI3] = "phi3",
     [CAIRN_ARCH_GPT_OSS] = "gpt-oss", [CAIRN_ARCH_GLM4MOE] = "glm4moe",
+    [CAIRN_ARCH_DEEPSEEK2] = "deepseek2",
 };
 
 const char *cairn_arch_name(cairn_arch arch) {
@@ -24,6 +25,10 @@ int cairn_arch_from_name(const char *name, cairn_arch *out) {
         }
     }
     return -1;
+}
+
+bool cairn_rope_is_neox(const cairn_hparams *hp) {
+    return hp->arch != CAIRN_ARCH_LLAMA && hp->arch != CAIRN_ARCH_DEEPSEEK2;
 }
 
 bool cairn_layer_is_swa(const cairn_hparams *hp, int il) {
@@ -66,6 +71,13 @@ static const char *const tensor_names[CAIRN_LT_COUNT] = {
     [CAIRN_LT_FFN_GATE_SHEXP] = "ffn_gate_shexp.weight",
     [CAIRN_LT_FFN_UP_SHEXP] = "ffn_up_shexp.weight",
     [CAIRN_LT_FFN_DOWN_SHEXP] = "ffn_down_shexp.weight",
+    [CAIRN_LT_ATTN_Q_A] = "attn_q_a.weight",
+    [CAIRN_LT_ATTN_Q_A_NORM] = "attn_q_a_norm.weight",
+    [CAIRN_LT_ATTN_Q_B] = "attn_q_b.weight",
+    [CAIRN_LT_ATTN_KV_A_MQA] = "attn_kv_a_mqa.weight",
+    [CAIRN_LT_ATTN_KV_A_NORM] = "attn_kv_a_norm.weight",
+    [CAIRN_LT_ATTN_K_B] = "attn_k_b.weight",
+    [CAIRN_LT_ATTN_V_B] = "attn_v_b.weight",
 };
 
 const char *cairn_layer_tensor_name(cairn_layer_tensor t) {
@@ -84,10 +96,33 @@ static void add(spec_list *l, cairn_layer_tensor role, bool matrix, int64_t ne0,
 }
 
 #define MATRIX(l, role, ne0, ne1) add(l, role, true, ne0, ne1, 0, true)
-#define EXPERTS(l, role, ne0, ne1, ne2) add(l, role, true, ne0, ne1, ne2, true)
+/* a matrix per expert, or per head */
+#define STACKED(l, role, ne0, ne1, ne2) add(l, role, true, ne0, ne1, ne2, true)
 #define VECTOR(l, role, ne0, required) add(l, role, false, ne0, 0, 0, required)
 
+static void latent_attention_specs(const cairn_hparams *hp, spec_list *l) {
+    const int64_t embd = hp->n_embd, heads = hp->n_head, rope = hp->rope_dims;
+    const int64_t q = heads * hp->mla_head_dim_k, kv = hp->kv_lora_rank;
+    VECTOR(l, CAIRN_LT_ATTN_NORM, embd, true);
+    if (hp->q_lora_rank > 0) {
+        MATRIX(l, CAIRN_LT_ATTN_Q_A, embd, hp->q_lora_rank);
+        VECTOR(l, CAIRN_LT_ATTN_Q_A_NORM, hp->q_lora_rank, true);
+        MATRIX(l, CAIRN_LT_ATTN_Q_B, hp->q_lora_rank, q);
+    } else {
+        MATRIX(l, CAIRN_LT_ATTN_Q, embd, q);
+    }
+    MATRIX(l, CAIRN_LT_ATTN_KV_A_MQA, embd, kv + rope);
+    VECTOR(l, CAIRN_LT_ATTN_KV_A_NORM, kv, true);
+    STACKED(l, CAIRN_LT_ATTN_K_B, hp->mla_head_dim_k - rope, kv, heads);
+    STACKED(l, CAIRN_LT_ATTN_V_B, kv, hp->mla_head_dim_v, heads);
+    MATRIX(l, CAIRN_LT_ATTN_OUT, heads * hp->mla_head_dim_v, embd);
+}
+
 static void attention_specs(const cairn_hparams *hp, spec_list *l) {
+    if (hp->arch == CAIRN_ARCH_DEEPSEEK2) {
+        latent_attention_specs(hp, l);
+        return;
+    }
     const int64_t embd = hp->n_embd;
     const int64_t q = (int64_t)hp->n_head * hp->head_dim_k;
     const int64_t k = (int64_t)hp->n_head_kv * hp->head_dim_k;
@@ -126,10 +161,11 @@ static void expert_specs(const cairn_hparams *hp, spec_list *l) {
     const bool biased = hp->arch == CAIRN_ARCH_GPT_OSS;
     MATRIX(l, CAIRN_LT_FFN_GATE_INP, embd, n);
     VECTOR(l, CAIRN_LT_FFN_GATE_INP_BIAS, n, biased);
+    /* glm4moe always has a selection bias; deepseek2 from V3 on */
     VECTOR(l, CAIRN_LT_FFN_EXP_PROBS_B, n, hp->arch == CAIRN_ARCH_GLM4MOE);
-    EXPERTS(l, CAIRN_LT_FFN_GATE_EXPS, embd, ff, n);
-    EXPERTS(l, CAIRN_LT_FFN_UP_EXPS, embd, ff, n);
-    EXPERTS(l, CAIRN_LT_FFN_DOWN_EXPS, ff, embd, n);
+    STACKED(l, CAIRN_LT_FFN_GATE_EXPS, embd, ff, n);
+    STACKED(l, CAIRN_LT_FFN_UP_EXPS, embd, ff, n);
+    STACKED(l, CAIRN_LT_FFN_DOWN_EXPS, ff, embd, n);
     if (biased) {
         add(l, CAIRN_LT_FFN_GATE_EXPS_BIAS, false, ff, n, 0, true);
         add(l, CAIRN_LT_FFN_UP_EXPS_BIAS, false, ff, n, 0, true);

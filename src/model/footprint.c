@@ -74,7 +74,9 @@ int cairn_model_footprint_of(const cairn_model_file *m, int n_ctx, int n_seq, ca
     /* Per layer: K is [head_dim_k * n_head_kv] and V [head_dim_v * n_head_kv] per cell, one
      * cell per position of every sequence. */
     uint64_t cells = (uint64_t)out->n_ctx * (uint64_t)out->n_seq;
-    uint64_t row = ((uint64_t)hp->head_dim_k + (uint64_t)hp->head_dim_v) * (uint64_t)hp->n_head_kv;
+    /* Latent attention caches the keys alone; its values are a part of them. */
+    uint64_t value_dims = hp->kv_lora_rank > 0 ? 0 : (uint64_t)hp->head_dim_v;
+    uint64_t row = ((uint64_t)hp->head_dim_k + value_dims) * (uint64_t)hp->n_head_kv;
     if (cairn_mul_overflows(row, cells, &out->layer_kv_bytes) ||
         cairn_mul_overflows(out->layer_kv_bytes, KV_ELEMENT_BYTES, &out->layer_kv_bytes)) {
         return cairn_fail(err, "a KV cache of %d x %d positions is too large", out->n_seq,

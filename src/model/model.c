@@ -492,6 +492,26 @@ static int read_arch(const struct gguf_context *g, cairn_hparams *hp, cairn_err 
     return 0;
 }
 
+static float yarn_mscale(float factor, float mscale) {
+    return factor <= 1.0f ? 1.0f : 0.1f * mscale * logf(factor) + 1.0f;
+}
+
+/* What YaRN's attention factor becomes before ggml's rope applies its own magnitude
+ * correction (1 + 0.1 ln factor), which this cancels: the reference's arithmetic, so files
+ * with a yarn_log_multiplier (DeepSeek) rotate alike. */
+static float yarn_attention_factor(const cairn_hparams *hp) {
+    float factor = 1.0f / hp->rope_freq_scale, a;
+    if (hp->yarn_log_mul != 0.0f) {
+        float mscale = hp->arch == CAIRN_ARCH_DEEPSEEK2 && hp->yarn_log_mul != 1.0f
+                           ? hp->yarn_log_mul
+                           : 1.0f;
+        a = yarn_mscale(factor, mscale) / yarn_mscale(factor, hp->yarn_log_mul);
+    } else {
+        a = yarn_mscale(factor, 1.0f);
+    }
+    return a / (1.0f + 0.1f * logf(factor));
+}
+
 static int read_rope_scaling(const hp_reader *r, cairn_hparams *hp) {
     char key[128];
     const char *type = "none";
@@ -523,9 +543,18 @@ static int read_rope_scaling(const hp_reader *r, cairn_hparams *hp) {
         arch_float(r, "rope.scaling.yarn_beta_slow", 1.0, 0.0, 1e4, &hp->yarn_beta_slow) != 0) {
         return -1;
     }
-    /* YaRN mixes interpolated and extrapolated frequencies fully; the attention factor is
-     * the file's, since ggml's own magnitude correction already matches YaRN's. */
     hp->yarn_ext_factor = hp->rope_scaling == CAIRN_ROPE_SCALING_YARN ? 1.0f : 0.0f;
+    if (hp->arch == CAIRN_ARCH_DEEPSEEK2) {
+        /* stored as 0.1 times the multiplier */
+        if (arch_float(r, "rope.scaling.yarn_log_multiplier", 0.0, 0.0, 100.0,
+                       &hp->yarn_log_mul) != 0) {
+            return -1;
+        }
+        hp->yarn_log_mul /= 0.1f;
+    }
+    if (hp->yarn_ext_factor != 0.0f) {
+        hp->yarn_attn_factor *= yarn_attention_factor(hp);
+    }
     return 0;
 }
 
@@ -567,26 +596,27 @@ static int read_attention(const hp_reader *r, cairn_hparams *hp) {
 static int read_routing(const hp_reader *r, cairn_hparams *hp) {
     hp->gating = hp->arch == CAIRN_ARCH_GPT_OSS ? CAIRN_GATING_SOFTMAX_WEIGHT : CAIRN_GATING_SOFTMAX;
     hp->expert_weights_norm = hp->arch != CAIRN_ARCH_GPT_OSS;
-    if (hp->arch != CAIRN_ARCH_GLM4MOE) {
+    bool glm = hp->arch == CAIRN_ARCH_GLM4MOE;
+    if (!glm && hp->arch != CAIRN_ARCH_DEEPSEEK2) {
         return 0;
     }
     int gating = 0;
     char key[128];
     snprintf(key, sizeof key, "%s.expert_weights_norm", r->arch);
     hp->expert_weights_norm = false;
-    if (arch_int(r, "expert_gating_func", false, CAIRN_GATING_SIGMOID, 0,
+    if (arch_int(r, "expert_gating_func", false, glm ? CAIRN_GATING_SIGMOID : CAIRN_GATING_SOFTMAX, 0,
                  CAIRN_GATING_SOFTMAX_WEIGHT, &gating) != 0 ||
         cairn_meta_bool(r->g, key, &hp->expert_weights_norm, r->err) < 0) {
         return -1;
     }
-    hp->gating = gating == 0 ? CAIRN_GATING_SIGMOID : (cairn_gating)gating;
+    hp->gating = gating != 0 ? (cairn_gating)gating : glm ? CAIRN_GATING_SIGMOID : CAIRN_GATING_SOFTMAX;
     return 0;
 }
 
 /* The router and expert sizes of a mixture of experts. */
 static int read_experts(const hp_reader *r, cairn_hparams *hp) {
     bool always = hp->arch == CAIRN_ARCH_QWEN3MOE || hp->arch == CAIRN_ARCH_GPT_OSS ||
-                  hp->arch == CAIRN_ARCH_GLM4MOE;
+                  hp->arch == CAIRN_ARCH_GLM4MOE || hp->arch == CAIRN_ARCH_DEEPSEEK2;
     if (arch_int(r, "expert_count", always, 0, 0, MAX_EXPERTS, &hp->n_expert) != 0) {
         return -1;
     }
@@ -648,8 +678,49 @@ static int read_sliding_window(const hp_reader *r, cairn_hparams *hp) {
     return 0;
 }
 
-/* gemma3 27B scales queries by its embedding width per head rather than its head size. */
+/* deepseek2 files store the latent form of attention: one "head" of kv_lora_rank latent
+ * values plus the rotated part, decompressed per head by attn_k_b and attn_v_b. Older
+ * conversions without those tensors (attn_kv_b only) are refused. */
+static int read_latent_attention(const hp_reader *r, cairn_hparams *hp) {
+    if (hp->arch != CAIRN_ARCH_DEEPSEEK2) {
+        return 0;
+    }
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.key_length_mla", r->arch);
+    if (gguf_find_key(r->g, key) < 0) {
+        return cairn_fail(r->err, "this deepseek2 file has no %s: it was converted without "
+                                  "latent attention tensors; convert it again",
+                          key);
+    }
+    if (arch_int(r, "attention.q_lora_rank", false, 0, 0, MAX_EMBD, &hp->q_lora_rank) != 0 ||
+        arch_int(r, "attention.kv_lora_rank", true, 0, 1, MAX_HEAD_DIM, &hp->kv_lora_rank) != 0 ||
+        arch_int(r, "attention.key_length_mla", true, 0, hp->rope_dims + 1, MAX_HEAD_DIM,
+                 &hp->mla_head_dim_k) != 0 ||
+        arch_int(r, "attention.value_length_mla", true, 0, 1, MAX_HEAD_DIM,
+                 &hp->mla_head_dim_v) != 0) {
+        return -1;
+    }
+    if (hp->n_head_kv != 1 || hp->head_dim_k != hp->kv_lora_rank + hp->rope_dims ||
+        hp->head_dim_v != hp->kv_lora_rank) {
+        return cairn_fail(r->err,
+                          "latent attention needs 1 key/value head of %d + %d keys and %d "
+                          "values; the file says %d heads of %d and %d",
+                          hp->kv_lora_rank, hp->rope_dims, hp->kv_lora_rank, hp->n_head_kv,
+                          hp->head_dim_k, hp->head_dim_v);
+    }
+    return 0;
+}
+
+/* gemma3 27B scales queries by its embedding width per head rather than its head size;
+ * deepseek2 by the decompressed head size, with YaRN's temperature squared. */
 static void set_attention_scale(cairn_hparams *hp) {
+    if (hp->arch == CAIRN_ARCH_DEEPSEEK2) {
+        float stretch = logf(1.0f / hp->rope_freq_scale);
+        float unadjusted = hp->yarn_attn_factor * (1.0f + 0.1f * stretch);
+        float mscale = unadjusted * (1.0f + 0.1f * hp->yarn_log_mul * stretch);
+        hp->attn_scale = mscale * mscale / sqrtf((float)hp->mla_head_dim_k);
+        return;
+    }
     int dim = hp->head_dim_k;
     if (hp->arch == CAIRN_ARCH_GEMMA3 && hp->n_layer == 62) {
         dim = hp->n_embd / hp->n_head;
@@ -688,7 +759,8 @@ static int read_hparams(cairn_model_file *m, cairn_err *err) {
         read_attention(&r, hp) != 0 ||
         arch_float(&r, "rope.freq_base", 10000.0, 1e-3, 1e12, &hp->rope_freq_base) != 0 ||
         read_rope_scaling(&r, hp) != 0 || read_vocab_size(m, hp, err) != 0 ||
-        read_experts(&r, hp) != 0 || read_sliding_window(&r, hp) != 0) {
+        read_experts(&r, hp) != 0 || read_sliding_window(&r, hp) != 0 ||
+        read_latent_attention(&r, hp) != 0) {
         return -1;
     }
     set_attention_scale(hp);

@@ -46,6 +46,7 @@ typedef enum cairn_arch {
     CAIRN_ARCH_PHI3,     /* fused qkv and gate/up matrices */
     CAIRN_ARCH_GPT_OSS,  /* attention sinks, alternating windows, biased experts */
     CAIRN_ARCH_GLM4MOE,  /* dense lead layers, sigmoid router with a bias, a shared expert */
+    CAIRN_ARCH_DEEPSEEK2, /* multi-head latent attention; DeepSeek V2/V3, Kimi K2 */
     CAIRN_ARCH_COUNT
 } cairn_arch;
 
@@ -105,8 +106,19 @@ typedef struct cairn_hparams {
     int swa_period; /* of every swa_period layers, all but the last use the window */
     float rope_freq_base_swa;
     float attn_scale; /* the factor on q.k before the softmax */
+    float yarn_log_mul; /* DeepSeek's YaRN attention-temperature multiplier; 0: none */
+    /* Multi-head latent attention (deepseek2): keys and values are decompressed per head
+     * from one cached latent of kv_lora_rank values plus rope_dims rotated ones, so the
+     * cache holds head_dim_k (= kv_lora_rank + rope_dims) values per position, once. */
+    int q_lora_rank; /* 0: queries from one matrix */
+    int kv_lora_rank;
+    int mla_head_dim_k; /* per-head query/key size after decompression (rotated part included) */
+    int mla_head_dim_v;
 } cairn_hparams;
 
+/* Whether q and k rotate as two halves per head ("neox"); llama and DeepSeek files store
+ * them interleaved for rope's "normal" mode instead. */
+bool cairn_rope_is_neox(const cairn_hparams *hp);
 /* Whether layer il's network is a mixture of experts (else it is dense). */
 bool cairn_layer_has_experts(const cairn_hparams *hp, int il);
 /* Whether layer il attends over a sliding window rather than the whole context. */
@@ -146,6 +158,13 @@ typedef enum cairn_layer_tensor {
     CAIRN_LT_FFN_GATE_SHEXP,
     CAIRN_LT_FFN_UP_SHEXP,
     CAIRN_LT_FFN_DOWN_SHEXP,
+    CAIRN_LT_ATTN_Q_A, /* multi-head latent attention (deepseek2) */
+    CAIRN_LT_ATTN_Q_A_NORM,
+    CAIRN_LT_ATTN_Q_B,
+    CAIRN_LT_ATTN_KV_A_MQA,
+    CAIRN_LT_ATTN_KV_A_NORM,
+    CAIRN_LT_ATTN_K_B,
+    CAIRN_LT_ATTN_V_B,
     CAIRN_LT_COUNT
 } cairn_layer_tensor;
 
