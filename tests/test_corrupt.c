@@ -937,6 +937,102 @@ static void test_qwen_variants(void **state) {
     cairn_model_close(m);
 }
 
+/* Expert tensors for every layer of the source (embedding 64, feed-forward 172):
+ * [ne0, ne1, n_expert] each, zero-filled. */
+static void add_experts(rewrite *r, int n_expert, int n_expert_file) {
+    static const struct {
+        const char *suffix;
+        int64_t ne0, ne1;
+    } parts[] = {{"ffn_gate_exps.weight", 64, 172},
+                 {"ffn_up_exps.weight", 64, 172},
+                 {"ffn_down_exps.weight", 172, 64}};
+    for (int il = 0; il < 5; il++) {
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.ffn_gate_inp.weight", il);
+        struct ggml_tensor *t = ggml_new_tensor_2d(r->extra, GGML_TYPE_F32, 64, n_expert);
+        memset(t->data, 0, ggml_nbytes(t));
+        ggml_set_name(t, name);
+        gguf_add_tensor(r->g, t);
+        for (size_t p = 0; p < CAIRN_ARRAY_LEN(parts); p++) {
+            snprintf(name, sizeof name, "blk.%d.%s", il, parts[p].suffix);
+            t = ggml_new_tensor_3d(r->extra, GGML_TYPE_F32, parts[p].ne0, parts[p].ne1,
+                                   n_expert_file);
+            memset(t->data, 0, ggml_nbytes(t));
+            ggml_set_name(t, name);
+            gguf_add_tensor(r->g, t);
+        }
+    }
+}
+
+static void set_expert_counts(rewrite *r, const char *arch, uint32_t n_expert, uint32_t n_used) {
+    char key[96];
+    snprintf(key, sizeof key, "%s.expert_count", arch);
+    gguf_set_val_u32(r->g, key, n_expert);
+    snprintf(key, sizeof key, "%s.expert_used_count", arch);
+    gguf_set_val_u32(r->g, key, n_used);
+}
+
+/* Mixtral-style experts on a llama file, and the ways expert metadata and shapes can
+ * disagree: each is refused naming the key or tensor at fault. */
+static void test_expert_variants(void **state) {
+    (void)state;
+    rewrite r;
+    rewrite_begin(&r, NULL);
+    set_expert_counts(&r, "llama", 4, 2);
+    add_experts(&r, 4, 4);
+    rewrite_end(&r);
+    cairn_model_file *m = open_variant_ok();
+    assert_int_equal(m->hp.n_expert, 4);
+    assert_int_equal(m->hp.n_expert_used, 2);
+    assert_int_equal(m->hp.n_ff_exp, 172); /* Mixtral's experts are feed_forward_length wide */
+    assert_int_equal(m->hp.gating, CAIRN_GATING_SOFTMAX);
+    cairn_model_close(m);
+
+    rewrite_begin(&r, NULL);
+    set_expert_counts(&r, "llama", 4, 2);
+    expect_rewrite_failure(&r, "missing tensor 'blk.0.ffn_gate_inp.weight'", "no router");
+
+    rewrite_begin(&r, NULL);
+    set_expert_counts(&r, "llama", 4, 2);
+    add_experts(&r, 4, 3);
+    expect_rewrite_failure(&r, "'blk.0.ffn_gate_exps.weight' has shape [64, 172, 3], expected "
+                               "[64, 172, 4]",
+                           "3 experts stored, 4 declared");
+
+    rewrite_begin(&r, NULL);
+    set_expert_counts(&r, "llama", 4, 5);
+    add_experts(&r, 4, 4);
+    expect_rewrite_failure(&r, "llama.expert_used_count is 5, expected 1..4", "5 of 4 used");
+
+    rewrite_begin(&r, NULL);
+    set_expert_counts(&r, "llama", 4, 2);
+    gguf_set_val_u32(r.g, "llama.expert_group_count", 3);
+    add_experts(&r, 4, 4);
+    expect_rewrite_failure(&r, "4 experts cannot form 3 equal groups", "uneven groups");
+
+    rewrite_as(&r, "qwen3moe");
+    expect_rewrite_failure(&r, "missing metadata key qwen3moe.expert_count", "qwen3moe, no experts");
+
+    rewrite_as(&r, "gemma3");
+    set_expert_counts(&r, "gemma3", 4, 2);
+    expect_rewrite_failure(&r, "gemma3 models with experts are not supported", "gemma3 experts");
+
+    rewrite_as(&r, "deepseek2");
+    set_expert_counts(&r, "deepseek2", 4, 2);
+    expect_rewrite_failure(&r, "converted without latent attention tensors", "deepseek2, no MLA");
+
+    rewrite_as(&r, "glm4moe");
+    set_expert_counts(&r, "glm4moe", 4, 2);
+    add_experts(&r, 4, 4);
+    expect_rewrite_failure(&r, "missing tensor 'blk.0.post_attention_norm.weight'",
+                           "glm4moe without its norm");
+
+    rewrite_begin(&r, NULL);
+    gguf_set_val_str(r.g, "general.architecture", "mamba");
+    expect_rewrite_failure(&r, "unsupported architecture 'mamba' (cairn runs llama, qwen2",
+                           "an architecture cairn does not run");
+}
+
 static void test_rope_scaling(void **state) {
     (void)state;
     rewrite r;
@@ -977,6 +1073,7 @@ int main(void) {
         cmocka_unit_test(test_extra_tensor_shapes), cmocka_unit_test(test_bad_metadata),
         cmocka_unit_test(test_bad_alignment),       cmocka_unit_test(test_vocab_mismatch),
         cmocka_unit_test(test_qwen_variants),       cmocka_unit_test(test_rope_scaling),
+        cmocka_unit_test(test_expert_variants),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
