@@ -995,8 +995,9 @@ static void test_expert_variants(void **state) {
     rewrite_begin(&r, NULL);
     set_expert_counts(&r, "llama", 4, 2);
     add_experts(&r, 4, 3);
-    expect_rewrite_failure(&r, "'blk.0.ffn_gate_exps.weight' has shape [64, 172, 3], expected "
-                               "[64, 172, 4]",
+    expect_rewrite_failure(&r,
+                           "'blk.0.ffn_gate_exps.weight' has shape [64, 172, 3], expected "
+                           "[64, 172, 4]",
                            "3 experts stored, 4 declared");
 
     rewrite_begin(&r, NULL);
@@ -1011,7 +1012,8 @@ static void test_expert_variants(void **state) {
     expect_rewrite_failure(&r, "4 experts cannot form 3 equal groups", "uneven groups");
 
     rewrite_as(&r, "qwen3moe");
-    expect_rewrite_failure(&r, "missing metadata key qwen3moe.expert_count", "qwen3moe, no experts");
+    expect_rewrite_failure(&r, "missing metadata key qwen3moe.expert_count",
+                           "qwen3moe, no experts");
 
     rewrite_as(&r, "gemma3");
     set_expert_counts(&r, "gemma3", 4, 2);

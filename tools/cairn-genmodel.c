@@ -66,14 +66,14 @@ typedef struct gm_family {
     float yarn_factor;                     /* 0: no YaRN scaling */
     int yarn_orig_ctx;
     int n_expert_shared;
-    int n_dense_lead;        /* leading layers with a dense network */
-    int gating;              /* written as expert_gating_func when not 0 */
-    bool weights_norm;       /* written as expert_weights_norm */
-    int rope_dims;           /* 0: the whole head */
-    int n_nextn;             /* next-token-prediction blocks counted in block_count, not written */
+    int n_dense_lead;  /* leading layers with a dense network */
+    int gating;        /* written as expert_gating_func when not 0 */
+    bool weights_norm; /* written as expert_weights_norm */
+    int rope_dims;     /* 0: the whole head */
+    int n_nextn;       /* next-token-prediction blocks counted in block_count, not written */
     /* latent attention (deepseek2): the shape's head_dim is kv_lora + rope_dims */
     int kv_lora, q_lora, mla_k, mla_v;
-    float yarn_log_mul; /* as the file stores it: 0.1 * mscale_all_dim */
+    float yarn_log_mul;          /* as the file stores it: 0.1 * mscale_all_dim */
     int n_groups, n_groups_used; /* group-limited routing; 0: none */
     float weights_scale;         /* written as expert_weights_scale when not 0 */
     bool selection_bias;         /* exp_probs_b.bias, where the family has it optionally */
@@ -104,8 +104,26 @@ typedef struct gm_shape {
 
 /* Values from each model's published config.json. */
 static const gm_shape gm_shapes[] = {
-    {"tinyllama-1.1b", "llama", "TinyLlama 1.1B (random weights)", 22, 2048, 32, 4, 0, false, 5632,
-     32000, 2048, 10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf", GM_DENSE},
+    {"tinyllama-1.1b",
+     "llama",
+     "TinyLlama 1.1B (random weights)",
+     22,
+     2048,
+     32,
+     4,
+     0,
+     false,
+     5632,
+     32000,
+     2048,
+     10000.0f,
+     1e-5f,
+     false,
+     false,
+     false,
+     GM_NO_LLAMA3,
+     "ggml-vocab-llama-spm.gguf",
+     GM_DENSE},
     {"llama-3.2-1b",
      "llama",
      "Llama 3.2 1B (random weights)",
@@ -124,17 +142,90 @@ static const gm_shape gm_shapes[] = {
      false,
      false,
      {32.0f, 1.0f, 4.0f, 8192},
-     "ggml-vocab-gpt-2.gguf", GM_DENSE},
-    {"qwen2.5-0.5b", "qwen2", "Qwen2.5 0.5B (random weights)", 24, 896, 14, 2, 0, false, 4864,
-     151936, 32768, 1000000.0f, 1e-6f, true, true, false, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf", GM_DENSE},
-    {"qwen3-0.6b", "qwen3", "Qwen3 0.6B (random weights)", 28, 1024, 16, 8, 128, true, 3072, 151936,
-     40960, 1000000.0f, 1e-6f, true, false, true, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf", GM_DENSE},
-    {"tiny-llama", "llama", "tiny llama (random weights)", 4, 64, 4, 2, 0, false, 128, 0, 2048,
-     10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf", GM_DENSE},
+     "ggml-vocab-gpt-2.gguf",
+     GM_DENSE},
+    {"qwen2.5-0.5b",
+     "qwen2",
+     "Qwen2.5 0.5B (random weights)",
+     24,
+     896,
+     14,
+     2,
+     0,
+     false,
+     4864,
+     151936,
+     32768,
+     1000000.0f,
+     1e-6f,
+     true,
+     true,
+     false,
+     GM_NO_LLAMA3,
+     "ggml-vocab-gpt-2.gguf",
+     GM_DENSE},
+    {"qwen3-0.6b",
+     "qwen3",
+     "Qwen3 0.6B (random weights)",
+     28,
+     1024,
+     16,
+     8,
+     128,
+     true,
+     3072,
+     151936,
+     40960,
+     1000000.0f,
+     1e-6f,
+     true,
+     false,
+     true,
+     GM_NO_LLAMA3,
+     "ggml-vocab-gpt-2.gguf",
+     GM_DENSE},
+    {"tiny-llama",
+     "llama",
+     "tiny llama (random weights)",
+     4,
+     64,
+     4,
+     2,
+     0,
+     false,
+     128,
+     0,
+     2048,
+     10000.0f,
+     1e-5f,
+     false,
+     false,
+     false,
+     GM_NO_LLAMA3,
+     "ggml-vocab-llama-spm.gguf",
+     GM_DENSE},
     /* every matrix row (embd 256, ffn 512 for ffn_down) a whole number of the K-quants'
      * 256-element super-blocks, so K-quant files hold no fallback types */
-    {"tiny-llama-256", "llama", "tiny llama 256 (random weights)", 2, 256, 4, 2, 0, false, 512, 0,
-     2048, 10000.0f, 1e-5f, false, false, false, GM_NO_LLAMA3, "ggml-vocab-llama-spm.gguf", GM_DENSE},
+    {"tiny-llama-256",
+     "llama",
+     "tiny llama 256 (random weights)",
+     2,
+     256,
+     4,
+     2,
+     0,
+     false,
+     512,
+     0,
+     2048,
+     10000.0f,
+     1e-5f,
+     false,
+     false,
+     false,
+     GM_NO_LLAMA3,
+     "ggml-vocab-llama-spm.gguf",
+     GM_DENSE},
     {"tiny-llama3",
      "llama",
      "tiny llama3 (random weights)",
@@ -153,12 +244,49 @@ static const gm_shape gm_shapes[] = {
      false,
      false,
      {32.0f, 1.0f, 4.0f, 1024},
-     "ggml-vocab-gpt-2.gguf", GM_DENSE},
-    {"tiny-qwen2", "qwen2", "tiny qwen2 (random weights)", 4, 64, 4, 2, 0, false, 128, 0, 2048,
-     1000000.0f, 1e-6f, true, true, false, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf", GM_DENSE},
+     "ggml-vocab-gpt-2.gguf",
+     GM_DENSE},
+    {"tiny-qwen2",
+     "qwen2",
+     "tiny qwen2 (random weights)",
+     4,
+     64,
+     4,
+     2,
+     0,
+     false,
+     128,
+     0,
+     2048,
+     1000000.0f,
+     1e-6f,
+     true,
+     true,
+     false,
+     GM_NO_LLAMA3,
+     "ggml-vocab-gpt-2.gguf",
+     GM_DENSE},
     /* head_dim 32 with 4 heads: q is 128 wide while the embedding is 64, as in qwen3-0.6b */
-    {"tiny-qwen3", "qwen3", "tiny qwen3 (random weights)", 4, 64, 4, 2, 32, true, 128, 0, 2048,
-     1000000.0f, 1e-6f, true, false, true, GM_NO_LLAMA3, "ggml-vocab-gpt-2.gguf", GM_DENSE},
+    {"tiny-qwen3",
+     "qwen3",
+     "tiny qwen3 (random weights)",
+     4,
+     64,
+     4,
+     2,
+     32,
+     true,
+     128,
+     0,
+     2048,
+     1000000.0f,
+     1e-6f,
+     true,
+     false,
+     true,
+     GM_NO_LLAMA3,
+     "ggml-vocab-gpt-2.gguf",
+     GM_DENSE},
     /* Real configurations of the families beyond llama (their config.json); tests take
      * fewer layers and a smaller vocabulary where the full one is not needed. */
     {.name = "qwen3moe-30b-a3b",
@@ -823,7 +951,8 @@ static void gm_set_family_meta(gm_plan *p) {
         gm_set_arch_u32(p, "attention.value_length_mla", (uint32_t)f->mla_v);
     }
     if (f->weights_scale > 0.0f || f->kv_lora > 0) {
-        gm_set_arch_f32(p, "expert_weights_scale", f->weights_scale > 0.0f ? f->weights_scale : 1.0f);
+        gm_set_arch_f32(p, "expert_weights_scale",
+                        f->weights_scale > 0.0f ? f->weights_scale : 1.0f);
     }
     if (f->n_groups > 0) {
         gm_set_arch_u32(p, "expert_group_count", (uint32_t)f->n_groups);
@@ -958,11 +1087,11 @@ static int gm_add_tensor_infos(gm_plan *p, cairn_err *err) {
     for (int i = 0; i < p->n_tensors; i++) {
         const gm_tensor_spec *t = &p->tensors[i];
         enum ggml_type type = gm_tensor_type(p, t);
-        struct ggml_tensor *g =
-            t->ne2 > 1 ? ggml_new_tensor_3d(p->meta_ctx, type, t->ne0, t->ne1, t->ne2)
-            : t->ne1 > 1 || t->kind == GM_MATRIX
-                ? ggml_new_tensor_2d(p->meta_ctx, type, t->ne0, t->ne1)
-                : ggml_new_tensor_1d(p->meta_ctx, type, t->ne0);
+        struct ggml_tensor *g = t->ne2 > 1
+                                    ? ggml_new_tensor_3d(p->meta_ctx, type, t->ne0, t->ne1, t->ne2)
+                                : t->ne1 > 1 || t->kind == GM_MATRIX
+                                    ? ggml_new_tensor_2d(p->meta_ctx, type, t->ne0, t->ne1)
+                                    : ggml_new_tensor_1d(p->meta_ctx, type, t->ne0);
         ggml_set_name(g, t->name);
         gguf_add_tensor(p->out, g);
     }

@@ -19,8 +19,9 @@ typedef struct template_args {
 } template_args;
 
 static int usage(void) {
-    fprintf(stderr, "usage: cairn-template (-m MODEL | --template FILE.jinja) --messages FILE.json\n"
-                    "                      [--add-generation-prompt] [--bos TEXT] [--eos TEXT]\n");
+    fprintf(stderr,
+            "usage: cairn-template (-m MODEL | --template FILE.jinja) --messages FILE.json\n"
+            "                      [--add-generation-prompt] [--bos TEXT] [--eos TEXT]\n");
     return 2;
 }
 
@@ -32,12 +33,12 @@ static bool parse(int argc, char **argv, template_args *a) {
             a->add_generation_prompt = true;
             continue;
         }
-        const char **dst = strcmp(o, "-m") == 0                ? &a->model
-                           : strcmp(o, "--template") == 0      ? &a->template_path
-                           : strcmp(o, "--messages") == 0      ? &a->messages
-                           : strcmp(o, "--bos") == 0           ? &a->bos
-                           : strcmp(o, "--eos") == 0           ? &a->eos
-                                                               : NULL;
+        const char **dst = strcmp(o, "-m") == 0           ? &a->model
+                           : strcmp(o, "--template") == 0 ? &a->template_path
+                           : strcmp(o, "--messages") == 0 ? &a->messages
+                           : strcmp(o, "--bos") == 0      ? &a->bos
+                           : strcmp(o, "--eos") == 0      ? &a->eos
+                                                          : NULL;
         if (!dst || i + 1 >= argc) {
             return false;
         }

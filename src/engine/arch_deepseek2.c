@@ -32,8 +32,8 @@ static struct ggml_tensor *latent_attention(const layer_step *st, const layer_we
 
     struct ggml_tensor *q = queries(st, w, x);
     struct ggml_tensor *q_nope = ggml_view_3d(ctx, q, nope, heads, n, q->nb[1], q->nb[2], 0);
-    struct ggml_tensor *q_pe = ggml_view_3d(ctx, q, r, heads, n, q->nb[1], q->nb[2],
-                                            ggml_row_size(q->type, nope));
+    struct ggml_tensor *q_pe =
+        ggml_view_3d(ctx, q, r, heads, n, q->nb[1], q->nb[2], ggml_row_size(q->type, nope));
     q_pe = block_rope(st, q_pe, false);
     /* [dk - r, n, H] x attn_k_b [dk - r, kv, H] -> [kv, n, H] -> [kv, H, n] */
     struct ggml_tensor *q_latent =
@@ -41,7 +41,8 @@ static struct ggml_tensor *latent_attention(const layer_step *st, const layer_we
     q_latent = ggml_permute(ctx, q_latent, 0, 2, 1, 3);
     struct ggml_tensor *q_all = ggml_concat(ctx, q_latent, q_pe, 0); /* [kv + r, H, n] */
 
-    struct ggml_tensor *kv_pe = ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_KV_A_MQA], x); /* [kv + r, n] */
+    struct ggml_tensor *kv_pe =
+        ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_KV_A_MQA], x); /* [kv + r, n] */
     struct ggml_tensor *latent = ggml_view_2d(ctx, kv_pe, kv, n, kv_pe->nb[1], 0);
     struct ggml_tensor *k_pe = ggml_view_3d(ctx, kv_pe, r, 1, n, kv_pe->nb[1], kv_pe->nb[1],
                                             ggml_row_size(kv_pe->type, kv));
@@ -50,9 +51,9 @@ static struct ggml_tensor *latent_attention(const layer_step *st, const layer_we
     latent = ggml_reshape_3d(ctx, latent, kv, 1, n);
     block_store_kv(st, w, ggml_concat(ctx, latent, k_pe, 0), NULL);
 
-    struct ggml_tensor *att =
-        block_attend(st, q_all, block_cached(st, w->k_cache, (int)(kv + r)),
-                     block_cached(st, w->k_cache, (int)kv), hp->attn_scale, NULL); /* [kv, H, n] */
+    struct ggml_tensor *att = block_attend(
+        st, q_all, block_cached(st, w, w->k_cache, (int)(kv + r)),
+        block_cached(st, w, w->k_cache, (int)kv), hp->attn_scale, NULL); /* [kv, H, n] */
     /* [kv, n, H] x attn_v_b [kv, dv, H] -> [dv, n, H] -> [dv, H, n] */
     att = ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_V_B], ggml_permute(ctx, att, 0, 2, 1, 3));
     att = ggml_cont(ctx, ggml_permute(ctx, att, 0, 2, 1, 3));
@@ -65,6 +66,7 @@ struct ggml_tensor *deepseek2_layer(const layer_step *st, const layer_weights *w
     struct ggml_tensor *h = block_rms_norm(st, x, w->t[CAIRN_LT_ATTN_NORM]);
     x = ggml_add(st->ctx, x, latent_attention(st, w, h));
     h = block_rms_norm(st, x, w->t[CAIRN_LT_FFN_NORM]);
-    h = w->t[CAIRN_LT_FFN_GATE_INP] ? block_moe(st, w, h, FFN_SWIGLU) : block_ffn(st, w, h, FFN_SWIGLU);
+    h = w->t[CAIRN_LT_FFN_GATE_INP] ? block_moe(st, w, h, FFN_SWIGLU)
+                                    : block_ffn(st, w, h, FFN_SWIGLU);
     return ggml_add(st->ctx, x, h);
 }

@@ -9,6 +9,7 @@ struct ggml_tensor *glm4moe_layer(const layer_step *st, const layer_weights *w,
     struct ggml_tensor *h = block_rms_norm(st, x, w->t[CAIRN_LT_ATTN_NORM]);
     x = ggml_add(st->ctx, x, block_attention(st, w, h, NULL));
     h = block_rms_norm(st, x, w->t[CAIRN_LT_ATTN_POST_NORM]);
-    h = w->t[CAIRN_LT_FFN_GATE_INP] ? block_moe(st, w, h, FFN_SWIGLU) : block_ffn(st, w, h, FFN_SWIGLU);
+    h = w->t[CAIRN_LT_FFN_GATE_INP] ? block_moe(st, w, h, FFN_SWIGLU)
+                                    : block_ffn(st, w, h, FFN_SWIGLU);
     return ggml_add(st->ctx, x, h);
 }

@@ -48,23 +48,44 @@ struct ggml_tensor *block_rope(const layer_step *st, struct ggml_tensor *x, bool
                          hp->yarn_beta_fast, hp->yarn_beta_slow);
 }
 
-void block_store_kv(const layer_step *st, const layer_weights *w, struct ggml_tensor *k,
-                    struct ggml_tensor *v) {
-    size_t first_cell = (size_t)st->seq * (size_t)st->s->base.info.n_ctx + (size_t)st->pos;
-    struct ggml_tensor *k_dst = ggml_view_1d(st->ctx, w->k_cache, (int64_t)st->n * w->k_cache->ne[0],
-                                             first_cell * w->k_cache->nb[1]);
-    ggml_build_forward_expand(st->gf, ggml_cpy(st->ctx, k, k_dst));
-    if (v) {
-        struct ggml_tensor *v_dst = ggml_view_1d(
-            st->ctx, w->v_cache, (int64_t)st->n * w->v_cache->ne[0], first_cell * w->v_cache->nb[1]);
-        ggml_build_forward_expand(st->gf, ggml_cpy(st->ctx, v, v_dst));
+/* Copies rows [from, from + count) of this step's k or v [row, n] to cells starting at
+ * cell of the sequence. */
+static void store_rows(const layer_step *st, struct ggml_tensor *cache, struct ggml_tensor *x,
+                       int from, int count, int cell, int cells) {
+    size_t row = cache->nb[1];
+    size_t base = ((size_t)st->seq * (size_t)cells + (size_t)cell) * row;
+    struct ggml_tensor *dst = ggml_view_1d(st->ctx, cache, (int64_t)count * cache->ne[0], base);
+    struct ggml_tensor *src = ggml_view_1d(st->ctx, x, (int64_t)count * cache->ne[0],
+                                           (size_t)from * cache->ne[0] * ggml_element_size(x));
+    ggml_build_forward_expand(st->gf, ggml_cpy(st->ctx, src, dst));
+}
+
+/* Position p lives in cell p % cells: the identity for full caches, a ring for windows,
+ * where a step's rows may wrap around the end. */
+static void store(const layer_step *st, const layer_weights *w, struct ggml_tensor *cache,
+                  struct ggml_tensor *x) {
+    x = ggml_cont(st->ctx, x);
+    int first = st->pos % w->cells;
+    int head = st->n < w->cells - first ? st->n : w->cells - first;
+    store_rows(st, cache, x, 0, head, first, w->cells);
+    if (head < st->n) {
+        store_rows(st, cache, x, head, st->n - head, 0, w->cells);
     }
 }
 
-struct ggml_tensor *block_cached(const layer_step *st, struct ggml_tensor *cache, int head_dim) {
-    int n_kv = st->pos + st->n;
+void block_store_kv(const layer_step *st, const layer_weights *w, struct ggml_tensor *k,
+                    struct ggml_tensor *v) {
+    store(st, w, w->k_cache, k);
+    if (v) {
+        store(st, w, w->v_cache, v);
+    }
+}
+
+struct ggml_tensor *block_cached(const layer_step *st, const layer_weights *w,
+                                 struct ggml_tensor *cache, int head_dim) {
+    int n_kv = st->pos + st->n < w->cells ? st->pos + st->n : w->cells;
     size_t row = cache->nb[1];
-    size_t seq_base = (size_t)st->seq * (size_t)st->s->base.info.n_ctx;
+    size_t seq_base = (size_t)st->seq * (size_t)w->cells;
     return ggml_view_3d(st->ctx, cache, head_dim, n_kv, st->s->hp.n_head_kv, row,
                         ggml_row_size(cache->type, head_dim), seq_base * row);
 }
@@ -104,9 +125,9 @@ struct ggml_tensor *block_attention(const layer_step *st, const layer_weights *w
         q = ggml_scale(ctx, q, scale);
         scale = 1.0f;
     }
-    struct ggml_tensor *att =
-        block_attend(st, q, block_cached(st, w->k_cache, hp->head_dim_k),
-                     block_cached(st, w->v_cache, hp->head_dim_v), scale, w->t[CAIRN_LT_ATTN_SINKS]);
+    struct ggml_tensor *att = block_attend(st, q, block_cached(st, w, w->k_cache, hp->head_dim_k),
+                                           block_cached(st, w, w->v_cache, hp->head_dim_v), scale,
+                                           w->t[CAIRN_LT_ATTN_SINKS]);
     att = ggml_reshape_2d(ctx, att, (int64_t)hp->head_dim_v * hp->n_head, st->n);
     return add_bias(ctx, ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_OUT], att),
                     w->t[CAIRN_LT_ATTN_OUT_BIAS]);
@@ -220,14 +241,15 @@ struct ggml_tensor *block_moe(const layer_step *st, const layer_weights *w, stru
     ggml_build_forward_expand(st->gf, weights);
 
     struct ggml_tensor *x3 = ggml_reshape_3d(ctx, x, hp->n_embd, 1, st->n);
-    struct ggml_tensor *up = add_expert_bias(
-        ctx, ggml_mul_mat_id(ctx, w->t[CAIRN_LT_FFN_UP_EXPS], x3, chosen),
-        w->t[CAIRN_LT_FFN_UP_EXPS_BIAS], chosen); /* [n_ff_exp, used, n] */
-    struct ggml_tensor *gate = add_expert_bias(
-        ctx, ggml_mul_mat_id(ctx, w->t[CAIRN_LT_FFN_GATE_EXPS], x3, chosen),
-        w->t[CAIRN_LT_FFN_GATE_EXPS_BIAS], chosen);
+    struct ggml_tensor *up =
+        add_expert_bias(ctx, ggml_mul_mat_id(ctx, w->t[CAIRN_LT_FFN_UP_EXPS], x3, chosen),
+                        w->t[CAIRN_LT_FFN_UP_EXPS_BIAS], chosen); /* [n_ff_exp, used, n] */
+    struct ggml_tensor *gate =
+        add_expert_bias(ctx, ggml_mul_mat_id(ctx, w->t[CAIRN_LT_FFN_GATE_EXPS], x3, chosen),
+                        w->t[CAIRN_LT_FFN_GATE_EXPS_BIAS], chosen);
     struct ggml_tensor *experts = add_expert_bias(
-        ctx, ggml_mul_mat_id(ctx, w->t[CAIRN_LT_FFN_DOWN_EXPS], activate(ctx, gate, up, act), chosen),
+        ctx,
+        ggml_mul_mat_id(ctx, w->t[CAIRN_LT_FFN_DOWN_EXPS], activate(ctx, gate, up, act), chosen),
         w->t[CAIRN_LT_FFN_DOWN_EXPS_BIAS], chosen); /* [n_embd, used, n] */
     experts = ggml_mul(ctx, experts, weights);
     ggml_build_forward_expand(st->gf, experts);

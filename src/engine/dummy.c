@@ -14,12 +14,13 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "model/model.h"
 #include "platform/platform.h"
 
 #define DEFAULT_N_VOCAB 256
 #define DEFAULT_N_EMBD 16
 #define DEFAULT_N_CTX 4096
-#define DEFAULT_N_BATCH 512
+
 #define MAX_N_LAYER 4096
 #define MAX_N_VOCAB (1 << 24)
 #define MAX_N_EMBD (1 << 16)
@@ -261,7 +262,7 @@ static int resolve_config(const cairn_dummy_config *cfg, cairn_shard_info *info,
     info->n_embd = pick(cfg->n_embd, DEFAULT_N_EMBD);
     info->n_ctx = pick(cfg->n_ctx, DEFAULT_N_CTX);
     info->n_seq = pick(cfg->n_seq, 1);
-    info->n_batch = pick(cfg->n_batch, DEFAULT_N_BATCH);
+    info->n_batch = pick(cfg->n_batch, CAIRN_DEFAULT_BATCH);
     if (check_range("n_layer", info->n_layer, 1, MAX_N_LAYER, err) != 0 ||
         check_range("n_vocab", info->n_vocab, 1, MAX_N_VOCAB, err) != 0 ||
         check_range("n_embd", info->n_embd, 1, MAX_N_EMBD, err) != 0 ||

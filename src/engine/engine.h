@@ -31,6 +31,10 @@ typedef struct cairn_shard_config {
     int n_batch;                /* most tokens per compute step; longer inputs are split; 0: 512 */
     bool use_mmap;              /* use the weights in place in the file mapping instead of copying
                                    them to memory (less memory, slower on some systems) */
+    bool swa_full;              /* sliding-window layers keep every position, not a ring of
+                                   the window: more memory, any prefix stays reusable */
+    bool kv_f32;                /* keys and values in F32, not F16: twice the cache memory
+                                   (placement counts F16), no rounding of what is stored */
     cairn_progress_fn progress; /* optional: called as tensors are loaded */
     void *progress_user;
 } cairn_shard_config;
@@ -106,6 +110,9 @@ const cairn_shard_info *cairn_pipeline_info(const cairn_pipeline *p); /* of the 
  * go to out. */
 int cairn_pipeline_forward(cairn_pipeline *p, int seq, const int32_t *tokens, int n_tokens,
                            bool all_logits, float *out, cairn_err *err);
+/* Keeps the first n_keep positions of a sequence, or none where a sliding-window layer's
+ * ring has already overwritten keys that the next position's window would need: read
+ * cairn_pipeline_seq_len afterwards for what is kept. */
 int cairn_pipeline_seq_truncate(cairn_pipeline *p, int seq, int n_keep, cairn_err *err);
 int cairn_pipeline_seq_len(const cairn_pipeline *p, int seq);
 void cairn_pipeline_free(cairn_pipeline *p);

@@ -17,10 +17,11 @@
 #include "model/model.h"
 
 typedef struct layer_weights {
-    struct ggml_tensor *t[CAIRN_LT_COUNT];  /* NULL where the file has no such tensor */
+    struct ggml_tensor *t[CAIRN_LT_COUNT]; /* NULL where the file has no such tensor */
     /* [head_dim * n_head_kv, n_seq * n_ctx] F16; no v_cache with latent attention, whose
      * values are the first kv_lora_rank of each key */
     struct ggml_tensor *k_cache, *v_cache;
+    int cells; /* per sequence: n_ctx, or a sliding window's ring (cairn_swa_cells) */
 } layer_weights;
 
 typedef struct ggml_shard {
@@ -39,7 +40,10 @@ typedef struct ggml_shard {
     layer_weights *layers; /* indexed by layer - first_layer */
     struct ggml_tensor *tok_embd, *output_norm, *output, *rope_freqs;
     int *seq_len;
-    void *graph_mem; /* scratch for graph metadata, reused every step */
+    int *seq_written; /* per sequence: one past the highest position written since it was
+                         last cleared; window rings hold the last cells of these */
+    int swa_cells;    /* the rings' size; 0 when no layer of the shard has a window */
+    void *graph_mem;  /* scratch for graph metadata, reused every step */
     size_t graph_mem_size;
     size_t graph_nodes;
     ggml_gallocr_t alloc;
@@ -77,8 +81,10 @@ struct ggml_tensor *block_rope(const layer_step *st, struct ggml_tensor *x, bool
  * attention that reads them: the CPU backend runs nodes in graph order. */
 void block_store_kv(const layer_step *st, const layer_weights *w, struct ggml_tensor *k,
                     struct ggml_tensor *v);
-/* [head_dim, n_kv, n_head_kv]: the first head_dim values of every cell the sequence holds. */
-struct ggml_tensor *block_cached(const layer_step *st, struct ggml_tensor *cache, int head_dim);
+/* [head_dim, n_kv, n_head_kv]: the first head_dim values of every cell the sequence holds
+ * in this layer's cache (at most the ring's cells on a window layer). */
+struct ggml_tensor *block_cached(const layer_step *st, const layer_weights *w,
+                                 struct ggml_tensor *cache, int head_dim);
 /* softmax(q k * scale + mask) v with q [head_dim, heads, n]: [head_dim_v, heads, n]. The
  * layer's window picks the mask; sinks may be NULL. */
 struct ggml_tensor *block_attend(const layer_step *st, struct ggml_tensor *q, struct ggml_tensor *k,
@@ -115,8 +121,7 @@ struct ggml_tensor *llama_layer(const layer_step *st, const layer_weights *w,
                                 struct ggml_tensor *x);
 struct ggml_tensor *gemma3_layer(const layer_step *st, const layer_weights *w,
                                  struct ggml_tensor *x);
-struct ggml_tensor *phi3_layer(const layer_step *st, const layer_weights *w,
-                               struct ggml_tensor *x);
+struct ggml_tensor *phi3_layer(const layer_step *st, const layer_weights *w, struct ggml_tensor *x);
 struct ggml_tensor *glm4moe_layer(const layer_step *st, const layer_weights *w,
                                   struct ggml_tensor *x);
 struct ggml_tensor *deepseek2_layer(const layer_step *st, const layer_weights *w,

@@ -16,7 +16,6 @@
 #include "engine/engine_internal.h"
 #include "ggml-cpu.h"
 
-#define DEFAULT_N_BATCH 512
 #define DEFAULT_MAX_CTX 4096
 #define GRAPH_NODES_PER_LAYER 80 /* besides one view and one add per chosen expert */
 #define GRAPH_NODES_FIXED 128
@@ -227,7 +226,7 @@ static int place_weights(ggml_shard *s, const cairn_shard_config *cfg, cairn_err
     return cfg->use_mmap ? map_weights(s, cfg, err) : copy_weights(s, cfg, err);
 }
 
-static int create_caches(ggml_shard *s, cairn_err *err) {
+static int create_caches(ggml_shard *s, const cairn_shard_config *cfg, cairn_err *err) {
     const cairn_shard_info *in = &s->base.info;
     int n_layers = in->last_layer - in->first_layer;
     struct ggml_init_params params = {ggml_tensor_overhead() * (size_t)n_layers * 2, NULL, true};
@@ -235,13 +234,21 @@ static int create_caches(ggml_shard *s, cairn_err *err) {
     if (!s->cache_ctx) {
         return cairn_fail(err, "out of memory");
     }
-    int64_t cells = (int64_t)in->n_seq * in->n_ctx;
+    enum ggml_type type = cfg->kv_f32 ? GGML_TYPE_F32 : GGML_TYPE_F16;
     for (int i = 0; i < n_layers; i++) {
         layer_weights *w = &s->layers[i];
-        w->k_cache = ggml_new_tensor_2d(s->cache_ctx, GGML_TYPE_F16,
+        w->cells = in->n_ctx;
+        if (cairn_layer_is_swa(&s->hp, in->first_layer + i)) {
+            if (!cfg->swa_full) {
+                w->cells = cairn_swa_cells(&s->hp, in->n_ctx, in->n_batch);
+            }
+            s->swa_cells = w->cells;
+        }
+        int64_t cells = (int64_t)in->n_seq * w->cells;
+        w->k_cache = ggml_new_tensor_2d(s->cache_ctx, type,
                                         (int64_t)s->hp.head_dim_k * s->hp.n_head_kv, cells);
         if (s->hp.kv_lora_rank == 0) {
-            w->v_cache = ggml_new_tensor_2d(s->cache_ctx, GGML_TYPE_F16,
+            w->v_cache = ggml_new_tensor_2d(s->cache_ctx, type,
                                             (int64_t)s->hp.head_dim_v * s->hp.n_head_kv, cells);
         }
     }
@@ -257,12 +264,17 @@ static int create_caches(ggml_shard *s, cairn_err *err) {
 /* ---- the graph of one step ---- */
 
 static const layer_builder layer_builders[CAIRN_ARCH_COUNT] = {
-    [CAIRN_ARCH_LLAMA] = llama_layer,   [CAIRN_ARCH_QWEN2] = llama_layer,
-    [CAIRN_ARCH_QWEN3] = llama_layer,   [CAIRN_ARCH_QWEN3MOE] = llama_layer,
-    [CAIRN_ARCH_GEMMA3] = gemma3_layer, [CAIRN_ARCH_PHI3] = phi3_layer,
-    [CAIRN_ARCH_GPT_OSS] = gpt_oss_layer, [CAIRN_ARCH_GLM4MOE] = glm4moe_layer,
+    [CAIRN_ARCH_LLAMA] = llama_layer,         [CAIRN_ARCH_QWEN2] = llama_layer,
+    [CAIRN_ARCH_QWEN3] = llama_layer,         [CAIRN_ARCH_QWEN3MOE] = llama_layer,
+    [CAIRN_ARCH_GEMMA3] = gemma3_layer,       [CAIRN_ARCH_PHI3] = phi3_layer,
+    [CAIRN_ARCH_GPT_OSS] = gpt_oss_layer,     [CAIRN_ARCH_GLM4MOE] = glm4moe_layer,
     [CAIRN_ARCH_DEEPSEEK2] = deepseek2_layer,
 };
+
+/* Cells a window layer's attention reads: every position so far, until the ring is full. */
+static int swa_span(const ggml_shard *s, int pos, int n) {
+    return pos + n < s->swa_cells ? pos + n : s->swa_cells;
+}
 
 static struct ggml_tensor *new_mask(struct ggml_context *ctx, int n_kv, int n) {
     struct ggml_tensor *mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, n_kv, n);
@@ -300,7 +312,7 @@ static struct ggml_cgraph *build_graph(ggml_shard *s, const cairn_batch *b, int 
         any_global |= !cairn_layer_is_swa(hp, il);
     }
     in->mask = any_global ? new_mask(ctx, pos + n, n) : NULL;
-    in->mask_swa = any_swa ? new_mask(ctx, pos + n, n) : NULL;
+    in->mask_swa = any_swa ? new_mask(ctx, swa_span(s, pos, n), n) : NULL;
     if (info->is_first && hp->arch == CAIRN_ARCH_GEMMA3) {
         x = ggml_scale(ctx, x, sqrtf((float)hp->n_embd));
     }
@@ -324,14 +336,30 @@ static struct ggml_cgraph *build_graph(ggml_shard *s, const cairn_batch *b, int 
     return gf;
 }
 
-/* Token i (at position pos + i) sees cell j when j <= pos + i and, with a window of
- * n_swa > 0 positions, pos + i - j < n_swa. */
-static void fill_mask(struct ggml_tensor *mask, ggml_fp16_t *rows, int pos, int n, int n_swa) {
+/* Token i (at position pos + i) sees cell j when j <= pos + i. */
+static void fill_causal_mask(struct ggml_tensor *mask, ggml_fp16_t *rows, int pos, int n) {
     int n_kv = pos + n;
     ggml_fp16_t zero = ggml_fp32_to_fp16(0.0f), masked = ggml_fp32_to_fp16(-INFINITY);
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < n_kv; j++) {
-            bool seen = j <= pos + i && (n_swa <= 0 || pos + i - j < n_swa);
+            rows[(size_t)i * (size_t)n_kv + (size_t)j] = j <= pos + i ? zero : masked;
+        }
+    }
+    ggml_backend_tensor_set(mask, rows, 0, (size_t)n * (size_t)n_kv * sizeof(*rows));
+}
+
+/* On a window ring of C cells, cell c holds the latest position p <= pos + n - 1 with
+ * p % C == c (the step's own positions included); token i sees it when p <= pos + i and
+ * pos + i - p < n_swa. Cells whose position the window no longer needs may hold anything:
+ * they are masked. */
+static void fill_window_mask(const ggml_shard *s, struct ggml_tensor *mask, ggml_fp16_t *rows,
+                             int pos, int n) {
+    int n_kv = swa_span(s, pos, n), last = pos + n - 1, cells = s->swa_cells;
+    ggml_fp16_t zero = ggml_fp32_to_fp16(0.0f), masked = ggml_fp32_to_fp16(-INFINITY);
+    for (int j = 0; j < n_kv; j++) {
+        int p = last - ((last - j) % cells + cells) % cells;
+        for (int i = 0; i < n; i++) {
+            bool seen = p >= 0 && p <= pos + i && pos + i - p < s->hp.n_swa;
             rows[(size_t)i * (size_t)n_kv + (size_t)j] = seen ? zero : masked;
         }
     }
@@ -352,10 +380,10 @@ static void fill_inputs(const ggml_shard *s, const step_inputs *in, const cairn_
     }
     ggml_backend_tensor_set(in->positions, positions, 0, (size_t)n * sizeof(int32_t));
     if (in->mask) {
-        fill_mask(in->mask, mask_rows, pos, n, 0);
+        fill_causal_mask(in->mask, mask_rows, pos, n);
     }
     if (in->mask_swa) {
-        fill_mask(in->mask_swa, mask_rows, pos, n, s->hp.n_swa);
+        fill_window_mask(s, in->mask_swa, mask_rows, pos, n);
     }
 }
 
@@ -380,6 +408,9 @@ static int forward_chunk(ggml_shard *s, const cairn_batch *b, float *out, cairn_
         } else {
             ggml_backend_tensor_get(in.output, out, 0, ggml_nbytes(in.output));
             s->seq_len[b->seq] = pos + b->n_tokens;
+            if (s->seq_written[b->seq] < pos + b->n_tokens) {
+                s->seq_written[b->seq] = pos + b->n_tokens;
+            }
             rc = 0;
         }
     }
@@ -418,8 +449,18 @@ static int ggml_shard_forward(cairn_shard *base, const cairn_batch *b, float *ou
 
 static int ggml_shard_seq_truncate(cairn_shard *base, int seq, int n_keep, cairn_err *err) {
     ggml_shard *s = (ggml_shard *)base;
-    if (n_keep < s->seq_len[seq]) {
-        s->seq_len[seq] = n_keep; /* cells past the length are never read */
+    if (n_keep >= s->seq_len[seq]) {
+        return 0;
+    }
+    /* A ring has overwritten positions more than its size behind the newest one written;
+     * when the window of the next position reaches back there, nothing can be kept. */
+    int oldest_needed = n_keep - s->hp.n_swa + 1 > 0 ? n_keep - s->hp.n_swa + 1 : 0;
+    if (s->swa_cells > 0 && n_keep > 0 && oldest_needed < s->seq_written[seq] - s->swa_cells) {
+        n_keep = 0;
+    }
+    s->seq_len[seq] = n_keep; /* cells past the length are never read */
+    if (n_keep == 0) {
+        s->seq_written[seq] = 0;
     }
     return 0;
 }
@@ -451,6 +492,7 @@ static void ggml_shard_destroy(cairn_shard *base) {
     cairn_model_close(s->model);
     free(s->layers);
     free(s->seq_len);
+    free(s->seq_written);
     free(s->graph_mem);
     free(s);
 }
@@ -484,7 +526,7 @@ static int fill_info(ggml_shard *s, const cairn_shard_config *cfg, cairn_err *er
     in->n_vocab = hp->n_vocab;
     in->n_ctx = n_ctx;
     in->n_seq = cfg->n_seq > 0 ? cfg->n_seq : 1;
-    in->n_batch = cfg->n_batch > 0 ? cfg->n_batch : DEFAULT_N_BATCH;
+    in->n_batch = cfg->n_batch > 0 ? cfg->n_batch : CAIRN_DEFAULT_BATCH;
     in->is_first = cfg->first_layer == 0;
     in->is_last = last == hp->n_layer;
     in->weight_bytes = cairn_model_shard_bytes(s->model, in->first_layer, in->last_layer);
@@ -562,8 +604,9 @@ int cairn_shard_load_ggml(const cairn_shard_config *cfg, cairn_shard **out, cair
         return -1;
     }
     s->seq_len = calloc((size_t)s->base.info.n_seq, sizeof(int));
+    s->seq_written = calloc((size_t)s->base.info.n_seq, sizeof(int));
     s->backend = ggml_backend_cpu_init();
-    if (!s->seq_len || !s->backend) {
+    if (!s->seq_len || !s->seq_written || !s->backend) {
         ggml_shard_destroy(&s->base);
         return cairn_fail(err, "cannot initialise the CPU backend");
     }
@@ -574,7 +617,7 @@ int cairn_shard_load_ggml(const cairn_shard_config *cfg, cairn_shard **out, cair
         find_repack_type(s);
     }
     if (declare_weights(s, err) != 0 || place_weights(s, cfg, err) != 0 ||
-        create_caches(s, err) != 0 || reserve_compute(s, err) != 0) {
+        create_caches(s, cfg, err) != 0 || reserve_compute(s, err) != 0) {
         cairn_fail_prefix(err, "%s", cfg->model_path);
         ggml_shard_destroy(&s->base);
         return -1;

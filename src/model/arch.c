@@ -6,10 +6,10 @@
 #include "model/model.h"
 
 static const char *const arch_names[CAIRN_ARCH_COUNT] = {
-    [CAIRN_ARCH_LLAMA] = "llama",     [CAIRN_ARCH_QWEN2] = "qwen2",
-    [CAIRN_ARCH_QWEN3] = "qwen3",     [CAIRN_ARCH_QWEN3MOE] = "qwen3moe",
-    [CAIRN_ARCH_GEMMA3] = "gemma3",   [CAIRN_ARCH_PHI3] = "phi3",
-    [CAIRN_ARCH_GPT_OSS] = "gpt-oss", [CAIRN_ARCH_GLM4MOE] = "glm4moe",
+    [CAIRN_ARCH_LLAMA] = "llama",         [CAIRN_ARCH_QWEN2] = "qwen2",
+    [CAIRN_ARCH_QWEN3] = "qwen3",         [CAIRN_ARCH_QWEN3MOE] = "qwen3moe",
+    [CAIRN_ARCH_GEMMA3] = "gemma3",       [CAIRN_ARCH_PHI3] = "phi3",
+    [CAIRN_ARCH_GPT_OSS] = "gpt-oss",     [CAIRN_ARCH_GLM4MOE] = "glm4moe",
     [CAIRN_ARCH_DEEPSEEK2] = "deepseek2",
 };
 
@@ -37,6 +37,11 @@ bool cairn_layer_is_swa(const cairn_hparams *hp, int il) {
 
 bool cairn_layer_has_experts(const cairn_hparams *hp, int il) {
     return hp->n_expert > 0 && il >= hp->n_layer_dense_lead;
+}
+
+int cairn_swa_cells(const cairn_hparams *hp, int n_ctx, int n_batch) {
+    int64_t cells = (int64_t)hp->n_swa + n_batch - 1;
+    return cells < n_ctx ? (int)cells : n_ctx;
 }
 
 static const char *const tensor_names[CAIRN_LT_COUNT] = {

@@ -77,11 +77,21 @@ int cairn_model_footprint_of(const cairn_model_file *m, int n_ctx, int n_seq, ca
     /* Latent attention caches the keys alone; its values are a part of them. */
     uint64_t value_dims = hp->kv_lora_rank > 0 ? 0 : (uint64_t)hp->head_dim_v;
     uint64_t row = ((uint64_t)hp->head_dim_k + value_dims) * (uint64_t)hp->n_head_kv;
-    if (cairn_mul_overflows(row, cells, &out->layer_kv_bytes) ||
-        cairn_mul_overflows(out->layer_kv_bytes, KV_ELEMENT_BYTES, &out->layer_kv_bytes)) {
+    /* Sliding-window layers keep only their window's cells: the layers' average, rounded
+     * up, is what placement counts per layer. */
+    uint64_t window_cells =
+        (uint64_t)cairn_swa_cells(hp, out->n_ctx, CAIRN_DEFAULT_BATCH) * (uint64_t)out->n_seq;
+    uint64_t all_cells = 0;
+    for (int il = 0; il < hp->n_layer; il++) {
+        all_cells += cairn_layer_is_swa(hp, il) ? window_cells : cells;
+    }
+    uint64_t total = 0;
+    if (cairn_mul_overflows(row, all_cells, &total) ||
+        cairn_mul_overflows(total, KV_ELEMENT_BYTES, &total)) {
         return cairn_fail(err, "a KV cache of %d x %d positions is too large", out->n_seq,
                           out->n_ctx);
     }
+    out->layer_kv_bytes = (total + out->n_layers - 1) / out->n_layers;
     /* Layers differ little; rounding the average up and counting what every shard loads
      * once per layer keeps the estimate on the safe side. */
     uint64_t average = (out->layer_weight_bytes + out->n_layers - 1) / out->n_layers;

@@ -502,9 +502,8 @@ static float yarn_mscale(float factor, float mscale) {
 static float yarn_attention_factor(const cairn_hparams *hp) {
     float factor = 1.0f / hp->rope_freq_scale, a;
     if (hp->yarn_log_mul != 0.0f) {
-        float mscale = hp->arch == CAIRN_ARCH_DEEPSEEK2 && hp->yarn_log_mul != 1.0f
-                           ? hp->yarn_log_mul
-                           : 1.0f;
+        float mscale =
+            hp->arch == CAIRN_ARCH_DEEPSEEK2 && hp->yarn_log_mul != 1.0f ? hp->yarn_log_mul : 1.0f;
         a = yarn_mscale(factor, mscale) / yarn_mscale(factor, hp->yarn_log_mul);
     } else {
         a = yarn_mscale(factor, 1.0f);
@@ -546,8 +545,8 @@ static int read_rope_scaling(const hp_reader *r, cairn_hparams *hp) {
     hp->yarn_ext_factor = hp->rope_scaling == CAIRN_ROPE_SCALING_YARN ? 1.0f : 0.0f;
     if (hp->arch == CAIRN_ARCH_DEEPSEEK2) {
         /* stored as 0.1 times the multiplier */
-        if (arch_float(r, "rope.scaling.yarn_log_multiplier", 0.0, 0.0, 100.0,
-                       &hp->yarn_log_mul) != 0) {
+        if (arch_float(r, "rope.scaling.yarn_log_multiplier", 0.0, 0.0, 100.0, &hp->yarn_log_mul) !=
+            0) {
             return -1;
         }
         hp->yarn_log_mul /= 0.1f;
@@ -594,7 +593,8 @@ static int read_attention(const hp_reader *r, cairn_hparams *hp) {
 /* Families whose router is fixed by the reference implementation ignore the file's gating
  * keys; the others (glm4moe) read them, with the family's default. */
 static int read_routing(const hp_reader *r, cairn_hparams *hp) {
-    hp->gating = hp->arch == CAIRN_ARCH_GPT_OSS ? CAIRN_GATING_SOFTMAX_WEIGHT : CAIRN_GATING_SOFTMAX;
+    hp->gating =
+        hp->arch == CAIRN_ARCH_GPT_OSS ? CAIRN_GATING_SOFTMAX_WEIGHT : CAIRN_GATING_SOFTMAX;
     hp->expert_weights_norm = hp->arch != CAIRN_ARCH_GPT_OSS;
     bool glm = hp->arch == CAIRN_ARCH_GLM4MOE;
     if (!glm && hp->arch != CAIRN_ARCH_DEEPSEEK2) {
@@ -604,12 +604,14 @@ static int read_routing(const hp_reader *r, cairn_hparams *hp) {
     char key[128];
     snprintf(key, sizeof key, "%s.expert_weights_norm", r->arch);
     hp->expert_weights_norm = false;
-    if (arch_int(r, "expert_gating_func", false, glm ? CAIRN_GATING_SIGMOID : CAIRN_GATING_SOFTMAX, 0,
-                 CAIRN_GATING_SOFTMAX_WEIGHT, &gating) != 0 ||
+    if (arch_int(r, "expert_gating_func", false, glm ? CAIRN_GATING_SIGMOID : CAIRN_GATING_SOFTMAX,
+                 0, CAIRN_GATING_SOFTMAX_WEIGHT, &gating) != 0 ||
         cairn_meta_bool(r->g, key, &hp->expert_weights_norm, r->err) < 0) {
         return -1;
     }
-    hp->gating = gating != 0 ? (cairn_gating)gating : glm ? CAIRN_GATING_SIGMOID : CAIRN_GATING_SOFTMAX;
+    hp->gating = gating != 0 ? (cairn_gating)gating
+                 : glm       ? CAIRN_GATING_SIGMOID
+                             : CAIRN_GATING_SOFTMAX;
     return 0;
 }
 
@@ -635,8 +637,8 @@ static int read_experts(const hp_reader *r, cairn_hparams *hp) {
         arch_int(r, "leading_dense_block_count", false, 0, 0, hp->n_layer,
                  &hp->n_layer_dense_lead) != 0 ||
         arch_int(r, "expert_group_count", false, 1, 1, hp->n_expert, &hp->n_expert_groups) != 0 ||
-        arch_int(r, "expert_group_used_count", false, hp->n_expert_groups, 1,
-                 hp->n_expert_groups, &hp->n_group_used) != 0 ||
+        arch_int(r, "expert_group_used_count", false, hp->n_expert_groups, 1, hp->n_expert_groups,
+                 &hp->n_group_used) != 0 ||
         read_routing(r, hp) != 0) {
         return -1;
     }
@@ -688,16 +690,17 @@ static int read_latent_attention(const hp_reader *r, cairn_hparams *hp) {
     char key[128];
     snprintf(key, sizeof key, "%s.attention.key_length_mla", r->arch);
     if (gguf_find_key(r->g, key) < 0) {
-        return cairn_fail(r->err, "this deepseek2 file has no %s: it was converted without "
-                                  "latent attention tensors; convert it again",
+        return cairn_fail(r->err,
+                          "this deepseek2 file has no %s: it was converted without "
+                          "latent attention tensors; convert it again",
                           key);
     }
     if (arch_int(r, "attention.q_lora_rank", false, 0, 0, MAX_EMBD, &hp->q_lora_rank) != 0 ||
         arch_int(r, "attention.kv_lora_rank", true, 0, 1, MAX_HEAD_DIM, &hp->kv_lora_rank) != 0 ||
         arch_int(r, "attention.key_length_mla", true, 0, hp->rope_dims + 1, MAX_HEAD_DIM,
                  &hp->mla_head_dim_k) != 0 ||
-        arch_int(r, "attention.value_length_mla", true, 0, 1, MAX_HEAD_DIM,
-                 &hp->mla_head_dim_v) != 0) {
+        arch_int(r, "attention.value_length_mla", true, 0, 1, MAX_HEAD_DIM, &hp->mla_head_dim_v) !=
+            0) {
         return -1;
     }
     if (hp->n_head_kv != 1 || hp->head_dim_k != hp->kv_lora_rank + hp->rope_dims ||
@@ -755,8 +758,7 @@ static int read_hparams(cairn_model_file *m, cairn_err *err) {
         arch_int(&r, "embedding_length", true, 0, 1, MAX_EMBD, &hp->n_embd) != 0 ||
         arch_int(&r, "block_count", true, 0, 1, MAX_LAYERS, &hp->n_layer) != 0 ||
         arch_int(&r, "feed_forward_length", true, 0, 1, MAX_FF, &hp->n_ff) != 0 ||
-        read_nextn(&r, hp) != 0 ||
-        read_attention(&r, hp) != 0 ||
+        read_nextn(&r, hp) != 0 || read_attention(&r, hp) != 0 ||
         arch_float(&r, "rope.freq_base", 10000.0, 1e-3, 1e12, &hp->rope_freq_base) != 0 ||
         read_rope_scaling(&r, hp) != 0 || read_vocab_size(m, hp, err) != 0 ||
         read_experts(&r, hp) != 0 || read_sliding_window(&r, hp) != 0 ||

@@ -105,7 +105,7 @@ typedef struct cairn_hparams {
     int n_swa;      /* 0: every layer is global */
     int swa_period; /* of every swa_period layers, all but the last use the window */
     float rope_freq_base_swa;
-    float attn_scale; /* the factor on q.k before the softmax */
+    float attn_scale;   /* the factor on q.k before the softmax */
     float yarn_log_mul; /* DeepSeek's YaRN attention-temperature multiplier; 0: none */
     /* Multi-head latent attention (deepseek2): keys and values are decompressed per head
      * from one cached latent of kv_lora_rank values plus rope_dims rotated ones, so the
@@ -123,6 +123,13 @@ bool cairn_rope_is_neox(const cairn_hparams *hp);
 bool cairn_layer_has_experts(const cairn_hparams *hp, int il);
 /* Whether layer il attends over a sliding window rather than the whole context. */
 bool cairn_layer_is_swa(const cairn_hparams *hp, int il);
+
+/* The most tokens the engine computes in one step when not configured otherwise. */
+#define CAIRN_DEFAULT_BATCH 512
+/* Cells per sequence a sliding-window layer's cache needs: the window plus one step's new
+ * tokens but the first (the oldest key a step's first token sees is n_swa - 1 back), at
+ * most the context. Positions wrap around these cells. */
+int cairn_swa_cells(const cairn_hparams *hp, int n_ctx, int n_batch);
 
 /* ---- the tensors of one layer, as each architecture names and shapes them ---- */
 
@@ -227,7 +234,9 @@ typedef struct cairn_footprint {
     int n_ctx;                   /* positions per sequence, resolved as the engine resolves them */
     int n_seq;                   /* sequences (KV slots) */
     uint64_t layer_weight_bytes; /* the tensors of all repeating blocks together */
-    uint64_t layer_kv_bytes;     /* one layer's K and V cache (F16) for n_ctx x n_seq cells */
+    uint64_t layer_kv_bytes;     /* a layer's K and V cache (F16) for n_ctx x n_seq cells, on
+                                    average (window layers hold fewer cells, latent attention
+                                    keys alone) */
     uint64_t shared_bytes;       /* tensors every shard loads (rope_freqs) */
     /* One layer for placement: its average weights (rounded up), its KV cache, and the
      * shared tensors (counted once per layer: a safe overestimate, they are small). */
