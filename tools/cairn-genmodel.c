@@ -39,6 +39,8 @@
 /* Floats generated and quantized per step: bounds memory whatever the tensor size. */
 #define GM_CHUNK_ELEMS (4u << 20)
 #define GM_MAX_LAYERS 1024
+#define GM_MAX_EXPERTS 4096
+#define GM_MAX_WIDTH (1 << 20)
 #define GM_MAX_VOCAB (1 << 22)
 /* llama.cpp's token types */
 #define GM_TOKEN_NORMAL 1
@@ -472,6 +474,8 @@ typedef struct gm_options {
     const char *out_path;
     const char *vocab_path; /* NULL: synthesized vocabulary */
     int n_layers;           /* 0: the shape's */
+    int n_experts;          /* routed experts kept; 0: the shape's */
+    int n_ff_exp;           /* each expert's width; 0: the shape's */
     int n_vocab;            /* 0: the shape's (or the file's for tiny shapes) */
     uint64_t seed;
     float weight_std; /* of the weight matrices; 0: GM_INIT_STD */
@@ -1041,6 +1045,40 @@ static int gm_resolve_vocab(gm_plan *p, const gm_options *opt, cairn_err *err) {
     return 0;
 }
 
+/* Fewer or narrower experts keep every other dimension of the shape: models small enough
+ * for tests that still route as the family does. */
+static int gm_override_experts(gm_shape *shape, const gm_options *opt, cairn_err *err) {
+    gm_family *f = &shape->family;
+    if (opt->n_experts == 0 && opt->n_ff_exp == 0) {
+        return 0;
+    }
+    if (f->n_expert == 0) {
+        return cairn_fail(err, "--experts and --expert-ff need a shape with experts");
+    }
+    if (opt->n_experts > 0) {
+        int groups = f->n_groups > 0 ? f->n_groups : 1;
+        if (opt->n_experts < f->n_expert_used || opt->n_experts % groups != 0 ||
+            opt->n_experts > f->n_expert) {
+            return cairn_fail(err,
+                              "--experts must be %d..%d (the experts each token uses, up to the "
+                              "shape's) and a multiple of the %d expert groups",
+                              f->n_expert_used, f->n_expert, groups);
+        }
+        if (f->n_groups > 0 && opt->n_experts / groups * f->n_groups_used < f->n_expert_used) {
+            return cairn_fail(err, "--experts %d leaves the used groups fewer experts than a "
+                                   "token uses", opt->n_experts);
+        }
+        f->n_expert = opt->n_experts;
+    }
+    if (opt->n_ff_exp > 0) {
+        f->n_ff_exp = opt->n_ff_exp;
+        if (strcmp(shape->arch, "llama") == 0) {
+            shape->n_ff = opt->n_ff_exp; /* llama's experts are as wide as its network */
+        }
+    }
+    return 0;
+}
+
 static int gm_plan_init(gm_plan *p, const gm_options *opt, cairn_err *err) {
     memset(p, 0, sizeof *p);
     p->shape = gm_find_shape(opt->shape != NULL ? opt->shape : "");
@@ -1061,6 +1099,9 @@ static int gm_plan_init(gm_plan *p, const gm_options *opt, cairn_err *err) {
     }
     if (opt->n_layers > 0) {
         p->resolved.n_layer = opt->n_layers;
+    }
+    if (gm_override_experts(&p->resolved, opt, err) != 0) {
+        return -1;
     }
     if (gm_resolve_vocab(p, opt, err) != 0 || gm_build_specs(p, err) != 0) {
         return -1;
@@ -1299,7 +1340,7 @@ static void gm_usage(FILE *f) {
     fprintf(f,
             "usage: cairn-genmodel --shape NAME --type TYPE -o OUT.gguf\n"
             "                      [--vocab VOCAB.gguf] [--layers N] [--vocab-size N] [--seed S]\n"
-            "                      [--std X]\n"
+            "                      [--std X] [--experts N] [--expert-ff N]\n"
             "\n"
             "Writes a GGUF model with random weights in the tensor shapes and metadata of a\n"
             "real model. Norm weights are about 1, other weights about N(0, 0.02); 1-D tensors\n"
@@ -1320,6 +1361,9 @@ static void gm_usage(FILE *f) {
             "                   control tokens (default: a synthesized byte-level vocabulary)\n"
             "  --layers N       override the shape's layer count\n"
             "  --vocab-size N   override the shape's vocabulary size (padding as above)\n"
+            "  --experts N      keep N routed experts (at least the used count; every other\n"
+            "                   dimension stays the shape's), for models small enough to test\n"
+            "  --expert-ff N    override each expert's feed-forward width\n"
             "  --seed S         random seed (default 1); same seed, same bytes\n"
             "  --std X          standard deviation of the weights (default 0.02); larger\n"
             "                   weights give position-dependent attention and spread logits\n"
@@ -1387,6 +1431,14 @@ static gm_args_result gm_parse_args(int argc, char **argv, gm_options *opt, cair
             rc = gm_parse_int(a, v, GM_MAX_LAYERS, &n, err);
             opt->n_layers = (int)n;
             rc = rc != 0 || n > 0 ? rc : cairn_fail(err, "--layers must be at least 1");
+        } else if (strcmp(a, "--experts") == 0) {
+            rc = gm_parse_int(a, v, GM_MAX_EXPERTS, &n, err);
+            opt->n_experts = (int)n;
+            rc = rc != 0 || n > 0 ? rc : cairn_fail(err, "--experts must be at least 1");
+        } else if (strcmp(a, "--expert-ff") == 0) {
+            rc = gm_parse_int(a, v, GM_MAX_WIDTH, &n, err);
+            opt->n_ff_exp = (int)n;
+            rc = rc != 0 || n > 0 ? rc : cairn_fail(err, "--expert-ff must be at least 1");
         } else if (strcmp(a, "--vocab-size") == 0) {
             rc = gm_parse_int(a, v, GM_MAX_VOCAB, &n, err);
             opt->n_vocab = (int)n;
