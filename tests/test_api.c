@@ -634,7 +634,7 @@ static void test_print_malformed(void **state) {
         int rc = 0;
         char *text = print_to_string(not_json[i], &rc, &err);
         assert_int_equal(rc, -1);
-        assert_string_equal(err.msg, "the cluster state is not valid JSON");
+        assert_non_null(strstr(err.msg, "the cluster state is not valid JSON"));
         assert_string_equal(text, "");
         free(text);
     }

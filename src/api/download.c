@@ -19,6 +19,7 @@
 
 #include "api/api.h"
 #include "platform/platform.h"
+#include "util/json.h"
 
 #define DOWNLOAD_ATTEMPTS 5
 
@@ -290,10 +291,13 @@ int cairn_hf_pick_gguf(const char *endpoint, const char *repo, const char *token
     if (cairn_fetch_url(url, token, (size_t)8 << 20, &body, &status, err) != 0) {
         return -1;
     }
-    cJSON *o = status == 200 ? cJSON_Parse(body) : NULL;
+    cairn_err why = {{0}};
+    cJSON *o = status == 200 ? cairn_json_parse_str(body, "the listing", &why) : NULL;
     free(body);
     if (!o) {
-        return cairn_fail(err, "cannot list %s (%ld): no such repository?", repo, status);
+        return status == 200
+                   ? cairn_fail(err, "cannot list %s: %s", repo, why.msg)
+                   : cairn_fail(err, "cannot list %s (%ld): no such repository?", repo, status);
     }
     int found = 0;
     cairn_buf names = {0};

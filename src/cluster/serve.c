@@ -25,6 +25,7 @@
 #include "platform/platform.h"
 #include "runner/runner.h"
 #include "sampling/sampling.h"
+#include "util/json.h"
 
 /* How long a generation waits for a ready instance: a first load of a large model takes a
  * while, and so does placing an instance again after a node is lost. */
@@ -391,7 +392,7 @@ static int drain_lines(cairn_buf *chunk, int (*on_relay_event)(void *, const cJS
         if (chunk->data[i] != '\n') {
             continue;
         }
-        cJSON *event = cJSON_ParseWithLength(chunk->data + start, i - start);
+        cJSON *event = cairn_json_parse(chunk->data + start, i - start, "an event", NULL);
         *stopped = !event || on_relay_event(user, event) != 0;
         cJSON_Delete(event);
         start = i + 1;
@@ -609,7 +610,10 @@ static int placement_request(const cairn_api_call *call, const char *body_or_que
             n_nodes = atof(nodes);
         }
     } else {
-        cJSON *o = cJSON_Parse(body_or_query);
+        cJSON *o = cairn_json_parse(body_or_query, call->body_len, "the body", err);
+        if (!o) {
+            return -1;
+        }
         const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
         if (m && strlen(m) < sizeof model) {
             snprintf(model, sizeof model, "%s", m);

@@ -15,6 +15,7 @@
 
 #include "cluster/serve_internal.h"
 #include "platform/platform.h"
+#include "util/json.h"
 
 typedef struct pull_reply {
     const cairn_api_call *call;
@@ -104,11 +105,14 @@ static void pull(cairn_local_node *n, const char *repo, const char *given, pull_
 }
 
 void serve_pull(cairn_local_node *n, const cairn_api_call *call) {
-    cJSON *o = cJSON_ParseWithLength(call->body, call->body_len);
+    cairn_err err = {{0}};
+    cJSON *o = cairn_json_parse(call->body, call->body_len, "the body", &err);
     const char *repo = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "repo"));
     const cJSON *file = cJSON_GetObjectItemCaseSensitive(o, "file");
     bool file_ok = !file || cJSON_IsNull(file) || plain_path(cJSON_GetStringValue(file), false);
-    if (!cJSON_IsObject(o) || !plain_path(repo, true) || !file_ok) {
+    if (!o) {
+        cairn_api_reply_error(call->reply, 400, "invalid_request", err.msg, NULL);
+    } else if (!cJSON_IsObject(o) || !plain_path(repo, true) || !file_ok) {
         cairn_api_reply_error(call->reply, 400, "invalid_request",
                               "give {\"repo\":\"owner/name\"} and optionally \"file\" (a GGUF "
                               "file in it)",

@@ -2,6 +2,7 @@
 #include "cluster/wire.h"
 
 #include "cluster/state.h"
+#include "util/json.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -357,46 +358,15 @@ int cairn_wire_decoder_next(cairn_wire_decoder *d, cairn_wire_frame *out, cairn_
 
 /* ---- JSON payloads ---- */
 
-/* Walks JSON text without parsing it, to refuse nesting and value counts that would make
- * cJSON recurse deeply or allocate far more than the text's size. Strings are skipped so
- * brackets and commas inside them do not count. */
+/* Refuses a NUL byte, and nesting and value counts that would make cJSON recurse deeply or
+ * allocate far more than the text's size (the walk is util's, with the link's limits). */
 static int check_json_shape(const char *s, size_t n, cairn_err *err) {
     const char *nul = memchr(s, '\0', n);
     if (nul) {
         return cairn_fail(err, "JSON payload has a NUL byte at %zu", (size_t)(nul - s));
     }
-    size_t depth = 0;
-    uint64_t values = 1;
-    bool in_string = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_string) {
-            if (c == '\\') {
-                i++;
-            } else if (c == '"') {
-                in_string = false;
-            }
-            continue;
-        }
-        if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > CAIRN_WIRE_JSON_MAX_DEPTH) {
-                return cairn_fail(err, "JSON payload nests deeper than %d levels",
-                                  CAIRN_WIRE_JSON_MAX_DEPTH);
-            }
-            values++;
-        } else if (c == '}' || c == ']') {
-            depth = depth ? depth - 1 : 0;
-        } else if (c == ',' || c == ':') {
-            values++;
-        }
-        if (values > CAIRN_WIRE_JSON_MAX_VALUES) {
-            return cairn_fail(err, "JSON payload has more than %u values",
-                              CAIRN_WIRE_JSON_MAX_VALUES);
-        }
-    }
-    return 0;
+    return cairn_json_check_shape(s, n, CAIRN_WIRE_JSON_MAX_DEPTH, CAIRN_WIRE_JSON_MAX_VALUES,
+                                  "JSON payload", err);
 }
 
 int cairn_wire_encode_json(cairn_wire_type type, const cJSON *obj, cairn_buf *out, cairn_err *err) {

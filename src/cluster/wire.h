@@ -32,6 +32,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "util/json.h"
 #include "util/util.h"
 
 #define CAIRN_WIRE_MAGIC "CRNW"
@@ -51,7 +52,7 @@
 /* A JSON payload may nest at most this deep and hold at most this many values: cJSON parses
  * recursively and spends ~64 bytes per value, so both bound what one frame can cost. */
 #define CAIRN_WIRE_JSON_MAX_DEPTH 32
-#define CAIRN_WIRE_JSON_MAX_VALUES (1u << 20)
+#define CAIRN_WIRE_JSON_MAX_VALUES CAIRN_JSON_MAX_VALUES
 
 typedef enum cairn_wire_type {
     CAIRN_WIRE_HELLO = 1,             /* JSON cairn_wire_hello: first frame of the dialing side */

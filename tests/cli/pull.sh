@@ -2,9 +2,9 @@
 # `cairn pull` against a local stand-in for Hugging Face (tests/pull/server.mjs, on
 # loopback): a transfer cut halfway resumes with a Range request and the file arrives
 # whole; a wrong checksum is refused and nothing is left; a missing file is a clear error;
-# on a terminal the transfer shows its progress. A node's POST /models/pull does the same
-# into its models directory, streams its progress, and the file shows up, hashed, in
-# GET /models.
+# a listing nested too deep is refused; on a terminal the transfer shows its progress. A
+# node's POST /models/pull does the same into its models directory, streams its progress,
+# and the file shows up, hashed, in GET /models.
 here=$(dirname "$0")
 source "$here/common.bash"
 source "$here/cluster.bash" # tmp, the node helpers, and a cleanup that kills what pids holds
@@ -45,6 +45,12 @@ serve ok
 "$cairn" pull org/repo:missing.gguf --models-dir "$tmp/d3" >/dev/null 2>"$tmp/err"
 expect_eq "pull of a missing file" "$?" 1
 grep -q "404" "$tmp/err" || fail "no 404 in the error: $(cat "$tmp/err")"
+
+# a listing nested too deep is refused before it is parsed
+"$cairn" pull org/deep --models-dir "$tmp/d5" >/dev/null 2>"$tmp/err"
+expect_eq "pull with a deep listing" "$?" 1
+grep -q "the listing nests deeper than 64 levels" "$tmp/err" ||
+  fail "no nesting error: $(cat "$tmp/err")"
 
 # progress on a terminal (script gives the command one)
 if command -v script >/dev/null; then

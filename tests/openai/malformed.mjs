@@ -32,6 +32,13 @@ const messages = [{ role: "user", content: "Hi" }];
 const chat = (extra) => JSON.stringify({ model, messages, max_tokens: 4, ...extra });
 const huge = "x".repeat(9 * 1024 * 1024);
 const longPrompt = "Once upon a time ".repeat(400);
+// ~800 nested arrays: enough to overflow an API thread's stack in a recursive parser
+const deep = `{"model":"${model}","prompt":"x","x":${"[".repeat(800)}${"]".repeat(800)}}`;
+const nests = (shape) => (j) => shape(j) && /nests deeper than 64 levels/.test(
+  typeof j.error === "string" ? j.error : j.error.message);
+const deepRoutes = [["/generate", openai], ["/v1/chat/completions", openai],
+                    ["/v1/completions", openai], ["/api/chat", ollama], ["/api/generate", ollama],
+                    ["/instance", openai], ["/models/pull", openai]];
 
 const cases = [
   ["not JSON", "POST", "/v1/chat/completions", "{nope", 400, openai],
@@ -72,6 +79,8 @@ const cases = [
   ["place: too many nodes", "POST", "/instance", JSON.stringify({ model, nodes: 99 }), 400, null],
   ["delete: not an id", "DELETE", "/instance/bad%20id", undefined, 400, null],
   ["delete: no such instance", "DELETE", "/instance/i-00000000", undefined, 404, null],
+  ...deepRoutes.map(([path, shape]) => [`nested 800 deep: ${path}`, "POST", path, deep, 400,
+                                        nests(shape)]),
 ];
 for (const c of cases) await expect(...c);
 
