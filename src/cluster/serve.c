@@ -35,6 +35,14 @@
 #define RELAY_NO_INSTANCE_S 30.0
 /* A lost instance is not tried again this soon (it is normally failed and replaced). */
 #define RELAY_LOST_RETRY_S 5.0
+/* A request whose stream is lost this many times in a row without a token in between ends
+ * with the last loss's reason: it is more likely the request's fault than the cluster's. Only
+ * a stream that made progress gives the relay another RELAY_WAIT_S, so the waits add up to a
+ * bounded total. */
+#define RELAY_MAX_FRUITLESS_LOSSES 3
+/* A server-sent stream that waits (for an instance, or a resume) writes a comment this
+ * often, so a client that left is noticed and its API thread freed. */
+#define RELAY_PROBE_NS (2ull * 1000 * 1000 * 1000)
 /* How long placing or deleting waits for the master to record it. */
 #define CHANGE_WAIT_MS 10000
 
@@ -210,6 +218,17 @@ static void on_stream_error(void *user, bool refused, const char *message) {
         relay_error(r, "invalid_request", message);
         return;
     }
+    bool progress = r->n_sent > r->n_resumed;
+    r->fruitless_losses = progress ? 0 : r->fruitless_losses + 1;
+    if (r->fruitless_losses >= RELAY_MAX_FRUITLESS_LOSSES) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "the request's stream was lost %d times without a token: %s",
+                 r->fruitless_losses, message);
+        cairn_log(r->node->log, CAIRN_LOG_INFO, "giving up a request on instance %s: %s",
+                  r->instance, msg);
+        relay_error(r, "unavailable", msg);
+        return;
+    }
     cairn_log(r->node->log, CAIRN_LOG_INFO,
               "lost the stream of a request on instance %s after %zu tokens (%s): resuming it "
               "when the model is ready again",
@@ -217,7 +236,9 @@ static void on_stream_error(void *user, bool refused, const char *message) {
     r->node->metric_resumed++;
     snprintf(r->lost_instance, sizeof r->lost_instance, "%s", r->instance);
     r->lost_at = cairn_now_seconds();
-    r->deadline = r->lost_at + RELAY_WAIT_S;
+    if (progress) {
+        r->deadline = r->lost_at + RELAY_WAIT_S;
+    }
 }
 
 static const cairn_stream_callbacks stream_callbacks = {on_stream_token, on_stream_done,
@@ -348,6 +369,12 @@ void serve_free(cairn_local_node *n) {
 
 /* ---- request bodies ---- */
 
+/* A request the runners' link cannot carry would be retried in vain: it is a 400 now. */
+static int fits_the_link(const cairn_api_generation *g, cairn_err *err) {
+    cairn_stream_request sr = {.prompt = g->prompt, .messages = g->messages, .params = &g->gen};
+    return cairn_stream_request_check(&sr, err);
+}
+
 /* ---- handlers (API threads) ---- */
 
 relay *relay_new(cairn_local_node *n, const cairn_api_call *call, cairn_api_flavor flavor,
@@ -359,7 +386,8 @@ relay *relay_new(cairn_local_node *n, const cairn_api_call *call, cairn_api_flav
         return NULL;
     }
     r->node = n;
-    if (cairn_api_parse_generation(call->body, call->body_len, flavor, &r->req, err) != 0) {
+    if (cairn_api_parse_generation(call->body, call->body_len, flavor, &r->req, err) != 0 ||
+        fits_the_link(&r->req, err) != 0) {
         *status = 400;
         relay_free(r);
         return NULL;
@@ -400,14 +428,36 @@ static int drain_lines(cairn_buf *chunk, int (*on_relay_event)(void *, const cJS
     return 0;
 }
 
+/* Waits, under call_lock, for output or the end; false when the probe found the client
+ * gone meanwhile (an SSE comment that cannot be written). */
+static bool wait_output(relay *r) {
+    cairn_local_node *n = r->node;
+    while (r->out.len == 0 && !r->finished) {
+        if (!r->probe) {
+            uv_cond_wait(&n->call_cond, &n->call_lock);
+            continue;
+        }
+        if (uv_cond_timedwait(&n->call_cond, &n->call_lock, RELAY_PROBE_NS) != UV_ETIMEDOUT) {
+            continue;
+        }
+        uv_mutex_unlock(&n->call_lock);
+        bool gone = cairn_api_stream_write(r->probe, ": waiting\n\n", 11) != 0;
+        uv_mutex_lock(&n->call_lock);
+        if (gone) {
+            return false;
+        }
+    }
+    return true;
+}
+
 void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event), void *user) {
     cairn_local_node *n = r->node;
     cairn_buf chunk = {0};
     bool stopped = false;
     uv_mutex_lock(&n->call_lock);
     for (;;) {
-        while (r->out.len == 0 && !r->finished) {
-            uv_cond_wait(&n->call_cond, &n->call_lock);
+        if (!wait_output(r)) {
+            break;
         }
         bool last = r->finished;
         cairn_buf swap = chunk; /* take the output, leave the emptied buffer for more */
@@ -517,6 +567,7 @@ static void serve_generate(cairn_local_node *n, const cairn_api_call *call) {
         return;
     }
     cairn_api_stream_begin(call->reply, "text/event-stream");
+    r->probe = call->reply;
     relay_drain(r, write_sse, call->reply);
 }
 

@@ -12,7 +12,9 @@
 # the state and then the cluster's events (the placement, runners going to running), and
 # GET /metrics counts the requests, tokens and runners. A node admits 16 subscribers to
 # /events and refuses more, so they cannot take every API thread. A malformed-request suite
-# (tests/openai/malformed.mjs) gets a clear 4xx for each bad request and a good answer after.
+# (tests/openai/malformed.mjs) gets a clear 4xx for each bad request, at once for one the
+# runners' link cannot carry, and a good answer after; a streamed request waiting for a model
+# ends when its client leaves.
 here=$(dirname "$0")
 source "$here/common.bash"
 source "$here/cluster.bash"
@@ -126,6 +128,18 @@ wait "${watchers[@]}" 2>/dev/null
 node "$npm_dir/malformed.mjs" "http://$api" stories260K.gguf >"$tmp/malformed" 2>&1 ||
   fail "malformed requests: $(cat "$tmp/malformed")"
 tail -1 "$tmp/malformed"
+# A streamed request that waits (here for a model no node has, which it would do for 30 s)
+# ends when its client leaves, freeing its API thread.
+body='{"model":"absent.gguf","prompt":"x"}'
+timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 &&
+  printf "POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s" ${#1} "$1" >&3 &&
+  cat <&3' $((api_base + 2)) "$body" >/dev/null 2>&1
+for _ in $(seq 1 50); do
+  http_get $((api_base + 2)) /metrics | grep -q '^cairn_requests_in_flight 0$' && break
+  sleep 0.2
+done
+http_get $((api_base + 2)) /metrics | grep -q '^cairn_requests_in_flight 0$' ||
+  fail "a waiting request still runs after its client left: $(http_get $((api_base + 2)) /metrics | grep in_flight)"
 metrics=$(http_get $((api_base + 2)) /metrics)
 grep -q '^cairn_requests_total [1-9]' <<<"$metrics" || fail "/metrics counts no requests: $metrics"
 grep -q '^cairn_completion_tokens_total [1-9]' <<<"$metrics" || fail "/metrics counts no tokens"
