@@ -13,7 +13,8 @@
  * Every answer is JSON with Cache-Control: no-store. Errors are
  *   {"error":{"message":"...","type":"not_found"}}
  * with type "not_found" (404), "method_not_allowed" (405, with an Allow header),
- * "unavailable" (503: a callback failed) or "bad_request" (civetweb's own 4xx/5xx).
+ * "forbidden" (403: a foreign Host or Origin), "unavailable" (503: a callback failed) or
+ * "bad_request" (civetweb's own 4xx/5xx).
  */
 #ifndef CAIRN_API_H
 #define CAIRN_API_H
@@ -90,8 +91,15 @@ typedef struct cairn_api_config {
     void *user;                   /* passed to every callback */
     /* When set, every request needs "Authorization: Bearer API_KEY" (401 otherwise). */
     const char *api_key;
-    /* When set, answers allow this origin ("*" for any) and preflights are answered. */
+    /* When set, answers allow this origin ("*" for any) and preflights are answered. A
+     * request with an Origin header that is neither this nor the node's own origin is a 403
+     * (a web page elsewhere must not drive the API), and so is every preflight unless set. */
     const char *cors;
+    /* Host names the API answers to besides IP addresses, "localhost" and this machine's
+     * host name (with and without ".local"): a request whose Host header names anything
+     * else is a 403, which defeats DNS rebinding. */
+    const char *const *allowed_hosts;
+    size_t n_allowed_hosts;
 } cairn_api_config;
 
 typedef struct cairn_api_server cairn_api_server;
