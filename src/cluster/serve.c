@@ -432,14 +432,20 @@ static int drain_lines(cairn_buf *chunk, int (*on_relay_event)(void *, const cJS
  * gone meanwhile (an SSE comment that cannot be written). */
 static bool wait_output(relay *r) {
     cairn_local_node *n = r->node;
+    /* the call lock's condition is broadcast for every relay and loop call: the probe keeps
+     * its own clock */
+    uint64_t next_probe = uv_hrtime() + RELAY_PROBE_NS;
     while (r->out.len == 0 && !r->finished) {
         if (!r->probe) {
             uv_cond_wait(&n->call_cond, &n->call_lock);
             continue;
         }
-        if (uv_cond_timedwait(&n->call_cond, &n->call_lock, RELAY_PROBE_NS) != UV_ETIMEDOUT) {
+        uint64_t now = uv_hrtime();
+        if (now < next_probe) {
+            (void)uv_cond_timedwait(&n->call_cond, &n->call_lock, next_probe - now);
             continue;
         }
+        next_probe = now + RELAY_PROBE_NS;
         uv_mutex_unlock(&n->call_lock);
         bool gone = cairn_api_stream_write(r->probe, ": waiting\n\n", 11) != 0;
         uv_mutex_lock(&n->call_lock);
