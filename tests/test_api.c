@@ -357,6 +357,64 @@ static void test_browser_guards(void **state) {
     cairn_api_server_stop(f.server);
 }
 
+/* Sends request as bytes over a fresh connection and returns the answer's first line (or
+ * "" when the server closed without one) into line. */
+static void raw_exchange(uint16_t port, const char *request, char *line, size_t size) {
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", (unsigned)port);
+    CURL *curl = curl_easy_init();
+    assert_non_null(curl);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
+    assert_int_equal(curl_easy_perform(curl), CURLE_OK);
+    size_t sent = 0;
+    assert_int_equal(curl_easy_send(curl, request, strlen(request), &sent), CURLE_OK);
+    assert_int_equal(sent, strlen(request));
+    size_t got = 0;
+    line[0] = '\0';
+    for (int i = 0; i < 500 && got + 1 < size && !strchr(line, '\r'); i++) {
+        size_t n = 0;
+        CURLcode rc = curl_easy_recv(curl, line + got, size - 1 - got, &n);
+        if (rc == CURLE_AGAIN) {
+            cairn_sleep_ms(10);
+            continue;
+        }
+        if (rc != CURLE_OK || n == 0) {
+            break;
+        }
+        got += n;
+        line[got] = '\0';
+    }
+    char *end = strchr(line, '\r');
+    if (end) {
+        *end = '\0';
+    }
+    curl_easy_cleanup(curl);
+}
+
+/* Requests whose framing or target could be read two ways are a 400, not silence and not
+ * a guess: two Content-Length headers, an encoded NUL in the path or the query. */
+static void test_ambiguous_requests(void **state) {
+    (void)state;
+    fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
+    start(&f);
+    char line[256];
+    raw_exchange(f.port,
+                 "POST /state HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+                 "Content-Length: 2\r\n\r\n{}",
+                 line, sizeof line);
+    assert_string_equal(line, "HTTP/1.1 400 Bad Request");
+    raw_exchange(f.port, "GET /state%00.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", line,
+                 sizeof line);
+    assert_string_equal(line, "HTTP/1.1 400 Bad Request");
+    raw_exchange(f.port, "GET /state?x=%00 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", line, sizeof line);
+    assert_string_equal(line, "HTTP/1.1 400 Bad Request");
+    raw_exchange(f.port, "GET /state HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", line, sizeof line);
+    assert_string_equal(line, "HTTP/1.1 200 OK");
+    cairn_api_server_stop(f.server);
+}
+
 static void test_methods_and_headers(void **state) {
     (void)state;
     fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
@@ -827,6 +885,7 @@ int main(void) {
         cmocka_unit_test(test_print_nodes),
         cmocka_unit_test(test_api_key),
         cmocka_unit_test(test_browser_guards),
+        cmocka_unit_test(test_ambiguous_requests),
         cmocka_unit_test(test_print_empty_cluster),
         cmocka_unit_test(test_print_malformed),
         cmocka_unit_test(test_print_hostile_text),

@@ -30,6 +30,8 @@
 #define API_LISTEN_SIZE 96
 /* The most host names (--allowed-host and the machine's own) the API answers to. */
 #define API_MAX_HOSTS 32
+/* A decoded request path fits the request head's limit. */
+#define API_MAX_PATH 8192
 /* The longest Host or Origin header compared; longer ones are refused. */
 #define API_MAX_NAME 256
 
@@ -231,7 +233,7 @@ static char *read_body(struct mg_connection *conn, size_t *len, int *status) {
 }
 
 static int serve_handler(cairn_api_server *s, struct mg_connection *conn,
-                         const struct mg_request_info *ri) {
+                         const struct mg_request_info *ri, const char *path) {
     size_t len = 0;
     int status = 0;
     char *body = read_body(conn, &len, &status);
@@ -242,7 +244,7 @@ static int serve_handler(cairn_api_server *s, struct mg_connection *conn,
     }
     cairn_api_reply reply = {.conn = conn};
     cairn_api_call call = {.method = ri->request_method,
-                           .path = ri->local_uri,
+                           .path = path,
                            .query = ri->query_string,
                            .body = body,
                            .body_len = len,
@@ -383,9 +385,43 @@ static bool refused(const cairn_api_server *s, struct mg_connection *conn) {
     return false;
 }
 
+/* The request's path, URL-decoded into path[size] (civetweb leaves it encoded: its own
+ * decoding would cut the path at an encoded NUL, so DELETE /instance/ID%00... would name
+ * ID). Answers a 400 itself, and returns false, for a request whose framing or target
+ * could be read two ways: two Content-Length headers (which one a proxy in front believed
+ * is unknown), or a NUL in the path or the query. */
+static bool decode_target(const struct mg_request_info *ri, struct mg_connection *conn, char *path,
+                          size_t size) {
+    int lengths = 0;
+    for (int i = 0; i < ri->num_headers; i++) {
+        lengths +=
+            ri->http_headers[i].name && strcasecmp(ri->http_headers[i].name, "Content-Length") == 0;
+    }
+    const char *raw = ri->local_uri ? ri->local_uri : "";
+    int n = mg_url_decode(raw, (int)strlen(raw), path, (int)size, 0);
+    const char *why = NULL;
+    if (lengths > 1) {
+        why = "the request has more than one Content-Length header";
+    } else if (n < 0) {
+        why = "the request's path is too long";
+    } else if (memchr(path, '\0', (size_t)n) ||
+               (ri->query_string && strstr(ri->query_string, "%00"))) {
+        why = "the request target holds an encoded NUL (%00)";
+    }
+    if (why) {
+        send_error(conn, 400, "bad_request", why, NULL);
+        return false;
+    }
+    return true;
+}
+
 static int handle_request(struct mg_connection *conn, void *cbdata) {
     cairn_api_server *s = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
+    char path[API_MAX_PATH];
+    if (!ri || !decode_target(ri, conn, path, sizeof path)) {
+        return 400;
+    }
     if (refused(s, conn)) {
         return 403;
     }
@@ -400,17 +436,16 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
                    "this node's API needs its key: send Authorization: Bearer KEY", NULL);
         return 401;
     }
-    const char *path = ri && ri->local_uri ? ri->local_uri : "";
     const char *method = ri && ri->request_method ? ri->request_method : "";
     const api_route *r = find_route(s, path);
     if (!r && s->handler && ri) {
-        int status = serve_handler(s, conn, ri);
+        int status = serve_handler(s, conn, ri, path);
         if (status != 0) {
             return status;
         }
     }
     if (!r) {
-        char msg[160];
+        char msg[200];
         snprintf(msg, sizeof msg, "no such path: %.120s (the API serves /state and /node)", path);
         send_error(conn, 404, "not_found", msg, NULL);
         return 404;
@@ -583,13 +618,28 @@ static int set_hosts(cairn_api_server *s, const cairn_api_config *cfg, cairn_err
 }
 
 static int start_civetweb(cairn_api_server *s, const char *listen, cairn_err *err) {
-    const char *options[] = {"listening_ports", listen, "num_threads", API_THREADS,
-                             "max_request_size", API_MAX_REQUEST, "request_timeout_ms",
-                             API_REQUEST_TIMEOUT_MS, "enable_keep_alive", "no",
-                             /* civetweb would answer every preflight itself, allowing any
-                              * origin: empty values leave preflights to handle_request */
-                             "access_control_allow_origin", "", "access_control_allow_methods", "",
-                             "access_control_allow_headers", "", NULL};
+    /* civetweb would answer every preflight itself, allowing any origin: empty
+     * access_control values leave preflights to handle_request. It would also decode the
+     * path, cutting it at an encoded NUL: decode_target does that instead. */
+    const char *options[] = {"listening_ports",
+                             listen,
+                             "num_threads",
+                             API_THREADS,
+                             "max_request_size",
+                             API_MAX_REQUEST,
+                             "request_timeout_ms",
+                             API_REQUEST_TIMEOUT_MS,
+                             "enable_keep_alive",
+                             "no",
+                             "access_control_allow_origin",
+                             "",
+                             "access_control_allow_methods",
+                             "",
+                             "access_control_allow_headers",
+                             "",
+                             "decode_url",
+                             "no",
+                             NULL};
     struct mg_callbacks callbacks;
     memset(&callbacks, 0, sizeof callbacks);
     callbacks.log_message = handle_log;

@@ -664,7 +664,9 @@ static int placement_request(const cairn_api_call *call, const char *body_or_que
             return cairn_fail(err, "give the model: ?model=NAME[&nodes=N]");
         }
         if (cairn_api_query_param(call, "nodes", nodes, sizeof nodes) == 0) {
-            n_nodes = atof(nodes);
+            char *end = NULL;
+            n_nodes = strtod(nodes, &end);
+            n_nodes = end && end != nodes && *end == '\0' ? n_nodes : -1;
         }
     } else {
         cJSON *o = cairn_json_parse(body_or_query, call->body_len, "the body", err);
@@ -683,8 +685,12 @@ static int placement_request(const cairn_api_call *call, const char *body_or_que
             return cairn_fail(err, "\"nodes\" must be a number");
         }
     }
-    if (!model[0] || n_nodes < 0 || n_nodes > CAIRN_STATE_MAX_SHARDS) {
-        return cairn_fail(err, "give a model (file name or sha256) and at most %d nodes",
+    /* the negated test also refuses NaN; a fraction of a node is no count either */
+    if (!model[0] || !(n_nodes >= 0 && n_nodes <= CAIRN_STATE_MAX_SHARDS) ||
+        n_nodes != (double)(uint32_t)n_nodes) {
+        return cairn_fail(err,
+                          "give a model (file name or sha256) and a whole number of nodes "
+                          "up to %d",
                           CAIRN_STATE_MAX_SHARDS);
     }
     snprintf(pc->req.model, sizeof pc->req.model, "%s", model);
