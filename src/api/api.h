@@ -19,6 +19,7 @@
 #ifndef CAIRN_API_H
 #define CAIRN_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -157,6 +158,14 @@ typedef struct cairn_download_options {
 } cairn_download_options;
 int cairn_download(const char *url, const char *path, const cairn_download_options *opt,
                    char sha256[65], cairn_err *err);
+
+/* Whether a repository ("owner/name") and a file in it (a relative path) may be pulled:
+ * '/'-separated names of [A-Za-z0-9._-], at most CAIRN_HF_FILE_MAX bytes in all, none of
+ * them empty, "." or "..", and the file's last name not hidden. "a/", "." and "../x" are
+ * refused: the file's last name becomes a file in the models directory. */
+#define CAIRN_HF_FILE_MAX 200
+bool cairn_hf_repo_ok(const char *repo);
+bool cairn_hf_file_ok(const char *file);
 
 /* Where models are pulled from: CAIRN_HF_ENDPOINT, or Hugging Face. */
 const char *cairn_hf_endpoint(void);
