@@ -4,7 +4,9 @@
 #include "cluster/state.h"
 #include "util/json.h"
 
+#include <inttypes.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -498,6 +500,9 @@ int cairn_wire_encode_hello(cairn_wire_type type, const cairn_wire_hello *hello,
               cJSON_AddNumberToObject(obj, "protocol", hello->protocol) &&
               cJSON_AddNumberToObject(obj, "cluster_port", hello->cluster_port) &&
               cJSON_AddNumberToObject(obj, "api_port", hello->api_port);
+    char incarnation[17];
+    snprintf(incarnation, sizeof incarnation, "%016" PRIx64, hello->incarnation);
+    ok = ok && (!hello->incarnation || cJSON_AddStringToObject(obj, "incarnation", incarnation));
     int rc = ok ? cairn_wire_encode_json(type, obj, out, err)
                 : cairn_fail(err, "wire: out of memory building %s", TYPES[type].name);
     cJSON_Delete(obj);
@@ -538,6 +543,13 @@ static int hello_from_json(const cJSON *obj, cairn_wire_hello *out, cairn_err *e
         get_uint(obj, "cluster_port", 65535, &cluster_port, err) != 0 ||
         get_uint(obj, "api_port", 65535, &api_port, err) != 0) {
         return -1;
+    }
+    /* optional: nodes before it sent none */
+    const cJSON *inc = cJSON_GetObjectItemCaseSensitive(obj, "incarnation");
+    char *end = NULL;
+    if (inc && (!cJSON_IsString(inc) || strlen(inc->valuestring) != 16 ||
+                (out->incarnation = strtoull(inc->valuestring, &end, 16), *end != '\0'))) {
+        return cairn_fail(err, "incarnation must be 16 hex digits");
     }
     out->protocol = protocol;
     out->cluster_port = (uint16_t)cluster_port;
