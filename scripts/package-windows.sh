@@ -17,8 +17,7 @@ mkdir -p "$stage"
 cp "$build/cairn.exe" "$stage/"
 x86_64-w64-mingw32-strip "$stage/cairn.exe"
 # Anything beyond Windows' own DLLs would have to ship in the zip too: refuse instead.
-extra=$(x86_64-w64-mingw32-objdump -p "$stage/cairn.exe" | sed -n 's/^\s*DLL Name: //p' |
-        grep -viE '^(kernel32|advapi32|shell32|msvcrt|ws2_32|user32|psapi|bcrypt|iphlpapi|userenv|mswsock|ole32)\.dll$' || true)
+extra=$(x86_64-w64-mingw32-objdump -p "$stage/cairn.exe" | "$root/scripts/windows/foreign-dlls.sh")
 if [ -n "$extra" ]; then
   echo "package-windows: cairn.exe needs DLLs that are not part of Windows: $extra" >&2
   exit 1

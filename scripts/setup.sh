@@ -3,7 +3,7 @@
 # CMake, the libraries cairn links (ggml itself is fetched by the build), and Chromium for
 # the dashboard's browser test.
 # With --windows, also what the Windows cross build needs: MinGW-w64 (the -posix thread
-# model: ggml uses std::thread), Wine to run the tests, NSIS and zip to package, and the
+# model: ggml uses std::thread), Wine to run the tests, NSIS, zip and unzip to package, and the
 # tools to unpack and build Debian source packages.
 # Does nothing when everything is present already.
 set -euo pipefail
@@ -12,7 +12,7 @@ packages=(build-essential cmake git pkg-config ca-certificates npm
           libcurl4-openssl-dev clang-format clang-tidy iproute2 chromium)
 if [ "${1:-}" = --windows ]; then
   packages+=(gcc-mingw-w64-x86-64-posix g++-mingw-w64-x86-64-posix binutils-mingw-w64-x86-64
-             mingw-w64-x86-64-dev wine wine64 nsis zip dpkg-dev autoconf automake libtool make
+             mingw-w64-x86-64-dev wine wine64 nsis zip unzip dpkg-dev autoconf automake libtool make
              debian-archive-keyring)
 fi
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs cairn's whole test suite: the release build, the static checks,
 # the same tests built with AddressSanitizer and UBSan, and the Windows build's tests under
-# Wine. Build trees are cached (build/, build-asan/, build-win/).
+# Wine, then the Windows package (zip and installer). Build trees are cached (build/,
+# build-asan/, build-win/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -24,3 +25,10 @@ echo "== Windows cross build (MinGW-w64) and the same tests under Wine"
 # Stop this prefix's wineserver (started by the first test) whatever the outcome.
 trap 'WINEPREFIX="$root/build-win/wineprefix" wineserver -k >/dev/null 2>&1 || true' EXIT
 (cd "$root/build-win" && ctest --output-on-failure -j "$jobs")
+
+echo "== Windows package (the zip and the installer)"
+"$root/scripts/package-windows.sh" "$root/build-win"
+version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$root/build-win/CMakeCache.txt")
+package=$root/build-win/package/cairn-$version-windows-x86_64
+unzip -l "$package.zip" | grep -q "cairn-$version-windows-x86_64/cairn.exe$"
+[ -s "$package-setup.exe" ]

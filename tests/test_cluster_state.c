@@ -752,6 +752,31 @@ static void expect_bad_event_edit(const char *valid, const char *from, const cha
     free(bad);
 }
 
+/* A peer's EVENT or PROPOSE payload reaches the event decoder as it came: one nested 999
+ * deep is refused by its shape, before cJSON recurses into it. */
+static void test_deep_event_refused(void **unused) {
+    (void)unused;
+    size_t depth = 999;
+    char *json = malloc(2 * depth + 16);
+    assert_non_null(json);
+    strcpy(json, "{\"x\":");
+    size_t n = strlen(json);
+    memset(json + n, '[', depth - 1);
+    memset(json + n + depth - 1, ']', depth - 1);
+    strcpy(json + n + 2 * (depth - 1), "}");
+    cairn_event *e = new_event();
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_event_from_json(json, strlen(json), e, &err), -1);
+    assert_string_equal(err.msg, "event nests deeper than 64 levels");
+    cairn_cluster_state *st = calloc(1, sizeof *st);
+    assert_non_null(st);
+    assert_int_equal(cairn_state_from_snapshot(json, strlen(json), st, &err), -1);
+    assert_string_equal(err.msg, "snapshot nests deeper than 64 levels");
+    free(st);
+    free(e);
+    free(json);
+}
+
 static void test_bad_json_rejected(void **unused) {
     cairn_event *ev = scenario();
     cairn_event *e = new_event();
@@ -1309,6 +1334,7 @@ int main(void) {
         cmocka_unit_test(test_json_round_trip_every_type),
         cmocka_unit_test(test_bad_json_rejected),
         cmocka_unit_test(test_bad_snapshots_rejected),
+        cmocka_unit_test(test_deep_event_refused),
         cmocka_unit_test(test_hash_order_and_changes),
         cmocka_unit_test(test_random_fold),
         cmocka_unit_test(test_log_compaction_bounds_memory),

@@ -1,6 +1,11 @@
 /* API request bodies (src/api/request.c): each flavour's fields and defaults, every kind of
- * bad field refused with its name, and 30k mutated bodies that never crash, leak or yield a
+ * bad field refused with its name, bodies nested too deep refused before cJSON recurses
+ * into them (on a small stack), and 30k mutated bodies that never crash, leak or yield a
  * request outside its bounds (run under ASan/UBSan in CI). */
+/* libuv's headers use POSIX types (pthread_rwlock_t) that strict C11 hides. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +16,10 @@
 
 #include <cmocka.h>
 
+#include <uv.h>
+
 #include "api/request.h"
+#include "util/json.h"
 
 static int parse(const char *body, cairn_api_flavor flavor, cairn_api_generation *g,
                  cairn_err *err) {
@@ -110,7 +118,7 @@ static void bad_fields_are_named(void **state) {
         cairn_api_flavor flavor;
         const char *body, *names;
     } cases[] = {
-        {CAIRN_API_OPENAI_CHAT, "{nope", "JSON object"},
+        {CAIRN_API_OPENAI_CHAT, "{nope", "not valid JSON"},
         {CAIRN_API_OPENAI_CHAT, "[]", "JSON object"},
         {CAIRN_API_OPENAI_CHAT, "{\"messages\":[{}]}", "\"model\""},
         {CAIRN_API_OPENAI_CHAT, "{\"model\":3,\"messages\":[{}]}", "\"model\""},
@@ -221,11 +229,104 @@ static void mutated_bodies(void **state) {
     }
 }
 
+/* {"model":"m","prompt":"p","x":[[[...]]]} with the object at depth 1 and depth levels in
+ * all; malloc'd. */
+static char *nested_body(size_t depth) {
+    const char *head = "{\"model\":\"m\",\"prompt\":\"p\",\"x\":";
+    size_t n = strlen(head), inner = depth - 1;
+    char *s = malloc(n + 2 * inner + 2);
+    assert_non_null(s);
+    memcpy(s, head, n);
+    memset(s + n, '[', inner);
+    memset(s + n + inner, ']', inner);
+    strcpy(s + n + 2 * inner, "}");
+    return s;
+}
+
+typedef struct deep_case {
+    const char *body;
+    cairn_api_flavor flavor;
+    int rc;
+    cairn_err err;
+} deep_case;
+
+static void parse_deep(void *arg) {
+    deep_case *c = arg;
+    cairn_api_generation g;
+    c->rc = cairn_api_parse_generation(c->body, strlen(c->body), c->flavor, &g, &c->err);
+    cairn_api_generation_free(&g);
+}
+
+/* Parses on a thread with a 128 KiB stack: cJSON would need several times that for a body
+ * nested 999 deep (just under its own limit of 1000). */
+static void parse_on_small_stack(deep_case *c) {
+    uv_thread_t t;
+    uv_thread_options_t opt = {UV_THREAD_HAS_STACK_SIZE, 128 * 1024};
+    assert_int_equal(uv_thread_create_ex(&t, &opt, parse_deep, c), 0);
+    assert_int_equal(uv_thread_join(&t), 0);
+}
+
+static void deep_bodies_are_refused(void **state) {
+    (void)state;
+    char *deep = nested_body(999);
+    for (int f = 0; f < 5; f++) {
+        deep_case c = {deep, (cairn_api_flavor)f, 0, {{0}}};
+        parse_on_small_stack(&c);
+        assert_int_equal(c.rc, -1);
+        assert_string_equal(c.err.msg, "the body nests deeper than 64 levels");
+    }
+    free(deep);
+    /* exactly the limit is fine (the unknown field is ignored) */
+    char *edge = nested_body(CAIRN_JSON_MAX_DEPTH);
+    deep_case c = {edge, CAIRN_API_OPENAI_COMPLETION, 0, {{0}}};
+    parse_on_small_stack(&c);
+    assert_int_equal(c.rc, 0);
+    free(edge);
+    /* brackets inside strings, escaped quotes included, do not count */
+    cairn_buf b = {0};
+    cairn_buf_puts(&b, "{\"model\":\"m\",\"prompt\":\"\\\"\\\\");
+    for (int i = 0; i < 900; i++) {
+        cairn_buf_putc(&b, '[');
+    }
+    cairn_buf_puts(&b, "\"}");
+    cairn_api_generation g;
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_api_parse_generation(b.data, b.len, CAIRN_API_GENERATE, &g, &err), 0);
+    assert_int_equal((int)strlen(g.prompt), 902);
+    cairn_api_generation_free(&g);
+    cairn_buf_free(&b);
+    /* one value, and nothing after it */
+    assert_int_equal(parse("{\"model\":\"m\",\"prompt\":\"p\"} {}", CAIRN_API_GENERATE, &g, &err),
+                     -1);
+    assert_non_null(strstr(err.msg, "the body is not valid JSON"));
+    cairn_api_generation_free(&g);
+}
+
+/* The shape walk counts values, so a small text cannot make cJSON allocate gigabytes. */
+static void value_count_is_bounded(void **state) {
+    (void)state;
+    size_t n = (size_t)CAIRN_JSON_MAX_VALUES + 1;
+    char *s = malloc(2 * n + 2);
+    assert_non_null(s);
+    s[0] = '[';
+    for (size_t i = 0; i < n; i++) {
+        s[1 + 2 * i] = '0';
+        s[2 + 2 * i] = ',';
+    }
+    s[2 * n] = ']';
+    s[2 * n + 1] = '\0';
+    cairn_err err = {{0}};
+    assert_null(cairn_json_parse(s, strlen(s), "the body", &err));
+    assert_string_equal(err.msg, "the body has more than 1048576 values");
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(openai_chat_fields),   cmocka_unit_test(defaults_per_flavour),
-        cmocka_unit_test(logprobs_per_flavour), cmocka_unit_test(bad_fields_are_named),
-        cmocka_unit_test(mutated_bodies),
+        cmocka_unit_test(openai_chat_fields),     cmocka_unit_test(defaults_per_flavour),
+        cmocka_unit_test(logprobs_per_flavour),   cmocka_unit_test(bad_fields_are_named),
+        cmocka_unit_test(mutated_bodies),         cmocka_unit_test(deep_bodies_are_refused),
+        cmocka_unit_test(value_count_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

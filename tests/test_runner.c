@@ -3,7 +3,7 @@
  * next one listens) and the requester (cairn_stream). Streams through 1, 2 and 3 shards,
  * one at a time and four at once, open and keyed, must give exactly the tokens of one
  * in-process pipeline, with log-probabilities when asked; a bad request is refused without
- * harming the others. */
+ * harming the others, and one the link cannot carry is refused before any stream opens. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -473,8 +473,58 @@ static void bad_requests_are_refused(void **state) {
     stop_pipeline(&h);
 }
 
+/* [{"role":"user","content":"hi","x":[[...]]}] nesting depth levels in all. */
+static cJSON *nested_messages(int depth) {
+    cJSON *inner = cJSON_CreateArray();
+    for (int d = 0; d < depth - 3; d++) {
+        cJSON *outer = cJSON_CreateArray();
+        cJSON_AddItemToArray(outer, inner);
+        inner = outer;
+    }
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", "hi");
+    cJSON_AddItemToObject(m, "x", inner);
+    cJSON *list = cJSON_CreateArray();
+    cJSON_AddItemToArray(list, m);
+    return list;
+}
+
+/* The request frame adds one level (its object) to the conversation's own nesting, and
+ * must fit one CONTROL frame with the prompt and the stop strings. */
+static void requests_the_link_cannot_carry(void **state) {
+    (void)state;
+    cairn_generation_params params = {0};
+    cairn_err err = {{0}};
+    cJSON *fits = nested_messages(CAIRN_WIRE_JSON_MAX_DEPTH - 1);
+    cairn_stream_request req = {.messages = fits, .params = &params};
+    assert_int_equal(cairn_stream_request_check(&req, &err), 0);
+    cJSON *deep = nested_messages(CAIRN_WIRE_JSON_MAX_DEPTH);
+    req.messages = deep;
+    assert_int_equal(cairn_stream_request_check(&req, &err), -1);
+    assert_non_null(strstr(err.msg, "nests deeper than 32 levels"));
+    cJSON_Delete(fits);
+    cJSON_Delete(deep);
+    char *prompt = malloc(CAIRN_WIRE_MAX_EVENT + 1);
+    assert_non_null(prompt);
+    memset(prompt, 'a', CAIRN_WIRE_MAX_EVENT);
+    prompt[CAIRN_WIRE_MAX_EVENT] = '\0';
+    req = (cairn_stream_request){.prompt = prompt, .params = &params};
+    assert_int_equal(cairn_stream_request_check(&req, &err), -1);
+    assert_non_null(strstr(err.msg, "more than its limit of 1048576"));
+    prompt[CAIRN_WIRE_MAX_EVENT - 4096] = '\0';
+    assert_int_equal(cairn_stream_request_check(&req, &err), 0);
+    /* the stop strings travel in the same frame */
+    const char *stops[] = {prompt};
+    params.stop = stops;
+    params.n_stop = 1;
+    assert_int_equal(cairn_stream_request_check(&req, &err), -1);
+    free(prompt);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(requests_the_link_cannot_carry),
         cmocka_unit_test(one_shard),
         cmocka_unit_test(three_shards),
         cmocka_unit_test(keyed_two_shards),

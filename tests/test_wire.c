@@ -40,7 +40,8 @@ static const cairn_wire_hello SAMPLE_HELLO = {.node_id = "node-1.lan",
                                               .cluster = "home_cluster",
                                               .protocol = 1,
                                               .cluster_port = 52415,
-                                              .api_port = 8080};
+                                              .api_port = 8080,
+                                              .incarnation = 0xfedcba9876543210ull};
 
 static const cairn_wire_data_header SAMPLE_ACT = {.request_id = 0x0102030405060708ull,
                                                   .sequence = 3,
@@ -899,6 +900,12 @@ static void test_hello_malformed(void **state) {
                        "\"cluster_port\":1,\"api_port\":-1}",
                        "api_port must be an integer");
     expect_hello_error("[]", "not an object");
+    expect_hello_error("{\"node_id\":\"a\",\"cluster\":\"c\",\"protocol\":1,"
+                       "\"cluster_port\":1,\"api_port\":0,\"incarnation\":\"12x4567890abcdef\"}",
+                       "incarnation must be 16 hex digits");
+    expect_hello_error("{\"node_id\":\"a\",\"cluster\":\"c\",\"protocol\":1,"
+                       "\"cluster_port\":1,\"api_port\":0,\"incarnation\":7}",
+                       "incarnation must be 16 hex digits");
 
     /* Unknown keys are accepted, and the encoder refuses what the parser would. */
     cairn_buf b = {0};

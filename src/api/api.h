@@ -13,11 +13,13 @@
  * Every answer is JSON with Cache-Control: no-store. Errors are
  *   {"error":{"message":"...","type":"not_found"}}
  * with type "not_found" (404), "method_not_allowed" (405, with an Allow header),
- * "unavailable" (503: a callback failed) or "bad_request" (civetweb's own 4xx/5xx).
+ * "forbidden" (403: a foreign Host or Origin), "unavailable" (503: a callback failed) or
+ * "bad_request" (civetweb's own 4xx/5xx).
  */
 #ifndef CAIRN_API_H
 #define CAIRN_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -90,8 +92,15 @@ typedef struct cairn_api_config {
     void *user;                   /* passed to every callback */
     /* When set, every request needs "Authorization: Bearer API_KEY" (401 otherwise). */
     const char *api_key;
-    /* When set, answers allow this origin ("*" for any) and preflights are answered. */
+    /* When set, answers allow this origin ("*" for any) and preflights are answered. A
+     * request with an Origin header that is neither this nor the node's own origin is a 403
+     * (a web page elsewhere must not drive the API), and so is every preflight unless set. */
     const char *cors;
+    /* Host names the API answers to besides IP addresses, "localhost" and this machine's
+     * host name (with and without ".local"): a request whose Host header names anything
+     * else is a 403, which defeats DNS rebinding. */
+    const char *const *allowed_hosts;
+    size_t n_allowed_hosts;
 } cairn_api_config;
 
 typedef struct cairn_api_server cairn_api_server;
@@ -149,6 +158,14 @@ typedef struct cairn_download_options {
 } cairn_download_options;
 int cairn_download(const char *url, const char *path, const cairn_download_options *opt,
                    char sha256[65], cairn_err *err);
+
+/* Whether a repository ("owner/name") and a file in it (a relative path) may be pulled:
+ * '/'-separated names of [A-Za-z0-9._-], at most CAIRN_HF_FILE_MAX bytes in all, none of
+ * them empty, "." or "..", and the file's last name not hidden. "a/", "." and "../x" are
+ * refused: the file's last name becomes a file in the models directory. */
+#define CAIRN_HF_FILE_MAX 200
+bool cairn_hf_repo_ok(const char *repo);
+bool cairn_hf_file_ok(const char *file);
 
 /* Where models are pulled from: CAIRN_HF_ENDPOINT, or Hugging Face. */
 const char *cairn_hf_endpoint(void);

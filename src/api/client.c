@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 
 #include "api/api.h"
+#include "util/json.h"
 
 typedef struct get_sink {
     cairn_buf body;
@@ -197,7 +198,7 @@ int cairn_api_send(const char *host, uint16_t port, const char *method, const ch
 
 /* The message of an API error answer, {"error":{"message":...}}; NULL if it has none. */
 static char *error_message(const char *body) {
-    cJSON *root = cJSON_Parse(body);
+    cJSON *root = cairn_json_parse_str(body, "the answer", NULL);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
     char *msg = cJSON_IsString(m) ? cairn_strdup(m->valuestring) : NULL;

@@ -19,6 +19,7 @@
 
 #include "api/api.h"
 #include "platform/platform.h"
+#include "util/json.h"
 
 #define DOWNLOAD_ATTEMPTS 5
 
@@ -177,6 +178,50 @@ static int verify_and_place(const char *part, const char *path, const char *want
     return 0;
 }
 
+/* One name of a repository path: [A-Za-z0-9._-], not empty, "." or "..". */
+static bool name_ok(const char *s, size_t n) {
+    if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The number of '/'-separated names in path when each is fine, else 0. */
+static int path_names(const char *path) {
+    size_t len = path ? strlen(path) : 0;
+    if (len == 0 || len > CAIRN_HF_FILE_MAX) {
+        return 0;
+    }
+    int names = 0;
+    for (const char *seg = path; seg; names++) {
+        const char *slash = strchr(seg, '/');
+        if (!name_ok(seg, slash ? (size_t)(slash - seg) : strlen(seg))) {
+            return 0;
+        }
+        seg = slash ? slash + 1 : NULL;
+    }
+    return names;
+}
+
+bool cairn_hf_repo_ok(const char *repo) {
+    return path_names(repo) == 2;
+}
+
+bool cairn_hf_file_ok(const char *file) {
+    if (path_names(file) == 0) {
+        return false;
+    }
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    return base[0] != '.'; /* hidden, like the .part files downloads go through */
+}
+
 int cairn_download(const char *url, const char *path, const cairn_download_options *opt,
                    char sha256[65], cairn_err *err) {
     char part[4096];
@@ -204,6 +249,9 @@ int cairn_download(const char *url, const char *path, const cairn_download_optio
         }
     }
     curl_global_cleanup();
+    if (rc != CURLE_OK && status != 416 && cairn_file_size(part) == 0) {
+        remove(part); /* nothing to resume: leave no trace of a refused transfer */
+    }
     if (rc != CURLE_OK && status != 416) {
         if (rc == CURLE_WRITE_ERROR) {
             return cairn_fail(err, "cannot write %s", part);
@@ -290,10 +338,13 @@ int cairn_hf_pick_gguf(const char *endpoint, const char *repo, const char *token
     if (cairn_fetch_url(url, token, (size_t)8 << 20, &body, &status, err) != 0) {
         return -1;
     }
-    cJSON *o = status == 200 ? cJSON_Parse(body) : NULL;
+    cairn_err why = {{0}};
+    cJSON *o = status == 200 ? cairn_json_parse_str(body, "the listing", &why) : NULL;
     free(body);
     if (!o) {
-        return cairn_fail(err, "cannot list %s (%ld): no such repository?", repo, status);
+        return status == 200
+                   ? cairn_fail(err, "cannot list %s: %s", repo, why.msg)
+                   : cairn_fail(err, "cannot list %s (%ld): no such repository?", repo, status);
     }
     int found = 0;
     cairn_buf names = {0};

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "api/api.h"
+#include "util/json.h"
 
 enum { COL_NODE, COL_ADDRESS, COL_LINK, COL_MEMORY, COL_CPU, COL_OS, COL_MODELS, N_COLS };
 
@@ -177,9 +178,9 @@ static void print_summary(const cJSON *root, size_t n_nodes, FILE *out) {
 }
 
 int cairn_api_print_nodes(const char *state_json, FILE *out, cairn_err *err) {
-    cJSON *root = cJSON_ParseWithOpts(state_json, NULL, true);
+    cJSON *root = cairn_json_parse_str(state_json, "the cluster state", err);
     if (!root) {
-        return cairn_fail(err, "the cluster state is not valid JSON");
+        return -1;
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sampling/sampling.h"
+#include "util/json.h"
 
 /* JSON numbers above 2^53 are not exact; a seed must be one. */
 #define MAX_SEED 9007199254740991.0
@@ -217,7 +218,10 @@ int cairn_api_parse_generation(const char *body, size_t len, cairn_api_flavor fl
                                cairn_api_generation *out, cairn_err *err) {
     memset(out, 0, sizeof *out);
     set_defaults(flavor, out);
-    cJSON *o = cJSON_ParseWithLength(body, len);
+    cJSON *o = cairn_json_parse(body, len, "the body", err);
+    if (!o) {
+        return -1;
+    }
     int rc;
     if (!cJSON_IsObject(o)) {
         rc = cairn_fail(err, "the body must be a JSON object");

@@ -3,10 +3,12 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <civetweb.h>
 #include <cjson/cJSON.h>
@@ -26,6 +28,12 @@
 #define API_REQUEST_TIMEOUT_MS "10000"
 /* "[" + address + "]:" + port + NUL, with room to spare. */
 #define API_LISTEN_SIZE 96
+/* The most host names (--allowed-host and the machine's own) the API answers to. */
+#define API_MAX_HOSTS 32
+/* A decoded request path fits the request head's limit. */
+#define API_MAX_PATH 8192
+/* The longest Host or Origin header compared; longer ones are refused. */
+#define API_MAX_NAME 256
 
 typedef struct api_route {
     const char *path;
@@ -38,8 +46,10 @@ struct cairn_api_server {
     void *user;
     api_route routes[2];
     cairn_api_handler_fn handler;
-    char *api_key;               /* NULL: no key needed */
-    char *cors;                  /* Access-Control-Allow-Origin value; NULL: none */
+    char *api_key;              /* NULL: no key needed */
+    char *cors;                 /* Access-Control-Allow-Origin value; NULL: none */
+    char *hosts[API_MAX_HOSTS]; /* names the Host header may carry (IP addresses aside) */
+    size_t n_hosts;
     char host[INET6_ADDRSTRLEN]; /* as listened on, e.g. "127.0.0.1" or "::" */
     uint16_t port;
 };
@@ -223,7 +233,7 @@ static char *read_body(struct mg_connection *conn, size_t *len, int *status) {
 }
 
 static int serve_handler(cairn_api_server *s, struct mg_connection *conn,
-                         const struct mg_request_info *ri) {
+                         const struct mg_request_info *ri, const char *path) {
     size_t len = 0;
     int status = 0;
     char *body = read_body(conn, &len, &status);
@@ -234,7 +244,7 @@ static int serve_handler(cairn_api_server *s, struct mg_connection *conn,
     }
     cairn_api_reply reply = {.conn = conn};
     cairn_api_call call = {.method = ri->request_method,
-                           .path = ri->local_uri,
+                           .path = path,
                            .query = ri->query_string,
                            .body = body,
                            .body_len = len,
@@ -296,9 +306,125 @@ static bool authorized(const cairn_api_server *s, struct mg_connection *conn) {
     return strlen(given) == len && sodium_memcmp(given, s->api_key, len) == 0;
 }
 
+/* ---- Host and Origin: what a browser may make of the API ---- */
+
+/* The name in a Host header ("name", "name:port", "[v6]:port") into out, lowercase and
+ * without a trailing dot; false when it does not fit. */
+static bool host_name(const char *header, char *out, size_t size) {
+    const char *start = header, *end;
+    if (*header == '[') {
+        start = header + 1;
+        end = strchr(start, ']');
+    } else {
+        end = strchr(header, ':');
+        end = end ? end : header + strlen(header);
+    }
+    size_t n = end ? (size_t)(end - start) : 0;
+    if (n == 0 || n >= size) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (char)tolower((unsigned char)start[i]);
+    }
+    n -= out[n - 1] == '.';
+    out[n] = '\0';
+    return n > 0;
+}
+
+/* An IP address cannot be rebound (a page is only served from it by the node itself), so
+ * only names are checked: they must be the node's own. No Host header: not a browser. */
+static bool host_allowed(const cairn_api_server *s, struct mg_connection *conn) {
+    const char *header = mg_get_header(conn, "Host");
+    char name[API_MAX_NAME];
+    if (!header) {
+        return true;
+    }
+    if (!host_name(header, name, sizeof name)) {
+        return false;
+    }
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (uv_inet_pton(AF_INET, name, addr) == 0 || uv_inet_pton(AF_INET6, name, addr) == 0) {
+        return true;
+    }
+    for (size_t i = 0; i < s->n_hosts; i++) {
+        if (strcmp(s->hosts[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* No Origin: not a browser's cross-site request. Otherwise the origin must be the page's own
+ * (the node serves its dashboard: http://HOST) or what --cors allows. */
+static bool origin_allowed(const cairn_api_server *s, struct mg_connection *conn) {
+    const char *origin = mg_get_header(conn, "Origin");
+    if (!origin || (s->cors && (strcmp(s->cors, "*") == 0 || strcasecmp(s->cors, origin) == 0))) {
+        return true;
+    }
+    const char *host = mg_get_header(conn, "Host");
+    const char *scheme = "http://";
+    return host && strncasecmp(origin, scheme, strlen(scheme)) == 0 &&
+           strcasecmp(origin + strlen(scheme), host) == 0;
+}
+
+/* A request a browser must not be let make: a foreign Host name (DNS rebinding) or a
+ * foreign Origin (cross-site request forgery, text/plain bodies included). */
+static bool refused(const cairn_api_server *s, struct mg_connection *conn) {
+    if (!host_allowed(s, conn)) {
+        send_error(conn, 403, "forbidden",
+                   "this node does not answer to that Host name (allow it with "
+                   "--allowed-host NAME)",
+                   NULL);
+        return true;
+    }
+    if (!origin_allowed(s, conn)) {
+        send_error(conn, 403, "forbidden",
+                   "cross-origin requests are refused (allow an origin with --cors ORIGIN)", NULL);
+        return true;
+    }
+    return false;
+}
+
+/* The request's path, URL-decoded into path[size] (civetweb leaves it encoded: its own
+ * decoding would cut the path at an encoded NUL, so DELETE /instance/ID%00... would name
+ * ID). Answers a 400 itself, and returns false, for a request whose framing or target
+ * could be read two ways: two Content-Length headers (which one a proxy in front believed
+ * is unknown), or a NUL in the path or the query. */
+static bool decode_target(const struct mg_request_info *ri, struct mg_connection *conn, char *path,
+                          size_t size) {
+    int lengths = 0;
+    for (int i = 0; i < ri->num_headers; i++) {
+        lengths +=
+            ri->http_headers[i].name && strcasecmp(ri->http_headers[i].name, "Content-Length") == 0;
+    }
+    const char *raw = ri->local_uri ? ri->local_uri : "";
+    int n = mg_url_decode(raw, (int)strlen(raw), path, (int)size, 0);
+    const char *why = NULL;
+    if (lengths > 1) {
+        why = "the request has more than one Content-Length header";
+    } else if (n < 0) {
+        why = "the request's path is too long";
+    } else if (memchr(path, '\0', (size_t)n) ||
+               (ri->query_string && strstr(ri->query_string, "%00"))) {
+        why = "the request target holds an encoded NUL (%00)";
+    }
+    if (why) {
+        send_error(conn, 400, "bad_request", why, NULL);
+        return false;
+    }
+    return true;
+}
+
 static int handle_request(struct mg_connection *conn, void *cbdata) {
     cairn_api_server *s = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
+    char path[API_MAX_PATH];
+    if (!ri || !decode_target(ri, conn, path, sizeof path)) {
+        return 400;
+    }
+    if (refused(s, conn)) {
+        return 403;
+    }
     if (s->cors && ri && ri->request_method && strcmp(ri->request_method, "OPTIONS") == 0) {
         mg_response_header_start(conn, 204); /* a browser's preflight: no key needed */
         add_cors(conn);
@@ -310,17 +436,16 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
                    "this node's API needs its key: send Authorization: Bearer KEY", NULL);
         return 401;
     }
-    const char *path = ri && ri->local_uri ? ri->local_uri : "";
     const char *method = ri && ri->request_method ? ri->request_method : "";
     const api_route *r = find_route(s, path);
     if (!r && s->handler && ri) {
-        int status = serve_handler(s, conn, ri);
+        int status = serve_handler(s, conn, ri, path);
         if (status != 0) {
             return status;
         }
     }
     if (!r) {
-        char msg[160];
+        char msg[200];
         snprintf(msg, sizeof msg, "no such path: %.120s (the API serves /state and /node)", path);
         send_error(conn, 404, "not_found", msg, NULL);
         return 404;
@@ -447,7 +572,55 @@ static uint16_t listened_port(struct mg_context *ctx) {
     return n > 0 ? (uint16_t)ports[0].port : 0;
 }
 
+static void free_server(cairn_api_server *s) {
+    if (s->api_key) {
+        sodium_memzero(s->api_key, strlen(s->api_key));
+    }
+    free(s->api_key);
+    free(s->cors);
+    for (size_t i = 0; i < s->n_hosts; i++) {
+        free(s->hosts[i]);
+    }
+    free(s);
+}
+
+static int add_host(cairn_api_server *s, const char *name, const char *suffix, cairn_err *err) {
+    char text[API_MAX_NAME], lower[API_MAX_NAME];
+    int n = snprintf(text, sizeof text, "%s%s", name, suffix);
+    if (n <= 0 || (size_t)n >= sizeof text || !host_name(text, lower, sizeof lower) ||
+        strchr(text, ':')) {
+        return cairn_fail(err, "--allowed-host %s: not a host name", name);
+    }
+    if (s->n_hosts == API_MAX_HOSTS) {
+        return cairn_fail(err, "at most %d host names may be allowed", API_MAX_HOSTS - 3);
+    }
+    s->hosts[s->n_hosts] = cairn_strdup(lower);
+    return s->hosts[s->n_hosts++] ? 0 : cairn_fail(err, "out of memory");
+}
+
+/* localhost, this machine's name (and its mDNS ".local" form), then the configured ones. */
+static int set_hosts(cairn_api_server *s, const cairn_api_config *cfg, cairn_err *err) {
+    char self[API_MAX_NAME];
+    size_t size = sizeof self;
+    if (add_host(s, "localhost", "", err) != 0) {
+        return -1;
+    }
+    if (uv_os_gethostname(self, &size) == 0 && self[0] &&
+        (add_host(s, self, "", err) != 0 || add_host(s, self, ".local", err) != 0)) {
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->n_allowed_hosts; i++) {
+        if (add_host(s, cfg->allowed_hosts[i], "", err) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int start_civetweb(cairn_api_server *s, const char *listen, cairn_err *err) {
+    /* civetweb would answer every preflight itself, allowing any origin: empty
+     * access_control values leave preflights to handle_request. It would also decode the
+     * path, cutting it at an encoded NUL: decode_target does that instead. */
     const char *options[] = {"listening_ports",
                              listen,
                              "num_threads",
@@ -457,6 +630,14 @@ static int start_civetweb(cairn_api_server *s, const char *listen, cairn_err *er
                              "request_timeout_ms",
                              API_REQUEST_TIMEOUT_MS,
                              "enable_keep_alive",
+                             "no",
+                             "access_control_allow_origin",
+                             "",
+                             "access_control_allow_methods",
+                             "",
+                             "access_control_allow_headers",
+                             "",
+                             "decode_url",
                              "no",
                              NULL};
     struct mg_callbacks callbacks;
@@ -501,9 +682,12 @@ int cairn_api_server_start(const cairn_api_config *cfg, cairn_api_server **out, 
     s->handler = cfg->handler;
     if ((cfg->api_key && *cfg->api_key && !(s->api_key = cairn_strdup(cfg->api_key))) ||
         (cfg->cors && *cfg->cors && !(s->cors = cairn_strdup(cfg->cors)))) {
-        free(s->api_key);
-        free(s);
+        free_server(s);
         return cairn_fail(err, "out of memory");
+    }
+    if (set_hosts(s, cfg, err) != 0) {
+        free_server(s);
+        return -1;
     }
     snprintf(s->host, sizeof s->host, "%s", host);
     s->port = cfg->port;
@@ -512,9 +696,7 @@ int cairn_api_server_start(const cairn_api_config *cfg, cairn_api_server **out, 
     (void)mg_init_library(0);
     if (start_civetweb(s, listen, err) != 0) {
         mg_exit_library();
-        free(s->api_key);
-        free(s->cors);
-        free(s);
+        free_server(s);
         return -1;
     }
     cairn_log(s->log, CAIRN_LOG_INFO, "api: listening on %s%s%s:%u",
@@ -537,10 +719,5 @@ void cairn_api_server_stop(cairn_api_server *s) {
      * two seconds (civetweb's SOCKET_TIMEOUT_QUANTUM), which is how long this may take. */
     mg_stop(s->ctx);
     mg_exit_library();
-    if (s->api_key) {
-        sodium_memzero(s->api_key, strlen(s->api_key));
-    }
-    free(s->api_key);
-    free(s->cors);
-    free(s);
+    free_server(s);
 }

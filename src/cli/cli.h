@@ -141,6 +141,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_service(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 int cmd_nodes(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_place(int argc, char **argv);

@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "util/json.h"
 
 /* A stream stalls only while the cluster places a lost instance again; the node gives up
  * after its own wait, so this only bounds a node that hangs. */
@@ -23,7 +24,7 @@ typedef struct sse_reader {
 } sse_reader;
 
 static void on_event(sse_reader *r, const char *data) {
-    cJSON *o = cJSON_Parse(data);
+    cJSON *o = cairn_json_parse_str(data, "the event", NULL);
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
     const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "text"));
     const cJSON *token = cJSON_GetObjectItemCaseSensitive(o, "token");

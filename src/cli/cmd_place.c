@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "util/json.h"
 
 #define DEFAULT_API "127.0.0.1:52415"
 /* Placing waits for the master to record the instance (the node bounds that at 10 s). */
@@ -24,7 +25,7 @@ int cli_api_address(const char *api, char *host, size_t host_size, uint16_t *por
 
 /* A placement's JSON as lines: the instance, then one line per shard. */
 static void print_placement(const char *json) {
-    cJSON *o = cJSON_Parse(json);
+    cJSON *o = cairn_json_parse_str(json, "the placement", NULL);
     const cJSON *shards = cJSON_GetObjectItemCaseSensitive(o, "shards");
     const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "instance"));
     const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));

@@ -66,16 +66,20 @@ int cmd_pull(int argc, char **argv) {
     char repo[512], file[512] = "";
     const char *colon = strchr(spec, ':');
     snprintf(repo, sizeof repo, "%.*s", colon ? (int)(colon - spec) : (int)strlen(spec), spec);
+    if (!cairn_hf_repo_ok(repo) || (colon && !cairn_hf_file_ok(colon + 1))) {
+        cli_error("give REPO[:FILE], e.g. org/model-GGUF:model-Q4_0.gguf");
+        return CLI_USAGE;
+    }
     if (colon) {
         snprintf(file, sizeof file, "%s", colon + 1);
     } else if ((status = pick_file(endpoint, repo, file, sizeof file, token)) != CLI_OK) {
         return status;
     }
-    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
-    if (!*repo || !*base || strstr(file, "..")) {
-        cli_error("give REPO[:FILE], e.g. org/model-GGUF:model-Q4_0.gguf");
-        return CLI_USAGE;
+    if (!cairn_hf_file_ok(file)) {
+        cli_error("%s lists a file name that cannot be pulled", repo);
+        return CLI_ERROR;
     }
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
     cairn_err err = {{0}};
     char *dir = models_dir ? cairn_strdup(models_dir) : cairn_default_models_dir(&err);
     if (!dir || cairn_make_dirs(dir, &err) != 0) {

@@ -23,7 +23,7 @@ typedef struct run_options {
     int runner_threads, slots, runner_ctx;
     float load_timeout_s;
     bool no_api, no_discovery, no_ipv6;
-    cli_str_list peers;
+    cli_str_list peers, allowed_hosts;
 } run_options;
 
 typedef struct run_context {
@@ -161,6 +161,8 @@ static int start_api(run_context *ctx, const run_options *o, cairn_err *err) {
                             .handler = cairn_node_api_handler,
                             .api_key = o->api_key ? o->api_key : getenv("CAIRN_API_KEY"),
                             .cors = o->cors,
+                            .allowed_hosts = o->allowed_hosts.items,
+                            .n_allowed_hosts = o->allowed_hosts.n,
                             .user = ctx->node};
     if (cairn_api_server_start(&api, &ctx->api, err) != 0) {
         return -1;
@@ -254,6 +256,9 @@ int cmd_run(int argc, char **argv) {
         {"no-api", 0, OPT_FLAG, &o.no_api, NULL, "serve no HTTP API"},
         {"cors", 0, OPT_STR, &o.cors, "ORIGIN",
          "let web pages from ORIGIN (or * for any) call the API"},
+        {"allowed-host", 0, OPT_STR_LIST, &o.allowed_hosts, "NAME",
+         "a host name the API answers to besides its addresses, localhost and this machine's "
+         "name (repeatable)"},
         {"api-key", 0, OPT_STR, &o.api_key, "KEY",
          "every API request needs Authorization: Bearer KEY (or CAIRN_API_KEY)"},
         {"models-dir", 0, OPT_STR, &o.models_dir, "DIR", "where this node keeps models"},

@@ -26,6 +26,7 @@ static const subcommand subcommands[] = {
     {"delete", cmd_delete, "delete a model instance from the cluster"},
     {"pull", cmd_pull, "download a GGUF model file from Hugging Face"},
     {"service", cmd_service, "install or remove cairn as a Windows service"},
+    {"key", cmd_key, "print a new random cluster key (cairn key new)"},
 };
 
 static void usage(FILE *out) {

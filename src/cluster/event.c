@@ -4,6 +4,7 @@
  * cairn_state_check(), for JSON and hand-built structs alike. */
 #include "cluster/json_fields.h"
 #include "cluster/state.h"
+#include "util/json.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -599,27 +600,8 @@ int cairn_event_from_cjson(const cJSON *obj, cairn_event *out, cairn_err *err) {
     return rc;
 }
 
-/* Parses exactly one JSON value from json[0..len) (trailing whitespace allowed). */
-static cJSON *parse_exactly(const char *json, size_t len, const char *what, cairn_err *err) {
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
-    if (!root) {
-        size_t at = end && end >= json ? (size_t)(end - json) : 0;
-        cairn_fail(err, "%s: invalid JSON near byte %zu", what, at);
-        return NULL;
-    }
-    for (size_t i = (size_t)(end - json); i < len; i++) {
-        if (!strchr(" \t\r\n", json[i]) || json[i] == '\0') {
-            cJSON_Delete(root);
-            cairn_fail(err, "%s: unexpected data after the JSON value at byte %zu", what, i);
-            return NULL;
-        }
-    }
-    return root;
-}
-
 int cairn_event_from_json(const char *json, size_t len, cairn_event *out, cairn_err *err) {
-    cJSON *root = parse_exactly(json, len, "event", err);
+    cJSON *root = cairn_json_parse(json, len, "event", err);
     if (!root) {
         return -1;
     }
@@ -753,7 +735,7 @@ int cairn_state_from_snapshot_cjson(const cJSON *obj, cairn_cluster_state *out, 
 
 int cairn_state_from_snapshot(const char *json, size_t len, cairn_cluster_state *out,
                               cairn_err *err) {
-    cJSON *root = parse_exactly(json, len, "snapshot", err);
+    cJSON *root = cairn_json_parse(json, len, "snapshot", err);
     if (!root) {
         return -1;
     }

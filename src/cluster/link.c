@@ -230,6 +230,7 @@ static void send_hello(node_link *l, cairn_wire_type type) {
         .protocol = CAIRN_WIRE_VERSION, .cluster_port = n->cluster_port, .api_port = n->api_port};
     snprintf(h.node_id, sizeof h.node_id, "%s", n->id);
     snprintf(h.cluster, sizeof h.cluster, "%s", n->cluster);
+    h.incarnation = n->incarnation;
     cairn_err err = {{0}};
     l->out.len = 0;
     if (cairn_wire_encode_hello(type, &h, &l->out, &err) != 0) {
@@ -250,9 +251,24 @@ static bool keep_over(const node_link *a, const node_link *b, const char *self) 
     return a->serial < b->serial;
 }
 
+/* Two live links naming one id from two processes: two nodes were given the same --id. */
+static bool same_id_elsewhere(const node_link *l, const node_link *other) {
+    return other && l->hello.incarnation && other->hello.incarnation &&
+           l->hello.incarnation != other->hello.incarnation;
+}
+
 static void link_up(node_link *l) {
     cairn_local_node *n = l->node;
     node_link *other = link_find_up(n, l->hello.node_id);
+    if (same_id_elsewhere(l, other)) {
+        cairn_log(n->log, CAIRN_LOG_WARN,
+                  "two nodes use the id %s (linked at %s, and now at %s): refusing the second "
+                  "(give each node its own --id)",
+                  l->hello.node_id, other->remote, l->remote);
+        link_close(l, "another node with this id is in the cluster (give each node its own --id)",
+                   true);
+        return;
+    }
     if (other && !keep_over(l, other, n->id)) {
         link_close(l, "a link with this node exists already", false);
         return;
@@ -291,6 +307,14 @@ static int on_hello(node_link *l, const cairn_wire_frame *f, cairn_err *err) {
                           l->hello.cluster, n->cluster);
     }
     if (strcmp(l->hello.node_id, n->id) == 0) {
+        if (l->hello.incarnation && l->hello.incarnation != n->incarnation) {
+            cairn_log(n->log, CAIRN_LOG_WARN,
+                      "the node at %s uses this node's id %s: refusing it (give each node its "
+                      "own --id)",
+                      l->remote, n->id);
+            return cairn_fail(err, "the peer uses this node's id %s (give each node its own --id)",
+                              n->id);
+        }
         return cairn_fail(err, "the peer has this node's own id (a link to itself?)");
     }
     if (!l->dialer) {

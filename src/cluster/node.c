@@ -394,6 +394,8 @@ static int copy_config(cairn_local_node *n, const cairn_node_config *cfg, cairn_
         return cairn_fail(err, "node id, name, cluster name or listen address missing or too long");
     }
     snprintf(n->id, sizeof n->id, "%s", cfg->node_id);
+    uint64_t seed = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ cairn_wall_clock_ms();
+    n->incarnation = cairn_splitmix64(&seed) | 1; /* never 0, which means "not sent" */
     snprintf(n->name, sizeof n->name, "%s", cfg->name ? cfg->name : "");
     snprintf(n->cluster, sizeof n->cluster, "%s", cluster);
     snprintf(n->listen_host, sizeof n->listen_host, "%s", listen);

@@ -150,6 +150,7 @@ struct cairn_local_node {
     char listen_host[CAIRN_STATE_HOST_SIZE];
     char *models_dir;
     uint16_t cluster_port, api_port;
+    uint64_t incarnation; /* drawn at start, sent in HELLO: tells nodes sharing an id apart */
     bool keyed;
     cairn_cluster_key key;
     double heartbeat_s, timeout_s, profile_s;

@@ -51,6 +51,17 @@ static int sodium_ready(cairn_err *err) {
 
 /* ---- the cluster key ---- */
 
+int cairn_cluster_key_new_secret(char out[CAIRN_CLUSTER_SECRET_SIZE], cairn_err *err) {
+    if (sodium_ready(err) != 0) {
+        return -1;
+    }
+    uint8_t random[CAIRN_CLUSTER_KEY_SIZE];
+    randombytes_buf(random, sizeof random);
+    sodium_bin2hex(out, CAIRN_CLUSTER_SECRET_SIZE, random, sizeof random);
+    sodium_memzero(random, sizeof random);
+    return 0;
+}
+
 int cairn_cluster_key_from_secret(const char *secret, size_t len, cairn_cluster_key *out,
                                   cairn_err *err) {
     if (!secret || len == 0) {

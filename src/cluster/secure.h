@@ -91,6 +91,11 @@ int cairn_cluster_key_from_secret(const char *secret, size_t len, cairn_cluster_
  * key of --key SECRET. An unreadable file, one over CAIRN_CLUSTER_KEY_FILE_MAX bytes, or one
  * that is empty after the cut is an error naming the path. */
 int cairn_cluster_key_from_file(const char *path, cairn_cluster_key *out, cairn_err *err);
+/* A new random secret (`cairn key new`): CAIRN_CLUSTER_KEY_SIZE bytes from the system's
+ * random source as lowercase hex and a NUL. A passphrase can be guessed offline from one
+ * recorded handshake at one Argon2id run per guess; 256 random bits cannot. */
+#define CAIRN_CLUSTER_SECRET_SIZE (2 * CAIRN_CLUSTER_KEY_SIZE + 1)
+int cairn_cluster_key_new_secret(char out[CAIRN_CLUSTER_SECRET_SIZE], cairn_err *err);
 /* Wipes a key the caller no longer needs (sodium_memzero). */
 void cairn_cluster_key_wipe(cairn_cluster_key *key);
 

@@ -25,6 +25,7 @@
 #include "platform/platform.h"
 #include "runner/runner.h"
 #include "sampling/sampling.h"
+#include "util/json.h"
 
 /* How long a generation waits for a ready instance: a first load of a large model takes a
  * while, and so does placing an instance again after a node is lost. */
@@ -34,6 +35,14 @@
 #define RELAY_NO_INSTANCE_S 30.0
 /* A lost instance is not tried again this soon (it is normally failed and replaced). */
 #define RELAY_LOST_RETRY_S 5.0
+/* A request whose stream is lost this many times in a row without a token in between ends
+ * with the last loss's reason: it is more likely the request's fault than the cluster's. Only
+ * a stream that made progress gives the relay another RELAY_WAIT_S, so the waits add up to a
+ * bounded total. */
+#define RELAY_MAX_FRUITLESS_LOSSES 3
+/* A server-sent stream that waits (for an instance, or a resume) writes a comment this
+ * often, so a client that left is noticed and its API thread freed. */
+#define RELAY_PROBE_NS (2ull * 1000 * 1000 * 1000)
 /* How long placing or deleting waits for the master to record it. */
 #define CHANGE_WAIT_MS 10000
 
@@ -209,6 +218,17 @@ static void on_stream_error(void *user, bool refused, const char *message) {
         relay_error(r, "invalid_request", message);
         return;
     }
+    bool progress = r->n_sent > r->n_resumed;
+    r->fruitless_losses = progress ? 0 : r->fruitless_losses + 1;
+    if (r->fruitless_losses >= RELAY_MAX_FRUITLESS_LOSSES) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "the request's stream was lost %d times without a token: %s",
+                 r->fruitless_losses, message);
+        cairn_log(r->node->log, CAIRN_LOG_INFO, "giving up a request on instance %s: %s",
+                  r->instance, msg);
+        relay_error(r, "unavailable", msg);
+        return;
+    }
     cairn_log(r->node->log, CAIRN_LOG_INFO,
               "lost the stream of a request on instance %s after %zu tokens (%s): resuming it "
               "when the model is ready again",
@@ -216,7 +236,9 @@ static void on_stream_error(void *user, bool refused, const char *message) {
     r->node->metric_resumed++;
     snprintf(r->lost_instance, sizeof r->lost_instance, "%s", r->instance);
     r->lost_at = cairn_now_seconds();
-    r->deadline = r->lost_at + RELAY_WAIT_S;
+    if (progress) {
+        r->deadline = r->lost_at + RELAY_WAIT_S;
+    }
 }
 
 static const cairn_stream_callbacks stream_callbacks = {on_stream_token, on_stream_done,
@@ -347,6 +369,12 @@ void serve_free(cairn_local_node *n) {
 
 /* ---- request bodies ---- */
 
+/* A request the runners' link cannot carry would be retried in vain: it is a 400 now. */
+static int fits_the_link(const cairn_api_generation *g, cairn_err *err) {
+    cairn_stream_request sr = {.prompt = g->prompt, .messages = g->messages, .params = &g->gen};
+    return cairn_stream_request_check(&sr, err);
+}
+
 /* ---- handlers (API threads) ---- */
 
 relay *relay_new(cairn_local_node *n, const cairn_api_call *call, cairn_api_flavor flavor,
@@ -358,7 +386,8 @@ relay *relay_new(cairn_local_node *n, const cairn_api_call *call, cairn_api_flav
         return NULL;
     }
     r->node = n;
-    if (cairn_api_parse_generation(call->body, call->body_len, flavor, &r->req, err) != 0) {
+    if (cairn_api_parse_generation(call->body, call->body_len, flavor, &r->req, err) != 0 ||
+        fits_the_link(&r->req, err) != 0) {
         *status = 400;
         relay_free(r);
         return NULL;
@@ -391,12 +420,40 @@ static int drain_lines(cairn_buf *chunk, int (*on_relay_event)(void *, const cJS
         if (chunk->data[i] != '\n') {
             continue;
         }
-        cJSON *event = cJSON_ParseWithLength(chunk->data + start, i - start);
+        cJSON *event = cairn_json_parse(chunk->data + start, i - start, "an event", NULL);
         *stopped = !event || on_relay_event(user, event) != 0;
         cJSON_Delete(event);
         start = i + 1;
     }
     return 0;
+}
+
+/* Waits, under call_lock, for output or the end; false when the probe found the client
+ * gone meanwhile (an SSE comment that cannot be written). */
+static bool wait_output(relay *r) {
+    cairn_local_node *n = r->node;
+    /* the call lock's condition is broadcast for every relay and loop call: the probe keeps
+     * its own clock */
+    uint64_t next_probe = uv_hrtime() + RELAY_PROBE_NS;
+    while (r->out.len == 0 && !r->finished) {
+        if (!r->probe) {
+            uv_cond_wait(&n->call_cond, &n->call_lock);
+            continue;
+        }
+        uint64_t now = uv_hrtime();
+        if (now < next_probe) {
+            (void)uv_cond_timedwait(&n->call_cond, &n->call_lock, next_probe - now);
+            continue;
+        }
+        next_probe = now + RELAY_PROBE_NS;
+        uv_mutex_unlock(&n->call_lock);
+        bool gone = cairn_api_stream_write(r->probe, ": waiting\n\n", 11) != 0;
+        uv_mutex_lock(&n->call_lock);
+        if (gone) {
+            return false;
+        }
+    }
+    return true;
 }
 
 void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event), void *user) {
@@ -405,8 +462,8 @@ void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event)
     bool stopped = false;
     uv_mutex_lock(&n->call_lock);
     for (;;) {
-        while (r->out.len == 0 && !r->finished) {
-            uv_cond_wait(&n->call_cond, &n->call_lock);
+        if (!wait_output(r)) {
+            break;
         }
         bool last = r->finished;
         cairn_buf swap = chunk; /* take the output, leave the emptied buffer for more */
@@ -516,6 +573,7 @@ static void serve_generate(cairn_local_node *n, const cairn_api_call *call) {
         return;
     }
     cairn_api_stream_begin(call->reply, "text/event-stream");
+    r->probe = call->reply;
     relay_drain(r, write_sse, call->reply);
 }
 
@@ -606,10 +664,15 @@ static int placement_request(const cairn_api_call *call, const char *body_or_que
             return cairn_fail(err, "give the model: ?model=NAME[&nodes=N]");
         }
         if (cairn_api_query_param(call, "nodes", nodes, sizeof nodes) == 0) {
-            n_nodes = atof(nodes);
+            char *end = NULL;
+            n_nodes = strtod(nodes, &end);
+            n_nodes = end && end != nodes && *end == '\0' ? n_nodes : -1;
         }
     } else {
-        cJSON *o = cJSON_Parse(body_or_query);
+        cJSON *o = cairn_json_parse(body_or_query, call->body_len, "the body", err);
+        if (!o) {
+            return -1;
+        }
         const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
         if (m && strlen(m) < sizeof model) {
             snprintf(model, sizeof model, "%s", m);
@@ -622,8 +685,12 @@ static int placement_request(const cairn_api_call *call, const char *body_or_que
             return cairn_fail(err, "\"nodes\" must be a number");
         }
     }
-    if (!model[0] || n_nodes < 0 || n_nodes > CAIRN_STATE_MAX_SHARDS) {
-        return cairn_fail(err, "give a model (file name or sha256) and at most %d nodes",
+    /* the negated test also refuses NaN; a fraction of a node is no count either */
+    if (!model[0] || !(n_nodes >= 0 && n_nodes <= CAIRN_STATE_MAX_SHARDS) ||
+        n_nodes != (double)(uint32_t)n_nodes) {
+        return cairn_fail(err,
+                          "give a model (file name or sha256) and a whole number of nodes "
+                          "up to %d",
                           CAIRN_STATE_MAX_SHARDS);
     }
     snprintf(pc->req.model, sizeof pc->req.model, "%s", model);

@@ -26,6 +26,8 @@ struct relay {
     cairn_buf out;    /* events not yet taken, one JSON object per line */
     bool finished;    /* nothing more will be appended */
     bool client_done; /* the request's thread is gone: the loop frees the relay */
+    /* the request's thread's: a server-sent stream begun, probed while it waits; or NULL */
+    cairn_api_reply *probe;
     /* the loop's */
     cairn_api_generation req; /* what the request asks for: model, prompt, sampling */
     char id[48];              /* the request's id in its API's answers, for /v1/cancel/ID */
@@ -35,6 +37,7 @@ struct relay {
     char instance[CAIRN_STATE_ID_SIZE];
     char lost_instance[CAIRN_STATE_ID_SIZE];
     double lost_at, deadline, created;
+    int fruitless_losses; /* streams lost in a row without a token */
     bool first_token_seen;
 };
 
@@ -51,7 +54,8 @@ void relay_free(relay *r);
 int relay_start(relay *r);
 /* Calls on_relay_event with each event of the stream as it comes ({"token","text"}, then a last
  * {"done",...} or {"error",...}) until the last one or until on_relay_event returns non-zero (the
- * client is gone), then gives r back to the loop. */
+ * client is gone), then gives r back to the loop. With r->probe set, a wait without events
+ * writes an SSE comment every 2 s and ends the drain when the client is gone. */
 void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event), void *user);
 
 /* On the loop: stops the relay with this id on this node: its stream closes (the first

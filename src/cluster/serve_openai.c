@@ -331,6 +331,7 @@ static void serve_completion(cairn_local_node *n, const cairn_api_call *call, bo
     }
     if (c.stream) {
         cairn_api_stream_begin(call->reply, "text/event-stream");
+        r->probe = call->reply;
     }
     relay_drain(r, on_completion_event, &c); /* r belongs to the loop now */
     if (c.stream) {

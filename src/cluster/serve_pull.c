@@ -15,6 +15,7 @@
 
 #include "cluster/serve_internal.h"
 #include "platform/platform.h"
+#include "util/json.h"
 
 typedef struct pull_reply {
     const cairn_api_call *call;
@@ -53,30 +54,15 @@ static void refresh_profile(cairn_local_node *n, void *arg) {
     n->next_profile = 0;
 }
 
-/* A repository is "owner/name" of [A-Za-z0-9._-]; a file a relative path without "..". */
-static bool plain_path(const char *s, bool repo) {
-    if (!s || !*s || strlen(s) > 200 || strstr(s, "..") || s[0] == '/') {
-        return false;
-    }
-    int slashes = 0;
-    for (const char *c = s; *c; c++) {
-        bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                  (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-' || *c == '/';
-        slashes += *c == '/';
-        if (!ok) {
-            return false;
-        }
-    }
-    return !repo || slashes == 1;
-}
-
 static void pull(cairn_local_node *n, const char *repo, const char *given, pull_reply *p) {
     const char *token = getenv("HF_TOKEN");
     char file[512] = "";
     cairn_err err = {{0}};
     if (given) {
         snprintf(file, sizeof file, "%s", given);
-    } else if (cairn_hf_pick_gguf(cairn_hf_endpoint(), repo, token, file, sizeof file, &err) != 0) {
+    } else if (cairn_hf_pick_gguf(cairn_hf_endpoint(), repo, token, file, sizeof file, &err) != 0 ||
+               (!cairn_hf_file_ok(file) &&
+                cairn_fail(&err, "the repository lists a file name that cannot be pulled") != 0)) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "error", err.msg);
         write_line(p, e);
@@ -104,11 +90,14 @@ static void pull(cairn_local_node *n, const char *repo, const char *given, pull_
 }
 
 void serve_pull(cairn_local_node *n, const cairn_api_call *call) {
-    cJSON *o = cJSON_ParseWithLength(call->body, call->body_len);
+    cairn_err err = {{0}};
+    cJSON *o = cairn_json_parse(call->body, call->body_len, "the body", &err);
     const char *repo = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "repo"));
     const cJSON *file = cJSON_GetObjectItemCaseSensitive(o, "file");
-    bool file_ok = !file || cJSON_IsNull(file) || plain_path(cJSON_GetStringValue(file), false);
-    if (!cJSON_IsObject(o) || !plain_path(repo, true) || !file_ok) {
+    bool file_ok = !file || cJSON_IsNull(file) || cairn_hf_file_ok(cJSON_GetStringValue(file));
+    if (!o) {
+        cairn_api_reply_error(call->reply, 400, "invalid_request", err.msg, NULL);
+    } else if (!cJSON_IsObject(o) || !cairn_hf_repo_ok(repo) || !file_ok) {
         cairn_api_reply_error(call->reply, 400, "invalid_request",
                               "give {\"repo\":\"owner/name\"} and optionally \"file\" (a GGUF "
                               "file in it)",

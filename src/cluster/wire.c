@@ -2,8 +2,11 @@
 #include "cluster/wire.h"
 
 #include "cluster/state.h"
+#include "util/json.h"
 
+#include <inttypes.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -357,46 +360,15 @@ int cairn_wire_decoder_next(cairn_wire_decoder *d, cairn_wire_frame *out, cairn_
 
 /* ---- JSON payloads ---- */
 
-/* Walks JSON text without parsing it, to refuse nesting and value counts that would make
- * cJSON recurse deeply or allocate far more than the text's size. Strings are skipped so
- * brackets and commas inside them do not count. */
+/* Refuses a NUL byte, and nesting and value counts that would make cJSON recurse deeply or
+ * allocate far more than the text's size (the walk is util's, with the link's limits). */
 static int check_json_shape(const char *s, size_t n, cairn_err *err) {
     const char *nul = memchr(s, '\0', n);
     if (nul) {
         return cairn_fail(err, "JSON payload has a NUL byte at %zu", (size_t)(nul - s));
     }
-    size_t depth = 0;
-    uint64_t values = 1;
-    bool in_string = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_string) {
-            if (c == '\\') {
-                i++;
-            } else if (c == '"') {
-                in_string = false;
-            }
-            continue;
-        }
-        if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > CAIRN_WIRE_JSON_MAX_DEPTH) {
-                return cairn_fail(err, "JSON payload nests deeper than %d levels",
-                                  CAIRN_WIRE_JSON_MAX_DEPTH);
-            }
-            values++;
-        } else if (c == '}' || c == ']') {
-            depth = depth ? depth - 1 : 0;
-        } else if (c == ',' || c == ':') {
-            values++;
-        }
-        if (values > CAIRN_WIRE_JSON_MAX_VALUES) {
-            return cairn_fail(err, "JSON payload has more than %u values",
-                              CAIRN_WIRE_JSON_MAX_VALUES);
-        }
-    }
-    return 0;
+    return cairn_json_check_shape(s, n, CAIRN_WIRE_JSON_MAX_DEPTH, CAIRN_WIRE_JSON_MAX_VALUES,
+                                  "JSON payload", err);
 }
 
 int cairn_wire_encode_json(cairn_wire_type type, const cJSON *obj, cairn_buf *out, cairn_err *err) {
@@ -528,6 +500,9 @@ int cairn_wire_encode_hello(cairn_wire_type type, const cairn_wire_hello *hello,
               cJSON_AddNumberToObject(obj, "protocol", hello->protocol) &&
               cJSON_AddNumberToObject(obj, "cluster_port", hello->cluster_port) &&
               cJSON_AddNumberToObject(obj, "api_port", hello->api_port);
+    char incarnation[17];
+    snprintf(incarnation, sizeof incarnation, "%016" PRIx64, hello->incarnation);
+    ok = ok && (!hello->incarnation || cJSON_AddStringToObject(obj, "incarnation", incarnation));
     int rc = ok ? cairn_wire_encode_json(type, obj, out, err)
                 : cairn_fail(err, "wire: out of memory building %s", TYPES[type].name);
     cJSON_Delete(obj);
@@ -568,6 +543,13 @@ static int hello_from_json(const cJSON *obj, cairn_wire_hello *out, cairn_err *e
         get_uint(obj, "cluster_port", 65535, &cluster_port, err) != 0 ||
         get_uint(obj, "api_port", 65535, &api_port, err) != 0) {
         return -1;
+    }
+    /* optional: nodes before it sent none */
+    const cJSON *inc = cJSON_GetObjectItemCaseSensitive(obj, "incarnation");
+    char *end = NULL;
+    if (inc && (!cJSON_IsString(inc) || strlen(inc->valuestring) != 16 ||
+                (out->incarnation = strtoull(inc->valuestring, &end, 16), *end != '\0'))) {
+        return cairn_fail(err, "incarnation must be 16 hex digits");
     }
     out->protocol = protocol;
     out->cluster_port = (uint16_t)cluster_port;

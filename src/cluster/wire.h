@@ -32,6 +32,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "util/json.h"
 #include "util/util.h"
 
 #define CAIRN_WIRE_MAGIC "CRNW"
@@ -51,7 +52,7 @@
 /* A JSON payload may nest at most this deep and hold at most this many values: cJSON parses
  * recursively and spends ~64 bytes per value, so both bound what one frame can cost. */
 #define CAIRN_WIRE_JSON_MAX_DEPTH 32
-#define CAIRN_WIRE_JSON_MAX_VALUES (1u << 20)
+#define CAIRN_WIRE_JSON_MAX_VALUES CAIRN_JSON_MAX_VALUES
 
 typedef enum cairn_wire_type {
     CAIRN_WIRE_HELLO = 1,             /* JSON cairn_wire_hello: first frame of the dialing side */
@@ -154,6 +155,10 @@ typedef struct cairn_wire_hello {
     uint32_t protocol;     /* highest protocol version the sender speaks (1..255) */
     uint16_t cluster_port; /* where the sender accepts cluster links (1..65535) */
     uint16_t api_port;     /* the sender's HTTP API, 0 when it serves none */
+    /* A random number the sender's process drew at start ("incarnation", 16 hex digits;
+     * 0 when absent): two links that name one node id with different ones come from two
+     * nodes that share the id. */
+    uint64_t incarnation;
 } cairn_wire_hello;
 
 /* A node id: 1..CAIRN_WIRE_NODE_ID_MAX bytes of [A-Za-z0-9._:-] (len counts them). */

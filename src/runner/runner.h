@@ -101,5 +101,10 @@ int cairn_stream_open(uv_loop_t *loop, const char *host, uint16_t port,
                       const cairn_stream_callbacks *cb, void *user, cairn_stream **out,
                       cairn_err *err);
 void cairn_stream_close(cairn_stream *s);
+/* Whether the link to a runner can carry the request (req->resume aside): its CONTROL frame
+ * must fit the wire's payload limit and JSON depth (CAIRN_WIRE_MAX_EVENT and
+ * CAIRN_WIRE_JSON_MAX_DEPTH, which the encoder enforces when the stream opens). A request
+ * that fails here would fail the same way on every try: refuse it up front. */
+int cairn_stream_request_check(const cairn_stream_request *req, cairn_err *err);
 
 #endif

@@ -10,6 +10,7 @@
 #include "cluster/json_fields.h"
 #include "runner/runner.h"
 #include "runner/runner_internal.h"
+#include "util/json.h"
 
 struct cairn_stream {
     dlink *link;
@@ -119,6 +120,30 @@ static cJSON *request_json(const cairn_stream_request *req) {
         return NULL;
     }
     return o;
+}
+
+int cairn_stream_request_check(const cairn_stream_request *req, cairn_err *err) {
+    cJSON *o = request_json(req);
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!text) {
+        return cairn_fail(err, "out of memory");
+    }
+    size_t len = strlen(text);
+    uint32_t max = cairn_wire_type_max_payload(CAIRN_WIRE_CONTROL);
+    int rc = 0;
+    if (len > max) {
+        rc = cairn_fail(err,
+                        "the request takes %zu bytes on the link to the model's runners, more "
+                        "than its limit of %u: shorten the prompt, messages or stop strings",
+                        len, (unsigned)max);
+    } else {
+        rc =
+            cairn_json_check_shape(text, len, CAIRN_WIRE_JSON_MAX_DEPTH, CAIRN_WIRE_JSON_MAX_VALUES,
+                                   "on the link to the model's runners, the request", err);
+    }
+    free(text);
+    return rc;
 }
 
 int cairn_stream_open(uv_loop_t *loop, const char *host, uint16_t port,

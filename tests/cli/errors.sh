@@ -20,6 +20,14 @@ expect_status "layers out of range" 1 "$cairn" generate -m "$m" -p x --layers 9
 expect_status "bad min-p" 1 "$cairn" generate -m "$m" -p x --min-p 2
 expect_status "info on a non-GGUF file" 1 "$cairn" info "$0"
 
+# `cairn key new` prints a random 256-bit cluster key as hex, a new one each time
+key1=$("$cairn" key new | tr -d '\r')
+key2=$("$cairn" key new | tr -d '\r')
+[[ $key1 =~ ^[0-9a-f]{64}$ ]] || fail "cairn key new printed [$key1], not 64 hex digits"
+[ "$key1" != "$key2" ] || fail "cairn key new printed the same key twice"
+expect_status "key without an action" 2 "$cairn" key
+expect_status "unknown key action" 2 "$cairn" key old
+
 err=$("$cairn" generate -m /nonexistent.gguf -p x 2>&1 >/dev/null)
 expect_eq "error is one line" "$(printf '%s\n' "$err" | wc -l | tr -d ' ')" "1"
 case "$err" in "cairn: error: "*) ;; *) fail "error line format: $err" ;; esac

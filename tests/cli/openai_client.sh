@@ -12,7 +12,9 @@
 # the state and then the cluster's events (the placement, runners going to running), and
 # GET /metrics counts the requests, tokens and runners. A node admits 16 subscribers to
 # /events and refuses more, so they cannot take every API thread. A malformed-request suite
-# (tests/openai/malformed.mjs) gets a clear 4xx for each bad request and a good answer after.
+# (tests/openai/malformed.mjs) gets a clear 4xx for each bad request, at once for one the
+# runners' link cannot carry, and a good answer after; a streamed request waiting for a model
+# ends when its client leaves. A cross-origin POST and a foreign Host name are refused.
 here=$(dirname "$0")
 source "$here/common.bash"
 source "$here/cluster.bash"
@@ -32,12 +34,13 @@ export CAIRN_RUNNER_TEST_STEP_MS=5
 for i in 1 2; do
   mkdir -p "$tmp/m$i"
   cp "$models/stories260K.gguf" "$tmp/m$i/"
-  start_node "$i" --no-discovery --peer "127.0.0.1:$port_base" --runner-threads 1 --runner-ctx 256
+  start_node "$i" --no-discovery --peer "127.0.0.1:$port_base" --runner-threads 1 --runner-ctx 256 \
+    --allowed-host cairn.test
 done
 wait_agreed 10 2 1 2 || finish
 api=127.0.0.1:$((api_base + 2))
 # GET /events on n1 while the model is placed and served: the state first, then events
-timeout 8 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 && printf "GET /events HTTP/1.1\r\nHost: x\r\n\r\n" >&3 && cat <&3' \
+timeout 8 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 && printf "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" >&3 && cat <&3' \
   $((api_base + 1)) >"$tmp/events" 2>/dev/null &
 events_reader=$!
 sleep 0.5
@@ -104,7 +107,7 @@ grep -q '"type":"runner_state_changed".*"state":"running"' "$tmp/events" ||
 # Subscribers to /events each hold an API thread: a node admits 16, refuses the next with a
 # 503, and still answers other requests meanwhile.
 watch_events() {
-  timeout "$2" bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 && printf "GET /events HTTP/1.1\r\nHost: x\r\n\r\n" >&3 && cat <&3' \
+  timeout "$2" bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 && printf "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" >&3 && cat <&3' \
     $((api_base + 2)) >"$1" 2>/dev/null
 }
 watchers=()
@@ -126,6 +129,28 @@ wait "${watchers[@]}" 2>/dev/null
 node "$npm_dir/malformed.mjs" "http://$api" stories260K.gguf >"$tmp/malformed" 2>&1 ||
   fail "malformed requests: $(cat "$tmp/malformed")"
 tail -1 "$tmp/malformed"
+# A web page elsewhere cannot drive the node: a foreign Origin (a text/plain POST, as a form
+# or fetch without preflight sends) and a foreign Host name (DNS rebinding) are refused;
+# --allowed-host adds a name.
+raw() { # PORT REQUEST: the status line of the answer
+  timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 && printf "%b" "$1" >&3 && head -1 <&3' "$1" "$2" 2>/dev/null | tr -d '\r'
+}
+place_body='{"model":"stories260K.gguf"}'
+expect_eq "cross-origin text/plain POST" "$(raw $((api_base + 2)) "POST /instance HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://attacker.example\r\nContent-Type: text/plain\r\nContent-Length: ${#place_body}\r\n\r\n$place_body")" "HTTP/1.1 403 Forbidden"
+expect_eq "a rebound Host name" "$(raw $((api_base + 2)) "GET /v1/models HTTP/1.1\r\nHost: attacker.example:$((api_base + 2))\r\n\r\n")" "HTTP/1.1 403 Forbidden"
+expect_eq "an --allowed-host name" "$(raw $((api_base + 2)) "GET /v1/models HTTP/1.1\r\nHost: cairn.test:$((api_base + 2))\r\n\r\n")" "HTTP/1.1 200 OK"
+# A streamed request that waits (here for a model no node has, which it would do for 30 s)
+# ends when its client leaves, freeing its API thread.
+body='{"model":"absent.gguf","prompt":"x"}'
+timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 &&
+  printf "POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s" ${#1} "$1" >&3 &&
+  cat <&3' $((api_base + 2)) "$body" >/dev/null 2>&1
+for _ in $(seq 1 50); do
+  http_get $((api_base + 2)) /metrics | grep -q '^cairn_requests_in_flight 0$' && break
+  sleep 0.2
+done
+http_get $((api_base + 2)) /metrics | grep -q '^cairn_requests_in_flight 0$' ||
+  fail "a waiting request still runs after its client left: $(http_get $((api_base + 2)) /metrics | grep in_flight)"
 metrics=$(http_get $((api_base + 2)) /metrics)
 grep -q '^cairn_requests_total [1-9]' <<<"$metrics" || fail "/metrics counts no requests: $metrics"
 grep -q '^cairn_completion_tokens_total [1-9]' <<<"$metrics" || fail "/metrics counts no tokens"

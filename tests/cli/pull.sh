@@ -2,9 +2,10 @@
 # `cairn pull` against a local stand-in for Hugging Face (tests/pull/server.mjs, on
 # loopback): a transfer cut halfway resumes with a Range request and the file arrives
 # whole; a wrong checksum is refused and nothing is left; a missing file is a clear error;
-# on a terminal the transfer shows its progress. A node's POST /models/pull does the same
-# into its models directory, streams its progress, and the file shows up, hashed, in
-# GET /models.
+# a refused transfer leaves no empty .part file; names that are no file of a repository
+# ("a/", ".", "..") are refused; a listing nested too deep is refused; on a terminal the
+# transfer shows its progress. A node's POST /models/pull does the same into its models
+# directory, streams its progress, and the file shows up, hashed, in GET /models.
 here=$(dirname "$0")
 source "$here/common.bash"
 source "$here/cluster.bash" # tmp, the node helpers, and a cleanup that kills what pids holds
@@ -45,6 +46,21 @@ serve ok
 "$cairn" pull org/repo:missing.gguf --models-dir "$tmp/d3" >/dev/null 2>"$tmp/err"
 expect_eq "pull of a missing file" "$?" 1
 grep -q "404" "$tmp/err" || fail "no 404 in the error: $(cat "$tmp/err")"
+[ -z "$(ls -A "$tmp/d3" 2>/dev/null)" ] || fail "a refused download left files: $(ls -a "$tmp/d3")"
+
+# names that are no file in a repository are refused before any transfer
+for spec in "org/repo:a/" "org/repo:." "org/repo:.." "org/repo:x/../y" "org/repo:.hidden" "a/" \
+  "./repo:model.gguf" "org/repo/more:model.gguf"; do
+  "$cairn" pull "$spec" --models-dir "$tmp/d6" >/dev/null 2>&1
+  expect_eq "pull $spec" "$?" 2
+done
+[ -z "$(ls -A "$tmp/d6" 2>/dev/null)" ] || fail "refused names left files: $(ls -a "$tmp/d6")"
+
+# a listing nested too deep is refused before it is parsed
+"$cairn" pull org/deep --models-dir "$tmp/d5" >/dev/null 2>"$tmp/err"
+expect_eq "pull with a deep listing" "$?" 1
+grep -q "the listing nests deeper than 64 levels" "$tmp/err" ||
+  fail "no nesting error: $(cat "$tmp/err")"
 
 # progress on a terminal (script gives the command one)
 if command -v script >/dev/null; then
@@ -75,6 +91,12 @@ http_get $((api_base + 1)) /models | grep -q "\"sha256\":\"$want_sha\"" ||
 bad=$(node -e 'fetch(process.argv[1], { method: "POST", body: "{\"repo\":\"../etc\"}" }).then((r) => console.log(r.status));' \
   "http://127.0.0.1:$((api_base + 1))/models/pull")
 expect_eq "POST /models/pull with a bad repository" "$bad" 400
+for body in '{"repo":"org/repo","file":"a/"}' '{"repo":"org/repo","file":"."}' '{"repo":"a/"}'; do
+  bad=$(node -e 'fetch(process.argv[1], { method: "POST", body: process.argv[2] }).then((r) => console.log(r.status));' \
+    "http://127.0.0.1:$((api_base + 1))/models/pull" "$body")
+  expect_eq "POST /models/pull $body" "$bad" 400
+done
+ls -a "$tmp/m1" | grep -q '\.part$' && fail "the node's models directory holds .part files: $(ls -a "$tmp/m1")"
 
 echo "pull: resumed a cut transfer, refused a wrong checksum, showed progress; the API pulled too"
 finish

@@ -7,7 +7,8 @@ let failures = 0;
 async function expect(name, method, path, body, status, check) {
   let res, text;
   try {
-    res = await fetch(base + path, { method, body });
+    // a request the node cannot serve must be answered at once, not retried in vain
+    res = await fetch(base + path, { method, body, signal: AbortSignal.timeout(20000) });
     text = await res.text();
   } catch (e) {
     console.log(`${name}: request failed: ${e.message}`);
@@ -32,6 +33,21 @@ const messages = [{ role: "user", content: "Hi" }];
 const chat = (extra) => JSON.stringify({ model, messages, max_tokens: 4, ...extra });
 const huge = "x".repeat(9 * 1024 * 1024);
 const longPrompt = "Once upon a time ".repeat(400);
+// ~800 nested arrays: enough to overflow an API thread's stack in a recursive parser
+const deep = `{"model":"${model}","prompt":"x","x":${"[".repeat(800)}${"]".repeat(800)}}`;
+const nests = (shape) => (j) => shape(j) && /nests deeper than 64 levels/.test(
+  typeof j.error === "string" ? j.error : j.error.message);
+// what the link to the runners cannot carry: a conversation nested past its 32 levels, a
+// prompt or a stop list over its 1 MiB
+let nestedContent = "x";
+for (let i = 0; i < 40; i++) nestedContent = [nestedContent];
+const mib = "y".repeat(1024 * 1024 + 16);
+const stops = Array.from({ length: 8 }, (_, i) => `${i}`.repeat(140 * 1024));
+const linkLimit = (shape) => (j) => shape(j) &&
+  /runners/.test(typeof j.error === "string" ? j.error : j.error.message);
+const deepRoutes = [["/generate", openai], ["/v1/chat/completions", openai],
+                    ["/v1/completions", openai], ["/api/chat", ollama], ["/api/generate", ollama],
+                    ["/instance", openai], ["/models/pull", openai]];
 
 const cases = [
   ["not JSON", "POST", "/v1/chat/completions", "{nope", 400, openai],
@@ -70,8 +86,25 @@ const cases = [
    JSON.stringify({ model, prompt: "x", options: 3 }), 400, ollama],
   ["place: not JSON", "POST", "/instance", "{{", 400, null],
   ["place: too many nodes", "POST", "/instance", JSON.stringify({ model, nodes: 99 }), 400, null],
+  ["place: half a node", "POST", "/instance", JSON.stringify({ model, nodes: 0.5 }), 400, openai],
+  ["preview: NaN nodes", "GET", `/instance/previews?model=${model}&nodes=NaN`, undefined, 400,
+   openai],
+  ["delete: an encoded NUL in the path", "DELETE", "/instance/i-00000000%00x", undefined, 400,
+   openai],
   ["delete: not an id", "DELETE", "/instance/bad%20id", undefined, 400, null],
   ["delete: no such instance", "DELETE", "/instance/i-00000000", undefined, 404, null],
+  ["messages nested past the link's depth", "POST", "/v1/chat/completions",
+   chat({ messages: [{ role: "user", content: "hi", parts: nestedContent }] }), 400,
+   linkLimit(openai)],
+  ["ollama: messages nested past the link's depth", "POST", "/api/chat",
+   JSON.stringify({ model, messages: [{ role: "user", content: "hi", parts: nestedContent }] }),
+   400, linkLimit(ollama)],
+  ["prompt over the link's limit", "POST", "/v1/completions",
+   JSON.stringify({ model, prompt: mib, max_tokens: 4 }), 400, linkLimit(openai)],
+  ["stop list over the link's limit", "POST", "/generate",
+   JSON.stringify({ model, prompt: "Once", stop: stops, max_tokens: 4 }), 400, linkLimit(openai)],
+  ...deepRoutes.map(([path, shape]) => [`nested 800 deep: ${path}`, "POST", path, deep, 400,
+                                        nests(shape)]),
 ];
 for (const c of cases) await expect(...c);
 

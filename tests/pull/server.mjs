@@ -1,5 +1,6 @@
 // A stand-in for Hugging Face that serves one file, for `cairn pull`'s tests:
 //   GET /api/models/org/repo                  {"siblings": [model.gguf, README.md]}
+//   GET /api/models/org/deep                  a listing nested 800 deep (hostile JSON)
 //   GET /org/repo/resolve/main/model.gguf     the file, with X-Linked-ETag (its SHA-256) and
 //                                             Range support
 // Usage: node server.mjs FILE MODE PORT_FILE LOG_FILE
@@ -21,6 +22,11 @@ const server = createServer((req, res) => {
   if (req.url === "/api/models/org/repo") {
     res.setHeader("Content-Type", "application/json");
     res.end(JSON.stringify({ siblings: [{ rfilename: "model.gguf" }, { rfilename: "README.md" }] }));
+    return;
+  }
+  if (req.url === "/api/models/org/deep") {
+    res.setHeader("Content-Type", "application/json");
+    res.end(`{"siblings":${"[".repeat(800)}${"]".repeat(800)}}`);
     return;
   }
   if (req.url !== "/org/repo/resolve/main/model.gguf") {
