@@ -32,11 +32,14 @@ fi
 start=$(date +%s)
 # GGML_NATIVE=OFF: the portable x86-64-v3 kernels (AVX2, FMA, F16C), as cairn's default
 # build uses, so both sides take comparable kernel paths and CI machines can share it.
-# Configuring again is cheap and picks up another CAIRN_BUILD_DIR.
+# GGML_LLAMAFILE=OFF: cairn's ggml has no llamafile sgemm either (ggml's own default); with
+# it, F16 products take another kernel and logits differ by up to ~1e-3 relative, which
+# would hide graph-level errors of that size. Configuring again is cheap and picks up
+# another CAIRN_BUILD_DIR.
 cmake -S "$root/tools/oracle" -B "$out" -DCMAKE_BUILD_TYPE=Release \
     -DCAIRN_LLAMA_SOURCE_DIR="$src" \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
-    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=OFF \
+    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=OFF -DGGML_LLAMAFILE=OFF \
     -DCMAKE_RUNTIME_OUTPUT_DIRECTORY="$out/bin" >/dev/null
 cmake --build "$out" -j "$jobs" --target cairn-oracle llama-quantize
 touch "$stamp"

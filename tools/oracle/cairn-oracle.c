@@ -223,6 +223,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     llama_log_set(oracle_log, NULL);
+    ggml_log_set(oracle_log, NULL); /* ggml's own messages (weight repacking) too */
     llama_backend_init();
     int rc = 2;
     if (strcmp(argv[1], "logits") == 0) {
