@@ -2,21 +2,26 @@
 # Sets up, builds and runs cairn's whole test suite: the release build, the static checks,
 # the same tests built with AddressSanitizer and UBSan, and the Windows build's tests under
 # Wine, then the Windows package (zip and installer). Build trees are cached (build/,
-# build-asan/, build-win/).
+# build-asan/, build-win/, and build-oracle/: the llama.cpp oracle, built once from the
+# source the release build fetched and used by the release and sanitizer suites alike).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 "$root/scripts/setup.sh"
 
+oracle=$root/build-oracle
 echo "== release build and tests"
-"$root/scripts/build.sh" "$root/build"
+"$root/scripts/build.sh" "$root/build" -DCAIRN_ORACLE_DIR="$oracle"
+echo "== test oracle (llama.cpp, pinned source)"
+"$root/scripts/build-oracle.sh" "$oracle" "$root/build"
 (cd "$root/build" && ctest --output-on-failure -j "$jobs")
 
 echo "== lint (clang-format, clang-tidy)"
 "$root/scripts/lint.sh" "$root/build"
 
 echo "== sanitizer build (ASan + UBSan) and tests"
-"$root/scripts/build.sh" "$root/build-asan" -DCAIRN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+"$root/scripts/build.sh" "$root/build-asan" -DCAIRN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCAIRN_ORACLE_DIR="$oracle"
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j "$jobs")
 
