@@ -23,7 +23,7 @@ echo "== sanitizer build (ASan + UBSan) and tests"
 "$root/scripts/build.sh" "$root/build-asan" -DCAIRN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCAIRN_ORACLE_DIR="$oracle"
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j "$jobs")
+   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j "$jobs" -LE large)
 
 echo "== Windows cross build (MinGW-w64) and the same tests under Wine"
 "$root/scripts/build-windows.sh" "$root/build-win"

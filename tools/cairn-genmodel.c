@@ -1065,8 +1065,10 @@ static int gm_override_experts(gm_shape *shape, const gm_options *opt, cairn_err
                               f->n_expert_used, f->n_expert, groups);
         }
         if (f->n_groups > 0 && opt->n_experts / groups * f->n_groups_used < f->n_expert_used) {
-            return cairn_fail(err, "--experts %d leaves the used groups fewer experts than a "
-                                   "token uses", opt->n_experts);
+            return cairn_fail(err,
+                              "--experts %d leaves the used groups fewer experts than a "
+                              "token uses",
+                              opt->n_experts);
         }
         f->n_expert = opt->n_experts;
     }

@@ -23,19 +23,27 @@
 
 /* ---- loading ---- */
 
-/* Whether ggml's CPU backend has a faster memory layout for this matrix in a product. */
+/* Whether ggml's CPU backend has a faster memory layout for this matrix (or stack of
+ * experts' matrices) in a product: the layout llama.cpp uses too, so both compute alike. */
 static bool can_repack(ggml_shard *s, const cairn_tensor_info *info) {
-    if (!s->repack_type || info->n_dims != 2) {
+    if (!s->repack_type || info->n_dims < 2 || info->n_dims > 3) {
         return false;
     }
-    struct ggml_init_params params = {ggml_tensor_overhead() * 3, NULL, true};
+    struct ggml_init_params params = {ggml_tensor_overhead() * 4, NULL, true};
     struct ggml_context *ctx = ggml_init(params);
     if (!ctx) {
         return false;
     }
-    struct ggml_tensor *w = ggml_new_tensor(ctx, (enum ggml_type)info->type, 2, info->ne);
-    struct ggml_tensor *x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, info->ne[0], 1);
-    struct ggml_tensor *product = ggml_mul_mat(ctx, w, x);
+    struct ggml_tensor *w =
+        ggml_new_tensor(ctx, (enum ggml_type)info->type, info->n_dims, info->ne);
+    struct ggml_tensor *product;
+    if (info->n_dims == 2) {
+        product = ggml_mul_mat(ctx, w, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, info->ne[0], 1));
+    } else {
+        struct ggml_tensor *x = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, info->ne[0], 1, 1);
+        struct ggml_tensor *ids = ggml_new_tensor_2d(ctx, GGML_TYPE_I32, 1, 1);
+        product = ggml_mul_mat_id(ctx, w, x, ids);
+    }
     w->buffer = s->repack_probe;
     bool ok = ggml_backend_dev_supports_op(ggml_backend_get_device(s->backend), product);
     ggml_free(ctx);
@@ -58,7 +66,8 @@ static struct ggml_tensor *make_weight(ggml_shard *s, const char *name, bool req
     return t;
 }
 
-/* A matrix that only ever multiplies activations, which may be stored repacked. */
+/* A matrix (or experts' stack) that only ever multiplies activations, which may be stored
+ * repacked. */
 static struct ggml_tensor *make_matrix(ggml_shard *s, const char *name, cairn_err *err,
                                        int *failed) {
     const cairn_tensor_info *info = cairn_model_tensor(s->model, name);
@@ -71,17 +80,20 @@ static struct ggml_tensor *make_matrix(ggml_shard *s, const char *name, cairn_er
     return t;
 }
 
-/* Declares layer il's tensors as the architecture lists them; 2-D matrices may be stored
- * repacked. */
+/* Declares layer il's tensors as the architecture lists them; 2-D matrices and experts'
+ * stacks (only ever in ggml_mul_mat_id) may be stored repacked. */
 static void declare_layer(ggml_shard *s, int il, layer_weights *w, cairn_err *err, int *failed) {
     cairn_tensor_spec specs[CAIRN_LT_COUNT];
     int n = cairn_layer_specs(&s->hp, il, specs);
     for (int i = 0; i < n && !*failed; i++) {
         char name[128];
         snprintf(name, sizeof(name), "blk.%d.%s", il, cairn_layer_tensor_name(specs[i].role));
-        bool matrix2d = specs[i].matrix && specs[i].ne[2] == 0;
-        w->t[specs[i].role] = matrix2d ? make_matrix(s, name, err, failed)
-                                       : make_weight(s, name, specs[i].required, err, failed);
+        cairn_layer_tensor role = specs[i].role;
+        bool experts = role == CAIRN_LT_FFN_GATE_EXPS || role == CAIRN_LT_FFN_UP_EXPS ||
+                       role == CAIRN_LT_FFN_DOWN_EXPS;
+        bool product_only = specs[i].matrix && (specs[i].ne[2] == 0 || experts);
+        w->t[specs[i].role] = product_only ? make_matrix(s, name, err, failed)
+                                           : make_weight(s, name, specs[i].required, err, failed);
     }
 }
 

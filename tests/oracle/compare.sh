@@ -1,6 +1,8 @@
 # cairn against the llama.cpp oracle for one model family (a line of families.txt):
 #   bash compare.sh ORACLE_DIR GENMODEL CAIRN_LOGITS SHARED_DIR NAME CUTS GENMODEL_OPTIONS...
-# For the F16 model and its Q4_K_M quantization (by the oracle's llama-quantize):
+# For the F16 model and its Q4_K_M quantization (by the oracle's llama-quantize; a family
+# line may name other llama-quantize types with --oracle-quants "T1 T2", or give the prompt
+# as --oracle-ids ID,ID,...):
 #   - the oracle greedily continues an 8-token prompt by 32 tokens, keeping every logit row,
 #     and cairn's greedy run must produce the same 32 tokens, with the same top-5 ids at
 #     every position and logits within TOL;
@@ -47,23 +49,33 @@ trap 'rm -rf "$work"' EXIT
 
 # Vocabulary names in the options refer to SHARED/vocab; --oracle-tol is this script's.
 opts=()
+ids=
+quants=(Q4_K_M)
 while [ $# -gt 0 ]; do
   case $1 in
     --vocab) opts+=(--vocab "$shared/vocab/$2"); shift 2 ;;
     --oracle-tol) tol=$2; shift 2 ;;
+    --oracle-ids) ids=$2; shift 2 ;;
+    --oracle-quants) read -r -a quants <<<"$2"; shift 2 ;;
     *) opts+=("$1"); shift ;;
   esac
 done
 "$genmodel" "${opts[@]}" --type F16 -o "$work/F16.gguf" >/dev/null || { echo "FAIL: genmodel" >&2; exit 1; }
-"$quantize" "$work/F16.gguf" "$work/Q4_K_M.gguf" Q4_K_M >"$work/quantize.log" 2>&1 ||
-  { cat "$work/quantize.log" >&2; echo "FAIL: llama-quantize" >&2; exit 1; }
+for q in "${quants[@]}"; do
+  "$quantize" "$work/F16.gguf" "$work/$q.gguf" "$q" >"$work/quantize.log" 2>&1 ||
+    { cat "$work/quantize.log" >&2; echo "FAIL: llama-quantize $q" >&2; exit 1; }
+done
 
-ids=$("$oracle" tokenize -m "$work/F16.gguf" -p "$prompt") || { echo "FAIL: tokenize" >&2; exit 1; }
-# ~8 tokens: the first 8 ids of the prompt as the oracle's tokenizer splits it.
-ids=$(echo "$ids" | cut -d, -f1-8)
+# Synthesized vocabularies (no --vocab) have no tokenizer llama.cpp runs: such families give
+# the prompt as ids (--oracle-ids).
+if [ -z "$ids" ]; then
+  ids=$("$oracle" tokenize -m "$work/F16.gguf" -p "$prompt") || { echo "FAIL: tokenize" >&2; exit 1; }
+  # ~8 tokens: the first 8 ids of the prompt as the oracle's tokenizer splits it.
+  ids=$(echo "$ids" | cut -d, -f1-8)
+fi
 echo "$name: prompt ids $ids"
 
-for type in F16 Q4_K_M; do
+for type in F16 "${quants[@]}"; do
   m=$work/$type.gguf o=$work/$type
   echo "== $name $type"
   run "oracle greedy" "$oracle" logits -m "$m" --tokens "$ids" -n 32 -o "$o.oracle.bin" || continue
