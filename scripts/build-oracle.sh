@@ -41,6 +41,6 @@ cmake -S "$root/tools/oracle" -B "$out" -DCMAKE_BUILD_TYPE=Release \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=OFF -DGGML_LLAMAFILE=OFF \
     -DCMAKE_RUNTIME_OUTPUT_DIRECTORY="$out/bin" >/dev/null
-cmake --build "$out" -j "$jobs" --target cairn-oracle llama-quantize
+cmake --build "$out" -j "$jobs" --target cairn-oracle llama-quantize llama-bench
 touch "$stamp"
 echo "build-oracle: built in $out in $(($(date +%s) - start)) s"

@@ -68,14 +68,23 @@ static int one_run(cairn_pipeline *p, const int32_t *prompt, const bench_options
     return 0;
 }
 
-/* Bytes a decode step reads: every layer's weights, the output norm and head (token
- * embeddings only for one row unless they are the head), and the KV cache so far. */
+/* Bytes a decode step reads: every layer's weights, but of the experts' stacks only the
+ * experts a token is routed to, the output norm and head (token embeddings only for one
+ * row unless they are the head), and the KV cache so far. */
 static double decode_bytes_per_token(const cairn_model_file *m, int mean_pos) {
     const cairn_hparams *hp = &m->hp;
     double bytes = (double)cairn_model_shard_bytes(m, 0, hp->n_layer);
     const cairn_tensor_info *embd = cairn_model_tensor(m, "token_embd.weight");
     if (embd && !hp->tied_embeddings) {
         bytes -= (double)embd->size;
+    }
+    if (hp->n_expert > 0) {
+        double unread = 1.0 - (double)hp->n_expert_used / (double)hp->n_expert;
+        for (int64_t i = 0; i < m->n_tensors; i++) {
+            if (strstr(m->tensors[i].name, "_exps.")) {
+                bytes -= unread * (double)m->tensors[i].size;
+            }
+        }
     }
     double kv_per_pos =
         (double)hp->n_layer * hp->n_head_kv * (hp->head_dim_k + hp->head_dim_v) * 2.0; /* F16 */
