@@ -2,8 +2,10 @@
 # Distributed inference on three loopback nodes, each with a --memory-cap below the model's
 # footprint:
 #  1. the placement spans all three nodes, and greedy output through the cluster is exactly
-#     single-process `cairn generate` for stories260K (F32 and Q8_0) and for a random-weight
-#     model with TinyLlama-1.1B's tensor shapes (4 of its layers);
+#     single-process `cairn generate` for stories260K (F32 and Q8_0), for a random-weight
+#     model with TinyLlama-1.1B's tensor shapes (4 of its layers), and for two mixtures of
+#     experts in real shapes: DeepSeek-V3 (latent attention, group-limited routing; 6 layers,
+#     16 experts) and gpt-oss-20b (sliding windows, sinks; 3 layers, 4 experts);
 #  2. four concurrent requests each give their single-process output;
 #  3. kill -9 of a runner mid-stream: the stream completes with the right tokens after the
 #     instance is placed again, and no runner of the old instance is left on any node;
@@ -29,6 +31,13 @@ if [ -x "$genmodel" ]; then
     real_shape=tinyllama-shape.gguf
 fi
 [ -n "$real_shape" ] || echo "no cairn-genmodel next to $cairn: the real-shape model is skipped"
+moe_shapes=()
+if [ -n "$real_shape" ]; then
+  "$genmodel" --shape deepseek-v3-small --layers 6 --experts 16 --vocab-size 4096 --std 0.06 \
+    --type Q8_0 -o "$tmp/deepseek-v3-shape.gguf" >/dev/null && moe_shapes+=(deepseek-v3-shape.gguf)
+  "$genmodel" --shape gpt-oss-20b --layers 3 --experts 4 --vocab-size 4096 --std 0.06 \
+    --type Q8_0 -o "$tmp/gpt-oss-shape.gguf" >/dev/null && moe_shapes+=(gpt-oss-shape.gguf)
+fi
 
 prompts=("Once upon a time" "The cat sat" "Lily wanted to" "One day, a big")
 declare -A want=()
@@ -120,7 +129,7 @@ instance_of() { node_state 1 | grep -o '"id":"i-[0-9a-f]*"' | head -1 | cut -d'"
 shard_nodes() { node_state 1 | grep -o '"node":"n[0-9]"' | cut -d'"' -f4 | tr '\n' ' '; }
 
 # ---- probe each model's footprint on one uncapped node ----
-all_models=(stories260K.gguf stories260K-q8_0.gguf $real_shape)
+all_models=(stories260K.gguf stories260K-q8_0.gguf $real_shape "${moe_shapes[@]}")
 for i in 1 2 3; do link_models "$i" "${all_models[@]}"; done
 start_node 1 --no-discovery "${runner_opts[@]}"
 wait_agreed $((10 * scale)) 1 1
@@ -151,7 +160,7 @@ for m in "${all_models[@]}"; do
   out=$("$cairn" place "$m" --preview --api "$(api 3)" 2>&1)
   grep -q "missing" <<<"$out" || fail "a second instance of $m should not fit: $out"
   n=40
-  [ "$m" = "$real_shape" ] && n=16
+  [ "$m" = "$real_shape" ] || [[ " ${moe_shapes[*]} " == *" $m "* ]] && n=16
   got=$(cluster_generate 3 "$m" "${prompts[0]}" "$n")
   expect_eq "$m through the cluster" "$got" "$(expected "$m" "${prompts[0]}" "$n")"
   for k in 0 1 2 3; do
