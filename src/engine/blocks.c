@@ -83,7 +83,7 @@ void block_store_kv(const layer_step *st, const layer_weights *w, struct ggml_te
 
 struct ggml_tensor *block_cached(const layer_step *st, const layer_weights *w,
                                  struct ggml_tensor *cache, int head_dim) {
-    int n_kv = st->pos + st->n < w->cells ? st->pos + st->n : w->cells;
+    int n_kv = block_cache_span(st->pos, st->n, w->cells);
     size_t row = cache->nb[1];
     size_t seq_base = (size_t)st->seq * (size_t)w->cells;
     return ggml_view_3d(st->ctx, cache, head_dim, n_kv, st->s->hp.n_head_kv, row,

@@ -81,6 +81,12 @@ struct ggml_tensor *block_rope(const layer_step *st, struct ggml_tensor *x, bool
  * attention that reads them: the CPU backend runs nodes in graph order. */
 void block_store_kv(const layer_step *st, const layer_weights *w, struct ggml_tensor *k,
                     struct ggml_tensor *v);
+/* Cells of a cache with `cells` per sequence that a step of n tokens at pos reads: every
+ * position so far, until a window's ring is full. The attention's view and its mask agree
+ * on this. */
+static inline int block_cache_span(int pos, int n, int cells) {
+    return pos + n < cells ? pos + n : cells;
+}
 /* [head_dim, n_kv, n_head_kv]: the first head_dim values of every cell the sequence holds
  * in this layer's cache (at most the ring's cells on a window layer). */
 struct ggml_tensor *block_cached(const layer_step *st, const layer_weights *w,

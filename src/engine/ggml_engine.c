@@ -283,11 +283,6 @@ static const layer_builder layer_builders[CAIRN_ARCH_COUNT] = {
     [CAIRN_ARCH_DEEPSEEK2] = deepseek2_layer,
 };
 
-/* Cells a window layer's attention reads: every position so far, until the ring is full. */
-static int swa_span(const ggml_shard *s, int pos, int n) {
-    return pos + n < s->swa_cells ? pos + n : s->swa_cells;
-}
-
 static struct ggml_tensor *new_mask(struct ggml_context *ctx, int n_kv, int n) {
     struct ggml_tensor *mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, n_kv, n);
     ggml_set_input(mask);
@@ -324,7 +319,7 @@ static struct ggml_cgraph *build_graph(ggml_shard *s, const cairn_batch *b, int 
         any_global |= !cairn_layer_is_swa(hp, il);
     }
     in->mask = any_global ? new_mask(ctx, pos + n, n) : NULL;
-    in->mask_swa = any_swa ? new_mask(ctx, swa_span(s, pos, n), n) : NULL;
+    in->mask_swa = any_swa ? new_mask(ctx, block_cache_span(pos, n, s->swa_cells), n) : NULL;
     if (info->is_first && hp->arch == CAIRN_ARCH_GEMMA3) {
         x = ggml_scale(ctx, x, sqrtf((float)hp->n_embd));
     }
@@ -366,7 +361,7 @@ static void fill_causal_mask(struct ggml_tensor *mask, ggml_fp16_t *rows, int po
  * they are masked. */
 static void fill_window_mask(const ggml_shard *s, struct ggml_tensor *mask, ggml_fp16_t *rows,
                              int pos, int n) {
-    int n_kv = swa_span(s, pos, n), last = pos + n - 1, cells = s->swa_cells;
+    int n_kv = block_cache_span(pos, n, s->swa_cells), last = pos + n - 1, cells = s->swa_cells;
     ggml_fp16_t zero = ggml_fp32_to_fp16(0.0f), masked = ggml_fp32_to_fp16(-INFINITY);
     for (int j = 0; j < n_kv; j++) {
         int p = last - ((last - j) % cells + cells) % cells;
