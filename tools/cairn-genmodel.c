@@ -476,6 +476,7 @@ typedef struct gm_options {
     int n_layers;           /* 0: the shape's */
     int n_experts;          /* routed experts kept; 0: the shape's */
     int n_ff_exp;           /* each expert's width; 0: the shape's */
+    int n_swa;              /* the sliding window of a shape that has one; 0: the shape's */
     int n_vocab;            /* 0: the shape's (or the file's for tiny shapes) */
     uint64_t seed;
     float weight_std; /* of the weight matrices; 0: GM_INIT_STD */
@@ -1105,6 +1106,12 @@ static int gm_plan_init(gm_plan *p, const gm_options *opt, cairn_err *err) {
     if (gm_override_experts(&p->resolved, opt, err) != 0) {
         return -1;
     }
+    if (opt->n_swa > 0) {
+        if (p->resolved.family.n_swa == 0) {
+            return cairn_fail(err, "--window needs a shape with a sliding window");
+        }
+        p->resolved.family.n_swa = opt->n_swa;
+    }
     if (gm_resolve_vocab(p, opt, err) != 0 || gm_build_specs(p, err) != 0) {
         return -1;
     }
@@ -1342,7 +1349,7 @@ static void gm_usage(FILE *f) {
     fprintf(f,
             "usage: cairn-genmodel --shape NAME --type TYPE -o OUT.gguf\n"
             "                      [--vocab VOCAB.gguf] [--layers N] [--vocab-size N] [--seed S]\n"
-            "                      [--std X] [--experts N] [--expert-ff N]\n"
+            "                      [--std X] [--experts N] [--expert-ff N] [--window N]\n"
             "\n"
             "Writes a GGUF model with random weights in the tensor shapes and metadata of a\n"
             "real model. Norm weights are about 1, other weights about N(0, 0.02); 1-D tensors\n"
@@ -1366,6 +1373,7 @@ static void gm_usage(FILE *f) {
             "  --experts N      keep N routed experts (at least the used count; every other\n"
             "                   dimension stays the shape's), for models small enough to test\n"
             "  --expert-ff N    override each expert's feed-forward width\n"
+            "  --window N       override the sliding window (small windows for tests)\n"
             "  --seed S         random seed (default 1); same seed, same bytes\n"
             "  --std X          standard deviation of the weights (default 0.02); larger\n"
             "                   weights give position-dependent attention and spread logits\n"
@@ -1441,6 +1449,10 @@ static gm_args_result gm_parse_args(int argc, char **argv, gm_options *opt, cair
             rc = gm_parse_int(a, v, GM_MAX_WIDTH, &n, err);
             opt->n_ff_exp = (int)n;
             rc = rc != 0 || n > 0 ? rc : cairn_fail(err, "--expert-ff must be at least 1");
+        } else if (strcmp(a, "--window") == 0) {
+            rc = gm_parse_int(a, v, GM_MAX_WIDTH, &n, err);
+            opt->n_swa = (int)n;
+            rc = rc != 0 || n > 0 ? rc : cairn_fail(err, "--window must be at least 1");
         } else if (strcmp(a, "--vocab-size") == 0) {
             rc = gm_parse_int(a, v, GM_MAX_VOCAB, &n, err);
             opt->n_vocab = (int)n;

@@ -49,11 +49,9 @@ static struct ggml_tensor *latent_attention(const layer_step *st, const layer_we
     k_pe = block_rope(st, k_pe, false);
     latent = block_rms_norm(st, latent, w->t[CAIRN_LT_ATTN_KV_A_NORM]);
     latent = ggml_reshape_3d(ctx, latent, kv, 1, n);
-    block_store_kv(st, w, ggml_concat(ctx, latent, k_pe, 0), NULL);
-
-    struct ggml_tensor *att = block_attend(
-        st, q_all, block_cached(st, w, w->k_cache, (int)(kv + r)),
-        block_cached(st, w, w->k_cache, (int)kv), hp->attn_scale, NULL); /* [kv, H, n] */
+    struct ggml_tensor *att =
+        block_cache_attention(st, w, q_all, ggml_concat(ctx, latent, k_pe, 0), NULL, (int)kv,
+                              hp->attn_scale, NULL); /* [kv, H, n] */
     /* [kv, n, H] x attn_v_b [kv, dv, H] -> [dv, n, H] -> [dv, H, n] */
     att = ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_V_B], ggml_permute(ctx, att, 0, 2, 1, 3));
     att = ggml_cont(ctx, ggml_permute(ctx, att, 0, 2, 1, 3));

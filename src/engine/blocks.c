@@ -48,59 +48,86 @@ struct ggml_tensor *block_rope(const layer_step *st, struct ggml_tensor *x, bool
                          hp->yarn_beta_fast, hp->yarn_beta_slow);
 }
 
-/* Copies rows [from, from + count) of this step's k or v [row, n] to cells starting at
- * cell of the sequence. */
-static void store_rows(const layer_step *st, struct ggml_tensor *cache, struct ggml_tensor *x,
-                       int from, int count, int cell, int cells) {
-    size_t row = cache->nb[1];
-    size_t base = ((size_t)st->seq * (size_t)cells + (size_t)cell) * row;
-    struct ggml_tensor *dst = ggml_view_1d(st->ctx, cache, (int64_t)count * cache->ne[0], base);
-    struct ggml_tensor *src = ggml_view_1d(st->ctx, x, (int64_t)count * cache->ne[0],
-                                           (size_t)from * cache->ne[0] * ggml_element_size(x));
-    ggml_build_forward_expand(st->gf, ggml_cpy(st->ctx, src, dst));
-}
-
-/* Position p lives in cell p % cells: the identity for full caches, a ring for windows,
- * where a step's rows may wrap around the end. */
+/* Writes every token's row of k or v [row, n] to its cell, whichever sequence it is of:
+ * position p of sequence q lives in cell q * cells + p % cells, the identity within a full
+ * cache and a ring within a window's. */
 static void store(const layer_step *st, const layer_weights *w, struct ggml_tensor *cache,
                   struct ggml_tensor *x) {
-    x = ggml_cont(st->ctx, x);
-    int first = st->pos % w->cells;
-    int head = st->n < w->cells - first ? st->n : w->cells - first;
-    store_rows(st, cache, x, 0, head, first, w->cells);
-    if (head < st->n) {
-        store_rows(st, cache, x, head, st->n - head, 0, w->cells);
+    bool swa = cairn_layer_is_swa(&st->s->hp, st->il);
+    struct ggml_tensor *rows = swa ? st->in->kv_rows_swa : st->in->kv_rows;
+    if (!ggml_is_contiguous(x)) {
+        x = ggml_cont(st->ctx, x);
     }
+    x = ggml_reshape_2d(st->ctx, x, cache->ne[0], st->n);
+    ggml_build_forward_expand(st->gf, ggml_set_rows(st->ctx, cache, x, rows));
 }
 
-void block_store_kv(const layer_step *st, const layer_weights *w, struct ggml_tensor *k,
-                    struct ggml_tensor *v) {
-    store(st, w, w->k_cache, k);
-    if (v) {
-        store(st, w, w->v_cache, v);
-    }
-}
-
-struct ggml_tensor *block_cached(const layer_step *st, const layer_weights *w,
-                                 struct ggml_tensor *cache, int head_dim) {
-    int n_kv = block_cache_span(st->pos, st->n, w->cells);
+/* [head_dim, n_kv, n_head_kv]: the first head_dim values of every cell the sequence holds
+ * in this layer's cache (at most the ring's cells on a window layer). */
+static struct ggml_tensor *cached(const layer_step *st, const step_seq *sq, const layer_weights *w,
+                                  struct ggml_tensor *cache, int head_dim) {
+    int n_kv = block_cache_span(sq->pos, sq->n, w->cells);
     size_t row = cache->nb[1];
-    size_t seq_base = (size_t)st->seq * (size_t)w->cells;
+    size_t seq_base = (size_t)sq->seq * (size_t)w->cells;
     return ggml_view_3d(st->ctx, cache, head_dim, n_kv, st->s->hp.n_head_kv, row,
                         ggml_row_size(cache->type, head_dim), seq_base * row);
 }
 
-struct ggml_tensor *block_attend(const layer_step *st, struct ggml_tensor *q, struct ggml_tensor *k,
-                                 struct ggml_tensor *v, float scale, struct ggml_tensor *sinks) {
+/* softmax(q k * scale + mask) v for one sequence, q [head_dim, heads, n]: [dv, heads, n]. */
+static struct ggml_tensor *attend(const layer_step *st, const step_seq *sq, struct ggml_tensor *q,
+                                  struct ggml_tensor *k, struct ggml_tensor *v, float scale,
+                                  struct ggml_tensor *sinks) {
     bool swa = cairn_layer_is_swa(&st->s->hp, st->il);
-    struct ggml_tensor *mask = swa ? st->in->mask_swa : st->in->mask;
-    struct ggml_tensor *att = ggml_flash_attn_ext(st->ctx, ggml_permute(st->ctx, q, 0, 2, 1, 3), k,
-                                                  v, mask, scale, 0.0f, 0.0f);
+    struct ggml_tensor *att =
+        ggml_flash_attn_ext(st->ctx, ggml_permute(st->ctx, q, 0, 2, 1, 3), k, v,
+                            swa ? sq->mask_swa : sq->mask, scale, 0.0f, 0.0f);
     ggml_prec_set_acc(att, GGML_PREC_F32);
     if (sinks) {
         ggml_flash_attn_ext_add_sinks(att, sinks);
     }
     return att;
+}
+
+/* Joins parts[0..n) along the token dimension, pairwise, so each value is copied about
+ * log2(n) times rather than n times. Reuses parts as scratch. */
+static struct ggml_tensor *join_tokens(struct ggml_context *ctx, struct ggml_tensor **parts,
+                                       int n) {
+    while (n > 1) {
+        int half = 0;
+        for (int i = 0; i < n; i += 2) {
+            parts[half++] = i + 1 < n ? ggml_concat(ctx, parts[i], parts[i + 1], 2) : parts[i];
+        }
+        n = half;
+    }
+    return parts[0];
+}
+
+struct ggml_tensor *block_cache_attention(const layer_step *st, const layer_weights *w,
+                                          struct ggml_tensor *q, struct ggml_tensor *k,
+                                          struct ggml_tensor *v, int v_dim, float scale,
+                                          struct ggml_tensor *sinks) {
+    struct ggml_context *ctx = st->ctx;
+    int k_dim = (int)k->ne[0];
+    store(st, w, w->k_cache, k);
+    if (v) {
+        store(st, w, w->v_cache, v);
+    }
+    struct ggml_tensor *values = v ? w->v_cache : w->k_cache;
+    const step_inputs *in = st->in;
+    if (in->n_seqs == 1) {
+        const step_seq *sq = &in->seqs[0];
+        return attend(st, sq, q, cached(st, sq, w, w->k_cache, k_dim),
+                      cached(st, sq, w, values, v_dim), scale, sinks);
+    }
+    struct ggml_tensor **parts = in->join_scratch;
+    for (int i = 0; i < in->n_seqs; i++) {
+        const step_seq *sq = &in->seqs[i];
+        struct ggml_tensor *q_seq = ggml_view_3d(ctx, q, q->ne[0], q->ne[1], sq->n, q->nb[1],
+                                                 q->nb[2], (size_t)sq->first * q->nb[2]);
+        parts[i] = attend(st, sq, q_seq, cached(st, sq, w, w->k_cache, k_dim),
+                          cached(st, sq, w, values, v_dim), scale, sinks);
+    }
+    return join_tokens(ctx, parts, in->n_seqs);
 }
 
 struct ggml_tensor *block_attention(const layer_step *st, const layer_weights *w,
@@ -118,16 +145,15 @@ struct ggml_tensor *block_attention(const layer_step *st, const layer_weights *w
     }
     q = block_rope(st, q, swa);
     k = block_rope(st, k, swa);
-    block_store_kv(st, w, k, v);
+    v = ggml_reshape_3d(ctx, v, hp->head_dim_v, hp->n_head_kv, st->n);
 
     float scale = hp->attn_scale;
     if (opt && opt->scale_q_first) {
         q = ggml_scale(ctx, q, scale);
         scale = 1.0f;
     }
-    struct ggml_tensor *att = block_attend(st, q, block_cached(st, w, w->k_cache, hp->head_dim_k),
-                                           block_cached(st, w, w->v_cache, hp->head_dim_v), scale,
-                                           w->t[CAIRN_LT_ATTN_SINKS]);
+    struct ggml_tensor *att =
+        block_cache_attention(st, w, q, k, v, hp->head_dim_v, scale, w->t[CAIRN_LT_ATTN_SINKS]);
     att = ggml_reshape_2d(ctx, att, (int64_t)hp->head_dim_v * hp->n_head, st->n);
     return add_bias(ctx, ggml_mul_mat(ctx, w->t[CAIRN_LT_ATTN_OUT], att),
                     w->t[CAIRN_LT_ATTN_OUT_BIAS]);

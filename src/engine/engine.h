@@ -62,6 +62,10 @@ typedef struct cairn_shard_ops {
     const char *name;
     /* out receives cairn_shard_output_floats() floats. */
     int (*forward)(cairn_shard *s, const cairn_batch *batch, float *out, cairn_err *err);
+    /* Optional: several sequences in one step (see cairn_shard_forward_many); without it
+     * they run one after another. */
+    int (*forward_many)(cairn_shard *s, const cairn_batch *batches, int n, float *const *outs,
+                        cairn_err *err);
     /* Forgets positions >= n_keep of a sequence (0 clears it). */
     int (*seq_truncate)(cairn_shard *s, int seq, int n_keep, cairn_err *err);
     int (*seq_len)(const cairn_shard *s, int seq);
@@ -93,6 +97,12 @@ int cairn_shard_create_dummy(const cairn_dummy_config *cfg, cairn_shard **out, c
 
 size_t cairn_shard_output_floats(const cairn_shard *s, const cairn_batch *batch);
 int cairn_shard_forward(cairn_shard *s, const cairn_batch *batch, float *out, cairn_err *err);
+/* One compute step for the steps of n different sequences, at most n_batch tokens in all:
+ * every weight is read once for all of them, which is what makes serving many requests at
+ * once faster than serving them in turns. Each sequence attends only over its own cells;
+ * outs[i] receives cairn_shard_output_floats(s, &batches[i]) floats. */
+int cairn_shard_forward_many(cairn_shard *s, const cairn_batch *batches, int n, float *const *outs,
+                             cairn_err *err);
 int cairn_shard_seq_truncate(cairn_shard *s, int seq, int n_keep, cairn_err *err);
 int cairn_shard_seq_len(const cairn_shard *s, int seq);
 void cairn_shard_free(cairn_shard *s);

@@ -47,13 +47,32 @@ typedef struct ggml_shard {
     size_t graph_mem_size;
     size_t graph_nodes;
     ggml_gallocr_t alloc;
+    /* a step's per-sequence and per-token inputs, sized for the largest step at load */
+    struct step_seq *step_seqs;
+    struct ggml_tensor **join_scratch;
+    int *step_pos;
+    int32_t *step_positions, *step_out_rows;
+    int64_t *step_kv_rows, *step_kv_rows_swa;
 } ggml_shard;
+
+/* One sequence's part of a step: tokens [first, first + n) of the step, at positions
+ * [pos, pos + n) of sequence seq, with the masks of its own cells. */
+typedef struct step_seq {
+    int seq, pos, n, first;
+    struct ggml_tensor *mask;     /* causal, over every cell of the sequence */
+    struct ggml_tensor *mask_swa; /* causal within the sliding window; NULL without one */
+} step_seq;
 
 /* The tensors a step's graph reads from the caller, filled in after allocation. */
 typedef struct step_inputs {
     struct ggml_tensor *tokens, *hidden, *positions, *output;
-    struct ggml_tensor *mask;     /* causal, over every cell of the sequence */
-    struct ggml_tensor *mask_swa; /* causal within the sliding window; NULL without one */
+    /* I64 [n]: the cache row each token's key goes to, in full caches and in window rings;
+     * NULL where no layer of the shard has that kind of cache */
+    struct ggml_tensor *kv_rows, *kv_rows_swa;
+    struct ggml_tensor *out_rows; /* I32: the tokens whose logits are returned; NULL: all */
+    step_seq *seqs;
+    int n_seqs;
+    struct ggml_tensor **join_scratch; /* n_seqs entries for joining their attention */
 } step_inputs;
 
 /* Everything a layer builder needs about the step it is part of. */
@@ -62,8 +81,8 @@ typedef struct layer_step {
     struct ggml_context *ctx;
     struct ggml_cgraph *gf;
     const step_inputs *in;
-    int seq, pos, n; /* the sequence, its first new position, the new tokens */
-    int il;          /* the layer's index in the whole model */
+    int n;  /* the step's new tokens, of every sequence */
+    int il; /* the layer's index in the whole model */
 } layer_step;
 
 typedef struct ggml_tensor *(*layer_builder)(const layer_step *st, const layer_weights *w,
@@ -76,25 +95,22 @@ struct ggml_tensor *block_rms_norm(const layer_step *st, struct ggml_tensor *x,
 
 /* Rotates q or k [head_dim, heads, n] at the step's positions (a windowed layer's base). */
 struct ggml_tensor *block_rope(const layer_step *st, struct ggml_tensor *x, bool swa);
-/* Appends the step's keys (and values, unless v is NULL: a cache of keys only) to the
- * sequence's cells. Expanded into the graph at once, so the writes come before the
- * attention that reads them: the CPU backend runs nodes in graph order. */
-void block_store_kv(const layer_step *st, const layer_weights *w, struct ggml_tensor *k,
-                    struct ggml_tensor *v);
 /* Cells of a cache with `cells` per sequence that a step of n tokens at pos reads: every
  * position so far, until a window's ring is full. The attention's view and its mask agree
  * on this. */
 static inline int block_cache_span(int pos, int n, int cells) {
     return pos + n < cells ? pos + n : cells;
 }
-/* [head_dim, n_kv, n_head_kv]: the first head_dim values of every cell the sequence holds
- * in this layer's cache (at most the ring's cells on a window layer). */
-struct ggml_tensor *block_cached(const layer_step *st, const layer_weights *w,
-                                 struct ggml_tensor *cache, int head_dim);
-/* softmax(q k * scale + mask) v with q [head_dim, heads, n]: [head_dim_v, heads, n]. The
- * layer's window picks the mask; sinks may be NULL. */
-struct ggml_tensor *block_attend(const layer_step *st, struct ggml_tensor *q, struct ggml_tensor *k,
-                                 struct ggml_tensor *v, float scale, struct ggml_tensor *sinks);
+/* Appends the step's keys k [k_dim, heads_kv, n] and values v (NULL: a cache of keys only,
+ * whose values are the first v_dim of each key, as latent attention has) to the cells of
+ * their sequences, then attends each sequence's queries q [head_dim, heads, n] over that
+ * sequence's cells alone: [v_dim, heads, n]. The layer's window picks the masks; sinks may
+ * be NULL. The writes are expanded into the graph first, so they come before the reads:
+ * the CPU backend runs nodes in graph order. */
+struct ggml_tensor *block_cache_attention(const layer_step *st, const layer_weights *w,
+                                          struct ggml_tensor *q, struct ggml_tensor *k,
+                                          struct ggml_tensor *v, int v_dim, float scale,
+                                          struct ggml_tensor *sinks);
 
 /* How a family's attention differs from plain multi-head attention with rope. */
 typedef struct attention_options {

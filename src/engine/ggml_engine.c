@@ -19,6 +19,7 @@
 #define DEFAULT_MAX_CTX 4096
 #define GRAPH_NODES_PER_LAYER 80 /* besides one view and one add per chosen expert */
 #define GRAPH_NODES_FIXED 128
+#define GRAPH_NODES_PER_SEQ 8 /* a sequence's own attention in each layer, and its joining */
 #define MIN_BYTES_PER_THREAD (16u << 20)
 
 /* ---- loading ---- */
@@ -283,59 +284,103 @@ static const layer_builder layer_builders[CAIRN_ARCH_COUNT] = {
     [CAIRN_ARCH_DEEPSEEK2] = deepseek2_layer,
 };
 
-static struct ggml_tensor *new_mask(struct ggml_context *ctx, int n_kv, int n) {
-    struct ggml_tensor *mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, n_kv, n);
-    ggml_set_input(mask);
-    return mask;
+static struct ggml_tensor *new_input(struct ggml_context *ctx, enum ggml_type type, int64_t ne0,
+                                     int64_t ne1) {
+    struct ggml_tensor *t = ggml_new_tensor_2d(ctx, type, ne0, ne1);
+    ggml_set_input(t);
+    return t;
 }
 
-static struct ggml_cgraph *build_graph(ggml_shard *s, const cairn_batch *b, int pos,
+/* The step's sequences: where each one's tokens sit in the step and the masks of its cells
+ * (only those some layer of this shard reads: an input outside the graph has no memory). */
+static int plan_seqs(ggml_shard *s, struct ggml_context *ctx, const cairn_batch *b, const int *pos,
+                     int n_b, bool any_global, bool any_swa, step_inputs *in) {
+    int n = 0;
+    for (int i = 0; i < n_b; i++) {
+        step_seq *sq = &s->step_seqs[i];
+        *sq = (step_seq){.seq = b[i].seq, .pos = pos[i], .n = b[i].n_tokens, .first = n};
+        if (any_global) {
+            sq->mask = new_input(ctx, GGML_TYPE_F16, sq->pos + sq->n, sq->n);
+        }
+        if (any_swa) {
+            sq->mask_swa = new_input(ctx, GGML_TYPE_F16,
+                                     block_cache_span(sq->pos, sq->n, s->swa_cells), sq->n);
+        }
+        n += sq->n;
+    }
+    in->seqs = s->step_seqs;
+    in->n_seqs = n_b;
+    in->join_scratch = s->join_scratch;
+    in->kv_rows = any_global ? new_input(ctx, GGML_TYPE_I64, n, 1) : NULL;
+    in->kv_rows_swa = any_swa ? new_input(ctx, GGML_TYPE_I64, n, 1) : NULL;
+    return n;
+}
+
+/* Rows of the step whose logits are returned: every row of a sequence that asks for all,
+ * else its last. */
+static int output_rows(const cairn_batch *b, int n_b) {
+    int rows = 0;
+    for (int i = 0; i < n_b; i++) {
+        rows += b[i].all_logits ? b[i].n_tokens : 1;
+    }
+    return rows;
+}
+
+/* The final norm and the head, over the rows whose logits are wanted. */
+static struct ggml_tensor *build_head(ggml_shard *s, struct ggml_context *ctx,
+                                      struct ggml_tensor *x, const cairn_batch *b, int n_b, int n,
+                                      step_inputs *in) {
+    const cairn_hparams *hp = &s->hp;
+    int rows = output_rows(b, n_b);
+    if (n_b == 1 && rows == 1 && n > 1) {
+        x = ggml_view_2d(ctx, x, hp->n_embd, 1, x->nb[1], (size_t)(n - 1) * x->nb[1]);
+    } else if (rows < n) {
+        in->out_rows = new_input(ctx, GGML_TYPE_I32, rows, 1);
+        x = ggml_get_rows(ctx, x, in->out_rows);
+    }
+    x = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp->norm_eps), s->output_norm);
+    return ggml_mul_mat(ctx, s->output, x);
+}
+
+/* The graph of one step: the steps of n_b different sequences, sequence b[i].seq starting
+ * at position pos[i]. */
+static struct ggml_cgraph *build_graph(ggml_shard *s, const cairn_batch *b, const int *pos, int n_b,
                                        struct ggml_context **ctx_out, step_inputs *in) {
     const cairn_shard_info *info = &s->base.info;
     const cairn_hparams *hp = &s->hp;
-    int n = b->n_tokens;
     struct ggml_init_params params = {s->graph_mem_size, s->graph_mem, true};
     struct ggml_context *ctx = ggml_init(params);
     *ctx_out = ctx;
     struct ggml_cgraph *gf = ggml_new_graph_custom(ctx, s->graph_nodes, false);
     memset(in, 0, sizeof(*in));
 
-    struct ggml_tensor *x;
-    if (info->is_first) {
-        in->tokens = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
-        ggml_set_input(in->tokens);
-        x = ggml_get_rows(ctx, s->tok_embd, in->tokens);
-    } else {
-        in->hidden = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, hp->n_embd, n);
-        ggml_set_input(in->hidden);
-        x = in->hidden;
-    }
-    in->positions = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
-    ggml_set_input(in->positions);
-    /* Only masks some layer of this shard reads: an input outside the graph has no memory. */
     bool any_swa = false, any_global = false;
     for (int il = info->first_layer; il < info->last_layer; il++) {
         any_swa |= cairn_layer_is_swa(hp, il);
         any_global |= !cairn_layer_is_swa(hp, il);
     }
-    in->mask = any_global ? new_mask(ctx, pos + n, n) : NULL;
-    in->mask_swa = any_swa ? new_mask(ctx, block_cache_span(pos, n, s->swa_cells), n) : NULL;
+    int n = plan_seqs(s, ctx, b, pos, n_b, any_global, any_swa, in);
+    struct ggml_tensor *x;
+    if (info->is_first) {
+        in->tokens = new_input(ctx, GGML_TYPE_I32, n, 1);
+        x = ggml_get_rows(ctx, s->tok_embd, in->tokens);
+    } else {
+        in->hidden = new_input(ctx, GGML_TYPE_F32, hp->n_embd, n);
+        x = in->hidden;
+    }
+    in->positions = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
+    ggml_set_input(in->positions);
     if (info->is_first && hp->arch == CAIRN_ARCH_GEMMA3) {
         x = ggml_scale(ctx, x, sqrtf((float)hp->n_embd));
     }
 
-    layer_step st = {s, ctx, gf, in, b->seq, pos, n, 0};
+    layer_step st = {s, ctx, gf, in, n, 0};
     for (int i = 0; i < info->last_layer - info->first_layer; i++) {
         st.il = info->first_layer + i;
         x = layer_builders[hp->arch](&st, &s->layers[i], x);
     }
-
     if (info->is_last) {
-        if (!b->all_logits && n > 1) {
-            x = ggml_view_2d(ctx, x, hp->n_embd, 1, x->nb[1], (size_t)(n - 1) * x->nb[1]);
-        }
-        x = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp->norm_eps), s->output_norm);
-        x = ggml_mul_mat(ctx, s->output, x);
+        x = build_head(s, ctx, x, b, n_b, n, in);
     }
     in->output = x;
     ggml_set_output(x);
@@ -373,56 +418,118 @@ static void fill_window_mask(const ggml_shard *s, struct ggml_tensor *mask, ggml
     ggml_backend_tensor_set(mask, rows, 0, (size_t)n * (size_t)n_kv * sizeof(*rows));
 }
 
-static void fill_inputs(const ggml_shard *s, const step_inputs *in, const cairn_batch *b, int pos,
-                        ggml_fp16_t *mask_rows, int32_t *positions) {
-    int n = b->n_tokens;
-    if (in->tokens) {
-        ggml_backend_tensor_set(in->tokens, b->tokens, 0, (size_t)n * sizeof(int32_t));
-    } else {
-        ggml_backend_tensor_set(in->hidden, b->hidden, 0,
-                                (size_t)n * (size_t)s->hp.n_embd * sizeof(float));
+/* Per token of the step: its position, its cache rows, and (last shard) which rows' logits
+ * are returned. */
+static void fill_token_inputs(const ggml_shard *s, const step_inputs *in, const cairn_batch *b,
+                              int n_b) {
+    int32_t *positions = s->step_positions, *out_rows = s->step_out_rows;
+    int64_t *rows = s->step_kv_rows, *rows_swa = s->step_kv_rows_swa;
+    int n_out = 0;
+    for (int i = 0; i < n_b; i++) {
+        const step_seq *sq = &in->seqs[i];
+        for (int t = 0; t < sq->n; t++) {
+            int p = sq->pos + t, at = sq->first + t;
+            positions[at] = p;
+            rows[at] = (int64_t)sq->seq * s->base.info.n_ctx + p;
+            rows_swa[at] = s->swa_cells ? (int64_t)sq->seq * s->swa_cells + p % s->swa_cells : 0;
+            if (b[i].all_logits || t == sq->n - 1) {
+                out_rows[n_out++] = at;
+            }
+        }
     }
-    for (int i = 0; i < n; i++) {
-        positions[i] = pos + i;
+    size_t n = (size_t)ggml_nelements(in->positions);
+    ggml_backend_tensor_set(in->positions, positions, 0, n * sizeof(*positions));
+    if (in->kv_rows) {
+        ggml_backend_tensor_set(in->kv_rows, rows, 0, n * sizeof(*rows));
     }
-    ggml_backend_tensor_set(in->positions, positions, 0, (size_t)n * sizeof(int32_t));
-    if (in->mask) {
-        fill_causal_mask(in->mask, mask_rows, pos, n);
+    if (in->kv_rows_swa) {
+        ggml_backend_tensor_set(in->kv_rows_swa, rows_swa, 0, n * sizeof(*rows_swa));
     }
-    if (in->mask_swa) {
-        fill_window_mask(s, in->mask_swa, mask_rows, pos, n);
+    if (in->out_rows) {
+        ggml_backend_tensor_set(in->out_rows, out_rows, 0, (size_t)n_out * sizeof(*out_rows));
     }
 }
 
-/* One compute step of at most n_batch tokens. */
-static int forward_chunk(ggml_shard *s, const cairn_batch *b, float *out, cairn_err *err) {
-    int pos = s->seq_len[b->seq];
+static void fill_inputs(const ggml_shard *s, const step_inputs *in, const cairn_batch *b, int n_b,
+                        ggml_fp16_t *mask_rows) {
+    size_t embd = (size_t)s->hp.n_embd;
+    for (int i = 0; i < n_b; i++) {
+        const step_seq *sq = &in->seqs[i];
+        size_t first = (size_t)sq->first, count = (size_t)sq->n;
+        if (in->tokens) {
+            ggml_backend_tensor_set(in->tokens, b[i].tokens, first * sizeof(int32_t),
+                                    count * sizeof(int32_t));
+        } else {
+            ggml_backend_tensor_set(in->hidden, b[i].hidden, first * embd * sizeof(float),
+                                    count * embd * sizeof(float));
+        }
+        if (sq->mask) {
+            fill_causal_mask(sq->mask, mask_rows, sq->pos, sq->n);
+        }
+        if (sq->mask_swa) {
+            fill_window_mask(s, sq->mask_swa, mask_rows, sq->pos, sq->n);
+        }
+    }
+    fill_token_inputs(s, in, b, n_b);
+}
+
+/* Copies each sequence's part of the step's output to its own buffer. */
+static void read_outputs(const ggml_shard *s, const step_inputs *in, const cairn_batch *b, int n_b,
+                         float *const *outs) {
+    const cairn_shard_info *info = &s->base.info;
+    size_t width = info->is_last ? (size_t)info->n_vocab : (size_t)info->n_embd;
+    size_t row = 0;
+    for (int i = 0; i < n_b; i++) {
+        size_t rows = info->is_last && !b[i].all_logits ? 1 : (size_t)b[i].n_tokens;
+        ggml_backend_tensor_get(in->output, outs[i], row * width * sizeof(float),
+                                rows * width * sizeof(float));
+        row += rows;
+    }
+}
+
+/* The most mask values a sequence's step needs: its masks are filled one at a time. */
+static size_t largest_mask(const cairn_batch *b, const int *pos, int n_b) {
+    size_t most = 0;
+    for (int i = 0; i < n_b; i++) {
+        size_t count = (size_t)b[i].n_tokens * (size_t)(pos[i] + b[i].n_tokens);
+        most = count > most ? count : most;
+    }
+    return most;
+}
+
+/* One compute step: n_b sequences, at most n_batch tokens together. */
+static int forward_step(ggml_shard *s, const cairn_batch *b, int n_b, float *const *outs,
+                        cairn_err *err) {
+    int *pos = s->step_pos;
+    for (int i = 0; i < n_b; i++) {
+        pos[i] = s->seq_len[b[i].seq];
+    }
     struct ggml_context *ctx = NULL;
     step_inputs in;
-    struct ggml_cgraph *gf = build_graph(s, b, pos, &ctx, &in);
+    struct ggml_cgraph *gf = build_graph(s, b, pos, n_b, &ctx, &in);
     int rc = -1;
-    size_t mask_count = (size_t)b->n_tokens * (size_t)(pos + b->n_tokens);
-    ggml_fp16_t *mask = malloc(mask_count * sizeof(*mask));
-    int32_t *positions = malloc((size_t)b->n_tokens * sizeof(int32_t));
-    if (!mask || !positions) {
+    ggml_fp16_t *mask = malloc(largest_mask(b, pos, n_b) * sizeof(*mask));
+    if (!mask) {
         cairn_fail(err, "out of memory");
     } else if (!ggml_gallocr_alloc_graph(s->alloc, gf)) {
-        cairn_fail(err, "cannot allocate compute memory for %d tokens", b->n_tokens);
+        cairn_fail(err, "cannot allocate compute memory for %d tokens",
+                   in.seqs[n_b - 1].first + in.seqs[n_b - 1].n);
     } else {
-        fill_inputs(s, &in, b, pos, mask, positions);
+        fill_inputs(s, &in, b, n_b, mask);
         if (ggml_backend_graph_compute(s->backend, gf) != GGML_STATUS_SUCCESS) {
             cairn_fail(err, "ggml compute failed");
         } else {
-            ggml_backend_tensor_get(in.output, out, 0, ggml_nbytes(in.output));
-            s->seq_len[b->seq] = pos + b->n_tokens;
-            if (s->seq_written[b->seq] < pos + b->n_tokens) {
-                s->seq_written[b->seq] = pos + b->n_tokens;
+            read_outputs(s, &in, b, n_b, outs);
+            for (int i = 0; i < n_b; i++) {
+                int end = pos[i] + b[i].n_tokens;
+                s->seq_len[b[i].seq] = end;
+                s->seq_written[b[i].seq] =
+                    s->seq_written[b[i].seq] > end ? s->seq_written[b[i].seq] : end;
             }
             rc = 0;
         }
     }
     free(mask);
-    free(positions);
     ggml_free(ctx);
     return rc;
 }
@@ -446,12 +553,17 @@ static int ggml_shard_forward(cairn_shard *base, const cairn_batch *b, float *ou
         } else {
             dst = out + (size_t)done * (size_t)info->n_embd;
         }
-        if (forward_chunk(s, &chunk, dst, err) != 0) {
+        if (forward_step(s, &chunk, 1, &dst, err) != 0) {
             return -1;
         }
         done += n;
     }
     return 0;
+}
+
+static int ggml_shard_forward_many(cairn_shard *base, const cairn_batch *b, int n,
+                                   float *const *outs, cairn_err *err) {
+    return forward_step((ggml_shard *)base, b, n, outs, err);
 }
 
 static int ggml_shard_seq_truncate(cairn_shard *base, int seq, int n_keep, cairn_err *err) {
@@ -501,11 +613,23 @@ static void ggml_shard_destroy(cairn_shard *base) {
     free(s->seq_len);
     free(s->seq_written);
     free(s->graph_mem);
+    free(s->step_seqs);
+    free(s->join_scratch);
+    free(s->step_pos);
+    free(s->step_positions);
+    free(s->step_out_rows);
+    free(s->step_kv_rows);
+    free(s->step_kv_rows_swa);
     free(s);
 }
 
 static const cairn_shard_ops ggml_shard_ops = {
-    "ggml", ggml_shard_forward, ggml_shard_seq_truncate, ggml_shard_seq_len, ggml_shard_destroy,
+    .name = "ggml",
+    .forward = ggml_shard_forward,
+    .forward_many = ggml_shard_forward_many,
+    .seq_truncate = ggml_shard_seq_truncate,
+    .seq_len = ggml_shard_seq_len,
+    .destroy = ggml_shard_destroy,
 };
 
 /* ---- setup ---- */
@@ -548,29 +672,70 @@ static int default_threads(uint64_t weight_bytes) {
     return useful < 1 ? 1 : useful < (uint64_t)cpus ? (int)useful : cpus;
 }
 
+/* Most sequences one step can hold: every slot, one token each at most. */
+static int max_step_seqs(const cairn_shard_info *in) {
+    return in->n_seq < in->n_batch ? in->n_seq : in->n_batch;
+}
+
+static int alloc_step_scratch(ggml_shard *s) {
+    const cairn_shard_info *in = &s->base.info;
+    size_t seqs = (size_t)max_step_seqs(in), tokens = (size_t)in->n_batch;
+    s->step_seqs = calloc(seqs, sizeof(*s->step_seqs));
+    s->join_scratch = calloc(seqs, sizeof(*s->join_scratch));
+    s->step_pos = calloc(seqs, sizeof(*s->step_pos));
+    s->step_positions = calloc(tokens, sizeof(*s->step_positions));
+    s->step_out_rows = calloc(tokens, sizeof(*s->step_out_rows));
+    s->step_kv_rows = calloc(tokens, sizeof(*s->step_kv_rows));
+    s->step_kv_rows_swa = calloc(tokens, sizeof(*s->step_kv_rows_swa));
+    return s->step_seqs && s->join_scratch && s->step_pos && s->step_positions &&
+                   s->step_out_rows && s->step_kv_rows && s->step_kv_rows_swa
+               ? 0
+               : -1;
+}
+
+/* Reserves compute memory for a step of n_seqs sequences sharing n tokens, each at the end
+ * of the context (where its masks are largest). */
+static bool reserve_step(ggml_shard *s, int n_seqs, int n) {
+    const cairn_shard_info *in = &s->base.info;
+    int32_t dummy_token = 0;
+    cairn_batch *worst = calloc((size_t)n_seqs, sizeof(*worst));
+    int *pos = s->step_pos;
+    if (!worst) {
+        return false;
+    }
+    for (int i = 0; i < n_seqs; i++) {
+        int share = n / n_seqs + (i < n % n_seqs ? 1 : 0);
+        worst[i] = (cairn_batch){.seq = i, .n_tokens = share, .tokens = &dummy_token};
+        pos[i] = in->n_ctx - share;
+    }
+    struct ggml_context *ctx = NULL;
+    step_inputs inputs;
+    struct ggml_cgraph *gf = build_graph(s, worst, pos, n_seqs, &ctx, &inputs);
+    bool ok = ggml_gallocr_reserve(s->alloc, gf);
+    ggml_free(ctx);
+    free(worst);
+    return ok;
+}
+
 static int reserve_compute(ggml_shard *s, cairn_err *err) {
-    int n_layers = s->base.info.last_layer - s->base.info.first_layer;
-    s->graph_nodes = GRAPH_NODES_FIXED +
-                     (size_t)n_layers * (GRAPH_NODES_PER_LAYER + 2 * (size_t)s->hp.n_expert_used);
+    const cairn_shard_info *in = &s->base.info;
+    int n_layers = in->last_layer - in->first_layer;
+    size_t per_layer = GRAPH_NODES_PER_LAYER + 2 * (size_t)s->hp.n_expert_used +
+                       GRAPH_NODES_PER_SEQ * (size_t)max_step_seqs(in);
+    s->graph_nodes = GRAPH_NODES_FIXED + (size_t)n_layers * per_layer;
     s->graph_mem_size =
         ggml_tensor_overhead() * s->graph_nodes + ggml_graph_overhead_custom(s->graph_nodes, false);
     s->graph_mem = malloc(s->graph_mem_size);
     s->alloc = ggml_gallocr_new(ggml_backend_get_default_buffer_type(s->backend));
-    if (!s->graph_mem || !s->alloc) {
+    if (!s->graph_mem || !s->alloc || alloc_step_scratch(s) != 0) {
         return cairn_fail(err, "out of memory");
     }
-    /* Reserve the largest step (a full batch at the end of the context) now, so running out
-     * of memory shows up at load time and steps never reallocate. */
-    const cairn_shard_info *in = &s->base.info;
+    /* Reserve the largest steps (a full batch at the end of the context, for one sequence
+     * and for as many as a step can hold) now, so running out of memory shows up at load
+     * time and steps never reallocate. */
     int n = in->n_batch < in->n_ctx ? in->n_batch : in->n_ctx;
-    int32_t dummy_token = 0;
-    cairn_batch worst = {0, n, &dummy_token, NULL, false};
-    struct ggml_context *ctx = NULL;
-    step_inputs inputs;
-    struct ggml_cgraph *gf = build_graph(s, &worst, in->n_ctx - n, &ctx, &inputs);
-    bool ok = ggml_gallocr_reserve(s->alloc, gf);
-    ggml_free(ctx);
-    if (!ok) {
+    int seqs = max_step_seqs(in) < n ? max_step_seqs(in) : n;
+    if (!reserve_step(s, 1, n) || (seqs > 1 && !reserve_step(s, seqs, n))) {
         return cairn_fail(err, "cannot reserve compute memory for a batch of %d tokens", n);
     }
     return 0;

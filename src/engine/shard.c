@@ -46,6 +46,35 @@ int cairn_shard_forward(cairn_shard *s, const cairn_batch *batch, float *out, ca
     return s->ops->forward(s, batch, out, err);
 }
 
+int cairn_shard_forward_many(cairn_shard *s, const cairn_batch *batches, int n, float *const *outs,
+                             cairn_err *err) {
+    int total = 0;
+    for (int i = 0; i < n; i++) {
+        if (check_batch(s, &batches[i], err) != 0) {
+            return -1;
+        }
+        for (int j = 0; j < i; j++) {
+            if (batches[j].seq == batches[i].seq) {
+                return cairn_fail(err, "sequence %d appears twice in one step", batches[i].seq);
+            }
+        }
+        total += batches[i].n_tokens;
+    }
+    if (n > 1 && total > s->info.n_batch) {
+        return cairn_fail(err, "a step of %d tokens exceeds the batch of %d", total,
+                          s->info.n_batch);
+    }
+    if (n == 1 || !s->ops->forward_many) {
+        for (int i = 0; i < n; i++) {
+            if (s->ops->forward(s, &batches[i], outs[i], err) != 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    return s->ops->forward_many(s, batches, n, outs, err);
+}
+
 int cairn_shard_seq_truncate(cairn_shard *s, int seq, int n_keep, cairn_err *err) {
     if (seq < 0 || seq >= s->info.n_seq) {
         return cairn_fail(err, "sequence %d does not exist", seq);
