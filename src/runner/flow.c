@@ -55,58 +55,176 @@ void flow_job_free(job *j) {
     free(j);
 }
 
-static int forward_job(runner *r, job *j) {
+/* Checks a forward job against its slot and gives it room for its output. */
+static int prepare_forward(runner *r, job *j, cairn_batch *b) {
     cairn_shard *s = r->shard_obj;
     if (cairn_shard_seq_len(s, j->slot) != j->pos) {
         return cairn_fail(&j->err, "request %llu is out of step: position %d, slot holds %d",
                           (unsigned long long)j->rid, j->pos, cairn_shard_seq_len(s, j->slot));
     }
-    cairn_batch b = {
+    *b = (cairn_batch){
         .seq = j->slot, .n_tokens = j->n_tokens, .tokens = j->tokens, .hidden = j->hidden};
-    j->out = malloc(cairn_shard_output_floats(s, &b) * sizeof(float));
-    if (!j->out) {
-        return cairn_fail(&j->err, "out of memory");
-    }
-    return cairn_shard_forward(s, &b, j->out, &j->err);
+    j->out = malloc(cairn_shard_output_floats(s, b) * sizeof(float));
+    return j->out ? 0 : cairn_fail(&j->err, "out of memory");
 }
 
-static void job_work(uv_work_t *req) {
+/* The step's forward jobs, in one compute pass through the shard. */
+static void forward_jobs(runner *r, job **jobs, int n) {
+    int rc = 0;
+    cairn_err err = {{0}};
+    for (int i = 0; i < n && rc == 0; i++) {
+        rc = prepare_forward(r, jobs[i], &r->step_batches[i]);
+        r->step_outs[i] = jobs[i]->out;
+        if (rc != 0) {
+            err = jobs[i]->err;
+        }
+    }
+    if (rc == 0) {
+        rc = cairn_shard_forward_many(r->shard_obj, r->step_batches, n, r->step_outs, &err);
+    }
+    for (int i = 0; i < n; i++) {
+        jobs[i]->rc = rc;
+        jobs[i]->err = err;
+    }
+}
+
+static void warm_up_job(runner *r, job *j) {
+    while (j->hang) {
+        cairn_sleep_ms(1000);
+    }
+    forward_jobs(r, &j, 1);
+    if (j->rc == 0) {
+        j->rc = cairn_shard_seq_truncate(r->shard_obj, j->slot, 0, &j->err);
+    }
+}
+
+/* On the pool thread: first what clears or keeps slots, then every forward job at once.
+ * A step holds at most one job per slot, so the order between them does not matter. */
+static void step_work(uv_work_t *req) {
     runner *r = req->data;
-    job *j = r->current;
-    switch (j->kind) {
-    case JOB_BEGIN:
-    case JOB_END: j->rc = cairn_shard_seq_truncate(r->shard_obj, j->slot, 0, &j->err); break;
-    case JOB_WARMUP:
-        while (j->hang) {
-            cairn_sleep_ms(1000);
+    int n_forward = 0;
+    for (job *j = r->step; j; j = j->next) {
+        switch (j->kind) {
+        case JOB_BEGIN:
+        case JOB_END: j->rc = cairn_shard_seq_truncate(r->shard_obj, j->slot, 0, &j->err); break;
+        case JOB_WARMUP: warm_up_job(r, j); break;
+        case JOB_FORWARD: r->step_forward[n_forward++] = j; break;
         }
-        j->rc = forward_job(r, j);
-        if (j->rc == 0) {
-            j->rc = cairn_shard_seq_truncate(r->shard_obj, j->slot, 0, &j->err);
-        }
-        break;
-    case JOB_FORWARD:
+    }
+    if (n_forward > 0) {
         if (r->step_delay_ms > 0) {
             cairn_sleep_ms(r->step_delay_ms);
         }
-        j->rc = forward_job(r, j);
-        break;
+        forward_jobs(r, r->step_forward, n_forward);
     }
+    r->step_sequences = n_forward;
 }
 
-static void after_job(uv_work_t *req, int status);
+static void after_step(uv_work_t *req, int status);
+
+/* Splits the first n tokens of a prompt chunk off into a job of their own, which is
+ * returned; the rest stays queued as it was, n positions later. */
+static job *split_job(runner *r, job *j, int n) {
+    job *head = flow_job_new(JOB_FORWARD);
+    size_t width = j->tokens ? sizeof(int32_t) : (size_t)r->n_embd * sizeof(float);
+    void *part = head ? malloc((size_t)n * width) : NULL;
+    if (!part) {
+        flow_job_free(head);
+        return NULL;
+    }
+    void *whole = j->tokens ? (void *)j->tokens : (void *)j->hidden;
+    memcpy(part, whole, (size_t)n * width);
+    memmove(whole, (char *)whole + (size_t)n * width, (size_t)(j->n_tokens - n) * width);
+    if (j->tokens) {
+        head->tokens = part;
+    } else {
+        head->hidden = part;
+    }
+    head->rid = j->rid;
+    head->slot = j->slot;
+    head->pos = j->pos;
+    head->n_tokens = n;
+    j->pos += n;
+    j->n_tokens -= n;
+    return head;
+}
+
+static void unlink_job(runner *r, job *prev, job *j) {
+    if (prev) {
+        prev->next = j->next;
+    } else {
+        r->jobs_head = j->next;
+    }
+    if (r->jobs_tail == j) {
+        r->jobs_tail = prev;
+    }
+    j->next = NULL;
+}
+
+/* Whether a job may join the step being chosen: it must be the first queued job of its slot
+ * (a step does a slot's jobs out of queue order), or follow only a job that clears the slot
+ * and is in the step already (the step clears slots before it computes). */
+enum { SLOT_FREE, SLOT_WAITS, SLOT_FORWARDS };
+
+/* Every job that clears a slot or decodes a token (pass 0), then prompt chunks while the
+ * batch has room (pass 1), the last of them cut to fit. A warm-up runs alone. */
+static job *choose_step(runner *r) {
+    job *step = NULL, **tail = &step;
+    int budget = r->n_batch;
+    memset(r->slot_seen, SLOT_FREE, (size_t)r->slots * sizeof(*r->slot_seen));
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < r->slots; i++) {
+            r->slot_seen[i] = r->slot_seen[i] == SLOT_WAITS ? SLOT_FREE : r->slot_seen[i];
+        }
+        job *prev = NULL;
+        for (job *j = r->jobs_head, *next; j; j = next) {
+            next = j->next;
+            if (j->kind == JOB_WARMUP) {
+                if (!step) {
+                    unlink_job(r, prev, j);
+                    return j;
+                }
+                return step;
+            }
+            bool may = r->slot_seen[j->slot] == SLOT_FREE;
+            bool prompt = j->kind == JOB_FORWARD && j->n_tokens > 1;
+            job *take = NULL;
+            if (may && !prompt && pass == 0 && (j->kind != JOB_FORWARD || budget >= 1)) {
+                take = j;
+            } else if (may && prompt && pass == 1 && budget > 0) {
+                take = j->n_tokens <= budget ? j : split_job(r, j, budget);
+            }
+            if (take == j) {
+                unlink_job(r, prev, j);
+            } else {
+                prev = j;
+            }
+            if (take && take->kind == JOB_FORWARD) {
+                budget -= take->n_tokens;
+                r->slot_seen[j->slot] = SLOT_FORWARDS;
+            } else if (!take || take != j) {
+                r->slot_seen[j->slot] = SLOT_WAITS;
+            }
+            if (take) {
+                *tail = take;
+                tail = &take->next;
+            }
+        }
+    }
+    return step;
+}
 
 static void start_next(runner *r) {
-    if (r->current || !r->jobs_head || r->phase == PHASE_SHUTTING_DOWN) {
+    if (r->stepping || !r->jobs_head || r->phase == PHASE_SHUTTING_DOWN) {
         return;
     }
-    r->current = r->jobs_head;
-    r->jobs_head = r->current->next;
-    if (!r->jobs_head) {
-        r->jobs_tail = NULL;
+    r->step = choose_step(r);
+    if (!r->step) {
+        return;
     }
+    r->stepping = true;
     r->job_work.data = r;
-    int rc = uv_queue_work(r->loop, &r->job_work, job_work, after_job);
+    int rc = uv_queue_work(r->loop, &r->job_work, step_work, after_step);
     if (rc != 0) {
         runner_fail(r, "cannot start a compute step: %s", uv_strerror(rc));
     }
@@ -125,8 +243,14 @@ void flow_enqueue(runner *r, job *j) {
 /* ---- slots ---- */
 
 int flow_init(runner *r, cairn_err *err) {
-    r->slot_table = calloc((size_t)r->slots, sizeof *r->slot_table);
-    return r->slot_table ? 0 : cairn_fail(err, "out of memory");
+    size_t slots = (size_t)r->slots;
+    r->slot_table = calloc(slots, sizeof *r->slot_table);
+    r->slot_seen = calloc(slots, sizeof *r->slot_seen);
+    r->step_forward = calloc(slots, sizeof *r->step_forward);
+    r->step_batches = calloc(slots, sizeof *r->step_batches);
+    r->step_outs = calloc(slots, sizeof *r->step_outs);
+    bool ok = r->slot_table && r->slot_seen && r->step_forward && r->step_batches && r->step_outs;
+    return ok ? 0 : cairn_fail(err, "out of memory");
 }
 
 static runner_slot *slot_of(runner *r, uint64_t rid) {
@@ -152,6 +276,14 @@ void flow_free(runner *r) {
     }
     free(r->slot_table);
     r->slot_table = NULL;
+    free(r->slot_seen);
+    free(r->step_forward);
+    free(r->step_batches);
+    free(r->step_outs);
+    r->slot_seen = NULL;
+    r->step_forward = NULL;
+    r->step_batches = NULL;
+    r->step_outs = NULL;
     while (r->waiting_head) {
         waiting_request *w = r->waiting_head;
         r->waiting_head = w->next;
@@ -822,20 +954,11 @@ static void after_end(runner *r, job *j) {
     }
 }
 
-static void after_job(uv_work_t *req, int status) {
-    runner *r = req->data;
-    job *j = r->current;
-    r->current = NULL;
-    if (r->phase == PHASE_SHUTTING_DOWN) {
-        flow_job_free(j);
-        return;
-    }
-    if (status != 0 || j->rc != 0) {
+static void after_job(runner *r, job *j) {
+    if (j->rc != 0) {
         runner_fail(r, "compute step failed: %s", j->err.msg[0] ? j->err.msg : "cancelled");
-        flow_job_free(j);
         return;
     }
-    r->steps++;
     switch (j->kind) {
     case JOB_WARMUP:
         r->phase = PHASE_READY;
@@ -853,7 +976,34 @@ static void after_job(uv_work_t *req, int status) {
         }
         break;
     }
-    flow_job_free(j);
+}
+
+/* Jobs that follow from this step's (the next tokens of the requests it sampled) are
+ * queued while r->stepping is still set, so they all wait for one next step together. */
+static void after_step(uv_work_t *req, int status) {
+    runner *r = req->data;
+    if (status == 0) {
+        r->steps++;
+    }
+    job *jobs = r->step;
+    r->step = NULL;
+    if (r->step_sequences > r->most_step_sequences) {
+        /* once per new maximum: a line that shows requests really share steps */
+        r->most_step_sequences = r->step_sequences;
+        cairn_log(&r->log, CAIRN_LOG_INFO, "a compute step held %d sequences",
+                  r->step_sequences);
+    }
+    for (job *j = jobs, *next; j; j = next) {
+        next = j->next;
+        if (status != 0) {
+            j->rc = -1;
+        }
+        if (r->phase != PHASE_SHUTTING_DOWN) {
+            after_job(r, j);
+        }
+        flow_job_free(j);
+    }
+    r->stepping = false;
     start_next(r);
 }
 

@@ -89,9 +89,9 @@ typedef enum runner_phase {
 
 typedef enum job_kind { JOB_BEGIN, JOB_FORWARD, JOB_END, JOB_WARMUP } job_kind;
 
-/* One unit of work for the shard, done on a pool thread in arrival order: the order of
- * everything a runner receives for the pipeline is the order in which it acts and passes
- * it on, so a slot is never cleared under a request that still has work in flight. */
+/* One unit of work for the shard. Jobs of one slot are done in arrival order, so a slot is
+ * never cleared under a request that still has work in flight; jobs of different slots
+ * share compute steps (see flow.c), done on a pool thread one step at a time. */
 typedef struct job {
     struct job *next;
     job_kind kind;
@@ -172,8 +172,15 @@ typedef struct runner {
     cairn_err load_err;
     /* compute */
     job *jobs_head, *jobs_tail;
-    job *current;
+    job *step;     /* the jobs of the step on the pool thread, in order */
+    bool stepping; /* from choosing a step until its results have been acted on */
     uv_work_t job_work;
+    uint8_t *slot_seen;   /* scratch for choosing a step: what each slot's jobs allow */
+    job **step_forward;   /* scratch: the step's forward jobs */
+    cairn_batch *step_batches;
+    float **step_outs;
+    int step_sequences;      /* forward jobs in the last step (written on the pool thread) */
+    int most_step_sequences; /* the most so far */
     /* requests */
     runner_slot *slot_table;
     waiting_request *waiting_head, *waiting_tail;

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Requests in flight share compute steps. Eight concurrent streams with prompts of mixed
+# lengths and different lengths to generate, on fewer slots than streams (some wait), two of
+# them cancelled midway: every stream that completes gives exactly the tokens it gives
+# alone, on one node and through a pipeline of three loopback nodes; the runners log that
+# their steps held several sequences (all the slots on one node), and serve on after the
+# cancellations.
+here=$(dirname "$0")
+source "$here/common.bash"
+source "$here/cluster.bash"
+
+scale=1
+case "$cairn" in *emulated*) scale=4 ;; esac
+slots=4
+runner_opts=(--runner-threads 1 --runner-ctx 256 --slots $slots)
+m=stories260K.gguf
+for i in 1 2 3; do
+  mkdir -p "$tmp/m$i"
+  cp "$models/$m" "$tmp/m$i/"
+done
+
+prompts=("Once"
+  "The cat sat on the mat and looked at the big red ball. It wanted to play"
+  "Lily wanted to"
+  "One day, a big dog named Max went to the park with his friend Tom. They ran and ran until they saw a tree. Max said"
+  "Tim had a toy"
+  "The sun was hot, so Sam and his mom went to the beach to swim. Sam found a shell and"
+  "Once upon a time, there was a little girl"
+  "Ben liked to eat")
+lengths=(40 24 60 18 50 30 44 36)
+cancelled=(3 6) # killed about halfway through their streams
+declare -A want=()
+for k in "${!prompts[@]}"; do
+  want[$k]=$("$cairn" generate -m "$models/$m" -p "${prompts[$k]}" --temp 0 -n "${lengths[$k]}" \
+    -t 1 --ids 2>/dev/null)
+done
+
+api() { echo "127.0.0.1:$((api_base + $1))"; }
+cluster_generate() { # NODE PROMPT N
+  "$cairn" generate --cluster --api "$(api "$1")" -m "$m" -p "$2" --temp 0 -n "$3" --ids
+}
+
+wait_ready() { # SHARDS
+  local start st
+  start=$(now)
+  while :; do
+    st=$(node_state 1)
+    [ "$(grep -o '"runner":{"state":"\(ready\|running\)"' <<<"$st" | wc -l)" = "$1" ] && return 0
+    if awk -v e="$(elapsed "$start")" -v l=$((30 * scale)) 'BEGIN { exit !(e > l) }'; then
+      fail "the instance did not become ready on $1 shard(s)"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# wait_profiles NODES: node 1's state lists the model with its hash for that many nodes.
+wait_profiles() {
+  local start
+  start=$(now)
+  until [ "$(node_state 1 | grep -o "\"name\":\"$m\",\"size\":[0-9]*,\"sha256\":\"[0-9a-f]\{64\}\"" | wc -l)" = "$1" ]; do
+    if awk -v e="$(elapsed "$start")" -v l=$((20 * scale)) 'BEGIN { exit !(e > l) }'; then
+      fail "the nodes did not report $m with its hash"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+is_cancelled() { [[ " ${cancelled[*]} " == *" $1 "* ]]; }
+
+# eight_streams NODES: all streams at once through the nodes in turn; checks each one.
+eight_streams() {
+  local nodes=$1 gens=() k
+  for k in "${!prompts[@]}"; do
+    cluster_generate $((k % nodes + 1)) "${prompts[$k]}" "${lengths[$k]}" >"$tmp/s$k" 2>&1 &
+    gens[$k]=$!
+  done
+  sleep 0.6
+  for k in "${cancelled[@]}"; do kill "${gens[$k]}" 2>/dev/null; done
+  for k in "${!prompts[@]}"; do
+    wait "${gens[$k]}" 2>/dev/null
+    is_cancelled "$k" && continue
+    expect_eq "$nodes node(s), stream $k" "$(cat "$tmp/s$k")" "${want[$k]}"
+  done
+  # the slots of the cancelled streams came back: one more request on every slot
+  gens=()
+  for k in $(seq 0 $((slots - 1))); do
+    cluster_generate 1 "${prompts[$k]}" "${lengths[$k]}" >"$tmp/again$k" 2>&1 &
+    gens[$k]=$!
+  done
+  wait "${gens[@]}" 2>/dev/null
+  for k in $(seq 0 $((slots - 1))); do
+    expect_eq "$nodes node(s), after the cancellations, stream $k" "$(cat "$tmp/again$k")" \
+      "${want[$k]}"
+  done
+}
+
+stop_all() {
+  for i in "${!pids[@]}"; do kill "${pids[$i]}" 2>/dev/null; done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" 2>/dev/null
+    unset "pids[$i]"
+  done
+}
+
+# Slow steps a little, so the streams overlap and the cancellations land mid-stream.
+export CAIRN_RUNNER_TEST_STEP_MS=$((15 * scale))
+
+# ---- one node ----
+start_node 1 --no-discovery "${runner_opts[@]}"
+wait_agreed $((10 * scale)) 1 1
+wait_profiles 1
+"$cairn" place "$m" --api "$(api 1)" >/dev/null || fail "placing $m on one node"
+wait_ready 1
+eight_streams 1
+grep -q "a compute step held $slots sequences" "$tmp/log1" ||
+  fail "no step held $slots sequences on one node: $(grep -o 'a compute step held.*' "$tmp/log1" | tail -1)"
+stop_all
+
+# ---- three nodes, one shard each ----
+for i in 1 2 3; do
+  start_node "$i" --no-discovery --peer "127.0.0.1:$port_base" "${runner_opts[@]}"
+done
+wait_agreed $((20 * scale)) 3 1 2 3
+wait_profiles 3
+"$cairn" place "$m" --nodes 3 --api "$(api 1)" >/dev/null || fail "placing $m on three nodes"
+wait_ready 3
+eight_streams 3
+# in a pipeline the requests form groups (micro-batches) that keep every shard busy
+for i in 1 2 3; do
+  grep -Eq "a compute step held ([2-9]|[1-9][0-9]+) sequences" "$tmp/log$i" ||
+    fail "no step of node $i held several sequences"
+done
+stop_all
+finish
