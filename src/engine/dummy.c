@@ -285,6 +285,7 @@ static int resolve_config(const cairn_dummy_config *cfg, cairn_shard_info *info,
     }
     info->is_first = info->first_layer == 0;
     info->is_last = info->last_layer == info->n_layer;
+    info->keeps_prefixes = true;
     return 0;
 }
 

@@ -44,6 +44,8 @@ typedef struct cairn_shard_info {
     int n_embd, n_vocab, n_ctx, n_seq, n_batch;
     bool is_first;         /* takes token ids */
     bool is_last;          /* returns logits */
+    bool keeps_prefixes;   /* truncating a sequence keeps any prefix asked for: no layer of
+                              the model keeps only a window's ring (the same on every shard) */
     uint64_t weight_bytes; /* tensor data this shard uses */
 } cairn_shard_info;
 

@@ -660,6 +660,11 @@ static int fill_info(ggml_shard *s, const cairn_shard_config *cfg, cairn_err *er
     in->n_batch = cfg->n_batch > 0 ? cfg->n_batch : CAIRN_DEFAULT_BATCH;
     in->is_first = cfg->first_layer == 0;
     in->is_last = last == hp->n_layer;
+    bool any_window = false;
+    for (int il = 0; il < hp->n_layer; il++) {
+        any_window |= cairn_layer_is_swa(hp, il);
+    }
+    in->keeps_prefixes = cfg->swa_full || !any_window;
     in->weight_bytes = cairn_model_shard_bytes(s->model, in->first_layer, in->last_layer);
     return 0;
 }

@@ -12,7 +12,8 @@
  * down the pipeline and gives the slot to the next waiting request.
  *
  * Messages on pipeline links (CONTROL JSON unless said otherwise):
- *   begin {rid, slot, prompt:[ids], resume:[ids], params}     first -> ... -> last
+ *   begin {rid, slot, keep, prompt:[ids], resume:[ids], params}  first -> ... -> last
+ *     (keep: the slot's first positions the request shares with what the slot holds)
  *   DATA_ACTIVATIONS (request id = rid, pos, n_tokens, n_embd)  shard k -> k+1
  *   end {rid}                                                  first -> ... -> last
  *   token {rid, token, text, tail, done, finish, generated,   last -> first (the ring)
@@ -106,7 +107,9 @@ static void step_work(uv_work_t *req) {
     for (job *j = r->step; j; j = j->next) {
         switch (j->kind) {
         case JOB_BEGIN:
-        case JOB_END: j->rc = cairn_shard_seq_truncate(r->shard_obj, j->slot, 0, &j->err); break;
+            j->rc = cairn_shard_seq_truncate(r->shard_obj, j->slot, j->keep, &j->err);
+            break;
+        case JOB_END: j->rc = 0; break; /* the cells stay, for a later request to reuse */
         case JOB_WARMUP: warm_up_job(r, j); break;
         case JOB_FORWARD: r->step_forward[n_forward++] = j; break;
         }
@@ -245,11 +248,12 @@ void flow_enqueue(runner *r, job *j) {
 int flow_init(runner *r, cairn_err *err) {
     size_t slots = (size_t)r->slots;
     r->slot_table = calloc(slots, sizeof *r->slot_table);
+    r->slot_cached = calloc(slots, sizeof *r->slot_cached);
     r->slot_seen = calloc(slots, sizeof *r->slot_seen);
     r->step_forward = calloc(slots, sizeof *r->step_forward);
     r->step_batches = calloc(slots, sizeof *r->step_batches);
     r->step_outs = calloc(slots, sizeof *r->step_outs);
-    bool ok = r->slot_table && r->slot_seen && r->step_forward && r->step_batches && r->step_outs;
+    bool ok = r->slot_table && r->slot_cached && r->slot_seen && r->step_forward && r->step_batches && r->step_outs;
     return ok ? 0 : cairn_fail(err, "out of memory");
 }
 
@@ -276,6 +280,11 @@ void flow_free(runner *r) {
     }
     free(r->slot_table);
     r->slot_table = NULL;
+    for (int i = 0; r->slot_cached && i < r->slots; i++) {
+        free(r->slot_cached[i].ids);
+    }
+    free(r->slot_cached);
+    r->slot_cached = NULL;
     free(r->slot_seen);
     free(r->step_forward);
     free(r->step_batches);
@@ -326,8 +335,46 @@ static void client_error(dlink *client, uint64_t id, const char *message) {
 
 /* ---- the first shard: requests in, slots, tokens back round the ring ---- */
 
-static void enqueue_prompt(runner *r, int slot, uint64_t rid, const int32_t *tokens, int n) {
-    for (int pos = 0; pos < n; pos += r->n_batch) {
+/* Records that a slot's cells will hold these tokens next (the first shard feeds them). */
+static int slot_append(slot_tokens *c, const int32_t *ids, int n) {
+    if (c->n + n > c->cap) {
+        int cap = c->cap ? c->cap : 64;
+        while (cap < c->n + n) {
+            cap *= 2;
+        }
+        int32_t *grown = realloc(c->ids, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            return -1;
+        }
+        c->ids = grown;
+        c->cap = cap;
+    }
+    memcpy(c->ids + c->n, ids, (size_t)n * sizeof *ids);
+    c->n += n;
+    return 0;
+}
+
+static int common_prefix(const slot_tokens *c, const int32_t *ids, int n) {
+    int i = 0;
+    while (i < c->n && i < n && c->ids[i] == ids[i]) {
+        i++;
+    }
+    return i;
+}
+
+/* The positions of a slot a request can reuse: its common prefix, less the last token,
+ * whose logits must be computed; none on a model whose rings forget. */
+static int reusable(const runner *r, int slot, const waiting_request *w) {
+    if (!r->shard_obj->info.keeps_prefixes) {
+        return 0;
+    }
+    int n = (int)w->n_tokens, common = common_prefix(&r->slot_cached[slot], w->tokens, n);
+    return common < n ? common : n - 1;
+}
+
+static void enqueue_prompt(runner *r, int slot, uint64_t rid, const int32_t *tokens, int from,
+                           int n) {
+    for (int pos = from; pos < n; pos += r->n_batch) {
         int len = n - pos < r->n_batch ? n - pos : r->n_batch;
         job *j = flow_job_new(JOB_FORWARD);
         if (!j || !(j->tokens = malloc((size_t)len * sizeof *j->tokens))) {
@@ -345,12 +392,12 @@ static void enqueue_prompt(runner *r, int slot, uint64_t rid, const int32_t *tok
     }
 }
 
-static cJSON *begin_message(uint64_t rid, int slot, const waiting_request *w) {
+static cJSON *begin_message(uint64_t rid, int slot, int keep, const waiting_request *w) {
     cJSON *o = op_message("begin");
     size_t n_prompt = w->n_tokens - w->n_resume;
     bool ok =
         o && cJSON_AddNumberToObject(o, "rid", (double)rid) &&
-        cJSON_AddNumberToObject(o, "slot", slot) &&
+        cJSON_AddNumberToObject(o, "slot", slot) && cJSON_AddNumberToObject(o, "keep", keep) &&
         cairn_json_add_child(o, "prompt", tokens_to_json(w->tokens, n_prompt)) &&
         cairn_json_add_child(o, "resume", tokens_to_json(w->tokens + n_prompt, w->n_resume)) &&
         cairn_json_add_child(o, "params", cJSON_Duplicate(w->params, true));
@@ -370,31 +417,58 @@ static void start_request(runner *r, int slot, waiting_request *w) {
                        .client = w->client,
                        .client_id = w->client_id,
                        .next_pos = (int)w->n_tokens};
+    int keep = reusable(r, slot, w);
+    slot_tokens *cached = &r->slot_cached[slot];
+    cached->n = keep;
+    cached->last_used = ++r->slot_clock;
     job *j = flow_job_new(JOB_BEGIN);
-    if (!j || !(j->msg = begin_message(rid, slot, w))) {
+    if (!j || !(j->msg = begin_message(rid, slot, keep, w)) ||
+        slot_append(cached, w->tokens + keep, (int)w->n_tokens - keep) != 0) {
         flow_job_free(j);
         runner_fail(r, "out of memory");
         return;
     }
+    if (keep > 0) {
+        cairn_log(&r->log, CAIRN_LOG_DEBUG, "slot %d: %d of %zu prompt tokens reused", slot, keep,
+                  w->n_tokens);
+    }
     j->rid = rid;
     j->slot = slot;
+    j->keep = keep;
     runner_activity(r);
     flow_enqueue(r, j);
-    enqueue_prompt(r, slot, rid, w->tokens, (int)w->n_tokens);
+    enqueue_prompt(r, slot, rid, w->tokens, keep, (int)w->n_tokens);
 }
 
-static void start_waiting(runner *r) {
-    for (int i = 0; i < r->slots && r->waiting_head; i++) {
+/* The free slot for a request, as llama-server chooses: the one holding the longest prefix
+ * of its tokens, else the one unused longest. -1 when none is free. */
+static int choose_slot(const runner *r, const waiting_request *w) {
+    int best = -1, best_common = -1;
+    for (int i = 0; i < r->slots; i++) {
         if (r->slot_table[i].used) {
             continue;
         }
+        int common = common_prefix(&r->slot_cached[i], w->tokens, (int)w->n_tokens);
+        if (common > best_common ||
+            (common == best_common &&
+             r->slot_cached[i].last_used < r->slot_cached[best].last_used)) {
+            best = i;
+            best_common = common;
+        }
+    }
+    return best;
+}
+
+static void start_waiting(runner *r) {
+    int slot;
+    while (r->waiting_head && (slot = choose_slot(r, r->waiting_head)) >= 0) {
         waiting_request *w = r->waiting_head;
         r->waiting_head = w->next;
         if (!r->waiting_head) {
             r->waiting_tail = NULL;
         }
         r->n_waiting--;
-        start_request(r, i, w);
+        start_request(r, slot, w);
         waiting_free(w);
     }
 }
@@ -428,6 +502,11 @@ static void head_decode(runner *r, runner_slot *s, int32_t token) {
     j->tokens[0] = token;
     j->rid = s->rid;
     j->slot = (int)(s - r->slot_table);
+    if (slot_append(&r->slot_cached[j->slot], &token, 1) != 0) {
+        flow_job_free(j);
+        runner_fail(r, "out of memory");
+        return;
+    }
     j->pos = s->next_pos++;
     j->n_tokens = 1;
     j->sample = r->is_last;
@@ -656,13 +735,18 @@ void flow_client_gone(runner *r, dlink *l) {
 /* ---- the other shards: what comes down the pipeline ---- */
 
 static int on_begin(runner *r, cJSON *msg, cairn_err *err) {
-    uint64_t rid = 0, slot = 0;
+    uint64_t rid = 0, slot = 0, keep = 0;
     uint32_t n_prompt = 0, n_resume = 0;
     if (cairn_json_get_number(msg, "rid", &rid, err) != 0 ||
         cairn_json_get_uint(msg, "slot", (uint64_t)r->slots - 1, &slot, err) != 0 ||
         !cairn_json_get_array(msg, "prompt", RUNNER_MAX_REQUEST_TOKENS, &n_prompt, err) ||
-        !cairn_json_get_array(msg, "resume", RUNNER_MAX_REQUEST_TOKENS, &n_resume, err)) {
+        !cairn_json_get_array(msg, "resume", RUNNER_MAX_REQUEST_TOKENS, &n_resume, err) ||
+        cairn_json_get_uint(msg, "keep", (uint64_t)r->n_ctx - 1, &keep, err) != 0) {
         return cairn_fail_prefix(err, "begin");
+    }
+    if (keep >= (uint64_t)n_prompt + n_resume) {
+        return cairn_fail(err, "begin: keeps %llu positions of a request of %u tokens",
+                          (unsigned long long)keep, n_prompt + n_resume);
     }
     runner_slot *s = &r->slot_table[slot];
     cairn_gen_session_free(s->session);
@@ -674,6 +758,7 @@ static int on_begin(runner *r, cJSON *msg, cairn_err *err) {
     }
     j->rid = rid;
     j->slot = (int)slot;
+    j->keep = (int)keep;
     j->msg = msg;
     flow_enqueue(r, j);
     return 1; /* the job owns msg now */

@@ -99,6 +99,7 @@ typedef struct job {
     int slot;
     cJSON *msg; /* BEGIN and END: the message to pass on (owned) */
     int pos, n_tokens;
+    int keep;        /* BEGIN: the positions of the slot the request reuses */
     int32_t *tokens; /* first shard */
     float *hidden;   /* other shards: n_tokens * n_embd */
     bool sample;     /* last shard: the step ends the prompt or is a decode step */
@@ -120,6 +121,15 @@ typedef struct runner_slot {
     bool cancelled;
     int next_pos;
 } runner_slot;
+
+/* The tokens whose keys and values a slot's cells hold on every shard, kept by the first
+ * shard after the slot's request is over: a later request whose tokens start the same way
+ * (the next turn of a chat, the same system prompt) computes only what follows. */
+typedef struct slot_tokens {
+    int32_t *ids;
+    int n, cap;
+    uint64_t last_used; /* for choosing among slots that share nothing with a request */
+} slot_tokens;
 
 /* A request that waits at the first shard for a free slot. */
 typedef struct waiting_request {
@@ -183,6 +193,8 @@ typedef struct runner {
     int most_step_sequences; /* the most so far */
     /* requests */
     runner_slot *slot_table;
+    slot_tokens *slot_cached; /* first shard */
+    uint64_t slot_clock;
     waiting_request *waiting_head, *waiting_tail;
     size_t n_waiting;
     uint64_t next_rid;

@@ -4,7 +4,8 @@
 # them cancelled midway: every stream that completes gives exactly the tokens it gives
 # alone, on one node and through a pipeline of three loopback nodes; the runners log that
 # their steps held several sequences (all the slots on one node), and serve on after the
-# cancellations.
+# cancellations. Requests whose prompts start with what a slot holds (the same prompt again,
+# the next turn of a conversation) compute only the rest, and give what a cold slot gives.
 here=$(dirname "$0")
 source "$here/common.bash"
 source "$here/cluster.bash"
@@ -29,6 +30,8 @@ prompts=("Once"
   "Ben liked to eat")
 lengths=(40 24 60 18 50 30 44 36)
 cancelled=(3 6) # killed about halfway through their streams
+turn2="${prompts[6]} named Lily. She liked to play with her"
+want_turn2=$("$cairn" generate -m "$models/$m" -p "$turn2" --temp 0 -n 24 -t 1 --ids 2>/dev/null)
 declare -A want=()
 for k in "${!prompts[@]}"; do
   want[$k]=$("$cairn" generate -m "$models/$m" -p "${prompts[$k]}" --temp 0 -n "${lengths[$k]}" \
@@ -94,6 +97,9 @@ eight_streams() {
     expect_eq "$nodes node(s), after the cancellations, stream $k" "$(cat "$tmp/again$k")" \
       "${want[$k]}"
   done
+  # the next turn of a conversation: its prompt starts with what a slot holds
+  expect_eq "$nodes node(s), a prompt extending a cached one" \
+    "$(cluster_generate 1 "$turn2" 24 2>&1)" "$want_turn2"
 }
 
 stop_all() {
@@ -116,6 +122,7 @@ wait_ready 1
 eight_streams 1
 grep -q "a compute step held $slots sequences" "$tmp/log1" ||
   fail "no step held $slots sequences on one node: $(grep -o 'a compute step held.*' "$tmp/log1" | tail -1)"
+grep -q "prompt tokens reused" "$tmp/log1" || fail "no request reused a slot's cached prefix"
 stop_all
 
 # ---- three nodes, one shard each ----
@@ -127,6 +134,7 @@ wait_profiles 3
 "$cairn" place "$m" --nodes 3 --api "$(api 1)" >/dev/null || fail "placing $m on three nodes"
 wait_ready 3
 eight_streams 3
+grep -q "prompt tokens reused" "$tmp/log1" || fail "no request reused a cached prefix (3 nodes)"
 # in a pipeline the requests form groups (micro-batches) that keep every shard busy
 for i in 1 2 3; do
   grep -Eq "a compute step held ([2-9]|[1-9][0-9]+) sequences" "$tmp/log$i" ||
