@@ -489,7 +489,7 @@ static void read_outputs(const ggml_shard *s, const step_inputs *in, const cairn
 
 /* The most mask values a sequence's step needs: its masks are filled one at a time. */
 static size_t largest_mask(const cairn_batch *b, const int *pos, int n_b) {
-    size_t most = 0;
+    size_t most = 1;
     for (int i = 0; i < n_b; i++) {
         size_t count = (size_t)b[i].n_tokens * (size_t)(pos[i] + b[i].n_tokens);
         most = count > most ? count : most;
@@ -686,7 +686,7 @@ static int alloc_step_scratch(ggml_shard *s) {
     const cairn_shard_info *in = &s->base.info;
     size_t seqs = (size_t)max_step_seqs(in), tokens = (size_t)in->n_batch;
     s->step_seqs = calloc(seqs, sizeof(*s->step_seqs));
-    s->join_scratch = calloc(seqs, sizeof(*s->join_scratch));
+    s->join_scratch = calloc(seqs, sizeof(struct ggml_tensor *));
     s->step_pos = calloc(seqs, sizeof(*s->step_pos));
     s->step_positions = calloc(tokens, sizeof(*s->step_positions));
     s->step_out_rows = calloc(tokens, sizeof(*s->step_out_rows));

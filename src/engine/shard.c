@@ -60,6 +60,9 @@ int cairn_shard_forward_many(cairn_shard *s, const cairn_batch *batches, int n, 
         }
         total += batches[i].n_tokens;
     }
+    if (n <= 0) {
+        return 0;
+    }
     if (n > 1 && total > s->info.n_batch) {
         return cairn_fail(err, "a step of %d tokens exceeds the batch of %d", total,
                           s->info.n_batch);

@@ -250,10 +250,11 @@ int flow_init(runner *r, cairn_err *err) {
     r->slot_table = calloc(slots, sizeof *r->slot_table);
     r->slot_cached = calloc(slots, sizeof *r->slot_cached);
     r->slot_seen = calloc(slots, sizeof *r->slot_seen);
-    r->step_forward = calloc(slots, sizeof *r->step_forward);
+    r->step_forward = calloc(slots, sizeof(job *));
     r->step_batches = calloc(slots, sizeof *r->step_batches);
     r->step_outs = calloc(slots, sizeof *r->step_outs);
-    bool ok = r->slot_table && r->slot_cached && r->slot_seen && r->step_forward && r->step_batches && r->step_outs;
+    bool ok = r->slot_table && r->slot_cached && r->slot_seen && r->step_forward &&
+              r->step_batches && r->step_outs;
     return ok ? 0 : cairn_fail(err, "out of memory");
 }
 
@@ -449,9 +450,8 @@ static int choose_slot(const runner *r, const waiting_request *w) {
             continue;
         }
         int common = common_prefix(&r->slot_cached[i], w->tokens, (int)w->n_tokens);
-        if (common > best_common ||
-            (common == best_common &&
-             r->slot_cached[i].last_used < r->slot_cached[best].last_used)) {
+        if (common > best_common || (common == best_common && r->slot_cached[i].last_used <
+                                                                  r->slot_cached[best].last_used)) {
             best = i;
             best_common = common;
         }
@@ -1075,8 +1075,7 @@ static void after_step(uv_work_t *req, int status) {
     if (r->step_sequences > r->most_step_sequences) {
         /* once per new maximum: a line that shows requests really share steps */
         r->most_step_sequences = r->step_sequences;
-        cairn_log(&r->log, CAIRN_LOG_INFO, "a compute step held %d sequences",
-                  r->step_sequences);
+        cairn_log(&r->log, CAIRN_LOG_INFO, "a compute step held %d sequences", r->step_sequences);
     }
     for (job *j = jobs, *next; j; j = next) {
         next = j->next;

@@ -185,8 +185,8 @@ typedef struct runner {
     job *step;     /* the jobs of the step on the pool thread, in order */
     bool stepping; /* from choosing a step until its results have been acted on */
     uv_work_t job_work;
-    uint8_t *slot_seen;   /* scratch for choosing a step: what each slot's jobs allow */
-    job **step_forward;   /* scratch: the step's forward jobs */
+    uint8_t *slot_seen; /* scratch for choosing a step: what each slot's jobs allow */
+    job **step_forward; /* scratch: the step's forward jobs */
     cairn_batch *step_batches;
     float **step_outs;
     int step_sequences;      /* forward jobs in the last step (written on the pool thread) */
