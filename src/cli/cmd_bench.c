@@ -68,6 +68,20 @@ static int one_run(cairn_pipeline *p, const int32_t *prompt, const bench_options
     return 0;
 }
 
+/* The cache a decode step at pos reads: each layer's keys and values (latent attention: the
+ * keys alone, its values are part of them) of every position, a window layer's of its
+ * window only (the masked cells of its ring are skipped). */
+static double kv_bytes_read(const cairn_hparams *hp, int pos) {
+    double value_dims = hp->kv_lora_rank > 0 ? 0.0 : (double)hp->head_dim_v;
+    double row = ((double)hp->head_dim_k + value_dims) * hp->n_head_kv * 2.0; /* F16 */
+    double total = 0.0;
+    for (int il = 0; il < hp->n_layer; il++) {
+        bool window = cairn_layer_is_swa(hp, il) && pos > hp->n_swa;
+        total += row * (window ? hp->n_swa : pos);
+    }
+    return total;
+}
+
 /* Bytes a decode step reads: every layer's weights, but of the experts' stacks only the
  * experts a token is routed to, the output norm and head (token embeddings only for one
  * row unless they are the head), and the KV cache so far. */
@@ -86,9 +100,7 @@ static double decode_bytes_per_token(const cairn_model_file *m, int mean_pos) {
             }
         }
     }
-    double kv_per_pos =
-        (double)hp->n_layer * hp->n_head_kv * (hp->head_dim_k + hp->head_dim_v) * 2.0; /* F16 */
-    return bytes + kv_per_pos * mean_pos;
+    return bytes + kv_bytes_read(hp, mean_pos);
 }
 
 static void report(const cairn_model_file *m, const cli_model_options *mo, const bench_options *bo,
