@@ -308,10 +308,10 @@ static void on_done(void *user, const char *finish, const char *text, size_t len
     finished(r);
 }
 
-static void on_error(void *user, bool refused, const char *message) {
+static void on_error(void *user, cairn_stream_failure why, const char *message) {
     result *r = user;
-    if (!refused) {
-        fail_msg("stream lost: %s", message);
+    if (why != CAIRN_STREAM_REFUSED) {
+        fail_msg("stream %s: %s", why == CAIRN_STREAM_BUSY ? "refused as busy" : "lost", message);
     }
     r->refused = true;
     finished(r);

@@ -40,6 +40,8 @@ typedef char *(*cairn_api_json_fn)(void *user, cairn_err *err);
 
 /* Requests other than GET /state and /node go to the node's handler, on a worker thread. */
 #define CAIRN_API_MAX_BODY ((size_t)8 * 1024 * 1024)
+/* Every 503 (busy, no ready instance, shutting down) says when to try again, in seconds. */
+#define CAIRN_API_RETRY_AFTER_S 2
 
 typedef struct cairn_api_reply cairn_api_reply; /* one request's answer, opaque */
 

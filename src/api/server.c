@@ -83,6 +83,11 @@ static void send_json(struct mg_connection *conn, int status, const char *json, 
     if (allow) {
         mg_response_header_add(conn, "Allow", allow, -1);
     }
+    if (status == 503) {
+        char retry[16];
+        snprintf(retry, sizeof retry, "%d", CAIRN_API_RETRY_AFTER_S);
+        mg_response_header_add(conn, "Retry-After", retry, -1);
+    }
     mg_response_header_send(conn);
     if (!head) {
         mg_write(conn, json, len);

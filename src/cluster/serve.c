@@ -211,11 +211,15 @@ static void on_stream_done(void *user, const char *finish, const char *text, siz
     relay_event(r, o, true);
 }
 
-static void on_stream_error(void *user, bool refused, const char *message) {
+static void on_stream_error(void *user, cairn_stream_failure why, const char *message) {
     relay *r = user;
     r->stream = NULL;
-    if (refused) {
+    if (why == CAIRN_STREAM_REFUSED) {
         relay_error(r, "invalid_request", message);
+        return;
+    }
+    if (why == CAIRN_STREAM_BUSY) {
+        relay_error(r, "unavailable", message);
         return;
     }
     bool progress = r->n_sent > r->n_resumed;

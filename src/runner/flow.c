@@ -324,10 +324,14 @@ static cJSON *op_message(const char *op) {
     return o;
 }
 
-static void client_error(dlink *client, uint64_t id, const char *message) {
+/* busy: the request may succeed later (the instance is not ready, the queue is full). */
+static void client_error(dlink *client, uint64_t id, const char *message, bool busy) {
     cJSON *o = op_message("error");
     cJSON_AddNumberToObject(o, "id", (double)id);
     cJSON_AddStringToObject(o, "message", message);
+    if (busy) {
+        cJSON_AddBoolToObject(o, "busy", true);
+    }
     if (o) {
         dlink_send_control(client, o);
     }
@@ -569,7 +573,7 @@ static int head_on_error(runner *r, const cJSON *msg, cairn_err *err) {
     runner_slot *s = slot_of(r, rid);
     if (s) {
         if (s->client && !s->cancelled) {
-            client_error(s->client, s->client_id, message);
+            client_error(s->client, s->client_id, message, false);
         }
         finish_slot(r, s);
     }
@@ -666,15 +670,16 @@ static int on_request(runner *r, dlink *l, const cJSON *msg, cairn_err *err) {
     w->client_id = id;
     cairn_err why = {{0}};
     const cJSON *params = cairn_json_field(msg, "params");
+    bool busy = r->phase != PHASE_READY || r->n_waiting >= (size_t)r->max_waiting;
     if (r->phase != PHASE_READY) {
         cairn_fail(&why, "the instance is not ready");
-    } else if (r->n_waiting >= RUNNER_MAX_WAITING) {
-        cairn_fail(&why, "too many requests are waiting");
+    } else if (busy) {
+        cairn_fail(&why, "too many requests are waiting for a slot (%zu)", r->n_waiting);
     } else if (check_params(r, params, &why) == 0 && request_tokens(r, msg, w, &why) == 0) {
         w->params = cJSON_Duplicate(params, true);
     }
     if (why.msg[0] || !w->params) {
-        client_error(l, id, why.msg[0] ? why.msg : "out of memory");
+        client_error(l, id, why.msg[0] ? why.msg : "out of memory", busy);
         waiting_free(w);
         return 0;
     }

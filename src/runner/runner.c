@@ -611,6 +611,8 @@ int cairn_runner_main(int argc, char **argv) {
     if (step_ms) {
         r->step_delay_ms = atoi(step_ms);
     }
+    const char *max_waiting = getenv("CAIRN_RUNNER_TEST_MAX_WAITING");
+    r->max_waiting = max_waiting && atoi(max_waiting) > 0 ? atoi(max_waiting) : RUNNER_MAX_WAITING;
     r->slots = 4;
     cairn_err err = {{0}};
     uv_loop_t loop;

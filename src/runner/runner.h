@@ -77,6 +77,12 @@ typedef struct cairn_stream_request {
     const cairn_generation_params *params;
 } cairn_stream_request;
 
+typedef enum cairn_stream_failure {
+    CAIRN_STREAM_LOST,    /* the pipeline went away: the request may resume elsewhere */
+    CAIRN_STREAM_REFUSED, /* the request itself is wrong: trying again will not help */
+    CAIRN_STREAM_BUSY,    /* the instance cannot take it now (not ready, queue full) */
+} cairn_stream_failure;
+
 typedef struct cairn_stream_callbacks {
     /* logprobs: {id, logprob, bytes, top:[{id, logprob, bytes}]} when the request asked for
      * them (the runner's word, checked by whoever formats it), otherwise NULL. */
@@ -85,10 +91,8 @@ typedef struct cairn_stream_callbacks {
     /* The request is complete; text is the remainder held back until the end. */
     void (*on_done)(void *user, const char *finish, const char *text, size_t len, int prompt_tokens,
                     int completion_tokens);
-    /* The stream ended without completing: refused means the runner rejected the request
-     * (message says why; trying again will not help), otherwise the link was lost (the
-     * pipeline went away: the request may resume on another placement). */
-    void (*on_error)(void *user, bool refused, const char *message);
+    /* The stream ended without completing; message says why. */
+    void (*on_error)(void *user, cairn_stream_failure why, const char *message);
 } cairn_stream_callbacks;
 
 typedef struct cairn_stream cairn_stream;

@@ -152,6 +152,7 @@ typedef struct runner {
     bool is_first, is_last;
     const char *hang;  /* CAIRN_RUNNER_TEST_HANG */
     int step_delay_ms; /* CAIRN_RUNNER_TEST_STEP_MS: slow streams down for tests */
+    int max_waiting;   /* RUNNER_MAX_WAITING, or CAIRN_RUNNER_TEST_MAX_WAITING in tests */
     /* control channel */
     uv_pipe_t ctl_in, ctl_out;
     cairn_wire_decoder *ctl_decoder;

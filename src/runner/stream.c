@@ -78,9 +78,11 @@ static int on_frame(dlink *l, const cairn_wire_frame *f, cairn_err *err) {
         rc = on_done(s, msg, err);
     } else if (op && strcmp(op, "error") == 0) {
         const char *message = cJSON_GetStringValue(cairn_json_field(msg, "message"));
+        bool busy = cJSON_IsTrue(cairn_json_field(msg, "busy"));
         s->finished = true;
         if (s->cb.on_error) {
-            s->cb.on_error(s->user, true, message ? message : "the request was refused");
+            s->cb.on_error(s->user, busy ? CAIRN_STREAM_BUSY : CAIRN_STREAM_REFUSED,
+                           message ? message : "the request was refused");
         }
         dlink_close(l, "refused");
     } else {
@@ -93,7 +95,7 @@ static int on_frame(dlink *l, const cairn_wire_frame *f, cairn_err *err) {
 static void on_close(dlink *l, const char *reason) {
     cairn_stream *s = dlink_user(l);
     if (!s->finished && s->cb.on_error) {
-        s->cb.on_error(s->user, false, reason);
+        s->cb.on_error(s->user, CAIRN_STREAM_LOST, reason);
     }
     cJSON_Delete(s->hello);
     cJSON_Delete(s->request);

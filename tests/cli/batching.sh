@@ -6,6 +6,7 @@
 # their steps held several sequences (all the slots on one node), and serve on after the
 # cancellations. Requests whose prompts start with what a slot holds (the same prompt again,
 # the next turn of a conversation) compute only the rest, and give what a cold slot gives.
+# A request that finds the queue for slots full gets a 503 with Retry-After and the reason.
 here=$(dirname "$0")
 source "$here/common.bash"
 source "$here/cluster.bash"
@@ -140,5 +141,39 @@ for i in 1 2 3; do
   grep -Eq "a compute step held ([2-9]|[1-9][0-9]+) sequences" "$tmp/log$i" ||
     fail "no step of node $i held several sequences"
 done
+stop_all
+
+# ---- a full queue: 503 with Retry-After, the requests in it still served ----
+# http_post PORT PATH BODY: the whole response, headers included.
+http_post() {
+  timeout 30 bash -c '
+    exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1
+    printf "POST %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" \
+      "$1" "${#2}" "$2" >&3
+    cat <&3' "$1" "$2" "$3" 2>/dev/null
+}
+export CAIRN_RUNNER_TEST_MAX_WAITING=1
+start_node 1 --no-discovery --runner-threads 1 --runner-ctx 256 --slots 1
+wait_agreed $((10 * scale)) 1 1
+wait_profiles 1
+"$cairn" place "$m" --api "$(api 1)" >/dev/null || fail "placing $m for the queue test"
+wait_ready 1
+posts=()
+for k in 0 1 2 3; do
+  http_post $((api_base + 1)) /v1/completions \
+    "{\"model\":\"$m\",\"prompt\":\"${prompts[$k]}\",\"max_tokens\":30,\"temperature\":0}" \
+    >"$tmp/post$k" &
+  posts[$k]=$!
+done
+wait "${posts[@]}"
+ok=$(grep -l "^HTTP/1.[01] 200" "$tmp"/post* | wc -l)
+busy=$(grep -l "^HTTP/1.[01] 503" "$tmp"/post* | wc -l)
+[ "$ok" -ge 2 ] || fail "the slot and the queue's place should serve 2 requests, $ok were"
+[ "$busy" -ge 1 ] || fail "no request was refused with a full queue: $(head -1 "$tmp"/post*)"
+for f in $(grep -l "^HTTP/1.[01] 503" "$tmp"/post*); do
+  grep -qi "^Retry-After: [0-9]" "$f" || fail "a 503 without Retry-After: $(head -c 400 "$f")"
+  grep -q "too many requests are waiting" "$f" || fail "a 503 without the reason: $(tail -1 "$f")"
+done
+unset CAIRN_RUNNER_TEST_MAX_WAITING
 stop_all
 finish
