@@ -29,6 +29,8 @@
 
 /* The API port a node listens on unless told otherwise. */
 #define CAIRN_API_DEFAULT_PORT 52415
+/* Where the commands that call the API find a node unless told otherwise. */
+#define CAIRN_API_DEFAULT_ADDRESS "127.0.0.1:" CAIRN_STRINGIFY(CAIRN_API_DEFAULT_PORT)
 /* The most a /state answer may weigh: a full cluster state is about 1 MB of JSON at most
  * (64 nodes with 64 model files each and 32 instances), so 16 MiB leaves room to grow. */
 #define CAIRN_API_MAX_STATE_BYTES ((size_t)16 * 1024 * 1024)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "cli/cli.h"
 
 typedef struct generate_output {
@@ -80,7 +81,7 @@ int cmd_generate(int argc, char **argv) {
     cli_sampling_defaults(&so);
     const char *prompt = NULL;
     bool ids = false, verbose = false, cluster = false;
-    const char *api = "127.0.0.1:52415";
+    const char *api = CAIRN_API_DEFAULT_ADDRESS;
     const cli_option options[] = {
         CLI_MODEL_OPTIONS(mo),
         {"prompt", 'p', OPT_STR, &prompt, "TEXT", "the prompt (required)"},
@@ -89,7 +90,8 @@ int cmd_generate(int argc, char **argv) {
         {"verbose", 'v', OPT_FLAG, &verbose, NULL, "print timing statistics on stderr"},
         {"cluster", 0, OPT_FLAG, &cluster, NULL,
          "generate on the running cluster: -m names a model placed there"},
-        {"api", 0, OPT_STR, &api, "HOST:PORT", "with --cluster: the node to ask (127.0.0.1:52415)"},
+        {"api", 0, OPT_STR, &api, "HOST:PORT",
+         "with --cluster: the node to ask (" CAIRN_API_DEFAULT_ADDRESS ")"},
     };
     const cli_command cmd = {"generate",
                              "usage: cairn generate -m FILE -p TEXT [options]",

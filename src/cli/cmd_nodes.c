@@ -6,15 +6,15 @@
 #include "api/api.h"
 #include "cli/cli.h"
 
-#define DEFAULT_API "127.0.0.1:52415"
 /* A node on the LAN answers in milliseconds; this only bounds a node that hangs. */
 #define NODES_TIMEOUT_MS 10000
 
 int cmd_nodes(int argc, char **argv) {
-    const char *api = DEFAULT_API;
+    const char *api = CAIRN_API_DEFAULT_ADDRESS;
     bool json = false;
     const cli_option options[] = {
-        {"api", 0, OPT_STR, &api, "HOST:PORT", "the node to ask (default " DEFAULT_API ")"},
+        {"api", 0, OPT_STR, &api, "HOST:PORT",
+         "the node to ask (default " CAIRN_API_DEFAULT_ADDRESS ")"},
         {"json", 0, OPT_FLAG, &json, NULL, "print the cluster state as the node sends it (JSON)"},
     };
     const cli_command cmd = {"nodes",

@@ -10,7 +10,6 @@
 #include "cli/cli.h"
 #include "util/json.h"
 
-#define DEFAULT_API "127.0.0.1:52415"
 /* Placing waits for the master to record the instance (the node bounds that at 10 s). */
 #define PLACE_TIMEOUT_MS 30000
 
@@ -44,11 +43,12 @@ static void print_placement(const char *json) {
 }
 
 int cmd_place(int argc, char **argv) {
-    const char *api = DEFAULT_API;
+    const char *api = CAIRN_API_DEFAULT_ADDRESS;
     int nodes = 0;
     bool preview = false, json = false;
     const cli_option options[] = {
-        {"api", 0, OPT_STR, &api, "HOST:PORT", "the node to ask (default " DEFAULT_API ")"},
+        {"api", 0, OPT_STR, &api, "HOST:PORT",
+         "the node to ask (default " CAIRN_API_DEFAULT_ADDRESS ")"},
         {"nodes", 0, OPT_INT, &nodes, "N",
          "spread over exactly N nodes (default: fewest that fit)"},
         {"preview", 0, OPT_FLAG, &preview, NULL, "show the plan without placing it"},
@@ -107,9 +107,10 @@ int cmd_place(int argc, char **argv) {
 }
 
 int cmd_delete(int argc, char **argv) {
-    const char *api = DEFAULT_API;
+    const char *api = CAIRN_API_DEFAULT_ADDRESS;
     const cli_option options[] = {
-        {"api", 0, OPT_STR, &api, "HOST:PORT", "the node to ask (default " DEFAULT_API ")"},
+        {"api", 0, OPT_STR, &api, "HOST:PORT",
+         "the node to ask (default " CAIRN_API_DEFAULT_ADDRESS ")"},
     };
     const cli_command cmd = {"delete",
                              "usage: cairn delete INSTANCE [--api HOST:PORT]",

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cluster/node.h"
 #include "platform/platform.h"
+#include "util/defaults.h"
 #include "util/log.h"
 
 #define DEFAULT_API_PORT 52415
@@ -271,7 +272,8 @@ int cmd_run(int argc, char **argv) {
          "how often the node reports its resources (default: 10000)"},
         {"runner-threads", 0, OPT_INT, &o.runner_threads, "N",
          "compute threads per runner (default: by shard size, at most the CPUs)"},
-        {"slots", 0, OPT_INT, &o.slots, "N", "requests in flight per runner (default: 4)"},
+        {"slots", 0, OPT_INT, &o.slots, "N",
+         "requests in flight per runner (default: " CAIRN_STRINGIFY(CAIRN_DEFAULT_SLOTS) ")"},
         {"runner-ctx", 0, OPT_INT, &o.runner_ctx, "N",
          "context positions per slot (default: the model's, at most 4096)"},
         {"load-timeout", 0, OPT_FLOAT, &o.load_timeout_s, "SECONDS",

@@ -17,6 +17,7 @@
 
 #include "cluster/model_measure.h"
 #include "cluster/node_internal.h"
+#include "util/defaults.h"
 #include "util/log.h"
 
 /* Files remembered at most: what a profile holds, plus one being replaced. */
@@ -290,7 +291,7 @@ model_files *model_files_new(uv_loop_t *loop, const char *dir, int n_ctx, int n_
     mf->loop = loop;
     mf->log = log;
     mf->n_ctx = n_ctx;
-    mf->n_seq = n_seq > 0 ? n_seq : MODEL_FILES_DEFAULT_SLOTS;
+    mf->n_seq = n_seq > 0 ? n_seq : CAIRN_DEFAULT_SLOTS;
     mf->on_ready = on_ready;
     mf->user = user;
     atomic_init(&mf->cancel, false);

@@ -60,7 +60,8 @@ typedef struct cairn_node_config {
     uint64_t memory_cap;    /* bytes: report at most this much memory available; 0: no cap */
     const char *runner_exe; /* the cairn executable runners start from; NULL: this program */
     int runner_threads;     /* compute threads per runner; 0: by shard size, at most the CPUs */
-    int runner_slots;       /* KV slots per runner (requests in flight per instance); 0: 4 */
+    int runner_slots;       /* KV slots per runner (requests in flight per instance); 0:
+                               CAIRN_DEFAULT_SLOTS */
     int runner_ctx;         /* positions per slot; 0: the model's, at most 4096 */
     double load_timeout_s;  /* deadline of a shard's load; 0: scaled with its bytes */
 } cairn_node_config;

@@ -236,10 +236,9 @@ void serve_event_applied(cairn_local_node *n, const cairn_event *e);
 /* ---- model_files.c: hashes and footprints of the node's model files ---- */
 
 /* KV slots per runner when the configuration says 0 (cairn_node_config.runner_slots). */
-#define MODEL_FILES_DEFAULT_SLOTS 4
 
 /* A cache for the model files in dir, measured for runners of n_ctx positions (0: the
- * model's, at most 4096) and n_seq slots (0: MODEL_FILES_DEFAULT_SLOTS). on_ready(user) runs
+ * model's, at most 4096) and n_seq slots (0: CAIRN_DEFAULT_SLOTS). on_ready(user) runs
  * on the loop each time a file's hash becomes known. NULL when out of memory. */
 model_files *model_files_new(uv_loop_t *loop, const char *dir, int n_ctx, int n_seq,
                              cairn_logger *log, void (*on_ready)(void *user), void *user);

@@ -15,8 +15,8 @@
 
 #include "engine/engine_internal.h"
 #include "ggml-cpu.h"
+#include "util/defaults.h"
 
-#define DEFAULT_MAX_CTX 4096
 #define GRAPH_NODES_PER_LAYER 80 /* besides one view and one add per chosen expert */
 #define GRAPH_NODES_FIXED 128
 #define GRAPH_NODES_PER_SEQ 8 /* a sequence's own attention in each layer, and its joining */
@@ -644,8 +644,8 @@ static int fill_info(ggml_shard *s, const cairn_shard_config *cfg, cairn_err *er
                           cfg->first_layer, last, hp->n_layer);
     }
     int n_ctx = cfg->n_ctx > 0 ? cfg->n_ctx : hp->n_ctx_train;
-    if (cfg->n_ctx <= 0 && n_ctx > DEFAULT_MAX_CTX) {
-        n_ctx = DEFAULT_MAX_CTX;
+    if (cfg->n_ctx <= 0 && n_ctx > CAIRN_DEFAULT_MAX_CTX) {
+        n_ctx = CAIRN_DEFAULT_MAX_CTX;
     }
     if (n_ctx > 1 << 20) {
         return cairn_fail(err, "a context of %d positions is too large", n_ctx);

@@ -1,12 +1,12 @@
 /* model: what a model costs in memory when placed by layers (see cairn_model_footprint). */
 #include "model/model.h"
+#include "util/defaults.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 /* The engine's context when none is configured: the training context, at most this (the
  * rule of cairn_shard_config.n_ctx in src/engine/ggml_engine.c). */
-#define ENGINE_DEFAULT_MAX_CTX 4096
 /* The engine's largest context. */
 #define ENGINE_MAX_CTX (1 << 20)
 /* Bytes of one cached K or V element: the engine keeps its KV cache in F16. */
@@ -31,8 +31,8 @@ static uint64_t tensor_bytes(const cairn_model_file *m, const char *name) {
 static int resolve_context(const cairn_hparams *hp, int n_ctx, int n_seq, cairn_footprint *out,
                            cairn_err *err) {
     int ctx = n_ctx > 0 ? n_ctx : hp->n_ctx_train;
-    if (n_ctx <= 0 && ctx > ENGINE_DEFAULT_MAX_CTX) {
-        ctx = ENGINE_DEFAULT_MAX_CTX;
+    if (n_ctx <= 0 && ctx > CAIRN_DEFAULT_MAX_CTX) {
+        ctx = CAIRN_DEFAULT_MAX_CTX;
     }
     if (ctx <= 0 || ctx > ENGINE_MAX_CTX) {
         return cairn_fail(err, "a context of %d positions is not in 1..%d", ctx, ENGINE_MAX_CTX);

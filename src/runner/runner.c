@@ -16,6 +16,7 @@
 #include "platform/platform.h"
 #include "runner/runner.h"
 #include "runner/runner_internal.h"
+#include "util/defaults.h"
 
 #define DIAL_RETRY_MS 250
 #define DIAL_ATTEMPTS 40
@@ -613,7 +614,7 @@ int cairn_runner_main(int argc, char **argv) {
     }
     const char *max_waiting = getenv("CAIRN_RUNNER_TEST_MAX_WAITING");
     r->max_waiting = max_waiting && atoi(max_waiting) > 0 ? atoi(max_waiting) : RUNNER_MAX_WAITING;
-    r->slots = 4;
+    r->slots = CAIRN_DEFAULT_SLOTS;
     cairn_err err = {{0}};
     uv_loop_t loop;
     int status = 1;

@@ -26,6 +26,9 @@
 #endif
 
 #define CAIRN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* A number macro as a string literal, for help texts that name a default. */
+#define CAIRN_STRINGIFY_(x) #x
+#define CAIRN_STRINGIFY(x) CAIRN_STRINGIFY_(x)
 
 /* An error message travelling back to whoever can report it. Functions that can fail take a
  * `cairn_err *` (which may be NULL when the caller does not care) and return -1 or NULL. */

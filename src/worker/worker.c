@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "cluster/json_fields.h"
+#include "util/defaults.h"
 #include "util/log.h"
 #include "worker/worker_internal.h"
 
@@ -605,7 +606,7 @@ int cairn_worker_new(uv_loop_t *loop, const cairn_worker_config *cfg, cairn_work
         sodium_bin2hex(w->key_hex, sizeof w->key_hex, cfg->key->bytes, sizeof cfg->key->bytes);
     }
     w->threads = cfg->threads;
-    w->slots = cfg->slots > 0 ? cfg->slots : CAIRN_WORKER_DEFAULT_SLOTS;
+    w->slots = cfg->slots > 0 ? cfg->slots : CAIRN_DEFAULT_SLOTS;
     w->ctx = cfg->ctx;
     w->load_timeout_s = cfg->load_timeout_s;
     w->warmup_timeout_s =

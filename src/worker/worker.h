@@ -30,7 +30,6 @@
 #include "util/log.h"
 #include "util/util.h"
 
-#define CAIRN_WORKER_DEFAULT_SLOTS 4
 #define CAIRN_WORKER_DEFAULT_WARMUP_S 60.0
 #define CAIRN_WORKER_DEFAULT_PROGRESS_S 30.0
 /* How long a spawned runner may take to open its data-plane port. */
@@ -43,13 +42,13 @@ typedef struct cairn_worker_config {
     const char *listen_host;      /* what runners listen on (--listen); NULL = "0.0.0.0" */
     const cairn_cluster_key *key; /* sent to each runner first; NULL: an open cluster */
     int threads;                  /* per runner; 0: one per 16 MiB of shard, at most the CPUs */
-    int slots;                    /* KV slots per runner; 0: CAIRN_WORKER_DEFAULT_SLOTS */
-    int ctx;                      /* positions per slot, passed through (0: the runner's) */
-    double load_timeout_s;        /* 0: 30 s plus 1 s per 64 MiB of the shard */
-    double warmup_timeout_s;      /* 0: CAIRN_WORKER_DEFAULT_WARMUP_S */
-    double progress_timeout_s;    /* 0: CAIRN_WORKER_DEFAULT_PROGRESS_S */
-    double start_timeout_s;       /* 0: CAIRN_WORKER_START_TIMEOUT_S */
-    cairn_logger *log;            /* may be NULL */
+    int slots;                 /* KV slots per runner; 0: CAIRN_DEFAULT_SLOTS (util/defaults.h) */
+    int ctx;                   /* positions per slot, passed through (0: the runner's) */
+    double load_timeout_s;     /* 0: 30 s plus 1 s per 64 MiB of the shard */
+    double warmup_timeout_s;   /* 0: CAIRN_WORKER_DEFAULT_WARMUP_S */
+    double progress_timeout_s; /* 0: CAIRN_WORKER_DEFAULT_PROGRESS_S */
+    double start_timeout_s;    /* 0: CAIRN_WORKER_START_TIMEOUT_S */
+    cairn_logger *log;         /* may be NULL */
     /* Receives each RUNNER_STATE_CHANGED proposal (index and term are for the receiver to
      * set). Must not call back into the worker; the node wires it to its proposals. */
     void (*report)(void *user, cairn_event *e);
