@@ -2,7 +2,8 @@
 # cairn against llama.cpp on the same files, as ratios cairn / llama.cpp (above 1: cairn is
 # faster). llama.cpp's llama-bench and llama-server are built once from the pinned source
 # into build-oracle/ (benchmarks only: never CI, never linked into cairn).
-#  - engine: `cairn bench` against `llama-bench`, prefill and decode, at each thread count;
+#  - engine: `cairn bench` against `llama-bench`, prefill and decode (llama-bench decodes at
+#    the depth of the prompt, as cairn bench does), at each thread count;
 #  - API: concurrent streaming completions (bench/api-load.mjs) against one cairn node and
 #    against llama-server with -np STREAMS, aggregate tokens/s and time to first token.
 # Models: random weights in TinyLlama-1.1B's shapes (Q4_0, Q8_0, and Q4_K_M made by
@@ -52,13 +53,10 @@ files=("$models/tinyllama-1.1b-Q4_0.gguf" "$models/tinyllama-1.1b-Q8_0.gguf" "$q
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
 # rate OUTPUT KEY: the tokens/s figure on cairn bench's line KEY (prefill: or decode:)
 rate() { awk -v k="$2" '$1 == k { for (i = 1; i <= NF; i++) if ($i == "tokens/s") { print $(i - 1); exit } }' <<<"$1"; }
-# llama_rate CSV pp|tg: llama-bench's average tokens/s of that test
+# llama_rate CSV: llama-bench's average tokens/s of its one test
 llama_rate() {
-  awk -F, -v kind="$2" '
-    NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); col[$i] = i } next }
-    { gsub(/"/, "") }
-    kind == "pp" && $col["n_gen"] == 0 { print $col["avg_ts"]; exit }
-    kind == "tg" && $col["n_prompt"] == 0 { print $col["avg_ts"]; exit }' <<<"$1"
+  awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); col[$i] = i } next }
+           { gsub(/"/, ""); print $col["avg_ts"]; exit }' <<<"$1"
 }
 
 echo "== engine: prefill $n_prompt and decode $n_gen tokens, $repeats runs (tokens/s)"
@@ -67,10 +65,12 @@ echo "|---|---|---|---|---|---|---|---|"
 for f in "${files[@]}"; do
   for t in $threads_list; do
     out=$("$repo/build/cairn" bench -m "$f" -p "$n_prompt" -n "$n_gen" -t "$t" -r "$repeats")
-    csv=$("$oracle/bin/llama-bench" -m "$f" -p "$n_prompt" -n "$n_gen" -t "$t" -r "$repeats" \
+    # cairn bench decodes after its prompt, so llama-bench decodes at that depth (-d)
+    pp=$("$oracle/bin/llama-bench" -m "$f" -p "$n_prompt" -n 0 -t "$t" -r "$repeats" -o csv 2>/dev/null)
+    tg=$("$oracle/bin/llama-bench" -m "$f" -p 0 -n "$n_gen" -d "$n_prompt" -t "$t" -r "$repeats" \
       -o csv 2>/dev/null)
     cp_=$(rate "$out" prefill:) cd_=$(rate "$out" decode:)
-    lp=$(llama_rate "$csv" pp) ld=$(llama_rate "$csv" tg)
+    lp=$(llama_rate "$pp") ld=$(llama_rate "$tg")
     echo "| $(basename "$f" .gguf) | $t | $cp_ | $lp | $(ratio "$cp_" "$lp") | $cd_ | $ld | $(ratio "$cd_" "$ld") |"
   done
 done
