@@ -134,21 +134,25 @@ grep -q "prompt tokens reused" "$tmp/log1" || fail "no request reused a slot's c
 stop_all
 
 # ---- three nodes, one shard each ----
-for i in 1 2 3; do
-  start_node "$i" --no-discovery --peer "127.0.0.1:$port_base" "${runner_opts[@]}"
-done
-wait_agreed $((20 * scale)) 3 1 2 3
-wait_profiles 3
-"$cairn" place "$m" --nodes 3 --api "$(api 1)" >/dev/null || fail "placing $m on three nodes"
-wait_ready 3
-eight_streams 3
-grep -q "prompt tokens reused" "$tmp/log1" || fail "no request reused a cached prefix (3 nodes)"
-# in a pipeline the requests form groups (micro-batches) that keep every shard busy
-for i in 1 2 3; do
-  grep -Eq "a compute step held ([2-9]|[1-9][0-9]+) sequences" "$tmp/log$i" ||
-    fail "no step of node $i held several sequences"
-done
-stop_all
+# Under an emulator three nodes, three runners and a dozen clients are each a Wine process:
+# the pipeline is covered by the native runs.
+if [ "$scale" = 1 ]; then
+  for i in 1 2 3; do
+    start_node "$i" --no-discovery --peer "127.0.0.1:$port_base" "${runner_opts[@]}"
+  done
+  wait_agreed $((20 * scale)) 3 1 2 3
+  wait_profiles 3
+  "$cairn" place "$m" --nodes 3 --api "$(api 1)" >/dev/null || fail "placing $m on three nodes"
+  wait_ready 3
+  eight_streams 3
+  grep -q "prompt tokens reused" "$tmp/log1" || fail "no request reused a cached prefix (3 nodes)"
+  # in a pipeline the requests form groups (micro-batches) that keep every shard busy
+  for i in 1 2 3; do
+    grep -Eq "a compute step held ([2-9]|[1-9][0-9]+) sequences" "$tmp/log$i" ||
+      fail "no step of node $i held several sequences"
+  done
+  stop_all
+fi
 
 # ---- a full queue: 503 with Retry-After, the requests in it still served ----
 # http_post PORT PATH BODY: the whole response, headers included.
