@@ -202,16 +202,16 @@ static job *choose_step(runner *r) {
             } else {
                 prev = j;
             }
-            if (take && take->kind == JOB_FORWARD) {
+            if (!take) {
+                r->slot_seen[j->slot] = SLOT_WAITS;
+                continue;
+            }
+            if (take->kind == JOB_FORWARD) { /* the whole job or its first part */
                 budget -= take->n_tokens;
                 r->slot_seen[j->slot] = SLOT_FORWARDS;
-            } else if (!take || take != j) {
-                r->slot_seen[j->slot] = SLOT_WAITS;
             }
-            if (take) {
-                *tail = take;
-                tail = &take->next;
-            }
+            *tail = take;
+            tail = &take->next;
         }
     }
     return step;
@@ -367,13 +367,14 @@ static int common_prefix(const slot_tokens *c, const int32_t *ids, int n) {
     return i;
 }
 
-/* The positions of a slot a request can reuse: its common prefix, less the last token,
- * whose logits must be computed; none on a model whose rings forget. */
-static int reusable(const runner *r, int slot, const waiting_request *w) {
+/* The positions of a slot a request can reuse, given the prefix they have in common: all
+ * but the request's last token, whose logits must be computed; none on a model whose rings
+ * forget. */
+static int reusable(const runner *r, int common, const waiting_request *w) {
     if (!r->shard_obj->info.keeps_prefixes) {
         return 0;
     }
-    int n = (int)w->n_tokens, common = common_prefix(&r->slot_cached[slot], w->tokens, n);
+    int n = (int)w->n_tokens;
     return common < n ? common : n - 1;
 }
 
@@ -413,7 +414,8 @@ static cJSON *begin_message(uint64_t rid, int slot, int keep, const waiting_requ
     return o;
 }
 
-static void start_request(runner *r, int slot, waiting_request *w) {
+/* common: the prefix the slot's cells share with the request's tokens. */
+static void start_request(runner *r, int slot, int common, waiting_request *w) {
     uint64_t rid = ++r->next_rid;
     runner_slot *s = &r->slot_table[slot];
     *s = (runner_slot){.used = true,
@@ -422,7 +424,7 @@ static void start_request(runner *r, int slot, waiting_request *w) {
                        .client = w->client,
                        .client_id = w->client_id,
                        .next_pos = (int)w->n_tokens};
-    int keep = reusable(r, slot, w);
+    int keep = reusable(r, common, w);
     slot_tokens *cached = &r->slot_cached[slot];
     cached->n = keep;
     cached->last_used = ++r->slot_clock;
@@ -446,8 +448,9 @@ static void start_request(runner *r, int slot, waiting_request *w) {
 }
 
 /* The free slot for a request, as llama-server chooses: the one holding the longest prefix
- * of its tokens, else the one unused longest. -1 when none is free. */
-static int choose_slot(const runner *r, const waiting_request *w) {
+ * of its tokens (its length goes to *common), else the one unused longest. -1 when none is
+ * free. */
+static int choose_slot(const runner *r, const waiting_request *w, int *common_out) {
     int best = -1, best_common = -1;
     for (int i = 0; i < r->slots; i++) {
         if (r->slot_table[i].used) {
@@ -460,19 +463,20 @@ static int choose_slot(const runner *r, const waiting_request *w) {
             best_common = common;
         }
     }
+    *common_out = best_common;
     return best;
 }
 
 static void start_waiting(runner *r) {
-    int slot;
-    while (r->waiting_head && (slot = choose_slot(r, r->waiting_head)) >= 0) {
+    int slot, common;
+    while (r->waiting_head && (slot = choose_slot(r, r->waiting_head, &common)) >= 0) {
         waiting_request *w = r->waiting_head;
         r->waiting_head = w->next;
         if (!r->waiting_head) {
             r->waiting_tail = NULL;
         }
         r->n_waiting--;
-        start_request(r, slot, w);
+        start_request(r, slot, common, w);
         waiting_free(w);
     }
 }
