@@ -72,8 +72,7 @@ static int one_run(cairn_pipeline *p, const int32_t *prompt, const bench_options
  * keys alone, its values are part of them) of every position, a window layer's of its
  * window only (the masked cells of its ring are skipped). */
 static double kv_bytes_read(const cairn_hparams *hp, int pos) {
-    double value_dims = hp->kv_lora_rank > 0 ? 0.0 : (double)hp->head_dim_v;
-    double row = ((double)hp->head_dim_k + value_dims) * hp->n_head_kv * 2.0; /* F16 */
+    double row = (double)cairn_kv_cell_values(hp) * 2.0; /* F16 */
     double total = 0.0;
     for (int il = 0; il < hp->n_layer; il++) {
         bool window = cairn_layer_is_swa(hp, il) && pos > hp->n_swa;

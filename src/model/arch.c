@@ -39,6 +39,11 @@ bool cairn_layer_has_experts(const cairn_hparams *hp, int il) {
     return hp->n_expert > 0 && il >= hp->n_layer_dense_lead;
 }
 
+uint64_t cairn_kv_cell_values(const cairn_hparams *hp) {
+    uint64_t value_dims = hp->kv_lora_rank > 0 ? 0 : (uint64_t)hp->head_dim_v;
+    return ((uint64_t)hp->head_dim_k + value_dims) * (uint64_t)hp->n_head_kv;
+}
+
 int cairn_swa_cells(const cairn_hparams *hp, int n_ctx, int n_batch) {
     int64_t cells = (int64_t)hp->n_swa + n_batch - 1;
     return cells < n_ctx ? (int)cells : n_ctx;

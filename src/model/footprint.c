@@ -71,12 +71,9 @@ int cairn_model_footprint_of(const cairn_model_file *m, int n_ctx, int n_seq, ca
     }
     out->n_layers = (uint32_t)hp->n_layer;
     count_tensors(m, out);
-    /* Per layer: K is [head_dim_k * n_head_kv] and V [head_dim_v * n_head_kv] per cell, one
-     * cell per position of every sequence. */
+    /* Per layer, one cell per position of every sequence. */
     uint64_t cells = (uint64_t)out->n_ctx * (uint64_t)out->n_seq;
-    /* Latent attention caches the keys alone; its values are a part of them. */
-    uint64_t value_dims = hp->kv_lora_rank > 0 ? 0 : (uint64_t)hp->head_dim_v;
-    uint64_t row = ((uint64_t)hp->head_dim_k + value_dims) * (uint64_t)hp->n_head_kv;
+    uint64_t row = cairn_kv_cell_values(hp);
     /* Sliding-window layers keep only their window's cells: the layers' average, rounded
      * up, is what placement counts per layer. */
     uint64_t window_cells =

@@ -124,6 +124,10 @@ bool cairn_layer_has_experts(const cairn_hparams *hp, int il);
 /* Whether layer il attends over a sliding window rather than the whole context. */
 bool cairn_layer_is_swa(const cairn_hparams *hp, int il);
 
+/* Values one cell of a layer's cache holds: its keys, and its values unless attention is
+ * latent (whose values are a part of the keys). */
+uint64_t cairn_kv_cell_values(const cairn_hparams *hp);
+
 /* The most tokens the engine computes in one step when not configured otherwise. */
 #define CAIRN_DEFAULT_BATCH 512
 /* Cells per sequence a sliding-window layer's cache needs: the window plus one step's new
