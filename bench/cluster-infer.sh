@@ -20,11 +20,6 @@ name=$(basename "$model")
 tokens=64
 
 opts=(--no-discovery --peer "127.0.0.1:$port_base" --runner-threads 1 --runner-ctx 512 --slots 4)
-api() { echo "127.0.0.1:$((api_base + $1))"; }
-stop_all() {
-  for i in "${!pids[@]}"; do kill "${pids[$i]}" 2>/dev/null; done
-  for i in "${!pids[@]}"; do wait "${pids[$i]}" 2>/dev/null; unset "pids[$i]"; done
-}
 cluster() { # N FILE: N nodes holding FILE, agreed
   for i in $(seq 1 "$1"); do
     mkdir -p "$tmp/m$i"

@@ -39,37 +39,9 @@ for k in "${!prompts[@]}"; do
     -t 1 --ids 2>/dev/null)
 done
 
-api() { echo "127.0.0.1:$((api_base + $1))"; }
 cluster_generate() { # NODE PROMPT N (a stream that hangs fails the test instead of wedging it)
   timeout $((60 * scale)) "$cairn" generate --cluster --api "$(api "$1")" -m "$m" -p "$2" \
     --temp 0 -n "$3" --ids || echo "(no complete stream: status $?)"
-}
-
-wait_ready() { # SHARDS
-  local start st
-  start=$(now)
-  while :; do
-    st=$(node_state 1)
-    [ "$(grep -o '"runner":{"state":"\(ready\|running\)"' <<<"$st" | wc -l)" = "$1" ] && return 0
-    if awk -v e="$(elapsed "$start")" -v l=$((30 * scale)) 'BEGIN { exit !(e > l) }'; then
-      fail "the instance did not become ready on $1 shard(s)"
-      return 1
-    fi
-    sleep 0.1
-  done
-}
-
-# wait_profiles NODES: node 1's state lists the model with its hash for that many nodes.
-wait_profiles() {
-  local start
-  start=$(now)
-  until [ "$(node_state 1 | grep -o "\"name\":\"$m\",\"size\":[0-9]*,\"sha256\":\"[0-9a-f]\{64\}\"" | wc -l)" = "$1" ]; do
-    if awk -v e="$(elapsed "$start")" -v l=$((20 * scale)) 'BEGIN { exit !(e > l) }'; then
-      fail "the nodes did not report $m with its hash"
-      return 1
-    fi
-    sleep 0.2
-  done
 }
 
 is_cancelled() { [[ " ${cancelled[*]} " == *" $1 "* ]]; }
@@ -110,21 +82,13 @@ eight_streams() {
     "$(cluster_generate 1 "$turn2" 24 2>&1)" "$want_turn2"
 }
 
-stop_all() {
-  for i in "${!pids[@]}"; do kill "${pids[$i]}" 2>/dev/null; done
-  for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" 2>/dev/null
-    unset "pids[$i]"
-  done
-}
-
 # Slow steps a little, so the streams overlap and the cancellations land mid-stream.
 export CAIRN_RUNNER_TEST_STEP_MS=$((15 * scale))
 
 # ---- one node ----
 start_node 1 --no-discovery "${runner_opts[@]}"
 wait_agreed $((10 * scale)) 1 1
-wait_profiles 1
+wait_profiles "$m" 1
 "$cairn" place "$m" --api "$(api 1)" >/dev/null || fail "placing $m on one node"
 wait_ready 1
 eight_streams 1
@@ -141,7 +105,7 @@ if [ "$scale" = 1 ]; then
     start_node "$i" --no-discovery --peer "127.0.0.1:$port_base" "${runner_opts[@]}"
   done
   wait_agreed $((20 * scale)) 3 1 2 3
-  wait_profiles 3
+  wait_profiles "$m" 3
   "$cairn" place "$m" --nodes 3 --api "$(api 1)" >/dev/null || fail "placing $m on three nodes"
   wait_ready 3
   eight_streams 3
@@ -166,7 +130,7 @@ http_post() {
 export CAIRN_RUNNER_TEST_MAX_WAITING=1
 start_node 1 --no-discovery --runner-threads 1 --runner-ctx 256 --slots 1
 wait_agreed $((10 * scale)) 1 1
-wait_profiles 1
+wait_profiles "$m" 1
 "$cairn" place "$m" --api "$(api 1)" >/dev/null || fail "placing $m for the queue test"
 wait_ready 1
 posts=()

@@ -128,3 +128,49 @@ wait_agreed() {
     sleep 0.1
   done
 }
+
+# api I: node I's API address.
+api() { echo "127.0.0.1:$((api_base + $1))"; }
+
+# stop_all: stops every node this test started and waits for each.
+stop_all() {
+  for i in "${!pids[@]}"; do kill "${pids[$i]}" 2>/dev/null; done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" 2>/dev/null
+    unset "pids[$i]"
+  done
+}
+
+# wait_profiles MODEL NODES: node 1's state lists MODEL with its hash on that many nodes
+# (hashing runs in the background).
+wait_profiles() {
+  local start
+  start=$(now)
+  until [ "$(node_state 1 | grep -o "\"name\":\"$1\",\"size\":[0-9]*,\"sha256\":\"[0-9a-f]\{64\}\"" | wc -l)" = "$2" ]; do
+    if awk -v e="$(elapsed "$start")" -v l=$((20 * ${scale:-1})) 'BEGIN { exit !(e > l) }'; then
+      fail "the nodes did not report $1 with its hash"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# wait_ready [SHARDS]: polls until node 1's state holds one instance whose runners (SHARDS of
+# them, when given) are all ready or running.
+wait_ready() {
+  local start st total ok
+  start=$(now)
+  while :; do
+    st=$(node_state 1)
+    total=$(grep -o '"runner":{"state":"' <<<"$st" | wc -l)
+    ok=$(grep -o '"runner":{"state":"\(ready\|running\)"' <<<"$st" | wc -l)
+    if [ "$total" -gt 0 ] && [ "$ok" = "$total" ] && [ -z "${1:-}" -o "$total" = "${1:-}" ]; then
+      return 0
+    fi
+    if awk -v e="$(elapsed "$start")" -v l=$((30 * ${scale:-1})) 'BEGIN { exit !(e > l) }'; then
+      fail "no instance became ready: $(grep -o '"instances":.*' <<<"$st" | head -c 600)"
+      return 1
+    fi
+    sleep 0.1
+  done
+}

@@ -65,31 +65,6 @@ start_three() { # CAP [ARGS...]: nodes 1-3, each capped
   return 1
 }
 
-stop_all() {
-  for i in "${!pids[@]}"; do
-    kill "${pids[$i]}" 2>/dev/null
-  done
-  for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" 2>/dev/null
-    unset "pids[$i]"
-  done
-}
-
-api() { echo "127.0.0.1:$((api_base + $1))"; }
-
-# wait_profiles MODEL: every node lists MODEL with its hash (hashing runs in the background).
-wait_profiles() {
-  local start
-  start=$(now)
-  until [ "$(node_state 1 | grep -o "\"name\":\"$1\",\"size\":[0-9]*,\"sha256\":\"[0-9a-f]\{64\}\"" | wc -l)" = 3 ]; do
-    if awk -v e="$(elapsed "$start")" -v l=$((20 * scale)) 'BEGIN { exit !(e > l) }'; then
-      fail "the nodes did not report $1 with its hash"
-      return 1
-    fi
-    sleep 0.2
-  done
-}
-
 # footprint MODEL: the total bytes a placement of MODEL needs (from an uncapped preview).
 footprint() {
   "$cairn" place "$1" --preview --json --api "$(api 1)" | json_field_number total_bytes
@@ -105,25 +80,6 @@ cluster_generate() { # NODE MODEL PROMPT N
   "$cairn" generate --cluster --api "$(api "$1")" -m "$2" -p "$3" --temp 0 -n "$4" --ids
 }
 
-# wait_ready [SHARDS]: polls until node 1's state holds one instance whose runners (SHARDS of
-# them, when given) are all ready or running.
-wait_ready() {
-  local start st total ok
-  start=$(now)
-  while :; do
-    st=$(node_state 1)
-    total=$(grep -o '"runner":{"state":"' <<<"$st" | wc -l)
-    ok=$(grep -o '"runner":{"state":"\(ready\|running\)"' <<<"$st" | wc -l)
-    if [ "$total" -gt 0 ] && [ "$ok" = "$total" ] && [ -z "${1:-}" -o "$total" = "${1:-}" ]; then
-      return 0
-    fi
-    if awk -v e="$(elapsed "$start")" -v l=$((30 * scale)) 'BEGIN { exit !(e > l) }'; then
-      fail "no instance became ready: $(grep -o '"instances":.*' <<<"$st" | head -c 600)"
-      return 1
-    fi
-    sleep 0.1
-  done
-}
 
 instance_of() { node_state 1 | grep -o '"id":"i-[0-9a-f]*"' | head -1 | cut -d'"' -f4; }
 shard_nodes() { node_state 1 | grep -o '"node":"n[0-9]"' | cut -d'"' -f4 | tr '\n' ' '; }
@@ -148,7 +104,7 @@ stop_all
 for m in "${all_models[@]}"; do
   cap=$((need[$m] * 45 / 100)) # below the model's size; three together hold it
   start_three "$cap" || continue
-  wait_profiles "$m"
+  wait_profiles "$m" 3
   if ! "$cairn" place "$m" --api "$(api 2)" >"$tmp/place.out" 2>&1; then
     fail "placing $m: $(cat "$tmp/place.out")"
     stop_all
@@ -187,7 +143,7 @@ m=stories260K.gguf
 want_long=$(expected "$m" "${prompts[0]}" 150)
 export CAIRN_RUNNER_TEST_STEP_MS=10 # about 30 ms a token through three shards
 if start_three $((need[$m] * 45 / 100)) --key "infer-test-secret"; then
-  wait_profiles "$m"
+  wait_profiles "$m" 3
   "$cairn" place "$m" --api "$(api 1)" >/dev/null || fail "placing $m"
   wait_ready 3
   old=$(instance_of)
@@ -212,7 +168,7 @@ fi
 
 # ---- 4: kill -9 of a whole node mid-stream ----
 if start_three $((need[$m] * 60 / 100)); then # any two nodes hold it
-  wait_profiles "$m"
+  wait_profiles "$m" 3
   "$cairn" place "$m" --nodes 3 --api "$(api 1)" >/dev/null || fail "placing $m on 3 nodes"
   wait_ready 3
   expect_eq "spans before the node is lost" "$(shard_nodes)" "n1 n2 n3 "
@@ -245,7 +201,7 @@ for i in 1 2 3; do
   fi
 done
 if wait_agreed $((10 * scale)) 3 1 2 3; then
-  wait_profiles "$m"
+  wait_profiles "$m" 3
   "$cairn" place "$m" --nodes 3 --api "$(api 1)" >/dev/null || fail "placing $m on 3 nodes"
   # three failed loads on n2 (2 s each, with backoff between) before it is left out
   sleep 1
