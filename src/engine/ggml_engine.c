@@ -787,6 +787,14 @@ int cairn_shard_load_ggml(const cairn_shard_config *cfg, cairn_shard **out, cair
         ggml_shard_destroy(&s->base);
         return cairn_fail(err, "cannot initialise the CPU backend");
     }
+    /* A position's results must not depend on how many tokens shared its step or on the
+     * thread count: a stream resumed elsewhere recomputes its generated tokens in one
+     * prefill, and must continue exactly as the uninterrupted run would. ggml's tiled and
+     * split-KV attention (taken only for 64+ queries, or one query over 512+ cells) and
+     * its batch-only matmul panels round differently from its per-row kernels; the
+     * reference choice keeps every position on the per-row ones. It costs little:
+     * attention is a small share of a step (bench/RESULTS.md, "exact kernels"). */
+    ggml_backend_cpu_set_use_ref(s->backend, true);
     ggml_backend_cpu_set_n_threads(s->backend, cfg->n_threads > 0
                                                    ? cfg->n_threads
                                                    : default_threads(s->base.info.weight_bytes));

@@ -188,6 +188,27 @@ if start_three $((need[$m] * 60 / 100)); then # any two nodes hold it
   echo "a killed node: the stream resumed on $(shard_nodes)with the right tokens"
   stop_all
 fi
+# ---- 4b: kill -9 of the master mid-stream, relayed by another node: after the election
+# the stream resumes with the ~100 tokens it had sent recomputed in one prefill on other
+# threads, and must continue exactly as the uninterrupted run does ----
+want_longer=$(expected "$m" "${prompts[1]}" 300)
+if start_three $((need[$m] * 4)) --runner-threads 2 --runner-ctx 512; then # twice the context
+  wait_profiles "$m" 3
+  "$cairn" place "$m" --nodes 3 --api "$(api 1)" >/dev/null || fail "placing $m on 3 nodes"
+  wait_ready 3
+  agreed 1 2 3 || fail "the nodes do not agree on a master"
+  master=${agreed_master#n}
+  relay=$((master % 3 + 1))
+  cluster_generate "$relay" "$m" "${prompts[1]}" 300 >"$tmp/longer" 2>"$tmp/longer.err" &
+  gen=$!
+  sleep 3
+  kill_node "$master"
+  wait $gen || fail "the stream failed after the master was killed: $(cat "$tmp/longer.err")"
+  expect_eq "stream across a killed master" "$(cat "$tmp/longer")" "$want_longer"
+  grep -q "lost the stream of a request" "$tmp/log$relay" || fail "the stream was never lost"
+  echo "a killed master: the stream relayed by n$relay resumed with the right tokens"
+  stop_all
+fi
 unset CAIRN_RUNNER_TEST_STEP_MS
 
 # ---- 5: a load that hangs is killed at its deadline and the instance recovers ----
