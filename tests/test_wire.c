@@ -624,6 +624,77 @@ static void test_oversized_length(void **state) {
     assert_non_null(strstr(err.msg, "over the protocol's"));
 }
 
+/* A link's first frame is its handshake: a large one is refused at its header, before its
+ * payload is buffered, while the frames after it keep the link's limit. */
+static void test_first_frame_limit(void **state) {
+    (void)state;
+    cairn_err err = {{0}};
+    cairn_buf big_data = {0}, big_hello = {0};
+    append_header(&big_data, CAIRN_WIRE_MAGIC, CAIRN_WIRE_VERSION, CAIRN_WIRE_DATA_ACTIVATIONS, 0,
+                  CAIRN_WIRE_MAX_PAYLOAD);
+    append_header(&big_hello, CAIRN_WIRE_MAGIC, CAIRN_WIRE_VERSION, CAIRN_WIRE_HELLO, 0,
+                  CAIRN_WIRE_MAX_HANDSHAKE + 1);
+    const cairn_buf *refused[] = {&big_data, &big_hello};
+    for (size_t i = 0; i < 2; i++) {
+        cairn_wire_decoder *d = new_decoder(0);
+        cairn_wire_decoder_limit_first(d, CAIRN_WIRE_MAX_HANDSHAKE);
+        assert_int_equal(cairn_wire_decoder_feed(d, refused[i]->data, refused[i]->len, &err), -1);
+        assert_non_null(strstr(err.msg, "over this link's limit of 4096 bytes"));
+        cairn_wire_decoder_free(d);
+    }
+
+    /* HELLO and a large frame after it in one feed. */
+    cairn_buf b = {0};
+    append_sample(CAIRN_WIRE_HELLO, &b);
+    size_t n = 64 * 1024;
+    float *values = calloc(n, sizeof(float));
+    assert_non_null(values);
+    cairn_wire_data_header h = {.request_id = 1, .n_tokens = 16, .width = (uint32_t)(n / 16)};
+    must(cairn_wire_encode_activations(&h, values, &b, &err), &err);
+    cairn_wire_decoder *d = new_decoder(0);
+    cairn_wire_decoder_limit_first(d, CAIRN_WIRE_MAX_HANDSHAKE);
+    must(cairn_wire_decoder_feed(d, b.data, b.len, &err), &err);
+    cairn_wire_frame f;
+    assert_int_equal(cairn_wire_decoder_next(d, &f, &err), 1);
+    assert_int_equal(f.type, CAIRN_WIRE_HELLO);
+    assert_int_equal(cairn_wire_decoder_next(d, &f, &err), 1);
+    assert_int_equal(f.type, CAIRN_WIRE_DATA_ACTIVATIONS);
+    cairn_wire_decoder_free(d);
+    free(values);
+    cairn_buf_free(&b);
+    cairn_buf_free(&big_data);
+    cairn_buf_free(&big_hello);
+}
+
+/* The largest legitimate handshake frames fit the first frame's limit: a HELLO with the
+ * longest id and a cluster name that escapes to twice its length, and an ERROR whose
+ * message is a whole cairn_err of characters JSON escapes to six bytes. */
+static void test_handshake_frames_fit(void **state) {
+    (void)state;
+    cairn_err err = {{0}};
+    cairn_wire_hello hello = SAMPLE_HELLO;
+    memset(hello.node_id, 'n', CAIRN_WIRE_NODE_ID_MAX);
+    hello.node_id[CAIRN_WIRE_NODE_ID_MAX] = '\0';
+    memset(hello.cluster, '"', CAIRN_WIRE_CLUSTER_MAX);
+    hello.cluster[CAIRN_WIRE_CLUSTER_MAX] = '\0';
+    hello.cluster_port = hello.api_port = 65535;
+    hello.protocol = 255;
+    cairn_buf b = {0};
+    must(cairn_wire_encode_hello(CAIRN_WIRE_HELLO, &hello, &b, &err), &err);
+    assert_true(b.len - CAIRN_WIRE_HEADER_SIZE <= CAIRN_WIRE_MAX_HANDSHAKE);
+
+    char message[sizeof(err.msg)];
+    memset(message, '\x01', sizeof(message) - 1);
+    message[sizeof(message) - 1] = '\0';
+    cJSON *o = cJSON_CreateObject();
+    assert_non_null(cJSON_AddStringToObject(o, "message", message));
+    b.len = 0;
+    must(cairn_wire_encode_json(CAIRN_WIRE_ERROR, o, &b, &err), &err);
+    assert_true(b.len - CAIRN_WIRE_HEADER_SIZE <= CAIRN_WIRE_MAX_HANDSHAKE);
+    cJSON_Delete(o);
+    cairn_buf_free(&b);
+}
+
 static void test_empty_payload_where_required(void **state) {
     (void)state;
     for (int t = CAIRN_WIRE_TYPE_FIRST; t <= CAIRN_WIRE_TYPE_LAST; t++) {
@@ -1293,6 +1364,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_unknown_type),
         cmocka_unit_test(test_reserved_flags),
         cmocka_unit_test(test_oversized_length),
+        cmocka_unit_test(test_first_frame_limit),
+        cmocka_unit_test(test_handshake_frames_fit),
         cmocka_unit_test(test_empty_payload_where_required),
         cmocka_unit_test(test_truncated_waits),
         cmocka_unit_test(test_stays_failed),

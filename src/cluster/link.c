@@ -5,6 +5,9 @@
  *
  * Every byte here comes from the network: a frame that is malformed, oversized, or not
  * expected in the link's phase closes this link with a log line and never anything more.
+ * Strangers are held to little until they have said who they are: a handshake frame of at
+ * most CAIRN_WIRE_MAX_HANDSHAKE bytes, a deadline for the handshake, a few handshakes per
+ * address, and link slots kept for known members.
  * Links are freed only from libuv's close callback, after their pending writes completed.
  */
 #define _POSIX_C_SOURCE 200809L /* pthread types in uv.h under strict C11 */
@@ -39,6 +42,9 @@ static node_link *link_new(cairn_local_node *n, bool dialer) {
     l->serial = ++n->next_serial;
     l->opened_at = l->last_heard = cairn_now_seconds();
     l->decoder = cairn_wire_decoder_new(0, &err);
+    if (l->decoder) {
+        cairn_wire_decoder_limit_first(l->decoder, CAIRN_WIRE_MAX_HANDSHAKE);
+    }
     if (l->decoder && n->keyed) {
         l->secure = cairn_secure_link_new(&n->key, dialer, &err);
     }
@@ -463,8 +469,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
 }
 
-/* The socket is connected (either way): start reading and the key or HELLO exchange. */
-static void link_start(node_link *l) {
+/* Names the socket's other end in remote and remote_host. */
+static void read_peer_name(node_link *l) {
     struct sockaddr_storage addr;
     int len = sizeof addr;
     if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&addr, &len) == 0) {
@@ -483,6 +489,10 @@ static void link_start(node_link *l) {
         }
         snprintf(l->remote_host, sizeof l->remote_host, "%s", host);
     }
+}
+
+/* The socket is connected (either way): start reading and the key or HELLO exchange. */
+static void link_start(node_link *l) {
     uv_tcp_nodelay(&l->tcp, 1);
     l->last_heard = cairn_now_seconds();
     int rc = uv_read_start((uv_stream_t *)&l->tcp, alloc_read, on_read);
@@ -514,13 +524,89 @@ static void free_handle(uv_handle_t *h) {
     free(h);
 }
 
+/* ---- admission of accepted links ---- */
+
+const char *link_refusal(const link_census *c) {
+    if (c->open >= NODE_MAX_LINKS) {
+        return "every link slot is taken";
+    }
+    if (c->handshakes_from_host >= NODE_MAX_HANDSHAKES_PER_HOST) {
+        return "too many links from this address are in the handshake";
+    }
+    if (!c->known_host && c->open >= NODE_MAX_LINKS - NODE_LINKS_KEPT_FOR_MEMBERS) {
+        return "the link slots left are kept for known members";
+    }
+    return NULL;
+}
+
+/* An IPv4 peer of a dual-stack socket shows as ::ffff:a.b.c.d, the state names it a.b.c.d. */
+static const char *plain_host(const char *host) {
+    static const char mapped[] = "::ffff:";
+    size_t prefix = sizeof mapped - 1;
+    bool is_mapped = strncmp(host, mapped, prefix) == 0 && strchr(host + prefix, '.');
+    return is_mapped ? host + prefix : host;
+}
+
+static bool same_host(const char *a, const char *b) {
+    return strcmp(plain_host(a), plain_host(b)) == 0;
+}
+
+static bool host_is_member(const cairn_local_node *n, const char *host) {
+    for (uint32_t i = 0; i < n->state->n_nodes; i++) {
+        const cairn_node *m = &n->state->nodes[i];
+        for (uint32_t a = 0; a < m->n_addresses; a++) {
+            if (same_host(m->addresses[a].host, host)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static bool host_is_known(const cairn_local_node *n, const char *host) {
+    for (const dial_target *t = n->targets; t; t = t->next) {
+        if (same_host(t->host, host)) {
+            return true;
+        }
+    }
+    for (const node_link *l = n->links; l; l = l->next) {
+        if (l->phase == LINK_UP && same_host(l->remote_host, host)) {
+            return true;
+        }
+    }
+    return host_is_member(n, host);
+}
+
+static link_census census_for(const cairn_local_node *n, const node_link *fresh) {
+    link_census c = {.open = n->n_links - 1, .known_host = host_is_known(n, fresh->remote_host)};
+    for (const node_link *l = n->links; l; l = l->next) {
+        if (l != fresh && !l->dialer && l->phase != LINK_UP && l->phase != LINK_CLOSING &&
+            same_host(l->remote_host, fresh->remote_host)) {
+            c.handshakes_from_host++;
+        }
+    }
+    return c;
+}
+
+static void note_refusal(cairn_local_node *n, const char *remote, const char *why) {
+    double now = cairn_now_seconds();
+    n->links_refused++;
+    if (now - n->refusal_warned_at < NODE_REFUSAL_LOG_S) {
+        return; /* link_close logs each at debug level */
+    }
+    cairn_log(n->log, CAIRN_LOG_WARN,
+              "refusing a link from %s: %s (%llu refused in the last %.0f s)", remote, why,
+              (unsigned long long)n->links_refused, NODE_REFUSAL_LOG_S);
+    n->links_refused = 0;
+    n->refusal_warned_at = now;
+}
+
 int link_accept(cairn_local_node *n, uv_stream_t *server) {
     if (n->n_links >= NODE_MAX_LINKS) {
         uv_tcp_t *drop = malloc(sizeof *drop);
         if (drop && uv_tcp_init(n->loop, drop) == 0) {
             if (uv_accept(server, (uv_stream_t *)drop) == 0) {
-                cairn_log(n->log, CAIRN_LOG_WARN, "refusing a link: %d links open already",
-                          NODE_MAX_LINKS);
+                note_refusal(n, "a peer", "every link slot is taken");
             }
             uv_close((uv_handle_t *)drop, free_handle);
         } else {
@@ -538,6 +624,14 @@ int link_accept(cairn_local_node *n, uv_stream_t *server) {
         link_close(l, "accept failed", false);
         return -1;
     }
+    read_peer_name(l);
+    link_census census = census_for(n, l);
+    const char *refusal = link_refusal(&census);
+    if (refusal) {
+        note_refusal(n, l->remote, refusal);
+        link_close(l, refusal, false);
+        return -1;
+    }
     link_start(l);
     return 0;
 }
@@ -551,6 +645,7 @@ static void on_connected(uv_connect_t *req, int status) {
         link_close(l, uv_strerror(status), false);
         return;
     }
+    read_peer_name(l);
     link_start(l);
 }
 
@@ -611,6 +706,13 @@ void links_tick(cairn_local_node *n, double now) {
             if (now - l->closing_at > 2.0 && !uv_is_closing((uv_handle_t *)&l->tcp)) {
                 uv_close((uv_handle_t *)&l->tcp, on_closed);
             }
+            continue;
+        }
+        if (l->phase != LINK_UP && now - l->opened_at > NODE_HANDSHAKE_DEADLINE_S) {
+            char reason[96];
+            snprintf(reason, sizeof reason, "no handshake within %.0f s",
+                     NODE_HANDSHAKE_DEADLINE_S);
+            link_close(l, reason, false);
             continue;
         }
         double silent = now - l->last_heard;

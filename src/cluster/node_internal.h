@@ -23,6 +23,19 @@
 #define NODE_READ_CHUNK 65536
 /* Links beyond this many (hostile floods, misconfigured scripts) are refused at accept. */
 #define NODE_MAX_LINKS 160
+/* Of those, the last this many take only links from known hosts (a member's address in the
+ * state, a dial target's, a linked peer's): strangers holding every other slot cannot shut
+ * out a member. */
+#define NODE_LINKS_KEPT_FOR_MEMBERS 32
+/* Accepted links from one address still in the handshake, at most: one host cannot hold
+ * the slots by opening links that never say HELLO. */
+#define NODE_MAX_HANDSHAKES_PER_HOST 8
+/* A link that has not proven the key and exchanged HELLO this long after it opened is
+ * closed, however busily it trickles bytes. */
+#define NODE_HANDSHAKE_DEADLINE_S 5.0
+/* Links refused at accept are logged as a warning at most this often (a flood brings
+ * thousands), with the count since the last warning. */
+#define NODE_REFUSAL_LOG_S 10.0
 /* Dial targets kept at most; the oldest learned ones make room for new ones. */
 #define NODE_MAX_TARGETS 256
 /* Bytes queued for one peer before it counts as not reading: a stuck peer must not make the
@@ -164,6 +177,8 @@ struct cairn_local_node {
     bool closing;
     node_link *links;
     size_t n_links;
+    uint64_t links_refused; /* at accept, since the last warning about it */
+    double refusal_warned_at;
     dial_target *targets;
     size_t n_targets;
     uint64_t next_serial;
@@ -249,6 +264,16 @@ void model_files_fill(model_files *mf, cairn_node_profile *p);
 void model_files_close(model_files *mf);
 
 /* ---- link.c ---- */
+
+/* What decides whether the node takes one more accepted link, counted without it. */
+typedef struct link_census {
+    size_t open;                 /* the node's links, in any phase */
+    size_t handshakes_from_host; /* accepted from the new link's address and not up yet */
+    bool known_host;             /* the address is a member's, a dial target's or a peer's */
+} link_census;
+/* Why a new accepted link is refused, or NULL when it may stay. */
+const char *link_refusal(const link_census *c);
+
 int link_accept(cairn_local_node *n, uv_stream_t *server);
 void link_dial(cairn_local_node *n, dial_target *t);
 /* Closes the link (idempotent). reason is logged; with send_error the peer gets an ERROR

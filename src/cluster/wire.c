@@ -157,6 +157,7 @@ struct cairn_wire_decoder {
     size_t scan;         /* end of the complete frames whose headers were checked */
     uint64_t stream_pos; /* stream offset of buf[0], for messages */
     uint32_t max_payload;
+    uint32_t first_max_payload; /* the stream's first frame's, at most max_payload */
     bool failed;
     cairn_err error;
 };
@@ -177,7 +178,14 @@ cairn_wire_decoder *cairn_wire_decoder_new(uint32_t max_payload, cairn_err *err)
         return NULL;
     }
     d->max_payload = max_payload ? max_payload : CAIRN_WIRE_MAX_PAYLOAD;
+    d->first_max_payload = d->max_payload;
     return d;
+}
+
+void cairn_wire_decoder_limit_first(cairn_wire_decoder *d, uint32_t max_payload) {
+    if (max_payload < d->max_payload) {
+        d->first_max_payload = max_payload;
+    }
 }
 
 void cairn_wire_decoder_free(cairn_wire_decoder *d) {
@@ -258,7 +266,8 @@ static int check_header(cairn_wire_decoder *d, const uint8_t *h, size_t avail, u
     }
     uint32_t len = get_u32(h + 8);
     cairn_err why;
-    if (check_payload_len((cairn_wire_type)h[5], len, d->max_payload, &why) != 0) {
+    uint32_t link_limit = at == 0 ? d->first_max_payload : d->max_payload;
+    if (check_payload_len((cairn_wire_type)h[5], len, link_limit, &why) != 0) {
         return decoder_fail(d, err, "%s (frame at stream byte %llu)", why.msg,
                             (unsigned long long)at);
     }

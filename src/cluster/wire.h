@@ -48,6 +48,11 @@
 #define CAIRN_WIRE_MAX_EVENT (1024u * 1024u)
 #define CAIRN_WIRE_MAX_SNAPSHOT (16u * 1024u * 1024u)
 #define CAIRN_WIRE_MAX_AUTH 1024u
+/* The first frame of a link's stream, its handshake (HELLO, HELLO_ACK or an ERROR saying why
+ * not), has no business being larger: a HELLO takes a few hundred bytes and an ERROR's
+ * message at most a cairn_err's, escaped. A peer that has not said who it is may make the
+ * node buffer no more than this. */
+#define CAIRN_WIRE_MAX_HANDSHAKE 4096u
 
 /* A JSON payload may nest at most this deep and hold at most this many values: cJSON parses
  * recursively and spends ~64 bytes per value, so both bound what one frame can cost. */
@@ -116,6 +121,10 @@ typedef struct cairn_wire_decoder cairn_wire_decoder;
 
 /* max_payload lowers every type's limit for this link; 0 means CAIRN_WIRE_MAX_PAYLOAD. */
 cairn_wire_decoder *cairn_wire_decoder_new(uint32_t max_payload, cairn_err *err);
+/* Lowers the limit of the stream's first frame only (a link's handshake, e.g. to
+ * CAIRN_WIRE_MAX_HANDSHAKE), so the frames after it, which may arrive in the same feed,
+ * keep the link's limit. Call before the first feed. */
+void cairn_wire_decoder_limit_first(cairn_wire_decoder *d, uint32_t max_payload);
 void cairn_wire_decoder_free(cairn_wire_decoder *d);
 
 /* Appends n received bytes and checks every header they complete. Returns -1 when the
