@@ -67,13 +67,16 @@ kill_node() {
 }
 
 
-# http_get PORT PATH: the body of GET PATH on 127.0.0.1:PORT (empty on any failure).
+# http_get PORT PATH: the body of GET PATH on 127.0.0.1:PORT (empty on any failure). Nodes
+# run with --api-key want it: set api_key to send it.
+api_key=
 http_get() {
   timeout 3 bash -c '
     exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1
-    printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$1" >&3
+    printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s\r\n" "$1" "$2" >&3
     response=$(cat <&3)
-    printf "%s" "${response#*$'"'"'\r\n\r\n'"'"'}"' "$1" "$2" 2>/dev/null
+    printf "%s" "${response#*$'"'"'\r\n\r\n'"'"'}"' "$1" "$2" \
+    "${api_key:+Authorization: Bearer $api_key$'\r\n'}" 2>/dev/null
 }
 node_info() { http_get $((api_base + $1)) /node; }
 node_state() { http_get $((api_base + $1)) /state; }
