@@ -540,7 +540,7 @@ static int parse_args(runner *r, int argc, char **argv, cairn_log_level *level, 
                                "[--ctx N] [--threads N] [--node ID] [--log-level L]");
     }
     if (!r->listen_host) {
-        r->listen_host = "0.0.0.0";
+        r->listen_host = "127.0.0.1";
     }
     r->is_first = r->first == 0;
     r->is_last = r->last == r->n_layers;

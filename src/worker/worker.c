@@ -597,7 +597,7 @@ int cairn_worker_new(uv_loop_t *loop, const cairn_worker_config *cfg, cairn_work
     snprintf(w->node_id, sizeof w->node_id, "%s", cfg->node_id);
     w->runner_exe = cairn_strdup(cfg->runner_exe);
     w->models_dir = cairn_strdup(cfg->models_dir);
-    w->listen_host = copy_or(cfg->listen_host, "0.0.0.0");
+    w->listen_host = copy_or(cfg->listen_host, "127.0.0.1");
     if (!w->runner_exe || !w->models_dir || !w->listen_host) {
         cairn_worker_close(w);
         return cairn_fail(err, "out of memory");
