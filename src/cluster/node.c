@@ -112,7 +112,7 @@ static void publish(cairn_local_node *n, double now) {
     bool state_changed = n->view_dirty;
     if (state_changed) {
         cairn_err err = {{0}};
-        state = cairn_state_snapshot_json(n->state, &err);
+        state = cairn_state_public_json(n->state, &err);
         if (!state || cairn_state_hash(n->state, n->state_hash, &err) != 0) {
             cairn_log(n->log, CAIRN_LOG_ERROR, "cannot publish the state: %s", err.msg);
         }
