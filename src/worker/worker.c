@@ -334,6 +334,7 @@ static void free_done_records(cairn_worker *w) {
         worker_runner *r = *p;
         if (record_done(r)) {
             *p = r->next;
+            sodium_memzero(r->secret, sizeof r->secret);
             free(r);
         } else {
             p = &r->next;
@@ -363,6 +364,7 @@ static worker_runner *new_record(cairn_worker *w, const cairn_instance *in, uint
     }
     r->w = w;
     snprintf(r->instance_id, sizeof r->instance_id, "%s", in->id);
+    snprintf(r->secret, sizeof r->secret, "%s", in->secret);
     r->shard = shard;
     r->in_state = true;
     r->next = w->runners;

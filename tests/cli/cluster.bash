@@ -81,6 +81,24 @@ http_get() {
 node_info() { http_get $((api_base + $1)) /node; }
 node_state() { http_get $((api_base + $1)) /state; }
 
+# wire_frame FILE TYPE JSON: appends a wire frame of TYPE (a number, wire.h) carrying JSON
+# (under 64 KiB) to FILE.
+wire_frame() {
+  local len=${#3}
+  # the inner printf writes the header's escapes, the outer one their bytes
+  printf "$(printf 'CRNW\\x01\\x%02x\\x00\\x00\\x%02x\\x%02x\\x00\\x00' "$2" $((len & 255)) \
+    $((len >> 8)))" >>"$1"
+  printf "%s" "$3" >>"$1"
+}
+
+# raw_exchange HOST PORT FILE: sends FILE's bytes to HOST:PORT and prints what comes back
+# until the other end closes (control bytes as dots); fails when it does not close in 10 s.
+raw_exchange() {
+  timeout 10 bash -c 'exec 3<>/dev/tcp/$0/$1 || exit 1; cat "$2" >&3; cat <&3' "$1" "$2" "$3" |
+    tr -c '[:print:]' '.'
+  return "${PIPESTATUS[0]}"
+}
+
 # json_field JSON KEY: the first string or number value of KEY.
 json_field() {
   grep -o "\"$2\":\(\"[^\"]*\"\|[0-9.]*\)" <<<"$1" | head -1 | sed 's/^[^:]*://; s/"//g'
