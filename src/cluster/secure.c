@@ -118,6 +118,16 @@ void cairn_runner_proof(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE],
     sodium_memzero(&st, sizeof st);
 }
 
+int cairn_runner_answer(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE], const char *challenge_hex,
+                        uint8_t proof[CAIRN_RUNNER_PROOF_SIZE]) {
+    uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE];
+    if (!bytes_from_hex(challenge_hex, challenge, sizeof challenge)) {
+        return -1;
+    }
+    cairn_runner_proof(secret, challenge, proof);
+    return 0;
+}
+
 bool cairn_runner_proof_matches(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE],
                                 const uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE],
                                 const char *proof_hex) {

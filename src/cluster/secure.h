@@ -124,6 +124,10 @@ int cairn_runner_challenge_new(uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE], c
 void cairn_runner_proof(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE],
                         const uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE],
                         uint8_t proof[CAIRN_RUNNER_PROOF_SIZE]);
+/* The dialer's side: the proof for a challenge as the runner sends it (hex); -1 when it is
+ * not CAIRN_RUNNER_CHALLENGE_SIZE bytes in hex. */
+int cairn_runner_answer(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE], const char *challenge_hex,
+                        uint8_t proof[CAIRN_RUNNER_PROOF_SIZE]);
 /* Whether proof (hex, as a hello carries it) proves the secret for the challenge; in
  * constant time. */
 bool cairn_runner_proof_matches(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE],

@@ -31,7 +31,6 @@ struct dlink {
     cairn_secure_link *secure; /* keyed links only */
     cairn_buf plain;
     bool dialer;
-    bool transport_up; /* the key is proven (keyed links) or the socket connected */
     uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE];
     uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE]; /* acceptor: what the dialer must answer */
     bool up, closing;
@@ -183,7 +182,6 @@ static void send_hex(dlink *l, const char *op, const char *name,
 
 /* The socket is connected and, on keyed links, the key proven: the acceptor challenges. */
 static void on_transport_up(dlink *l) {
-    l->transport_up = true;
     if (l->dialer) {
         return; /* it waits for the challenge */
     }
@@ -200,21 +198,18 @@ static int on_proving_frame(dlink *l, const cairn_wire_frame *f, cairn_err *err)
     cJSON *msg = NULL;
     if (f->type != CAIRN_WIRE_CONTROL || cairn_wire_parse_json(f, &msg, err) != 0) {
         return cairn_fail(err, "%s did not %s", l->name,
-                          l->dialer ? "challenge" : "prove the instance's secret");
+                          l->dialer ? "send a challenge" : "prove the instance's secret");
     }
     const char *op = cJSON_GetStringValue(cairn_json_field(msg, "op"));
     const char *hex =
         cJSON_GetStringValue(cairn_json_field(msg, l->dialer ? "challenge" : "proof"));
     int rc = 0;
     if (l->dialer) {
-        uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE], proof[CAIRN_RUNNER_PROOF_SIZE];
-        size_t len = 0;
-        if (!op || strcmp(op, "challenge") != 0 || !hex ||
-            sodium_hex2bin(challenge, sizeof challenge, hex, strlen(hex), NULL, &len, NULL) != 0 ||
-            len != sizeof challenge) {
+        uint8_t proof[CAIRN_RUNNER_PROOF_SIZE];
+        if (!op || strcmp(op, "challenge") != 0 ||
+            cairn_runner_answer(l->secret, hex, proof) != 0) {
             rc = cairn_fail(err, "%s sent no valid challenge", l->name);
         } else {
-            cairn_runner_proof(l->secret, challenge, proof);
             send_hex(l, "proof", "proof", proof);
             sodium_memzero(proof, sizeof proof);
         }
