@@ -140,18 +140,19 @@ static void test_fetch(void **state) {
     start(&f);
     cairn_err err = {{0}};
     char *body = NULL;
-    assert_int_equal(cairn_api_fetch("127.0.0.1", f.port, "/node", 1024, TIMEOUT_MS, &body, &err),
-                     0);
+    assert_int_equal(
+        cairn_api_fetch("127.0.0.1", f.port, NULL, "/node", 1024, TIMEOUT_MS, &body, &err), 0);
     assert_string_equal(body, NODE_TEXT);
     free(body);
     char expected[160];
     snprintf(expected, sizeof expected,
              "127.0.0.1:%u answered 503 to /state: the node has no state yet", (unsigned)f.port);
-    assert_int_equal(cairn_api_fetch("127.0.0.1", f.port, "/state", 1024, TIMEOUT_MS, &body, &err),
-                     -1);
+    assert_int_equal(
+        cairn_api_fetch("127.0.0.1", f.port, NULL, "/state", 1024, TIMEOUT_MS, &body, &err), -1);
     assert_string_equal(err.msg, expected);
     assert_null(body);
-    assert_int_equal(cairn_api_fetch("127.0.0.1", f.port, "/x", 1024, TIMEOUT_MS, &body, &err), -1);
+    assert_int_equal(
+        cairn_api_fetch("127.0.0.1", f.port, NULL, "/x", 1024, TIMEOUT_MS, &body, &err), -1);
     assert_non_null(strstr(err.msg, "answered 404 to /x: no such path: /x"));
     cairn_api_server_stop(f.server);
 }

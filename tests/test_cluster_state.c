@@ -11,11 +11,14 @@
 
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+
 #include <sodium.h>
 
 #include "cluster/state.h"
 
 #define SHA_A "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define SECRET_A "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2"
 #define SHA_B "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 
 /* ---- helpers ---- */
@@ -188,6 +191,7 @@ static void ev_place(cairn_event *e, uint64_t index, uint64_t term, const char *
     SET(e->as.instance_placed.instance_id, id);
     SET(e->as.instance_placed.model, "Llama-3.2-1B-Instruct-Q8_0");
     SET(e->as.instance_placed.model_sha256, SHA_A);
+    SET(e->as.instance_placed.secret, SECRET_A);
     e->as.instance_placed.n_layers = n_layers;
     e->as.instance_placed.n_shards = n_nodes;
     for (uint32_t k = 0; k < n_nodes; k++) {
@@ -286,6 +290,42 @@ static void test_scenario_result(void **unused) {
     assert_int_equal(in->shards[0].layer_end, 14);
     assert_int_equal(in->shards[0].runner.state, CAIRN_RUNNER_IDLE);
     assert_int_equal(in->shards[1].runner.state, CAIRN_RUNNER_SHUTTING_DOWN);
+    free(s);
+    free(ev);
+}
+
+/* Members get the instances' secrets (snapshots, events); what the API shows leaves them out
+ * and is otherwise the same. */
+static void test_public_json_hides_secrets(void **unused) {
+    cairn_event *ev = scenario();
+    cairn_cluster_state *s = fold_scenario(ev, SCENARIO_LEN);
+    cairn_err err = {{0}};
+    char *members = cairn_state_snapshot_json(s, &err);
+    char *shown = cairn_state_public_json(s, &err);
+    assert_non_null(members);
+    assert_non_null(shown);
+    assert_non_null(strstr(members, "\"secret\":\"" SECRET_A "\""));
+    assert_null(strstr(shown, SECRET_A));
+    assert_null(strstr(shown, "\"secret\""));
+    cJSON *public_tree = cJSON_Parse(shown), *member_tree = cJSON_Parse(members);
+    cJSON *in = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(member_tree, "instances"), 0);
+    cJSON_DeleteItemFromObjectCaseSensitive(in, "secret");
+    assert_true(cJSON_Compare(public_tree, member_tree, true));
+    const cairn_event *placed = &ev[5];
+    assert_int_equal(placed->type, CAIRN_EVENT_INSTANCE_PLACED);
+    char *event = cairn_event_to_json(placed, &err);
+    assert_non_null(strstr(event, SECRET_A));
+    cJSON *shown_event = cairn_event_public_cjson(placed, &err);
+    char *shown_text = cJSON_PrintUnformatted(shown_event);
+    assert_null(strstr(shown_text, "secret"));
+    assert_non_null(strstr(shown_text, "\"instance\":\"inst-1\""));
+    free(shown_text);
+    free(event);
+    cJSON_Delete(shown_event);
+    cJSON_Delete(public_tree);
+    cJSON_Delete(member_tree);
+    free(shown);
+    free(members);
     free(s);
     free(ev);
 }
@@ -488,6 +528,13 @@ static void test_invalid_events_rejected(void **unused) {
     ev_place(e, n, t, "inst-9", 32, 2, ab);
     SET(e->as.instance_placed.model_sha256, "");
     expect_rejected(base, e, "instance without sha256");
+    ev_place(e, n, t, "inst-9", 32, 2, ab);
+    SET(e->as.instance_placed.secret, "");
+    expect_rejected(base, e, "instance without a secret");
+    ev_place(e, n, t, "inst-9", 32, 2, ab);
+    SET(e->as.instance_placed.secret,
+        "5EC2E75EC2E75EC2E75EC2E75EC2E75EC2E75EC2E75EC2E75EC2E75EC2E75EC2");
+    expect_rejected(base, e, "a secret not in lowercase hex");
     ev_runner(e, n, t, "inst-3", 0, CAIRN_RUNNER_CONNECTING, 0, 0, "");
     e->as.runner_state_changed.runner.state = (cairn_runner_state)CAIRN_RUNNER_STATE_COUNT;
     expect_rejected(base, e, "unknown runner state");
@@ -1325,6 +1372,7 @@ static void test_init_and_names(void **unused) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scenario_result),
+        cmocka_unit_test(test_public_json_hides_secrets),
         cmocka_unit_test(test_fold_determinism),
         cmocka_unit_test(test_snapshot_plus_tail_equals_fold),
         cmocka_unit_test(test_invalid_events_rejected),

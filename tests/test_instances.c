@@ -28,8 +28,14 @@ typedef struct master {
     cairn_event last;
 } master;
 
+/* As the node's master_emit: numbered, and a placement gets its secret. */
 static int emit(void *user, cairn_event *e, cairn_err *err) {
     master *m = user;
+    if (e->type == CAIRN_EVENT_INSTANCE_PLACED &&
+        cairn_instance_secret_new(e->as.instance_placed.secret, sizeof e->as.instance_placed.secret,
+                                  err) != 0) {
+        return -1;
+    }
     e->index = m->s->last_index + 1;
     e->term = e->type == CAIRN_EVENT_MASTER_ELECTED ? m->s->term + 1 : m->s->term;
     if (cairn_state_apply(m->s, e, err) != 0) {

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "cluster/placement.h"
+#include "cluster/secure.h"
 #include "cluster/state.h"
 
 #define SHA_A "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -33,10 +34,16 @@ static cairn_cluster_state *new_cluster(void) {
     return s;
 }
 
+/* As the master records an event: numbered, and a placement with its secret. */
 static void apply(cairn_cluster_state *s, cairn_event *e) {
     e->index = s->last_index + 1;
     e->term = e->type == CAIRN_EVENT_MASTER_ELECTED ? s->term + 1 : s->term;
     cairn_err err = {{0}};
+    if (e->type == CAIRN_EVENT_INSTANCE_PLACED) {
+        assert_int_equal(cairn_instance_secret_new(e->as.instance_placed.secret,
+                                                   sizeof e->as.instance_placed.secret, &err),
+                         0);
+    }
     if (cairn_state_apply(s, e, &err) != 0) {
         fail_msg("apply: %s", err.msg);
     }

@@ -3,7 +3,8 @@
  * next one listens) and the requester (cairn_stream). Streams through 1, 2 and 3 shards,
  * one at a time and four at once, open and keyed, must give exactly the tokens of one
  * in-process pipeline, with log-probabilities when asked; a bad request is refused without
- * harming the others, and one the link cannot carry is refused before any stream opens. */
+ * harming the others, and one the link cannot carry is refused before any stream opens; a
+ * link that does not prove the instance's secret gets no token. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +28,9 @@
 #define MAX_SHARDS 3
 #define MAX_TOKENS 40
 #define N_PROMPTS 4
+/* The instance's secret, as the worker passes it and the state holds it. */
+#define SECRET "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2"
+#define OTHER_SECRET "0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de"
 
 static const char *const prompts[N_PROMPTS] = {"Once upon a time", "The cat sat", "Lily wanted to",
                                                "One day, a big"};
@@ -185,12 +189,13 @@ static void spawn(harness *h, int k, int first, int last) {
     cairn_err err = {{0}};
     p->decoder = cairn_wire_decoder_new(0, &err);
     uv_read_start((uv_stream_t *)&p->from_child, on_alloc, on_read);
-    char start[160] = "{\"op\":\"start\",\"key\":\"\"}";
+    char hex[2 * CAIRN_CLUSTER_KEY_SIZE + 1] = "";
     if (h->key) {
-        char hex[2 * CAIRN_CLUSTER_KEY_SIZE + 1];
         sodium_bin2hex(hex, sizeof hex, h->key->bytes, sizeof h->key->bytes);
-        snprintf(start, sizeof start, "{\"op\":\"start\",\"key\":\"%s\"}", hex);
     }
+    char start[256];
+    snprintf(start, sizeof start, "{\"op\":\"start\",\"key\":\"%s\",\"secret\":\"%s\"}", hex,
+             SECRET);
     send_control(p, start);
 }
 
@@ -374,7 +379,8 @@ static void check_streams_with(harness *h, int n_streams, const cairn_cluster_ke
         memset(&got[i], 0, sizeof got[i]);
         got[i].h = h;
         got[i].want_top = top_logprobs;
-        cairn_stream_request req = {.instance = "t-1", .prompt = prompts[i], .params = &params};
+        cairn_stream_request req = {
+            .instance = "t-1", .prompt = prompts[i], .params = &params, .secret = SECRET};
         cairn_stream *s = NULL;
         cairn_err err = {{0}};
         if (cairn_stream_open(&h->loop, "127.0.0.1", (uint16_t)h->procs[0].port, key, &req,
@@ -441,7 +447,8 @@ static void bad_requests_are_refused(void **state) {
     cairn_generation_params params = greedy();
     params.sampling.top_p = -3; /* out of range */
     result r = {.h = &h};
-    cairn_stream_request req = {.instance = "t-1", .prompt = "Hello", .params = &params};
+    cairn_stream_request req = {
+        .instance = "t-1", .prompt = "Hello", .params = &params, .secret = SECRET};
     cairn_stream *s = NULL;
     cairn_err err = {{0}};
     assert_int_equal(cairn_stream_open(&h.loop, "127.0.0.1", (uint16_t)h.procs[0].port, NULL, &req,
@@ -453,7 +460,7 @@ static void bad_requests_are_refused(void **state) {
     params = greedy();
     result r2 = {.h = &h};
     cairn_stream_request req2 = {
-        .instance = "t-1", .tokens = too_big, .n_tokens = 2, .params = &params};
+        .instance = "t-1", .tokens = too_big, .n_tokens = 2, .params = &params, .secret = SECRET};
     assert_int_equal(cairn_stream_open(&h.loop, "127.0.0.1", (uint16_t)h.procs[0].port, NULL, &req2,
                                        &callbacks, &r2, &s, &err),
                      0);
@@ -469,6 +476,143 @@ static void bad_requests_are_refused(void **state) {
                      0);
     run_until_stopped(&h, 30);
     assert_true(r3.refused);
+    check_streams(&h, 1, NULL);
+    stop_pipeline(&h);
+}
+
+/* ---- strangers: links that do not prove the instance's secret ---- */
+
+typedef struct stranger {
+    harness *h;
+    int n_tokens;
+    bool lost;
+    char why[256];
+} stranger;
+
+static void stranger_token(void *user, int32_t token, const char *text, size_t len,
+                           const cJSON *logprobs) {
+    (void)token, (void)text, (void)len, (void)logprobs;
+    ((stranger *)user)->n_tokens++;
+}
+
+static void stranger_done(void *user, const char *finish, const char *text, size_t len,
+                          int n_prompt, int n_generated) {
+    (void)finish, (void)text, (void)len, (void)n_prompt, (void)n_generated;
+    stranger *st = user;
+    st->n_tokens++;
+    uv_stop(&st->h->loop);
+}
+
+static void stranger_error(void *user, cairn_stream_failure why, const char *message) {
+    stranger *st = user;
+    st->lost = why == CAIRN_STREAM_LOST;
+    snprintf(st->why, sizeof st->why, "%s", message);
+    uv_stop(&st->h->loop);
+}
+
+static const cairn_stream_callbacks stranger_callbacks = {stranger_token, stranger_done,
+                                                          stranger_error};
+
+/* A raw client that skips the proof: it sends hello and a request at once and counts the
+ * frames that come back until the runner closes the connection. */
+typedef struct raw_client {
+    harness *h;
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_write_t write;
+    cairn_buf out;
+    cairn_wire_decoder *decoder;
+    char buf[65536];
+    int n_challenges, n_others;
+    bool closed;
+} raw_client;
+
+static void raw_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    raw_client *c = handle->data;
+    *buf = uv_buf_init(c->buf, sizeof c->buf);
+}
+
+static void raw_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    raw_client *c = stream->data;
+    cairn_err err = {{0}};
+    if (nread < 0) {
+        c->closed = true;
+        uv_close((uv_handle_t *)&c->tcp, NULL);
+        uv_stop(&c->h->loop);
+        return;
+    }
+    assert_int_equal(cairn_wire_decoder_feed(c->decoder, buf->base, (size_t)nread, &err), 0);
+    cairn_wire_frame f;
+    while (cairn_wire_decoder_next(c->decoder, &f, &err) > 0) {
+        cJSON *msg = NULL;
+        assert_int_equal(cairn_wire_parse_json(&f, &msg, &err), 0);
+        const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "op"));
+        bool challenge = op && strcmp(op, "challenge") == 0;
+        c->n_challenges += challenge;
+        c->n_others += !challenge;
+        cJSON_Delete(msg);
+    }
+}
+
+static void raw_connected(uv_connect_t *req, int status) {
+    raw_client *c = req->data;
+    assert_int_equal(status, 0);
+    uv_buf_t buf = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    assert_int_equal(uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1, NULL), 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&c->tcp, raw_alloc, raw_read), 0);
+}
+
+static void append_frame(cairn_buf *out, const char *json) {
+    cJSON *o = cJSON_Parse(json);
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_wire_encode_json(CAIRN_WIRE_CONTROL, o, out, &err), 0);
+    cJSON_Delete(o);
+}
+
+static void raw_request_without_proof(harness *h, raw_client *c) {
+    memset(c, 0, sizeof *c);
+    c->h = h;
+    cairn_err err = {{0}};
+    c->decoder = cairn_wire_decoder_new(0, &err);
+    append_frame(&c->out, "{\"op\":\"hello\",\"role\":\"client\",\"instance\":\"t-1\"}");
+    append_frame(&c->out, "{\"op\":\"request\",\"id\":1,\"prompt\":\"Once\",\"resume\":[],"
+                          "\"params\":{}}");
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", h->procs[0].port, &addr);
+    uv_tcp_init(&h->loop, &c->tcp);
+    c->tcp.data = c->connect.data = c;
+    assert_int_equal(
+        uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, raw_connected), 0);
+    run_until_stopped(h, 30);
+    cairn_wire_decoder_free(c->decoder);
+    cairn_buf_free(&c->out);
+}
+
+/* A stream with another secret and a client that proves nothing are closed without a
+ * token, and the runners serve the next request as before. */
+static void strangers_get_nothing(void **state) {
+    (void)state;
+    harness h;
+    const int cuts[] = {2};
+    start_pipeline(&h, cuts, 1, NULL);
+    cairn_generation_params params = greedy();
+    cairn_stream_request req = {
+        .instance = "t-1", .prompt = prompts[0], .params = &params, .secret = OTHER_SECRET};
+    stranger st = {.h = &h};
+    cairn_stream *s = NULL;
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_stream_open(&h.loop, "127.0.0.1", (uint16_t)h.procs[0].port, NULL, &req,
+                                       &stranger_callbacks, &st, &s, &err),
+                     0);
+    run_until_stopped(&h, 30);
+    assert_true(st.lost);
+    assert_int_equal(st.n_tokens, 0);
+    raw_client c;
+    raw_request_without_proof(&h, &c);
+    assert_true(c.closed);
+    assert_int_equal(c.n_challenges, 1);
+    assert_int_equal(c.n_others, 0);
     check_streams(&h, 1, NULL);
     stop_pipeline(&h);
 }
@@ -528,6 +672,7 @@ int main(void) {
         cmocka_unit_test(one_shard),
         cmocka_unit_test(three_shards),
         cmocka_unit_test(keyed_two_shards),
+        cmocka_unit_test(strangers_get_nothing),
         cmocka_unit_test(bad_requests_are_refused),
     };
     if (getenv("CAIRN_TEST_FILTER")) {

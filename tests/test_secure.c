@@ -944,6 +944,51 @@ static void test_key_from_file(void **state) {
     remove(KEY_FILE);
 }
 
+/* An instance secret round-trips through hex; a proof answers its own challenge only, for
+ * its own secret only, and malformed hex is no proof or challenge at all. */
+static void test_instance_secrets_and_runner_proofs(void **unused) {
+    (void)unused;
+    cairn_err err = {{0}};
+    char hex[2 * CAIRN_INSTANCE_SECRET_SIZE + 1], other_hex[sizeof hex];
+    assert_int_equal(cairn_instance_secret_new(hex, sizeof hex, &err), 0);
+    assert_int_equal(cairn_instance_secret_new(other_hex, sizeof other_hex, &err), 0);
+    assert_string_not_equal(hex, other_hex);
+    assert_int_equal(cairn_instance_secret_new(hex, sizeof hex - 1, &err), -1);
+    uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE], other[CAIRN_INSTANCE_SECRET_SIZE];
+    assert_int_equal(cairn_instance_secret_from_hex(hex, secret, &err), 0);
+    assert_int_equal(cairn_instance_secret_from_hex(other_hex, other, &err), 0);
+    assert_int_equal(cairn_instance_secret_from_hex("abcd", secret, &err), -1);
+    assert_int_equal(cairn_instance_secret_from_hex(NULL, secret, &err), -1);
+    uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE], again[CAIRN_RUNNER_CHALLENGE_SIZE];
+    assert_int_equal(cairn_runner_challenge_new(challenge, &err), 0);
+    assert_int_equal(cairn_runner_challenge_new(again, &err), 0);
+    assert_memory_not_equal(challenge, again, sizeof challenge);
+    char challenge_hex[2 * CAIRN_RUNNER_CHALLENGE_SIZE + 1];
+    sodium_bin2hex(challenge_hex, sizeof challenge_hex, challenge, sizeof challenge);
+    uint8_t proof[CAIRN_RUNNER_PROOF_SIZE];
+    assert_int_equal(cairn_runner_answer(secret, challenge_hex, proof), 0);
+    /* as secure.h documents it */
+    uint8_t documented[CAIRN_RUNNER_PROOF_SIZE];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, secret, sizeof secret, sizeof documented);
+    crypto_generichash_update(&st, (const unsigned char *)"cairn runner hello v1", 21);
+    crypto_generichash_update(&st, challenge, sizeof challenge);
+    crypto_generichash_final(&st, documented, sizeof documented);
+    assert_memory_equal(proof, documented, sizeof proof);
+    char proof_hex[2 * CAIRN_RUNNER_PROOF_SIZE + 1];
+    sodium_bin2hex(proof_hex, sizeof proof_hex, proof, sizeof proof);
+    assert_true(cairn_runner_proof_matches(secret, challenge, proof_hex));
+    assert_false(cairn_runner_proof_matches(other, challenge, proof_hex));
+    assert_false(cairn_runner_proof_matches(secret, again, proof_hex));
+    proof_hex[0] = proof_hex[0] == '0' ? '1' : '0';
+    assert_false(cairn_runner_proof_matches(secret, challenge, proof_hex));
+    proof_hex[10] = '\0';
+    assert_false(cairn_runner_proof_matches(secret, challenge, proof_hex));
+    assert_false(cairn_runner_proof_matches(secret, challenge, NULL));
+    assert_int_equal(cairn_runner_answer(secret, "zz", proof), -1);
+    assert_int_equal(cairn_runner_answer(secret, NULL, proof), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_both_directions),
@@ -967,6 +1012,7 @@ int main(void) {
         cmocka_unit_test(test_bad_record_lengths),
         cmocka_unit_test(test_key_from_secret),
         cmocka_unit_test(test_key_from_file),
+        cmocka_unit_test(test_instance_secrets_and_runner_proofs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

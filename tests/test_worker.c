@@ -109,6 +109,7 @@ static void place(harness *h, const char *id, const char *const *nodes, uint32_t
     snprintf(e->as.instance_placed.instance_id, sizeof e->as.instance_placed.instance_id, "%s", id);
     snprintf(e->as.instance_placed.model, sizeof e->as.instance_placed.model, "m.gguf");
     snprintf(e->as.instance_placed.model_sha256, sizeof e->as.instance_placed.model_sha256, SHA);
+    snprintf(e->as.instance_placed.secret, sizeof e->as.instance_placed.secret, SHA);
     e->as.instance_placed.n_layers = 4;
     e->as.instance_placed.n_shards = n_shards;
     for (uint32_t k = 0; k < n_shards; k++) {

@@ -134,16 +134,18 @@ int cairn_api_get(const char *host, uint16_t port, const char *path, size_t max_
 
 /* cairn_api_get for callers that want the 200 answer only: any other status is an error
  * whose message names the address, the status and the API's own error message, e.g.
- * "127.0.0.1:52415 answered 503 to /state: the node has no state yet". */
-int cairn_api_fetch(const char *host, uint16_t port, const char *path, size_t max_bytes,
-                    long timeout_ms, char **body, cairn_err *err);
+ * "127.0.0.1:52415 answered 503 to /state: the node has no state yet". api_key: sent as
+ * Authorization: Bearer KEY (a node run with --api-key wants it); NULL or "": none. */
+int cairn_api_fetch(const char *host, uint16_t port, const char *api_key, const char *path,
+                    size_t max_bytes, long timeout_ms, char **body, cairn_err *err);
 
-/* Any method with an optional JSON body. With on_data, a 200 answer's bytes go to it as
- * they arrive (a stream; return non-zero to stop) and *body gets nothing of them; any
- * other answer is collected into *body as with cairn_api_get. */
+/* Any method (NULL: GET) with an optional JSON body and api_key as for cairn_api_fetch.
+ * With on_data, a 200 answer's bytes go to it as they arrive (a stream; return non-zero to
+ * stop) and *body gets nothing of them; any other answer is collected into *body as with
+ * cairn_api_get. */
 typedef int (*cairn_api_data_fn)(void *user, const char *data, size_t len);
-int cairn_api_send(const char *host, uint16_t port, const char *method, const char *path,
-                   const char *json_body, size_t max_bytes, long timeout_ms,
+int cairn_api_send(const char *host, uint16_t port, const char *api_key, const char *method,
+                   const char *path, const char *json_body, size_t max_bytes, long timeout_ms,
                    cairn_api_data_fn on_data, void *user, char **body, long *status,
                    cairn_err *err);
 /* 0 for a 2xx status; otherwise -1 with the API's error message (as cairn_api_fetch words

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <sodium.h>
 
 #include "api/api.h"
 #include "util/json.h"
@@ -115,19 +116,47 @@ static bool configure(CURL *curl, const char *url, get_sink *sink, long timeout_
 typedef struct send_spec {
     const char *method;    /* NULL: GET */
     const char *json_body; /* NULL: none */
+    const char *api_key;   /* NULL or "": no Authorization header */
 } send_spec;
 
-static bool configure_send(CURL *curl, const send_spec *spec, struct curl_slist **headers) {
-    if (!spec->method) {
-        return true;
+/* A key is a header value: a line break in it would smuggle in headers of its own. */
+static bool header_safe(const char *value) {
+    for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
+        if (*c < 0x20 || *c == 0x7f) {
+            return false;
+        }
     }
-    bool ok = curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, spec->method) == CURLE_OK;
-    if (ok && spec->json_body) {
-        *headers = curl_slist_append(NULL, "Content-Type: application/json");
-        ok = *headers && curl_easy_setopt(curl, CURLOPT_HTTPHEADER, *headers) == CURLE_OK &&
+    return true;
+}
+
+static bool add_header(struct curl_slist **headers, const char *line) {
+    struct curl_slist *more = curl_slist_append(*headers, line);
+    if (!more) {
+        return false;
+    }
+    *headers = more;
+    return true;
+}
+
+static bool configure_send(CURL *curl, const send_spec *spec, struct curl_slist **headers) {
+    bool ok = true;
+    if (spec->api_key && spec->api_key[0]) {
+        cairn_buf line = {0};
+        ok = cairn_buf_printf(&line, "Authorization: Bearer %s", spec->api_key) == 0 &&
+             add_header(headers, line.data);
+        if (line.data) {
+            sodium_memzero(line.data, line.len);
+        }
+        cairn_buf_free(&line);
+    }
+    if (ok && spec->method) {
+        ok = curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, spec->method) == CURLE_OK;
+    }
+    if (ok && spec->method && spec->json_body) {
+        ok = add_header(headers, "Content-Type: application/json") &&
              curl_easy_setopt(curl, CURLOPT_POSTFIELDS, spec->json_body) == CURLE_OK;
     }
-    return ok;
+    return ok && (!*headers || curl_easy_setopt(curl, CURLOPT_HTTPHEADER, *headers) == CURLE_OK);
 }
 
 static int perform(CURL *curl, const char *host, uint16_t port, const char *path,
@@ -142,6 +171,10 @@ static int perform(CURL *curl, const char *host, uint16_t port, const char *path
     format_where(host, port, where, sizeof where);
     struct curl_slist *headers = NULL;
     sink->curl = curl;
+    if (spec->api_key && !header_safe(spec->api_key)) {
+        cairn_buf_free(&url);
+        return cairn_fail(err, "the API key must not contain control characters");
+    }
     if (!configure(curl, url.data, sink, timeout_ms, detail) ||
         !configure_send(curl, spec, &headers)) {
         cairn_buf_free(&url);
@@ -160,12 +193,12 @@ static int perform(CURL *curl, const char *host, uint16_t port, const char *path
 
 int cairn_api_get(const char *host, uint16_t port, const char *path, size_t max_bytes,
                   long timeout_ms, char **body, long *status, cairn_err *err) {
-    return cairn_api_send(host, port, NULL, path, NULL, max_bytes, timeout_ms, NULL, NULL, body,
-                          status, err);
+    return cairn_api_send(host, port, NULL, NULL, path, NULL, max_bytes, timeout_ms, NULL, NULL,
+                          body, status, err);
 }
 
-int cairn_api_send(const char *host, uint16_t port, const char *method, const char *path,
-                   const char *json_body, size_t max_bytes, long timeout_ms,
+int cairn_api_send(const char *host, uint16_t port, const char *api_key, const char *method,
+                   const char *path, const char *json_body, size_t max_bytes, long timeout_ms,
                    cairn_api_data_fn on_data, void *user, char **body, long *status,
                    cairn_err *err) {
     *body = NULL;
@@ -180,7 +213,7 @@ int cairn_api_send(const char *host, uint16_t port, const char *method, const ch
         return cairn_fail(err, "cannot initialise libcurl");
     }
     get_sink sink = {.max_bytes = max_bytes, .on_data = on_data, .user = user};
-    send_spec spec = {method, json_body};
+    send_spec spec = {method, json_body, api_key};
     int rc = perform(curl, host, port, path, &spec, &sink, timeout_ms, status, err);
     curl_easy_cleanup(curl);
     curl_global_cleanup();
@@ -206,10 +239,11 @@ static char *error_message(const char *body) {
     return msg;
 }
 
-int cairn_api_fetch(const char *host, uint16_t port, const char *path, size_t max_bytes,
-                    long timeout_ms, char **body, cairn_err *err) {
+int cairn_api_fetch(const char *host, uint16_t port, const char *api_key, const char *path,
+                    size_t max_bytes, long timeout_ms, char **body, cairn_err *err) {
     long status = 0;
-    if (cairn_api_get(host, port, path, max_bytes, timeout_ms, body, &status, err) != 0) {
+    if (cairn_api_send(host, port, api_key, NULL, path, NULL, max_bytes, timeout_ms, NULL, NULL,
+                       body, &status, err) != 0) {
         return -1;
     }
     return cairn_api_answer_ok(host, port, path, status, body, err);

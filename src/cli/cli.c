@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/api.h"
 #include "model/model.h"
 #include "platform/platform.h"
 
@@ -233,4 +234,20 @@ void cli_sampling_finish(cli_sampling_options *so) {
     so->gen.sampling.seed = so->seed;
     so->gen.stop = so->stops.items;
     so->gen.n_stop = so->stops.n;
+}
+
+const char *cli_api_key(const char *given) {
+    const char *key = given ? given : getenv("CAIRN_API_KEY");
+    return key && key[0] ? key : NULL;
+}
+
+int cli_api_target(const char *address, const char *key, cli_api *out) {
+    cairn_err err = {{0}};
+    if (cairn_parse_address(address, CAIRN_API_DEFAULT_PORT, out->host, sizeof out->host,
+                            &out->port, &err) != 0) {
+        cli_error("--api: %s", err.msg);
+        return CLI_USAGE;
+    }
+    out->key = cli_api_key(key);
+    return CLI_OK;
 }

@@ -148,10 +148,27 @@ int cmd_place(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 
-/* --api HOST:PORT into host and port (CLI_OK, or CLI_USAGE with the error printed). */
-int cli_api_address(const char *api, char *host, size_t host_size, uint16_t *port);
+/* The key of a node's API: the --api-key value, else the CAIRN_API_KEY variable, else NULL
+ * (also what `cairn run --api-key` falls back to, so one variable serves both ends). */
+const char *cli_api_key(const char *given);
+#define CLI_API_KEY_HELP "the node's API key, if it was run with one (or CAIRN_API_KEY)"
+
+/* The node a command calls: --api HOST:PORT and --api-key KEY. */
+typedef struct cli_api {
+    char host[256];
+    uint16_t port;
+    const char *key; /* NULL: the API takes requests without one */
+} cli_api;
+#define CLI_API_OPTIONS(address, key)                                                              \
+    {"api",      0,           OPT_STR,                                                             \
+     &(address), "HOST:PORT", "the node to ask (default " CAIRN_API_DEFAULT_ADDRESS ")"},          \
+    {                                                                                              \
+        "api-key", 0, OPT_STR, &(key), "KEY", CLI_API_KEY_HELP                                     \
+    }
+/* The parsed --api address and the key (CLI_OK, or CLI_USAGE with the error printed). */
+int cli_api_target(const char *address, const char *key, cli_api *out);
 /* `cairn generate --cluster`: the completion from the running cluster's instance of model. */
-int cli_generate_on_cluster(const char *api, const char *model, const char *prompt,
+int cli_generate_on_cluster(const cli_api *api, const char *model, const char *prompt,
                             const cli_sampling_options *so, bool ids, bool verbose);
 
 #endif

@@ -101,14 +101,8 @@ static char *request_body(const char *model, const char *prompt, const cli_sampl
     return text;
 }
 
-int cli_generate_on_cluster(const char *api, const char *model, const char *prompt,
+int cli_generate_on_cluster(const cli_api *api, const char *model, const char *prompt,
                             const cli_sampling_options *so, bool ids, bool verbose) {
-    char host[256];
-    uint16_t port = 0;
-    int status = cli_api_address(api, host, sizeof host, &port);
-    if (status != CLI_OK) {
-        return status;
-    }
     char *body_json = request_body(model, prompt, so);
     if (!body_json) {
         cli_error("out of memory");
@@ -118,12 +112,12 @@ int cli_generate_on_cluster(const char *api, const char *model, const char *prom
     char *body = NULL;
     long code = 0;
     cairn_err err = {{0}};
-    int rc = cairn_api_send(host, port, "POST", "/generate", body_json, 1 << 20, CLUSTER_TIMEOUT_MS,
-                            on_data, &r, &body, &code, &err);
+    int rc = cairn_api_send(api->host, api->port, api->key, "POST", "/generate", body_json, 1 << 20,
+                            CLUSTER_TIMEOUT_MS, on_data, &r, &body, &code, &err);
     free(body_json);
     cairn_buf_free(&r.pending);
     if (rc == 0 && code != 200) {
-        rc = cairn_api_answer_ok(host, port, "/generate", code, &body, &err);
+        rc = cairn_api_answer_ok(api->host, api->port, "/generate", code, &body, &err);
     }
     free(body);
     fputc('\n', stdout);
@@ -133,7 +127,7 @@ int cli_generate_on_cluster(const char *api, const char *model, const char *prom
     }
     if (r.failed || !r.done) {
         if (!r.failed) {
-            cli_error("the stream from %s ended early", api);
+            cli_error("the stream from %s:%u ended early", api->host, (unsigned)api->port);
         }
         return CLI_ERROR;
     }

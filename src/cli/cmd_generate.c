@@ -81,7 +81,7 @@ int cmd_generate(int argc, char **argv) {
     cli_sampling_defaults(&so);
     const char *prompt = NULL;
     bool ids = false, verbose = false, cluster = false;
-    const char *api = CAIRN_API_DEFAULT_ADDRESS;
+    const char *address = CAIRN_API_DEFAULT_ADDRESS, *key = NULL;
     const cli_option options[] = {
         CLI_MODEL_OPTIONS(mo),
         {"prompt", 'p', OPT_STR, &prompt, "TEXT", "the prompt (required)"},
@@ -90,8 +90,9 @@ int cmd_generate(int argc, char **argv) {
         {"verbose", 'v', OPT_FLAG, &verbose, NULL, "print timing statistics on stderr"},
         {"cluster", 0, OPT_FLAG, &cluster, NULL,
          "generate on the running cluster: -m names a model placed there"},
-        {"api", 0, OPT_STR, &api, "HOST:PORT",
+        {"api", 0, OPT_STR, &address, "HOST:PORT",
          "with --cluster: the node to ask (" CAIRN_API_DEFAULT_ADDRESS ")"},
+        {"api-key", 0, OPT_STR, &key, "KEY", "with --cluster: " CLI_API_KEY_HELP},
     };
     const cli_command cmd = {"generate",
                              "usage: cairn generate -m FILE -p TEXT [options]",
@@ -109,7 +110,10 @@ int cmd_generate(int argc, char **argv) {
     }
     cli_sampling_finish(&so);
     if (cluster) {
-        return cli_generate_on_cluster(api, mo.model, prompt, &so, ids, verbose);
+        cli_api api;
+        status = cli_api_target(address, key, &api);
+        return status == CLI_OK ? cli_generate_on_cluster(&api, mo.model, prompt, &so, ids, verbose)
+                                : status;
     }
     return run(&mo, &so, prompt, ids, verbose);
 }

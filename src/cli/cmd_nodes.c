@@ -10,15 +10,14 @@
 #define NODES_TIMEOUT_MS 10000
 
 int cmd_nodes(int argc, char **argv) {
-    const char *api = CAIRN_API_DEFAULT_ADDRESS;
+    const char *address = CAIRN_API_DEFAULT_ADDRESS, *key = NULL;
     bool json = false;
     const cli_option options[] = {
-        {"api", 0, OPT_STR, &api, "HOST:PORT",
-         "the node to ask (default " CAIRN_API_DEFAULT_ADDRESS ")"},
+        CLI_API_OPTIONS(address, key),
         {"json", 0, OPT_FLAG, &json, NULL, "print the cluster state as the node sends it (JSON)"},
     };
     const cli_command cmd = {"nodes",
-                             "usage: cairn nodes [--api HOST:PORT] [--json]",
+                             "usage: cairn nodes [--api HOST:PORT] [--api-key KEY] [--json]",
                              "Lists the nodes of the running cluster, as a node of it sees them.",
                              options,
                              CAIRN_ARRAY_LEN(options),
@@ -27,16 +26,14 @@ int cmd_nodes(int argc, char **argv) {
     if (!cli_parse_args(&cmd, argc, argv, NULL, &status)) {
         return status;
     }
-    char host[256];
-    uint16_t port = 0;
-    cairn_err err = {{0}};
-    if (cairn_parse_address(api, CAIRN_API_DEFAULT_PORT, host, sizeof host, &port, &err) != 0) {
-        cli_error("--api: %s", err.msg);
-        return CLI_USAGE;
+    cli_api api;
+    if ((status = cli_api_target(address, key, &api)) != CLI_OK) {
+        return status;
     }
     char *body = NULL;
-    if (cairn_api_fetch(host, port, "/state", CAIRN_API_MAX_STATE_BYTES, NODES_TIMEOUT_MS, &body,
-                        &err) != 0) {
+    cairn_err err = {{0}};
+    if (cairn_api_fetch(api.host, api.port, api.key, "/state", CAIRN_API_MAX_STATE_BYTES,
+                        NODES_TIMEOUT_MS, &body, &err) != 0) {
         cli_error("%s", err.msg);
         return CLI_ERROR;
     }
@@ -48,7 +45,8 @@ int cmd_nodes(int argc, char **argv) {
             fputc('\n', stdout);
         }
     } else if (cairn_api_print_nodes(body, stdout, &err) != 0) {
-        cli_error("%s answered /state with something other than a cluster state: %s", api, err.msg);
+        cli_error("%s answered /state with something other than a cluster state: %s", address,
+                  err.msg);
         rc = CLI_ERROR;
     }
     free(body);

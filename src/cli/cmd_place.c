@@ -13,15 +13,6 @@
 /* Placing waits for the master to record the instance (the node bounds that at 10 s). */
 #define PLACE_TIMEOUT_MS 30000
 
-int cli_api_address(const char *api, char *host, size_t host_size, uint16_t *port) {
-    cairn_err err = {{0}};
-    if (cairn_parse_address(api, CAIRN_API_DEFAULT_PORT, host, host_size, port, &err) != 0) {
-        cli_error("--api: %s", err.msg);
-        return CLI_USAGE;
-    }
-    return CLI_OK;
-}
-
 /* A placement's JSON as lines: the instance, then one line per shard. */
 static void print_placement(const char *json) {
     cJSON *o = cairn_json_parse_str(json, "the placement", NULL);
@@ -43,34 +34,36 @@ static void print_placement(const char *json) {
 }
 
 int cmd_place(int argc, char **argv) {
-    const char *api = CAIRN_API_DEFAULT_ADDRESS;
+    const char *address = CAIRN_API_DEFAULT_ADDRESS, *key = NULL;
     int nodes = 0;
     bool preview = false, json = false;
     const cli_option options[] = {
-        {"api", 0, OPT_STR, &api, "HOST:PORT",
-         "the node to ask (default " CAIRN_API_DEFAULT_ADDRESS ")"},
+        CLI_API_OPTIONS(address, key),
         {"nodes", 0, OPT_INT, &nodes, "N",
          "spread over exactly N nodes (default: fewest that fit)"},
         {"preview", 0, OPT_FLAG, &preview, NULL, "show the plan without placing it"},
         {"json", 0, OPT_FLAG, &json, NULL, "print the placement as JSON"},
     };
-    const cli_command cmd = {"place",
-                             "usage: cairn place MODEL [--nodes N] [--preview] [--api HOST:PORT]",
-                             "Places an instance of MODEL (a file name in the nodes' models "
-                             "directories, or its sha256) on the nodes that hold it.",
-                             options,
-                             CAIRN_ARRAY_LEN(options),
-                             1};
+    const cli_command cmd = {
+        "place",
+        "usage: cairn place MODEL [--nodes N] [--preview] [--api HOST:PORT] [--api-key KEY]",
+        "Places an instance of MODEL (a file name in the nodes' models "
+        "directories, or its sha256) on the nodes that hold it.",
+        options,
+        CAIRN_ARRAY_LEN(options),
+        1};
     const char *model = NULL;
     int status;
     if (!cli_parse_args(&cmd, argc, argv, &model, &status)) {
         return status;
     }
-    char host[256];
-    uint16_t port = 0;
-    if (nodes < 0 || (status = cli_api_address(api, host, sizeof host, &port)) != CLI_OK) {
+    if (nodes < 0) {
         cli_error("--nodes must not be negative");
         return CLI_USAGE;
+    }
+    cli_api api;
+    if ((status = cli_api_target(address, key, &api)) != CLI_OK) {
+        return status;
     }
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "model", model);
@@ -89,11 +82,11 @@ int cmd_place(int argc, char **argv) {
     char *body = NULL;
     long code = 0;
     cairn_err err = {{0}};
-    int rc =
-        cairn_api_send(host, port, preview ? "GET" : "POST", path, preview ? NULL : body_json,
-                       CAIRN_API_MAX_STATE_BYTES, PLACE_TIMEOUT_MS, NULL, NULL, &body, &code, &err);
+    int rc = cairn_api_send(api.host, api.port, api.key, preview ? "GET" : "POST", path,
+                            preview ? NULL : body_json, CAIRN_API_MAX_STATE_BYTES, PLACE_TIMEOUT_MS,
+                            NULL, NULL, &body, &code, &err);
     free(body_json);
-    if (rc != 0 || cairn_api_answer_ok(host, port, path, code, &body, &err) != 0) {
+    if (rc != 0 || cairn_api_answer_ok(api.host, api.port, path, code, &body, &err) != 0) {
         cli_error("%s", err.msg);
         return CLI_ERROR;
     }
@@ -107,13 +100,12 @@ int cmd_place(int argc, char **argv) {
 }
 
 int cmd_delete(int argc, char **argv) {
-    const char *api = CAIRN_API_DEFAULT_ADDRESS;
+    const char *address = CAIRN_API_DEFAULT_ADDRESS, *key = NULL;
     const cli_option options[] = {
-        {"api", 0, OPT_STR, &api, "HOST:PORT",
-         "the node to ask (default " CAIRN_API_DEFAULT_ADDRESS ")"},
+        CLI_API_OPTIONS(address, key),
     };
     const cli_command cmd = {"delete",
-                             "usage: cairn delete INSTANCE [--api HOST:PORT]",
+                             "usage: cairn delete INSTANCE [--api HOST:PORT] [--api-key KEY]",
                              "Deletes a model instance: its runners shut down on every node.",
                              options,
                              CAIRN_ARRAY_LEN(options),
@@ -123,9 +115,8 @@ int cmd_delete(int argc, char **argv) {
     if (!cli_parse_args(&cmd, argc, argv, &id, &status)) {
         return status;
     }
-    char host[256];
-    uint16_t port = 0;
-    if ((status = cli_api_address(api, host, sizeof host, &port)) != CLI_OK) {
+    cli_api api;
+    if ((status = cli_api_target(address, key, &api)) != CLI_OK) {
         return status;
     }
     char path[200];
@@ -133,9 +124,9 @@ int cmd_delete(int argc, char **argv) {
     char *body = NULL;
     long code = 0;
     cairn_err err = {{0}};
-    if (cairn_api_send(host, port, "DELETE", path, NULL, 65536, PLACE_TIMEOUT_MS, NULL, NULL, &body,
-                       &code, &err) != 0 ||
-        cairn_api_answer_ok(host, port, path, code, &body, &err) != 0) {
+    if (cairn_api_send(api.host, api.port, api.key, "DELETE", path, NULL, 65536, PLACE_TIMEOUT_MS,
+                       NULL, NULL, &body, &code, &err) != 0 ||
+        cairn_api_answer_ok(api.host, api.port, path, code, &body, &err) != 0) {
         cli_error("%s", err.msg);
         return CLI_ERROR;
     }

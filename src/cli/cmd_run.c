@@ -160,7 +160,7 @@ static int start_api(run_context *ctx, const run_options *o, cairn_err *err) {
                             .state_json = api_state,
                             .node_json = api_node,
                             .handler = cairn_node_api_handler,
-                            .api_key = o->api_key ? o->api_key : getenv("CAIRN_API_KEY"),
+                            .api_key = cli_api_key(o->api_key),
                             .cors = o->cors,
                             .allowed_hosts = o->allowed_hosts.items,
                             .n_allowed_hosts = o->allowed_hosts.n,

@@ -168,6 +168,7 @@ static bool add_placement_fields(cJSON *o, const cairn_event *e) {
     return add_str(o, "instance", e->as.instance_placed.instance_id) &&
            add_str(o, "model", e->as.instance_placed.model) &&
            add_str(o, "model_sha256", e->as.instance_placed.model_sha256) &&
+           add_str(o, "secret", e->as.instance_placed.secret) &&
            add_num(o, "n_layers", e->as.instance_placed.n_layers) &&
            cairn_json_add_child(o, "shards", shards);
 }
@@ -264,7 +265,7 @@ static cJSON *instance_json(const cairn_instance *in) {
     }
     return finish(o, add_str(o, "id", in->id) && add_str(o, "model", in->model) &&
                          add_str(o, "model_sha256", in->model_sha256) &&
-                         add_num(o, "n_layers", in->n_layers) &&
+                         add_str(o, "secret", in->secret) && add_num(o, "n_layers", in->n_layers) &&
                          cairn_json_add_child(o, "shards", shards));
 }
 
@@ -310,6 +311,25 @@ cJSON *cairn_state_snapshot_cjson(const cairn_cluster_state *s, cairn_err *err) 
 
 char *cairn_state_snapshot_json(const cairn_cluster_state *s, cairn_err *err) {
     return print_and_delete(cairn_state_snapshot_cjson(s, err), "a snapshot", err);
+}
+
+/* ---- what the API shows: the same without the instances' secrets ---- */
+
+char *cairn_state_public_json(const cairn_cluster_state *s, cairn_err *err) {
+    cJSON *o = cairn_state_snapshot_cjson(s, err);
+    cJSON *in = NULL;
+    cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(o, "instances")) {
+        cJSON_DeleteItemFromObjectCaseSensitive(in, "secret");
+    }
+    return print_and_delete(o, "a snapshot", err);
+}
+
+cJSON *cairn_event_public_cjson(const cairn_event *e, cairn_err *err) {
+    cJSON *o = cairn_event_to_cjson(e, err);
+    if (o && e->type == CAIRN_EVENT_INSTANCE_PLACED) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "secret");
+    }
+    return o;
 }
 
 /* ---- decoding helpers (the generic ones are in json_fields.c) ---- */
@@ -478,6 +498,8 @@ static int placement_from(const cJSON *o, cairn_event *e, cairn_err *err) {
                             sizeof e->as.instance_placed.model, err) != 0 ||
         cairn_json_get_text(o, "model_sha256", e->as.instance_placed.model_sha256,
                             sizeof e->as.instance_placed.model_sha256, err) != 0 ||
+        cairn_json_get_text(o, "secret", e->as.instance_placed.secret,
+                            sizeof e->as.instance_placed.secret, err) != 0 ||
         cairn_json_get_u32(o, "n_layers", CAIRN_STATE_MAX_LAYERS, &e->as.instance_placed.n_layers,
                            err) != 0) {
         return -1;
@@ -540,8 +562,8 @@ static int event_fields_from(const cJSON *o, cairn_event *e, cairn_err *err) {
         return cairn_json_get_text(o, "master", e->as.master_elected.master_id, CAIRN_STATE_ID_SIZE,
                                    err);
     case CAIRN_EVENT_INSTANCE_PLACED:
-        if (CAIRN_JSON_EXPECT_FIELDS(o, err, HEAD, "instance", "model", "model_sha256", "n_layers",
-                                     "shards") != 0) {
+        if (CAIRN_JSON_EXPECT_FIELDS(o, err, HEAD, "instance", "model", "model_sha256", "secret",
+                                     "n_layers", "shards") != 0) {
             return -1;
         }
         return placement_from(o, e, err);
@@ -626,12 +648,13 @@ static int node_from(const cJSON *o, cairn_node *n, cairn_err *err) {
 }
 
 static int instance_from(const cJSON *o, cairn_instance *in, cairn_err *err) {
-    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "id", "model", "model_sha256", "n_layers", "shards") !=
-            0 ||
+    if (CAIRN_JSON_EXPECT_FIELDS(o, err, "id", "model", "model_sha256", "secret", "n_layers",
+                                 "shards") != 0 ||
         cairn_json_get_text(o, "id", in->id, sizeof in->id, err) != 0 ||
         cairn_json_get_text(o, "model", in->model, sizeof in->model, err) != 0 ||
         cairn_json_get_text(o, "model_sha256", in->model_sha256, sizeof in->model_sha256, err) !=
             0 ||
+        cairn_json_get_text(o, "secret", in->secret, sizeof in->secret, err) != 0 ||
         cairn_json_get_u32(o, "n_layers", CAIRN_STATE_MAX_LAYERS, &in->n_layers, err) != 0) {
         return -1;
     }

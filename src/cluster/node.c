@@ -112,7 +112,7 @@ static void publish(cairn_local_node *n, double now) {
     bool state_changed = n->view_dirty;
     if (state_changed) {
         cairn_err err = {{0}};
-        state = cairn_state_snapshot_json(n->state, &err);
+        state = cairn_state_public_json(n->state, &err);
         if (!state || cairn_state_hash(n->state, n->state_hash, &err) != 0) {
             cairn_log(n->log, CAIRN_LOG_ERROR, "cannot publish the state: %s", err.msg);
         }
@@ -600,10 +600,13 @@ static int start_worker(cairn_local_node *n, const cairn_node_config *cfg, cairn
     if (!cfg->runner_exe && uv_exepath(exe, &len) != 0) {
         return cairn_fail(err, "cannot find this program's path to start runners from");
     }
+    /* Runners are dialed at the first address this node announces (the runner's port in
+     * the state is at that address), so that is the one address they listen on: a runner
+     * on every interface would serve whoever reaches any of them. */
     cairn_worker_config wc = {.node_id = n->id,
                               .runner_exe = cfg->runner_exe ? cfg->runner_exe : exe,
                               .models_dir = n->models_dir,
-                              .listen_host = n->listen_host,
+                              .listen_host = n->addresses[0].host,
                               .key = n->keyed ? &n->key : NULL,
                               .threads = cfg->runner_threads,
                               .slots = cfg->runner_slots,

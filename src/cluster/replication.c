@@ -30,9 +30,13 @@ static void log_event(cairn_local_node *n, const cairn_event *e) {
         return;
     }
     cairn_err err = {{0}};
-    char *json = cairn_event_to_json(e, &err);
+    cJSON *shown = cairn_event_public_cjson(e, &err); /* logs are no place for secrets */
+    char *json = shown ? cJSON_PrintUnformatted(shown) : NULL;
+    cJSON_Delete(shown);
     cairn_log(n->log, CAIRN_LOG_DEBUG, "event %llu: %s", (unsigned long long)e->index,
-              json ? json : err.msg);
+              json         ? json
+              : err.msg[0] ? err.msg
+                           : "out of memory");
     free(json);
 }
 
@@ -54,6 +58,13 @@ static void broadcast(cairn_local_node *n, const cairn_log_entry *entry) {
 }
 
 int master_emit(cairn_local_node *n, cairn_event *e, cairn_err *err) {
+    if (e->type == CAIRN_EVENT_INSTANCE_PLACED) {
+        /* whoever planned it, the secret is the master's own and fresh */
+        if (cairn_instance_secret_new(e->as.instance_placed.secret,
+                                      sizeof e->as.instance_placed.secret, err) != 0) {
+            return -1;
+        }
+    }
     e->index = n->state->last_index + 1;
     e->term = e->type == CAIRN_EVENT_MASTER_ELECTED ? n->state->term + 1 : n->state->term;
     if (cairn_state_apply(n->state, e, err) != 0) {
@@ -538,6 +549,11 @@ void node_report(cairn_local_node *n, cairn_event *e) {
     }
     e->index = 1; /* numbered by the master; a placeholder that passes the event checks */
     e->term = 0;
+    if (e->type == CAIRN_EVENT_INSTANCE_PLACED) {
+        /* the master replaces it: a placeholder that passes the checks too */
+        memset(e->as.instance_placed.secret, '0', CAIRN_STATE_SECRET_SIZE - 1);
+        e->as.instance_placed.secret[CAIRN_STATE_SECRET_SIZE - 1] = '\0';
+    }
     cairn_err err = {{0}};
     char *json = cairn_event_to_json(e, &err);
     if (!json) {

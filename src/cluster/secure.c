@@ -17,6 +17,7 @@
 #define LABEL_PROOF_DIALER "cairn auth dialer v1"
 #define LABEL_KEY_DIALER_TX "cairn link dialer to acceptor v1"
 #define LABEL_KEY_ACCEPTOR_TX "cairn link acceptor to dialer v1"
+#define LABEL_RUNNER_PROOF "cairn runner hello v1"
 
 #define NONCE_SIZE 32
 #define PROOF_SIZE 32
@@ -60,6 +61,84 @@ int cairn_cluster_key_new_secret(char out[CAIRN_CLUSTER_SECRET_SIZE], cairn_err 
     sodium_bin2hex(out, CAIRN_CLUSTER_SECRET_SIZE, random, sizeof random);
     sodium_memzero(random, sizeof random);
     return 0;
+}
+
+/* ---- instance secrets ---- */
+
+_Static_assert(CAIRN_INSTANCE_SECRET_SIZE == crypto_generichash_KEYBYTES, "secrets key BLAKE2b");
+_Static_assert(CAIRN_RUNNER_PROOF_SIZE == crypto_generichash_BYTES, "proofs are BLAKE2b-256");
+
+int cairn_instance_secret_new(char *hex, size_t size, cairn_err *err) {
+    if (size < 2 * CAIRN_INSTANCE_SECRET_SIZE + 1) {
+        return cairn_fail(err, "no room for an instance secret");
+    }
+    if (sodium_ready(err) != 0) {
+        return -1;
+    }
+    uint8_t random[CAIRN_INSTANCE_SECRET_SIZE];
+    randombytes_buf(random, sizeof random);
+    sodium_bin2hex(hex, size, random, sizeof random);
+    sodium_memzero(random, sizeof random);
+    return 0;
+}
+
+/* Exactly n bytes as 2n hex digits, nothing else. */
+static bool bytes_from_hex(const char *hex, uint8_t *out, size_t n) {
+    size_t len = 0;
+    return hex && strlen(hex) == n * 2 &&
+           sodium_hex2bin(out, n, hex, n * 2, NULL, &len, NULL) == 0 && len == n;
+}
+
+int cairn_instance_secret_from_hex(const char *hex, uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE],
+                                   cairn_err *err) {
+    if (!bytes_from_hex(hex, secret, CAIRN_INSTANCE_SECRET_SIZE)) {
+        return cairn_fail(err, "an instance secret is %d hex digits",
+                          2 * CAIRN_INSTANCE_SECRET_SIZE);
+    }
+    return 0;
+}
+
+int cairn_runner_challenge_new(uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE], cairn_err *err) {
+    if (sodium_ready(err) != 0) {
+        return -1;
+    }
+    randombytes_buf(challenge, CAIRN_RUNNER_CHALLENGE_SIZE);
+    return 0;
+}
+
+void cairn_runner_proof(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE],
+                        const uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE],
+                        uint8_t proof[CAIRN_RUNNER_PROOF_SIZE]) {
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, secret, CAIRN_INSTANCE_SECRET_SIZE, CAIRN_RUNNER_PROOF_SIZE);
+    crypto_generichash_update(&st, (const unsigned char *)LABEL_RUNNER_PROOF,
+                              strlen(LABEL_RUNNER_PROOF));
+    crypto_generichash_update(&st, challenge, CAIRN_RUNNER_CHALLENGE_SIZE);
+    crypto_generichash_final(&st, proof, CAIRN_RUNNER_PROOF_SIZE);
+    sodium_memzero(&st, sizeof st);
+}
+
+int cairn_runner_answer(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE], const char *challenge_hex,
+                        uint8_t proof[CAIRN_RUNNER_PROOF_SIZE]) {
+    uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE];
+    if (!bytes_from_hex(challenge_hex, challenge, sizeof challenge)) {
+        return -1;
+    }
+    cairn_runner_proof(secret, challenge, proof);
+    return 0;
+}
+
+bool cairn_runner_proof_matches(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE],
+                                const uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE],
+                                const char *proof_hex) {
+    uint8_t given[CAIRN_RUNNER_PROOF_SIZE], want[CAIRN_RUNNER_PROOF_SIZE];
+    if (!bytes_from_hex(proof_hex, given, sizeof given)) {
+        return false;
+    }
+    cairn_runner_proof(secret, challenge, want);
+    bool ok = sodium_memcmp(given, want, sizeof want) == 0;
+    sodium_memzero(want, sizeof want);
+    return ok;
 }
 
 int cairn_cluster_key_from_secret(const char *secret, size_t len, cairn_cluster_key *out,

@@ -56,6 +56,17 @@
  * many.
  *
  * There is no forward secrecy: whoever learns the secret later can decrypt recorded links.
+ *
+ * Instance secrets: each model instance has one (32 random bytes, made by the master when
+ * it places the instance, carried to members in the cluster state). Every connection to
+ * one of the instance's runners must prove it holds the secret before the runner serves
+ * it: the runner sends a fresh 32-byte challenge, and the first frame back must carry
+ *
+ *   runner proof = BLAKE2b-256 keyed with the secret of "cairn runner hello v1" || challenge
+ *
+ * so a proof seen once opens no other connection. On a keyed cluster the secret never
+ * leaves sealed links; on an open cluster it crosses the LAN in the clear inside events and
+ * snapshots, so there it keeps out only those who cannot watch the cluster's traffic.
  */
 #ifndef CAIRN_CLUSTER_SECURE_H
 #define CAIRN_CLUSTER_SECURE_H
@@ -98,6 +109,30 @@ int cairn_cluster_key_from_file(const char *path, cairn_cluster_key *out, cairn_
 int cairn_cluster_key_new_secret(char out[CAIRN_CLUSTER_SECRET_SIZE], cairn_err *err);
 /* Wipes a key the caller no longer needs (sodium_memzero). */
 void cairn_cluster_key_wipe(cairn_cluster_key *key);
+
+#define CAIRN_INSTANCE_SECRET_SIZE 32
+#define CAIRN_RUNNER_CHALLENGE_SIZE 32
+#define CAIRN_RUNNER_PROOF_SIZE 32
+/* A new instance secret as 64 lowercase hex digits and a NUL into hex (size at least 65). */
+int cairn_instance_secret_new(char *hex, size_t size, cairn_err *err);
+/* An instance secret from its 64 hex digits; -1 with err for anything else. */
+int cairn_instance_secret_from_hex(const char *hex, uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE],
+                                   cairn_err *err);
+/* Fresh random bytes for a runner's challenge. */
+int cairn_runner_challenge_new(uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE], cairn_err *err);
+/* The proof of the secret for one challenge (above). */
+void cairn_runner_proof(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE],
+                        const uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE],
+                        uint8_t proof[CAIRN_RUNNER_PROOF_SIZE]);
+/* The dialer's side: the proof for a challenge as the runner sends it (hex); -1 when it is
+ * not CAIRN_RUNNER_CHALLENGE_SIZE bytes in hex. */
+int cairn_runner_answer(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE], const char *challenge_hex,
+                        uint8_t proof[CAIRN_RUNNER_PROOF_SIZE]);
+/* Whether proof (hex, as a hello carries it) proves the secret for the challenge; in
+ * constant time. */
+bool cairn_runner_proof_matches(const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE],
+                                const uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE],
+                                const char *proof_hex);
 
 /* One per TCP link; owns its key material and buffers. */
 typedef struct cairn_secure_link cairn_secure_link;

@@ -296,7 +296,8 @@ static void relay_open(cairn_local_node *n, relay *r, const cairn_instance *in) 
                                 .messages = r->req.messages,
                                 .resume = r->sent,
                                 .n_resume = r->n_sent,
-                                .params = &r->req.gen};
+                                .params = &r->req.gen,
+                                .secret = in->secret};
     cairn_err err = {{0}};
     if (cairn_stream_open(n->loop, head->addresses[0].host, in->shards[0].runner.port,
                           n->keyed ? &n->key : NULL, &req, &stream_callbacks, r, &r->stream,

@@ -37,7 +37,9 @@ void serve_event_applied(cairn_local_node *n, const cairn_event *e) {
         return;
     }
     cairn_err err = {{0}};
-    char *json = cairn_event_to_json(e, &err);
+    cJSON *shown = cairn_event_public_cjson(e, &err);
+    char *json = shown ? cJSON_PrintUnformatted(shown) : NULL;
+    cJSON_Delete(shown);
     if (!json) {
         return;
     }

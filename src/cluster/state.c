@@ -346,6 +346,7 @@ static int check_instance_placed(const cairn_event *e, cairn_err *err) {
         check_text(e->as.instance_placed.model, sizeof e->as.instance_placed.model, false, "model",
                    err) != 0 ||
         check_sha256(e->as.instance_placed.model_sha256, false, "model_sha256", err) != 0 ||
+        check_sha256(e->as.instance_placed.secret, false, "secret", err) != 0 ||
         check_layout_counts(e->as.instance_placed.n_layers, e->as.instance_placed.n_shards, err) !=
             0) {
         return -1;
@@ -512,6 +513,7 @@ static int check_instance(const cairn_cluster_state *s, const cairn_instance *in
     if (check_id(in->id, "id", err) != 0 ||
         check_text(in->model, sizeof in->model, false, "model", err) != 0 ||
         check_sha256(in->model_sha256, false, "model_sha256", err) != 0 ||
+        check_sha256(in->secret, false, "secret", err) != 0 ||
         check_layout_counts(in->n_layers, in->n_shards, err) != 0) {
         return -1;
     }
@@ -790,6 +792,7 @@ static void add_instance(cairn_cluster_state *s, const cairn_event *e) {
     memcpy(in->id, e->as.instance_placed.instance_id, sizeof in->id);
     memcpy(in->model, e->as.instance_placed.model, sizeof in->model);
     memcpy(in->model_sha256, e->as.instance_placed.model_sha256, sizeof in->model_sha256);
+    memcpy(in->secret, e->as.instance_placed.secret, sizeof in->secret);
     in->n_layers = e->as.instance_placed.n_layers;
     in->n_shards = e->as.instance_placed.n_shards;
     for (uint32_t k = 0; k < in->n_shards; k++) {

@@ -37,6 +37,7 @@ struct cJSON;
 #define CAIRN_STATE_HOST_SIZE 64   /* an IPv4/IPv6 address or host name */
 #define CAIRN_STATE_OS_SIZE 64     /* "linux", "windows 11", ... */
 #define CAIRN_STATE_SHA256_SIZE 65 /* 64 lowercase hex digits */
+#define CAIRN_STATE_SECRET_SIZE 65 /* an instance secret: 32 bytes as 64 lowercase hex digits */
 #define CAIRN_STATE_REASON_SIZE 256
 
 #define CAIRN_STATE_MAX_NODES 64
@@ -169,8 +170,13 @@ typedef struct cairn_instance {
     char id[CAIRN_STATE_ID_SIZE];
     char model[CAIRN_STATE_NAME_SIZE];          /* not empty */
     char model_sha256[CAIRN_STATE_SHA256_SIZE]; /* required */
-    uint32_t n_layers;                          /* 1..CAIRN_STATE_MAX_LAYERS */
-    uint32_t n_shards;                          /* 1..CAIRN_STATE_MAX_SHARDS */
+    /* Random, made by the master when it places the instance: every connection to one of
+     * the instance's runners must prove it holds it (runner.h). Only members hold it: it
+     * travels in events and snapshots, sealed on keyed clusters, and never in what the API
+     * shows (cairn_state_public_json). */
+    char secret[CAIRN_STATE_SECRET_SIZE];
+    uint32_t n_layers; /* 1..CAIRN_STATE_MAX_LAYERS */
+    uint32_t n_shards; /* 1..CAIRN_STATE_MAX_SHARDS */
     cairn_shard shards[CAIRN_STATE_MAX_SHARDS];
 } cairn_instance;
 
@@ -252,6 +258,7 @@ typedef struct cairn_event {
             char instance_id[CAIRN_STATE_ID_SIZE];
             char model[CAIRN_STATE_NAME_SIZE];
             char model_sha256[CAIRN_STATE_SHA256_SIZE];
+            char secret[CAIRN_STATE_SECRET_SIZE]; /* the master's; a proposal's is replaced */
             uint32_t n_layers;
             uint32_t n_shards;
             cairn_shard_spec shards[CAIRN_STATE_MAX_SHARDS];
@@ -336,6 +343,11 @@ int cairn_state_from_snapshot(const char *json, size_t len, cairn_cluster_state 
                               cairn_err *err);
 int cairn_state_from_snapshot_cjson(const struct cJSON *obj, cairn_cluster_state *out,
                                     cairn_err *err);
+
+/* What the API shows of the state and of an event: their JSON without the instances'
+ * secrets, which only members may read. */
+char *cairn_state_public_json(const cairn_cluster_state *s, cairn_err *err);
+struct cJSON *cairn_event_public_cjson(const cairn_event *e, cairn_err *err);
 
 /* BLAKE2b-256 of the canonical snapshot JSON: equal states have equal hashes whatever the
  * order of their arrays in memory. */

@@ -4,12 +4,20 @@
  * seals every byte, exactly like the node's cluster links, so activations and tokens never
  * cross the LAN in the clear. Nagle is off: a decode step is one small frame per hop and
  * must not wait for more.
+ *
+ * Then the dialer proves it holds the instance's secret (secure.h): the acceptor's first
+ * frame is {"op":"challenge","challenge":HEX}, the dialer's first {"op":"proof","proof":HEX},
+ * and a link whose first frame is anything else, or a wrong proof, is closed. Only then is
+ * the link up for its owner, so a runner never acts on a frame from a stranger.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "cluster/json_fields.h"
 #include "runner/runner_internal.h"
 
 #define DLINK_READ_CHUNK 65536
@@ -22,6 +30,9 @@ struct dlink {
     cairn_wire_decoder *decoder;
     cairn_secure_link *secure; /* keyed links only */
     cairn_buf plain;
+    bool dialer;
+    uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE];
+    uint8_t challenge[CAIRN_RUNNER_CHALLENGE_SIZE]; /* acceptor: what the dialer must answer */
     bool up, closing;
     bool silent; /* failed while being created: the creator hears it from the return value */
     size_t queued;
@@ -61,6 +72,7 @@ static void on_closed(uv_handle_t *h) {
     cairn_wire_decoder_free(l->decoder);
     cairn_secure_link_free(l->secure);
     cairn_buf_free(&l->plain);
+    sodium_memzero(l->secret, sizeof l->secret);
     free(l);
 }
 
@@ -152,6 +164,66 @@ static void become_up(dlink *l) {
     }
 }
 
+_Static_assert(CAIRN_RUNNER_CHALLENGE_SIZE == CAIRN_RUNNER_PROOF_SIZE, "one hex size");
+
+/* {"op":OP, NAME: the 32 bytes in hex}. */
+static void send_hex(dlink *l, const char *op, const char *name,
+                     const uint8_t bytes[CAIRN_RUNNER_PROOF_SIZE]) {
+    char hex[2 * CAIRN_RUNNER_PROOF_SIZE + 1];
+    sodium_bin2hex(hex, sizeof hex, bytes, CAIRN_RUNNER_PROOF_SIZE);
+    cJSON *o = cJSON_CreateObject();
+    if (o && cJSON_AddStringToObject(o, "op", op) && cJSON_AddStringToObject(o, name, hex)) {
+        dlink_send_control(l, o);
+    } else {
+        dlink_close(l, "out of memory");
+    }
+    cJSON_Delete(o);
+}
+
+/* The socket is connected and, on keyed links, the key proven: the acceptor challenges. */
+static void on_transport_up(dlink *l) {
+    if (l->dialer) {
+        return; /* it waits for the challenge */
+    }
+    cairn_err err = {{0}};
+    if (cairn_runner_challenge_new(l->challenge, &err) != 0) {
+        dlink_close(l, err.msg);
+        return;
+    }
+    send_hex(l, "challenge", "challenge", l->challenge);
+}
+
+/* The first frame each way: the challenge (to the dialer) or the proof (to the acceptor). */
+static int on_proving_frame(dlink *l, const cairn_wire_frame *f, cairn_err *err) {
+    cJSON *msg = NULL;
+    if (f->type != CAIRN_WIRE_CONTROL || cairn_wire_parse_json(f, &msg, err) != 0) {
+        return cairn_fail(err, "%s did not %s", l->name,
+                          l->dialer ? "send a challenge" : "prove the instance's secret");
+    }
+    const char *op = cJSON_GetStringValue(cairn_json_field(msg, "op"));
+    const char *hex =
+        cJSON_GetStringValue(cairn_json_field(msg, l->dialer ? "challenge" : "proof"));
+    int rc = 0;
+    if (l->dialer) {
+        uint8_t proof[CAIRN_RUNNER_PROOF_SIZE];
+        if (!op || strcmp(op, "challenge") != 0 ||
+            cairn_runner_answer(l->secret, hex, proof) != 0) {
+            rc = cairn_fail(err, "%s sent no valid challenge", l->name);
+        } else {
+            send_hex(l, "proof", "proof", proof);
+            sodium_memzero(proof, sizeof proof);
+        }
+    } else if (!op || strcmp(op, "proof") != 0 ||
+               !cairn_runner_proof_matches(l->secret, l->challenge, hex)) {
+        rc = cairn_fail(err, "%s did not prove the instance's secret", l->name);
+    }
+    cJSON_Delete(msg);
+    if (rc == 0 && !l->closing) {
+        become_up(l);
+    }
+    return rc;
+}
+
 /* Hands decoded frames to the owner until the decoder needs bytes or the link closes. */
 static void drain(dlink *l, const void *bytes, size_t len) {
     cairn_err err = {{0}};
@@ -163,7 +235,7 @@ static void drain(dlink *l, const void *bytes, size_t len) {
     cairn_wire_frame f;
     int rc;
     while (!l->closing && (rc = cairn_wire_decoder_next(l->decoder, &f, &err)) != 0) {
-        if (rc < 0 || l->cb->on_frame(l, &f, &err) != 0) {
+        if (rc < 0 || (l->up ? l->cb->on_frame(l, &f, &err) : on_proving_frame(l, &f, &err)) != 0) {
             dlink_close(l, err.msg[0] ? err.msg : "protocol error");
             return;
         }
@@ -182,7 +254,7 @@ static void on_secure_bytes(dlink *l, const char *bytes, size_t len) {
         return;
     }
     if (!was_up && cairn_secure_link_established(l->secure)) {
-        become_up(l);
+        on_transport_up(l);
     }
     if (!l->closing && l->plain.len > 0) {
         size_t n = l->plain.len;
@@ -220,7 +292,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
 }
 
-static dlink *link_new(uv_loop_t *loop, const cairn_cluster_key *key, bool dialer,
+static dlink *link_new(uv_loop_t *loop, const cairn_cluster_key *key,
+                       const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE], bool dialer,
                        const dlink_callbacks *cb, void *user, cairn_err *err) {
     dlink *l = calloc(1, sizeof *l);
     if (!l) {
@@ -229,6 +302,8 @@ static dlink *link_new(uv_loop_t *loop, const cairn_cluster_key *key, bool diale
     }
     l->cb = cb;
     l->user = user;
+    l->dialer = dialer;
+    memcpy(l->secret, secret, sizeof l->secret);
     l->decoder = cairn_wire_decoder_new(0, err);
     if (key) {
         l->secure = cairn_secure_link_new(key, dialer, err);
@@ -236,6 +311,7 @@ static dlink *link_new(uv_loop_t *loop, const cairn_cluster_key *key, bool diale
     if (!l->decoder || (key && !l->secure) || uv_tcp_init(loop, &l->tcp) != 0) {
         cairn_wire_decoder_free(l->decoder);
         cairn_secure_link_free(l->secure);
+        sodium_memzero(l->secret, sizeof l->secret);
         free(l);
         if (!err->msg[0]) {
             cairn_fail(err, "cannot create a socket");
@@ -273,9 +349,10 @@ static int start_reading(dlink *l, cairn_err *err) {
     return 0;
 }
 
-dlink *dlink_accept(uv_stream_t *server, const cairn_cluster_key *key, const dlink_callbacks *cb,
+dlink *dlink_accept(uv_stream_t *server, const cairn_cluster_key *key,
+                    const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE], const dlink_callbacks *cb,
                     void *user, cairn_err *err) {
-    dlink *l = link_new(server->loop, key, false, cb, user, err);
+    dlink *l = link_new(server->loop, key, secret, false, cb, user, err);
     if (!l) {
         return NULL;
     }
@@ -293,7 +370,7 @@ dlink *dlink_accept(uv_stream_t *server, const cairn_cluster_key *key, const dli
         return NULL;
     }
     if (!l->secure) {
-        become_up(l);
+        on_transport_up(l);
     }
     return l;
 }
@@ -315,7 +392,7 @@ static void on_connected(uv_connect_t *req, int status) {
         return;
     }
     if (!l->secure) {
-        become_up(l);
+        on_transport_up(l);
         return;
     }
     cairn_buf first = {0};
@@ -328,14 +405,15 @@ static void on_connected(uv_connect_t *req, int status) {
 }
 
 dlink *dlink_dial(uv_loop_t *loop, const char *host, uint16_t port, const cairn_cluster_key *key,
-                  const dlink_callbacks *cb, void *user, cairn_err *err) {
+                  const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE], const dlink_callbacks *cb,
+                  void *user, cairn_err *err) {
     struct sockaddr_storage addr;
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) != 0) {
         cairn_fail(err, "not a numeric address: %s", host);
         return NULL;
     }
-    dlink *l = link_new(loop, key, true, cb, user, err);
+    dlink *l = link_new(loop, key, secret, true, cb, user, err);
     if (!l) {
         return NULL;
     }

@@ -104,6 +104,10 @@ static int on_start(runner *r, const cJSON *msg, cairn_err *err) {
     if (r->phase != PHASE_STARTING || !hex) {
         return cairn_fail(err, "unexpected \"start\"");
     }
+    if (cairn_instance_secret_from_hex(cJSON_GetStringValue(cairn_json_field(msg, "secret")),
+                                       r->secret, err) != 0) {
+        return cairn_fail_prefix(err, "\"start\"");
+    }
     if (*hex) {
         size_t len = 0;
         if (sodium_hex2bin(r->key.bytes, sizeof r->key.bytes, hex, strlen(hex), NULL, &len, NULL) !=
@@ -272,6 +276,8 @@ static void on_data_close(dlink *l, const char *reason) {
                 snprintf(r->next_lost_reason, sizeof r->next_lost_reason, "%s", reason);
             }
         }
+    } else if (p->role == PEER_UNKNOWN) {
+        cairn_log(&r->log, CAIRN_LOG_WARN, "a data link closed before its hello: %s", reason);
     } else if (p->role != PEER_CLIENT && r->phase != PHASE_SHUTTING_DOWN) {
         cairn_log(&r->log, CAIRN_LOG_WARN, "the previous shard's link closed: %s", reason);
     } else if (p->role != PEER_NEXT) {
@@ -309,7 +315,7 @@ static void dial_next(runner *r) {
     p->role = PEER_NEXT;
     r->dial_attempts++;
     cairn_err err = {{0}};
-    r->next = dlink_dial(r->loop, r->next_host, r->next_port, r->keyed ? &r->key : NULL,
+    r->next = dlink_dial(r->loop, r->next_host, r->next_port, r->keyed ? &r->key : NULL, r->secret,
                          &next_callbacks, p, &err);
     if (!r->next) {
         free(p);
@@ -335,7 +341,7 @@ static void on_connection(uv_stream_t *server, int status) {
     }
     p->r = r;
     cairn_err err = {{0}};
-    if (!dlink_accept(server, r->keyed ? &r->key : NULL, &accepted_callbacks, p, &err)) {
+    if (!dlink_accept(server, r->keyed ? &r->key : NULL, r->secret, &accepted_callbacks, p, &err)) {
         cairn_log(&r->log, CAIRN_LOG_WARN, "%s", err.msg);
         free(p);
     }
@@ -540,7 +546,7 @@ static int parse_args(runner *r, int argc, char **argv, cairn_log_level *level, 
                                "[--ctx N] [--threads N] [--node ID] [--log-level L]");
     }
     if (!r->listen_host) {
-        r->listen_host = "0.0.0.0";
+        r->listen_host = "127.0.0.1";
     }
     r->is_first = r->first == 0;
     r->is_last = r->last == r->n_layers;

@@ -16,8 +16,11 @@
  * of type CONTROL whose JSON object has an "op". stderr is the runner's log.
  *
  * worker -> runner
- *   {"op":"start","key":HEX}     first frame: the cluster key as 64 hex digits, or "" for
- *                                an open cluster (kept off the command line on purpose)
+ *   {"op":"start","key":HEX,"secret":HEX}
+ *                                first frame: the cluster key as 64 hex digits, or "" for
+ *                                an open cluster, and the instance's secret (64 hex digits),
+ *                                which every data link to the runner must prove (both kept
+ *                                off the command line on purpose)
  *   {"op":"next","host":H,"port":P}
  *                                where the runner of the next shard listens (for the last
  *                                shard: the first shard's runner, closing the ring; a
@@ -44,7 +47,8 @@
  *
  * ---- data plane (runner <-> runner, requester -> first runner) ----
  * Described in runner.c next to the code; the links authenticate and encrypt with the
- * cluster key like the node's cluster links.
+ * cluster key like the node's cluster links, and then the dialer proves the instance's
+ * secret (datalink.c): a link that does not is closed before the runner reads a request.
  */
 #ifndef CAIRN_RUNNER_H
 #define CAIRN_RUNNER_H
@@ -75,6 +79,7 @@ typedef struct cairn_stream_request {
     const int32_t *resume; /* tokens already streamed to the client by an earlier pipeline */
     size_t n_resume;
     const cairn_generation_params *params;
+    const char *secret; /* the instance's secret (64 hex digits, as the state holds it) */
 } cairn_stream_request;
 
 typedef enum cairn_stream_failure {

@@ -27,7 +27,8 @@
 typedef struct dlink dlink;
 
 typedef struct dlink_callbacks {
-    /* The link is ready to carry frames (after the key handshake on keyed links). */
+    /* The link is ready to carry frames: after the key handshake on keyed links, and once
+     * the dialer proved the instance's secret (datalink.c). */
     void (*on_up)(dlink *l);
     /* One frame; return -1 with err to close the link with that message. */
     int (*on_frame)(dlink *l, const cairn_wire_frame *f, cairn_err *err);
@@ -35,12 +36,15 @@ typedef struct dlink_callbacks {
     void (*on_close)(dlink *l, const char *reason);
 } dlink_callbacks;
 
-/* key NULL: an open link. Both return NULL with err set (and then no callback ever runs);
- * on success the callbacks follow. */
-dlink *dlink_accept(uv_stream_t *server, const cairn_cluster_key *key, const dlink_callbacks *cb,
+/* key NULL: an open link. secret: the instance's (copied), which the dialer proves and the
+ * acceptor checks. Both return NULL with err set (and then no callback ever runs); on
+ * success the callbacks follow. */
+dlink *dlink_accept(uv_stream_t *server, const cairn_cluster_key *key,
+                    const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE], const dlink_callbacks *cb,
                     void *user, cairn_err *err);
 dlink *dlink_dial(uv_loop_t *loop, const char *host, uint16_t port, const cairn_cluster_key *key,
-                  const dlink_callbacks *cb, void *user, cairn_err *err);
+                  const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE], const dlink_callbacks *cb,
+                  void *user, cairn_err *err);
 /* Queues frames; after a failure the link is closing and later sends do nothing. */
 void dlink_send_control(dlink *l, const cJSON *obj);
 void dlink_send_activations(dlink *l, const cairn_wire_data_header *h, const float *values);
@@ -159,6 +163,7 @@ typedef struct runner {
     char ctl_buf[65536];
     bool keyed;
     cairn_cluster_key key;
+    uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE]; /* the instance's, from "start" */
     runner_phase phase;
     /* data plane */
     uv_tcp_t listener;

@@ -1,11 +1,14 @@
 /*
  * stream: the requester's end of the data plane. One link per request to the instance's
- * first runner: hello, the request, then tokens until done. Knows nothing of the cluster:
+ * first runner: the proof of the instance's secret, hello, the request, then tokens until
+ * done. Knows nothing of the cluster:
  * the caller finds the runner and decides what to do when a stream is lost.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "cluster/json_fields.h"
 #include "runner/runner.h"
@@ -152,8 +155,13 @@ int cairn_stream_open(uv_loop_t *loop, const char *host, uint16_t port,
                       const cairn_cluster_key *key, const cairn_stream_request *req,
                       const cairn_stream_callbacks *cb, void *user, cairn_stream **out,
                       cairn_err *err) {
+    uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE];
+    if (cairn_instance_secret_from_hex(req->secret, secret, err) != 0) {
+        return -1;
+    }
     cairn_stream *s = calloc(1, sizeof *s);
     if (!s) {
+        sodium_memzero(secret, sizeof secret);
         return cairn_fail(err, "out of memory");
     }
     s->cb = *cb;
@@ -166,9 +174,11 @@ int cairn_stream_open(uv_loop_t *loop, const char *host, uint16_t port,
         cJSON_Delete(s->hello);
         cJSON_Delete(s->request);
         free(s);
+        sodium_memzero(secret, sizeof secret);
         return cairn_fail(err, "out of memory");
     }
-    s->link = dlink_dial(loop, host, port, key, &stream_callbacks, s, err);
+    s->link = dlink_dial(loop, host, port, key, secret, &stream_callbacks, s, err);
+    sodium_memzero(secret, sizeof secret);
     if (!s->link) {
         cJSON_Delete(s->hello);
         cJSON_Delete(s->request);

@@ -212,7 +212,8 @@ int runner_spawn(worker_runner *r, char **args, cairn_err *err) {
     }
     cJSON *start = cJSON_CreateObject();
     if (start && cJSON_AddStringToObject(start, "op", "start") &&
-        cJSON_AddStringToObject(start, "key", r->w->key_hex)) {
+        cJSON_AddStringToObject(start, "key", r->w->key_hex) &&
+        cJSON_AddStringToObject(start, "secret", r->secret)) {
         runner_send(r, start);
     }
     cJSON_Delete(start);

@@ -334,6 +334,7 @@ static void free_done_records(cairn_worker *w) {
         worker_runner *r = *p;
         if (record_done(r)) {
             *p = r->next;
+            sodium_memzero(r->secret, sizeof r->secret);
             free(r);
         } else {
             p = &r->next;
@@ -363,6 +364,7 @@ static worker_runner *new_record(cairn_worker *w, const cairn_instance *in, uint
     }
     r->w = w;
     snprintf(r->instance_id, sizeof r->instance_id, "%s", in->id);
+    snprintf(r->secret, sizeof r->secret, "%s", in->secret);
     r->shard = shard;
     r->in_state = true;
     r->next = w->runners;
@@ -597,7 +599,7 @@ int cairn_worker_new(uv_loop_t *loop, const cairn_worker_config *cfg, cairn_work
     snprintf(w->node_id, sizeof w->node_id, "%s", cfg->node_id);
     w->runner_exe = cairn_strdup(cfg->runner_exe);
     w->models_dir = cairn_strdup(cfg->models_dir);
-    w->listen_host = copy_or(cfg->listen_host, "0.0.0.0");
+    w->listen_host = copy_or(cfg->listen_host, "127.0.0.1");
     if (!w->runner_exe || !w->models_dir || !w->listen_host) {
         cairn_worker_close(w);
         return cairn_fail(err, "out of memory");

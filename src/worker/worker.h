@@ -39,7 +39,7 @@ typedef struct cairn_worker_config {
     const char *node_id;          /* required: this node's id in the cluster state */
     const char *runner_exe;       /* required: started as `runner_exe runner --model ...` */
     const char *models_dir;       /* required: where the models of the state's instances live */
-    const char *listen_host;      /* what runners listen on (--listen); NULL = "0.0.0.0" */
+    const char *listen_host;      /* what runners listen on (--listen); NULL = "127.0.0.1" */
     const cairn_cluster_key *key; /* sent to each runner first; NULL: an open cluster */
     int threads;                  /* per runner; 0: one per 16 MiB of shard, at most the CPUs */
     int slots;                 /* KV slots per runner; 0: CAIRN_DEFAULT_SLOTS (util/defaults.h) */

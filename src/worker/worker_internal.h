@@ -38,6 +38,7 @@ struct worker_runner {
     worker_runner *next;
     cairn_worker *w;
     char instance_id[CAIRN_STATE_ID_SIZE];
+    char secret[CAIRN_STATE_SECRET_SIZE]; /* the instance's, for the runner's "start" */
     uint32_t shard;
     uint64_t shard_bytes;
 

@@ -67,16 +67,37 @@ kill_node() {
 }
 
 
-# http_get PORT PATH: the body of GET PATH on 127.0.0.1:PORT (empty on any failure).
+# http_get PORT PATH: the body of GET PATH on 127.0.0.1:PORT (empty on any failure). Nodes
+# run with --api-key want it: set api_key to send it.
+api_key=
 http_get() {
   timeout 3 bash -c '
     exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1
-    printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$1" >&3
+    printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s\r\n" "$1" "$2" >&3
     response=$(cat <&3)
-    printf "%s" "${response#*$'"'"'\r\n\r\n'"'"'}"' "$1" "$2" 2>/dev/null
+    printf "%s" "${response#*$'"'"'\r\n\r\n'"'"'}"' "$1" "$2" \
+    "${api_key:+Authorization: Bearer $api_key$'\r\n'}" 2>/dev/null
 }
 node_info() { http_get $((api_base + $1)) /node; }
 node_state() { http_get $((api_base + $1)) /state; }
+
+# wire_frame FILE TYPE JSON: appends a wire frame of TYPE (a number, wire.h) carrying JSON
+# (under 64 KiB) to FILE.
+wire_frame() {
+  local len=${#3}
+  # the inner printf writes the header's escapes, the outer one their bytes
+  printf "$(printf 'CRNW\\x01\\x%02x\\x00\\x00\\x%02x\\x%02x\\x00\\x00' "$2" $((len & 255)) \
+    $((len >> 8)))" >>"$1"
+  printf "%s" "$3" >>"$1"
+}
+
+# raw_exchange HOST PORT FILE: sends FILE's bytes to HOST:PORT and prints what comes back
+# until the other end closes (control bytes as dots); fails when it does not close in 10 s.
+raw_exchange() {
+  timeout 10 bash -c 'exec 3<>/dev/tcp/$0/$1 || exit 1; cat "$2" >&3; cat <&3' "$1" "$2" "$3" |
+    tr -c '[:print:]' '.'
+  return "${PIPESTATUS[0]}"
+}
 
 # json_field JSON KEY: the first string or number value of KEY.
 json_field() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A keyed cluster refuses a node with a wrong key and a node without a key: neither joins,
-# and the cluster's state does not change. A raw connection that sends a HELLO or garbage
-# is refused the same way, and the nodes keep running.
+# and the cluster's state does not change. A raw connection that sends a HELLO and asks for
+# the state, or garbage, is refused the same way (and gets no snapshot), and the nodes keep
+# running.
 here=$(dirname "$0")
 source "$here/common.bash"
 source "$here/cluster.bash"
@@ -24,8 +25,14 @@ start_node 4 --no-discovery --key "wrong key" --peer "127.0.0.1:$port_base"
 start_node 5 --no-discovery --peer "127.0.0.1:$port_base"
 # Raw intruders: a plain HELLO frame and random bytes.
 hello='{"node":"evil","cluster":"cairn","protocol":1,"cluster_port":1,"api_port":0}'
-timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 && printf "CRNW\x01\x01\x00\x00\x$(printf %02x ${#1})\x00\x00\x00%s" "$1" >&3 && sleep 1' \
-  "$port_base" "$hello" 2>/dev/null
+# The HELLO comes with a request for the state: a peer that did not prove the key gets an
+# error, never the snapshot.
+wire_frame "$tmp/intruder" 1 "$hello"
+wire_frame "$tmp/intruder" 8 '{"after":0,"full":true,"lineage":null,"name":"evil","addresses":[]}'
+got=$(raw_exchange 127.0.0.1 "$port_base" "$tmp/intruder")
+expect_eq "the keyed node closes a keyless link" "$?" 0
+grep -q '"seniority"\|"nodes"\|"lineage"' <<<"$got" && fail "a keyless peer got the state: $got"
+echo "a keyless peer got: $got"
 timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.2/$0 && head -c 5000 /dev/urandom >&3 && sleep 1' \
   "$port_base" 2>/dev/null
 sleep $((4 * scale))
