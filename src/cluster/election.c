@@ -148,10 +148,21 @@ int heartbeat_apply(node_link *l, const cJSON *hb, cairn_err *err) {
     if (changed) {
         election_update(l->node);
     }
-    /* A follower that asked this peer before it was master asks again as soon as it is. */
     cairn_local_node *n = l->node;
-    if (n->role == ROLE_FOLLOWER && n->master_link == l && !n->synced && l->has_follows &&
-        strcmp(l->follows.id, l->hello.node_id) == 0) {
+    /* A master that stepped down (it follows another now, or nobody) and may come back
+     * numbers its new term's events for the followers that ask again; it sends nothing to
+     * the others. So a follower is out of step as soon as its master's heartbeat says it is
+     * not master, or is master of a later term than this node has seen. */
+    bool master_is_itself = l->has_follows && strcmp(l->follows.id, l->hello.node_id) == 0;
+    if (n->role == ROLE_FOLLOWER && n->master_link == l && n->synced &&
+        (!master_is_itself || term > n->state->term)) {
+        cairn_log(n->log, CAIRN_LOG_INFO, "%s is no longer the master this node was in step with",
+                  link_name(l));
+        n->synced = false;
+        node_mark_dirty(n);
+    }
+    /* A follower that asked this peer before it was master asks again as soon as it is. */
+    if (n->role == ROLE_FOLLOWER && n->master_link == l && !n->synced && master_is_itself) {
         send_follow_request(n);
     }
     return 0;
