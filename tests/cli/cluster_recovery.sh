@@ -20,17 +20,20 @@ cp "$models/$m" "$tmp/"
 mkdir -p "$tmp/m1"
 ln -f "$tmp/$m" "$tmp/m1/$m"
 
-instance_of() { node_state 1 | grep -o '"id":"i-[0-9a-f]*"' | head -1 | cut -d'"' -f4; }
+instance_in() { grep -o '"id":"i-[0-9a-f]*"' <<<"$1" | head -1 | cut -d'"' -f4; }
+instance_of() { instance_in "$(node_state 1)"; }
 # the runner processes the node spawned
 runners() { pgrep -P "${pids[1]}" -f "runner --model" || true; }
 
 # wait_new_ready OLD LIMIT: an instance other than OLD is ready within LIMIT seconds.
 wait_new_ready() {
-  local start st
+  local start st id
   start=$(now)
   while :; do
     st=$(node_state 1)
-    if [ "$(instance_of)" != "$1" ] && grep -q '"runner":{"state":"\(ready\|running\)"' <<<"$st"; then
+    id=$(instance_in "$st")
+    if [ -n "$id" ] && [ "$id" != "$1" ] &&
+      grep -q '"runner":{"state":"\(ready\|running\)"' <<<"$st"; then
       return 0
     fi
     if awk -v e="$(elapsed "$start")" -v l="$2" 'BEGIN { exit !(e > l) }'; then
@@ -48,10 +51,24 @@ wait_profiles "$m" 1
 "$cairn" place "$m" --api "$(api 1)" >/dev/null || fail "placing $m"
 wait_ready
 
+# kill_runners: kill -9 of the node's runners, once it has some.
+kill_runners() {
+  local start victims
+  start=$(now)
+  until victims=$(runners) && [ -n "$victims" ]; do
+    if awk -v e="$(elapsed "$start")" 'BEGIN { exit !(e > 30) }'; then
+      fail "the node has no runner to kill"
+      return 1
+    fi
+    sleep 0.1
+  done
+  kill -9 $victims
+}
+
 # ---- 1: two failures, each placed again ----
 for round in 1 2; do
   old=$(instance_of)
-  kill -9 $(runners)
+  kill_runners
   wait_new_ready "$old" 30 || break
 done
 echo "two killed runners: placed again as $(instance_of)"
@@ -66,7 +83,7 @@ until [ -s "$tmp/stream.out" ]; do # the first tokens are out
   awk -v e="$(elapsed "$start")" 'BEGIN { exit !(e > 30) }' && break
   sleep 0.1
 done
-kill -9 $(runners)
+kill_runners
 killed=$(now)
 wait $gen
 status=$?
