@@ -658,6 +658,56 @@ static void test_blocked_warning(void **state) {
     close_all(&loop, &l, 1);
 }
 
+/* Counts the warnings a listener logged. */
+static int warnings_of(const listener *l) {
+    int n = 0;
+    for (int i = 0; i < l->n_lines; i++) {
+        n += strstr(l->lines[i], "WARN") != NULL;
+    }
+    return n;
+}
+
+static void on_holder_closed(uv_handle_t *h) {
+    (void)h;
+}
+
+/* The port is taken by a socket that does not share it: discovery starts anyway, warns
+ * once, tries again quietly, and works (heard by another node) once the port is free. */
+static void test_retry_until_port_free(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    uv_udp_t holder;
+    struct sockaddr_in any;
+    assert_int_equal(uv_ip4_addr("0.0.0.0", TEST_PORT, &any), 0);
+    assert_int_equal(uv_udp_init(&loop, &holder), 0);
+    assert_int_equal(uv_udp_bind(&holder, (const struct sockaddr *)&any, 0), 0);
+    listener ls[2];
+    listener_init(&ls[0], "node-a");
+    listener_init(&ls[1], "node-b");
+    cairn_discovery_config cfg = loopback_config(&ls[0]);
+    start_listener(&loop, &ls[0], &cfg, "alpha", 6000);
+    assert_true(logged(&ls[0], "discovery cannot start yet (IPv4: cannot bind UDP port 52517"));
+    assert_true(logged(&ls[0], "--peer HOST:PORT"));
+    run_for(&loop, 2 * CAIRN_DISCOVERY_RETRY_MS + 500);
+    assert_int_equal(warnings_of(&ls[0]), 1); /* the tries since were quiet */
+    assert_false(logged(&ls[0], "works now"));
+    uv_close((uv_handle_t *)&holder, on_holder_closed);
+    cfg = loopback_config(&ls[1]);
+    start_listener(&loop, &ls[1], &cfg, "alpha", 6001);
+    for (int waited = 0; waited < 3 * CAIRN_DISCOVERY_RETRY_MS && !heard(&ls[1], "node-a");
+         waited += 100) {
+        run_for(&loop, 100);
+    }
+    if (!heard(&ls[1], "node-a")) {
+        fail_without_multicast(&ls[1], 1);
+        fail_msg("node-b did not hear node-a once the port was free");
+    }
+    assert_true(logged(&ls[0], "discovery works now: announcing node node-a"));
+    assert_int_equal(warnings_of(&ls[0]), 1);
+    close_all(&loop, ls, 2);
+}
+
 /* Start refuses what cannot work, and a family that fails is a warning, not an error. */
 static void test_start_failures(void **state) {
     (void)state;
@@ -717,6 +767,7 @@ int main(void) {
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_random_mutations),
         cmocka_unit_test(test_start_failures),
+        cmocka_unit_test(test_retry_until_port_free),
         cmocka_unit_test(test_live_loopback),
         cmocka_unit_test(test_live_protocol_and_duplicate_id),
         cmocka_unit_test(test_close_from_callback),

@@ -1,6 +1,7 @@
 /* Tests of the master's care of instances (src/cluster/instances.c): failed instances are
- * deleted and placed again with a growing backoff, nodes that keep failing are left out,
- * and instances a leaving node takes down are placed on the nodes left. */
+ * deleted and placed again with a growing backoff, nodes that keep failing are left out
+ * until their failures fade or a runner of theirs serves, and instances a leaving node
+ * takes down are placed on the nodes left. */
 #define _POSIX_C_SOURCE 200809L /* pthread types in uv.h under strict C11 */
 
 #include <setjmp.h>
@@ -117,15 +118,37 @@ static const cairn_instance *place(master *m, uint32_t n) {
     return cairn_state_find_instance(m->s, "i-first");
 }
 
-static void fail_runner(master *m, const char *instance, uint32_t shard) {
+static void set_runner(master *m, const char *instance, uint32_t shard, cairn_runner_state st) {
     cairn_event e;
     memset(&e, 0, sizeof e);
     e.type = CAIRN_EVENT_RUNNER_STATE_CHANGED;
     snprintf(e.as.runner_state_changed.instance_id, CAIRN_STATE_ID_SIZE, "%s", instance);
     e.as.runner_state_changed.shard = shard;
-    e.as.runner_state_changed.runner.state = CAIRN_RUNNER_FAILED;
-    snprintf(e.as.runner_state_changed.runner.reason, CAIRN_STATE_REASON_SIZE, "boom");
+    e.as.runner_state_changed.runner.state = st;
+    if (st == CAIRN_RUNNER_FAILED) {
+        snprintf(e.as.runner_state_changed.runner.reason, CAIRN_STATE_REASON_SIZE, "boom");
+    } else if (st != CAIRN_RUNNER_IDLE) {
+        e.as.runner_state_changed.runner.port = 4000;
+    }
+    if (st == CAIRN_RUNNER_LOADING) {
+        e.as.runner_state_changed.runner.done = e.as.runner_state_changed.runner.total = 1;
+    }
     must_emit(m, &e);
+}
+
+/* Takes shard 0's runner from IDLE through its lifecycle to READY. */
+static void bring_up(master *m, const char *instance) {
+    static const cairn_runner_state steps[] = {
+        CAIRN_RUNNER_CONNECTING, CAIRN_RUNNER_CONNECTED,  CAIRN_RUNNER_LOADING,
+        CAIRN_RUNNER_LOADED,     CAIRN_RUNNER_WARMING_UP, CAIRN_RUNNER_READY,
+    };
+    for (size_t i = 0; i < CAIRN_ARRAY_LEN(steps); i++) {
+        set_runner(m, instance, 0, steps[i]);
+    }
+}
+
+static void fail_runner(master *m, const char *instance, uint32_t shard) {
+    set_runner(m, instance, shard, CAIRN_RUNNER_FAILED);
 }
 
 static const cairn_instance *only_instance(master *m) {
@@ -221,11 +244,95 @@ static void test_failing_node_left_out(void **unused) {
         snprintf(id, sizeof id, "%s", in->id);
         fail_runner(m, id, 0);
         tick(m, now);
-        now += 40.0; /* past any backoff */
+        now += 10.0; /* past the backoff, well within the failures' half-life */
         tick(m, now);
     }
     assert_int_equal(care_node_failures(&m->care, "a"), 3);
     assert_string_equal(only_instance(m)->shards[0].node_id, "b");
+    free_master(m);
+}
+
+/* Fails the only instance once its runner is up, and lets the care delete it. */
+static void fail_only_instance(master *m, double now) {
+    char id[CAIRN_STATE_ID_SIZE];
+    snprintf(id, sizeof id, "%s", only_instance(m)->id);
+    fail_runner(m, id, 0);
+    tick(m, now);
+    assert_int_equal(m->s->n_instances, 0);
+}
+
+/* On a single node, three failures leave it out: the care says why it cannot place the
+ * model; the failures halve after a quiet half-life, and the node is tried again. */
+static void test_failures_fade(void **unused) {
+    (void)unused;
+    master *m = new_master();
+    add_node(m, "a", 900);
+    place(m, 1);
+    double now = 0;
+    for (int round = 0; round < 3; round++) {
+        fail_only_instance(m, now);
+        now += 10.0; /* past the backoff */
+        tick(m, now);
+    }
+    assert_int_equal(care_node_failures(&m->care, "a"), 3);
+    assert_int_equal(m->s->n_instances, 0);
+    const char *why = care_placement_blocked(&m->care, "m.gguf");
+    assert_non_null(why);
+    assert_non_null(strstr(why, "left out after repeated runner failures: a"));
+    assert_ptr_equal(care_placement_blocked(&m->care, SHA_A), why);
+    assert_null(care_placement_blocked(&m->care, "other.gguf"));
+    /* the last failure was at 20: at 50 the count halves, and a later try places it */
+    for (; now < 50.0 - 0.25; now += 0.5) {
+        tick(m, now);
+    }
+    assert_int_equal(m->s->n_instances, 0);
+    for (; now <= 50.0 + CARE_FAILURE_HALF_LIFE_S && m->s->n_instances == 0; now += 0.5) {
+        tick(m, now);
+    }
+    assert_int_equal(care_node_failures(&m->care, "a"), 1);
+    assert_string_equal(only_instance(m)->shards[0].node_id, "a");
+    assert_null(care_placement_blocked(&m->care, "m.gguf"));
+    /* quiet for long enough, the node is forgotten */
+    tick(m, now + 2 * CARE_FAILURE_HALF_LIFE_S);
+    assert_int_equal(care_node_failures(&m->care, "a"), 0);
+    assert_int_equal(m->care.n_node_failures, 0);
+    free_master(m);
+}
+
+/* A runner that serves a request to the end forgives its node; one that fails while
+ * serving does not. */
+static void test_service_forgives(void **unused) {
+    (void)unused;
+    master *m = new_master();
+    add_node(m, "a", 900);
+    place(m, 1);
+    fail_only_instance(m, 0.0);
+    tick(m, 5.0);
+    fail_only_instance(m, 5.0);
+    tick(m, 10.0);
+    assert_int_equal(care_node_failures(&m->care, "a"), 2);
+    char id[CAIRN_STATE_ID_SIZE];
+    snprintf(id, sizeof id, "%s", only_instance(m)->id);
+    bring_up(m, id);
+    tick(m, 11.0);
+    assert_int_equal(care_node_failures(&m->care, "a"), 2); /* ready is not serving */
+    set_runner(m, id, 0, CAIRN_RUNNER_RUNNING);
+    tick(m, 12.0);
+    fail_only_instance(m, 13.0); /* it fails while serving */
+    assert_int_equal(care_node_failures(&m->care, "a"), 3);
+    /* the half-life brings it back; this time its runner serves to the end */
+    double now = 14.0;
+    for (; now < 100.0 && m->s->n_instances == 0; now += 0.5) {
+        tick(m, now);
+    }
+    snprintf(id, sizeof id, "%s", only_instance(m)->id);
+    bring_up(m, id);
+    set_runner(m, id, 0, CAIRN_RUNNER_RUNNING);
+    tick(m, now);
+    assert_int_equal(care_node_failures(&m->care, "a"), 1);
+    set_runner(m, id, 0, CAIRN_RUNNER_READY);
+    tick(m, now + 0.5);
+    assert_int_equal(care_node_failures(&m->care, "a"), 0);
     free_master(m);
 }
 
@@ -259,6 +366,8 @@ int main(void) {
         cmocka_unit_test(test_failed_instance_placed_again),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_failing_node_left_out),
+        cmocka_unit_test(test_failures_fade),
+        cmocka_unit_test(test_service_forgives),
         cmocka_unit_test(test_node_left),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

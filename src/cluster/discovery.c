@@ -1,5 +1,7 @@
 /* Multicast discovery: the announcement codec, and the sockets and timers that send and hear
- * announcements on a libuv loop. See discovery.h for the packet layout. */
+ * announcements on a libuv loop. See discovery.h for the packet layout. A family whose
+ * socket cannot be set up (no interface yet, the port taken) or stops sending is retried
+ * quietly until it works: the node runs without discovery meanwhile. */
 /* uv.h needs POSIX's thread types, which strict C11 headers hide without this. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -135,8 +137,13 @@ typedef struct drop_note {
 typedef struct disc_socket {
     uv_udp_t udp;
     const char *family; /* "IPv4" or "IPv6", for messages */
+    int af;             /* AF_INET or AF_INET6 */
     struct sockaddr_storage group;
+    char group_name[CAIRN_DISCOVERY_HOST_MAX];
+    char iface[CAIRN_DISCOVERY_HOST_MAX]; /* "" for the system's choice */
+    bool wanted;       /* enabled with valid addresses: tried again while it is not open */
     bool open;         /* udp is initialised, so it must be closed */
+    bool closing;      /* closed, but its close callback has not run: udp is not reusable yet */
     bool send_failing; /* a send error was logged; the next success clears it */
     /* Room for more than the largest valid packet, so an oversized one shows as such. */
     char rbuf[2 * CAIRN_DISCOVERY_MAX_PACKET];
@@ -151,10 +158,13 @@ struct cairn_discovery {
     uint8_t packet[CAIRN_DISCOVERY_MAX_PACKET];
     size_t packet_len;
     uint16_t port;
+    uint32_t interval_ms;
     disc_socket v4, v6;
-    uv_timer_t announce_timer, blocked_timer;
+    uv_timer_t announce_timer, blocked_timer, retry_timer;
     int open_handles; /* the memory is freed when the last one's close callback runs */
     bool closing;
+    bool blocked_check_started; /* once a family first works */
+    bool warned_not_started;
     bool heard_any; /* any datagram at all, valid or not */
     bool heard_self;
     bool warned_blocked;
@@ -297,6 +307,8 @@ static void on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf, const str
     handle_announcement(d, (const uint8_t *)buf->base, (size_t)nread, host);
 }
 
+static void close_socket(disc_socket *s);
+
 static void send_on(cairn_discovery *d, disc_socket *s) {
     if (!s->open) {
         return;
@@ -304,6 +316,10 @@ static void send_on(cairn_discovery *d, disc_socket *s) {
     uv_buf_t b = uv_buf_init((char *)d->packet, (unsigned)d->packet_len);
     int rc = uv_udp_try_send(&s->udp, &b, 1, (const struct sockaddr *)&s->group);
     if (rc >= 0) {
+        if (s->send_failing) {
+            cairn_log(d->log, CAIRN_LOG_INFO, "discovery: the %s announcement goes out again",
+                      s->family);
+        }
         s->send_failing = false;
         return;
     }
@@ -314,13 +330,19 @@ static void send_on(cairn_discovery *d, disc_socket *s) {
         char why[128];
         snprintf(why, sizeof(why), "sending on %s: %s", s->family, uv_strerror(rc));
         warn_blocked(d, why);
-    } else if (!s->send_failing) {
+        s->send_failing = true;
+        return;
+    }
+    if (!s->send_failing) {
         cairn_log(d->log, CAIRN_LOG_WARN,
-                  "discovery: sending the %s announcement failed: %s (logged again only after "
-                  "a send succeeded)",
+                  "discovery: sending the %s announcement failed: %s (set up again until it "
+                  "works; logged again only after a send succeeded)",
                   s->family, uv_strerror(rc));
     }
     s->send_failing = true;
+    /* The interface it joined the group on may be gone: the retry joins on the one there is
+     * now. */
+    close_socket(s);
 }
 
 static void on_announce(uv_timer_t *t) {
@@ -346,10 +368,17 @@ static void on_closed(uv_handle_t *h) {
     }
 }
 
+static void on_socket_closed(uv_handle_t *h) {
+    cairn_discovery *d = h->data;
+    socket_of(d, h)->closing = false; /* before on_closed, which may free d */
+    on_closed(h);
+}
+
 static void close_socket(disc_socket *s) {
     if (s->open) {
         s->open = false;
-        uv_close((uv_handle_t *)&s->udp, on_closed);
+        s->closing = true;
+        uv_close((uv_handle_t *)&s->udp, on_socket_closed);
     }
 }
 
@@ -386,13 +415,13 @@ static int family_addresses(cairn_discovery *d, disc_socket *s, int family, cons
 
 /* Opens, binds and joins one family's socket. On failure the socket may be open: the caller
  * closes it. */
-static int open_socket(cairn_discovery *d, disc_socket *s, int family, const char *group,
-                       const char *iface, cairn_err *err) {
+static int open_socket(cairn_discovery *d, disc_socket *s, cairn_err *err) {
     struct sockaddr_storage any;
-    if (family_addresses(d, s, family, group, iface, &any, err) != 0) {
+    const char *group = s->group_name, *iface = s->iface[0] ? s->iface : NULL;
+    if (family_addresses(d, s, s->af, group, iface, &any, err) != 0) {
         return -1;
     }
-    int rc = uv_udp_init_ex(d->loop, &s->udp, (unsigned)family);
+    int rc = uv_udp_init_ex(d->loop, &s->udp, (unsigned)s->af);
     if (rc != 0) {
         return cairn_fail(err, "cannot open a UDP socket: %s", uv_strerror(rc));
     }
@@ -400,7 +429,7 @@ static int open_socket(cairn_discovery *d, disc_socket *s, int family, const cha
     s->udp.data = d;
     d->open_handles++;
     /* Several nodes on one host (tests, or a second node started by hand) share the port. */
-    unsigned flags = UV_UDP_REUSEADDR | (family == AF_INET6 ? UV_UDP_IPV6ONLY : 0u);
+    unsigned flags = UV_UDP_REUSEADDR | (s->af == AF_INET6 ? UV_UDP_IPV6ONLY : 0u);
     if ((rc = uv_udp_bind(&s->udp, (const struct sockaddr *)&any, flags)) != 0) {
         return cairn_fail(err, "cannot bind UDP port %u: %s", (unsigned)d->port, uv_strerror(rc));
     }
@@ -423,18 +452,74 @@ static int open_socket(cairn_discovery *d, disc_socket *s, int family, const cha
     return 0;
 }
 
-/* Sets up one family if enabled; a failure is logged and closes that family only. */
-static bool start_family(cairn_discovery *d, disc_socket *s, bool enabled, int family,
-                         const char *group, const char *iface, cairn_err *err) {
+/* Checks an enabled family's addresses and keeps them for its tries; a family whose
+ * addresses are wrong is off for good. */
+static bool prepare_family(cairn_discovery *d, disc_socket *s, bool enabled, int af,
+                           const char *group, const char *iface, cairn_err *err) {
+    struct sockaddr_storage any;
     if (!enabled) {
         cairn_fail(err, "not enabled");
         return false;
     }
-    if (open_socket(d, s, family, group, iface, err) != 0) {
+    if (family_addresses(d, s, af, group, iface, &any, err) != 0) {
+        return false;
+    }
+    s->af = af;
+    snprintf(s->group_name, sizeof(s->group_name), "%s", group);
+    snprintf(s->iface, sizeof(s->iface), "%s", iface ? iface : "");
+    s->wanted = true;
+    return true;
+}
+
+/* One try at a family's socket; on failure it is closed again, for a later try. */
+static bool try_family(cairn_discovery *d, disc_socket *s, cairn_err *err) {
+    if (open_socket(d, s, err) != 0) {
         close_socket(s);
         return false;
     }
     return true;
+}
+
+static void log_announcing(cairn_discovery *d, const char *how) {
+    const disc_socket *a = &d->v4, *b = &d->v6;
+    cairn_log(d->log, CAIRN_LOG_INFO,
+              "discovery%s: announcing node %s of cluster \"%s\" on UDP port %u (%s%s%s%s%s)", how,
+              d->self.node_id, d->self.cluster, (unsigned)d->port, a->open ? a->group_name : "",
+              a->open && a->iface[0] ? " via " : "", a->open ? a->iface : "",
+              a->open && b->open ? ", " : "", b->open ? b->group_name : "");
+}
+
+/* A family works (the first, or one more): announce from the next turn of the loop on, and
+ * start watching for packets that never come. */
+static void family_up(cairn_discovery *d) {
+    if (!d->blocked_check_started) {
+        d->blocked_check_started = true;
+        uv_timer_start(&d->blocked_timer, on_blocked_check, CAIRN_DISCOVERY_BLOCKED_MS, 0);
+    }
+    uv_timer_start(&d->announce_timer, on_announce, 0, d->interval_ms);
+}
+
+static void on_retry(uv_timer_t *t) {
+    cairn_discovery *d = t->data;
+    disc_socket *sockets[] = {&d->v4, &d->v6};
+    for (size_t i = 0; i < 2; i++) {
+        disc_socket *s = sockets[i];
+        if (!s->wanted || s->open || s->closing) {
+            continue;
+        }
+        cairn_err err = {{0}};
+        if (!try_family(d, s, &err)) {
+            cairn_log(d->log, CAIRN_LOG_DEBUG, "discovery: %s does not work yet: %s", s->family,
+                      err.msg);
+            continue;
+        }
+        if (s->send_failing) { /* set up again after a send failed: the next send tells */
+            cairn_log(d->log, CAIRN_LOG_DEBUG, "discovery: %s is set up again", s->family);
+        } else {
+            log_announcing(d, " works now");
+        }
+        family_up(d);
+    }
 }
 
 static cairn_discovery *discovery_new(uv_loop_t *loop, const cairn_discovery_config *cfg,
@@ -449,14 +534,43 @@ static cairn_discovery *discovery_new(uv_loop_t *loop, const cairn_discovery_con
     memcpy(d->packet, packet->data, packet->len);
     d->packet_len = packet->len;
     d->port = cfg->port ? cfg->port : CAIRN_DISCOVERY_PORT;
+    d->interval_ms = cfg->interval_ms ? cfg->interval_ms : CAIRN_DISCOVERY_DEFAULT_INTERVAL_MS;
     d->v4.family = "IPv4";
     d->v6.family = "IPv6";
-    uv_timer_init(loop, &d->announce_timer);
-    uv_timer_init(loop, &d->blocked_timer);
-    d->announce_timer.data = d;
-    d->blocked_timer.data = d;
-    d->open_handles = 2;
+    uv_timer_t *timers[] = {&d->announce_timer, &d->blocked_timer, &d->retry_timer};
+    for (size_t i = 0; i < 3; i++) {
+        uv_timer_init(loop, timers[i]);
+        timers[i]->data = d;
+    }
+    d->open_handles = 3;
     return d;
+}
+
+/* Sets up the families with valid addresses; the ones that do not work yet are tried again
+ * from the retry timer. */
+static void start_families(cairn_discovery *d, const cairn_discovery_config *cfg, cairn_err *e4,
+                           cairn_err *e6) {
+    bool ok4 = d->v4.wanted && try_family(d, &d->v4, e4);
+    bool ok6 = d->v6.wanted && try_family(d, &d->v6, e6);
+    if (!ok4 && !ok6) {
+        cairn_log(d->log, CAIRN_LOG_WARN,
+                  "discovery cannot start yet (IPv4: %s; IPv6: %s): the node runs without it "
+                  "and tries again every %d s; nodes can join it with --peer HOST:PORT "
+                  "meanwhile",
+                  e4->msg, e6->msg, CAIRN_DISCOVERY_RETRY_MS / 1000);
+        return;
+    }
+    const char *again = " (tried again until it works)";
+    if (cfg->ipv4 && !ok4) {
+        cairn_log(d->log, CAIRN_LOG_WARN, "discovery: IPv4 is off, IPv6 only: %s%s", e4->msg,
+                  d->v4.wanted ? again : "");
+    }
+    if (cfg->ipv6 && !ok6) {
+        cairn_log(d->log, CAIRN_LOG_WARN, "discovery: IPv6 is off, IPv4 only: %s%s", e6->msg,
+                  d->v6.wanted ? again : "");
+    }
+    log_announcing(d, "");
+    family_up(d);
 }
 
 int cairn_discovery_start(uv_loop_t *loop, const cairn_discovery_config *cfg,
@@ -485,28 +599,15 @@ int cairn_discovery_start(uv_loop_t *loop, const cairn_discovery_config *cfg,
     const char *g4 = cfg->group_v4 ? cfg->group_v4 : CAIRN_DISCOVERY_GROUP_V4;
     const char *g6 = cfg->group_v6 ? cfg->group_v6 : CAIRN_DISCOVERY_GROUP_V6;
     cairn_err e4 = {{0}}, e6 = {{0}};
-    bool ok4 = start_family(d, &d->v4, cfg->ipv4, AF_INET, g4, cfg->interface_v4, &e4);
-    bool ok6 = start_family(d, &d->v6, cfg->ipv6, AF_INET6, g6, NULL, &e6);
-    if (!ok4 && !ok6) {
+    bool valid4 = prepare_family(d, &d->v4, cfg->ipv4, AF_INET, g4, cfg->interface_v4, &e4);
+    bool valid6 = prepare_family(d, &d->v6, cfg->ipv6, AF_INET6, g6, NULL, &e6);
+    if (!valid4 && !valid6) {
         cairn_discovery_close(d);
         return cairn_fail(err, "discovery: no address family works (IPv4: %s; IPv6: %s)", e4.msg,
                           e6.msg);
     }
-    if (cfg->ipv4 && !ok4) {
-        cairn_log(d->log, CAIRN_LOG_WARN, "discovery: IPv4 is off, IPv6 only: %s", e4.msg);
-    }
-    if (cfg->ipv6 && !ok6) {
-        cairn_log(d->log, CAIRN_LOG_WARN, "discovery: IPv6 is off, IPv4 only: %s", e6.msg);
-    }
-    cairn_log(d->log, CAIRN_LOG_INFO,
-              "discovery: announcing node %s of cluster \"%s\" on UDP port %u (%s%s%s%s%s)",
-              self->node_id, self->cluster, (unsigned)d->port, ok4 ? g4 : "",
-              ok4 && cfg->interface_v4 ? " via " : "",
-              ok4 && cfg->interface_v4 ? cfg->interface_v4 : "", ok4 && ok6 ? ", " : "",
-              ok6 ? g6 : "");
-    uint32_t interval = cfg->interval_ms ? cfg->interval_ms : CAIRN_DISCOVERY_DEFAULT_INTERVAL_MS;
-    uv_timer_start(&d->announce_timer, on_announce, 0, interval);
-    uv_timer_start(&d->blocked_timer, on_blocked_check, CAIRN_DISCOVERY_BLOCKED_MS, 0);
+    start_families(d, cfg, &e4, &e6);
+    uv_timer_start(&d->retry_timer, on_retry, CAIRN_DISCOVERY_RETRY_MS, CAIRN_DISCOVERY_RETRY_MS);
     *out = d;
     return 0;
 }
@@ -520,6 +621,7 @@ void cairn_discovery_close(cairn_discovery *d) {
     close_socket(&d->v6);
     uv_close((uv_handle_t *)&d->announce_timer, on_closed);
     uv_close((uv_handle_t *)&d->blocked_timer, on_closed);
+    uv_close((uv_handle_t *)&d->retry_timer, on_closed);
 }
 
 bool cairn_discovery_heard_self(const cairn_discovery *d) {

@@ -59,6 +59,9 @@
 /* A node that has heard nothing at all this long after start (not even its own packets,
  * which come back through multicast loopback) warns that discovery seems blocked. */
 #define CAIRN_DISCOVERY_BLOCKED_MS 5000
+/* How often a family that cannot be set up (no interface with multicast yet, the port taken)
+ * or that stopped sending is tried again. */
+#define CAIRN_DISCOVERY_RETRY_MS 3000
 /* Room for a numeric IPv6 address with a %zone. */
 #define CAIRN_DISCOVERY_HOST_MAX 80
 
@@ -99,10 +102,12 @@ typedef void (*cairn_discovery_found_fn)(void *user, const cairn_announcement *a
 typedef struct cairn_discovery cairn_discovery;
 
 /* Joins the groups of the enabled families and starts announcing self (copied) at once and
- * then every interval. A family that cannot be set up (no IPv6, no multicast route, ...) is
- * a warning in the log; start fails only when no enabled family works. On failure the
- * handles it had opened are already closing: run the loop until idle to free them, as after
- * cairn_discovery_close. */
+ * then every interval. A family whose socket cannot be set up (no IPv6, no multicast route,
+ * the port taken without sharing, ...) is a warning in the log and is tried again every
+ * CAIRN_DISCOVERY_RETRY_MS, quietly, until it works (logged then); so is one whose sends
+ * start to fail (its interface went away). Start fails only when no enabled family has
+ * valid addresses. On failure the handles it had opened are already closing: run the loop
+ * until idle to free them, as after cairn_discovery_close. */
 int cairn_discovery_start(uv_loop_t *loop, const cairn_discovery_config *cfg,
                           const cairn_announcement *self, cairn_discovery_found_fn found,
                           void *user, cairn_discovery **out, cairn_err *err);

@@ -3,8 +3,10 @@
  * serve, and runners never come back from FAILED, so the master deletes it and places the
  * model again (on as many nodes as before, so the same ones when they are still fit), after
  * a backoff that grows while the model keeps failing. A node on which runners failed three
- * times is left out of later placements. Instances that a NODE_LEFT takes down are placed
- * again too, on the fewest of the remaining nodes that fit.
+ * times is left out of later placements until its failures fade: they halve with every
+ * quiet CARE_FAILURE_HALF_LIFE_S, and are forgiven once a runner of the node has served a
+ * request. Instances that a NODE_LEFT takes down are placed again too, on the fewest of
+ * the remaining nodes that fit.
  *
  * The care works on the state it is given and emits through a callback, so a new master
  * finds failed runners in its state and handles them the same way. It keeps only
@@ -36,28 +38,115 @@ static double backoff_after(uint32_t failures) {
 
 /* ---- counters ---- */
 
-static care_count *count_for(care_count *counts, uint32_t *n, size_t size, const char *key) {
-    for (uint32_t i = 0; i < *n; i++) {
-        if (strcmp(counts[i].key, key) == 0) {
-            return &counts[i];
+static care_count *model_count(instance_care *c, const char *sha256) {
+    for (uint32_t i = 0; i < c->n_model_failures; i++) {
+        if (strcmp(c->model_failures[i].key, sha256) == 0) {
+            return &c->model_failures[i];
         }
     }
-    if (*n == CARE_MAX_COUNTS) {
-        return NULL; /* more nodes or models than a state holds: nothing to learn */
+    if (c->n_model_failures == CARE_MAX_COUNTS) {
+        return NULL; /* more models than a state holds: nothing to learn */
     }
-    care_count *e = &counts[(*n)++];
+    care_count *e = &c->model_failures[c->n_model_failures++];
     memset(e, 0, sizeof *e);
-    snprintf(e->key, size, "%s", key);
+    snprintf(e->key, sizeof e->key, "%s", sha256);
     return e;
+}
+
+static care_node *node_record(instance_care *c, const char *node_id) {
+    for (uint32_t i = 0; i < c->n_node_failures; i++) {
+        if (strcmp(c->node_failures[i].id, node_id) == 0) {
+            return &c->node_failures[i];
+        }
+    }
+    if (c->n_node_failures == CARE_MAX_COUNTS) {
+        return NULL; /* more failing nodes than a state holds: nothing to learn */
+    }
+    care_node *r = &c->node_failures[c->n_node_failures++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", node_id);
+    return r;
 }
 
 uint32_t care_node_failures(const instance_care *c, const char *node_id) {
     for (uint32_t i = 0; i < c->n_node_failures; i++) {
-        if (strcmp(c->node_failures[i].key, node_id) == 0) {
-            return c->node_failures[i].count;
+        if (strcmp(c->node_failures[i].id, node_id) == 0) {
+            return c->node_failures[i].failures;
         }
     }
     return 0;
+}
+
+/* True when the node is left out from now on. */
+static bool count_node_failure(instance_care *c, const char *node_id, double now) {
+    care_node *r = node_record(c, node_id);
+    if (!r) {
+        return false;
+    }
+    r->failures++;
+    r->decays_at = now + CARE_FAILURE_HALF_LIFE_S;
+    return r->failures >= CARE_NODE_FAILURE_LIMIT;
+}
+
+static const cairn_runner *runner_at(const cairn_cluster_state *s, const char *instance,
+                                     uint32_t shard) {
+    const cairn_instance *in = cairn_state_find_instance(s, instance);
+    return in && shard < in->n_shards ? &in->shards[shard].runner : NULL;
+}
+
+/* Watches one serving runner of the node; the node is forgiven when it serves to the end
+ * (READY again), not when it merely starts to: a runner that fails on every request must
+ * still leave its node out. */
+static void watch_serving(care_node *r, const cairn_cluster_state *s) {
+    if (r->serving[0]) {
+        const cairn_runner *ru = runner_at(s, r->serving, r->serving_shard);
+        if (ru && ru->state == CAIRN_RUNNER_RUNNING) {
+            return;
+        }
+        if (ru && ru->state == CAIRN_RUNNER_READY) {
+            r->failures = 0;
+        }
+        r->serving[0] = '\0';
+    }
+    for (uint32_t i = 0; r->failures > 0 && i < s->n_instances; i++) {
+        const cairn_instance *in = &s->instances[i];
+        for (uint32_t k = 0; k < in->n_shards; k++) {
+            if (in->shards[k].runner.state == CAIRN_RUNNER_RUNNING &&
+                strcmp(in->shards[k].node_id, r->id) == 0) {
+                snprintf(r->serving, sizeof r->serving, "%s", in->id);
+                r->serving_shard = k;
+                return;
+            }
+        }
+    }
+}
+
+/* Failures fade with time and with service; a node with none left is forgotten. */
+static void forgive_nodes(instance_care *c, const cairn_cluster_state *s, double now) {
+    uint32_t i = 0;
+    while (i < c->n_node_failures) {
+        care_node *r = &c->node_failures[i];
+        while (r->failures > 0 && now >= r->decays_at) {
+            r->failures /= 2;
+            r->decays_at += CARE_FAILURE_HALF_LIFE_S;
+        }
+        watch_serving(r, s);
+        if (r->failures == 0) {
+            *r = c->node_failures[--c->n_node_failures];
+            continue;
+        }
+        i++;
+    }
+}
+
+const char *care_placement_blocked(const instance_care *c, const char *model) {
+    for (uint32_t i = 0; i < c->n_intents; i++) {
+        const care_intent *t = &c->intents[i];
+        if (t->blocked[0] && (strcmp(t->model, model) == 0 || strcmp(t->sha256, model) == 0)) {
+            return t->blocked;
+        }
+    }
+    return NULL;
 }
 
 /* ---- intentions ---- */
@@ -107,19 +196,15 @@ static bool has_failed_runner(const cairn_instance *in) {
 
 /* Counts the failure against the model and the nodes whose runners failed, and returns the
  * node count to place the model on again: as before, unless a node is now left out. */
-static uint32_t note_failure(instance_care *c, const cairn_instance *in, double *delay) {
-    care_count *m = count_for(c->model_failures, &c->n_model_failures,
-                              sizeof c->model_failures[0].key, in->model_sha256);
+static uint32_t note_failure(instance_care *c, const cairn_instance *in, double now,
+                             double *delay) {
+    care_count *m = model_count(c, in->model_sha256);
     uint32_t streak = m ? ++m->count : 1;
     *delay = backoff_after(streak);
     uint32_t n_nodes = in->n_shards;
     for (uint32_t k = 0; k < in->n_shards; k++) {
-        if (in->shards[k].runner.state != CAIRN_RUNNER_FAILED) {
-            continue;
-        }
-        care_count *f = count_for(c->node_failures, &c->n_node_failures,
-                                  sizeof c->node_failures[0].key, in->shards[k].node_id);
-        if (f && ++f->count >= CARE_NODE_FAILURE_LIMIT) {
+        if (in->shards[k].runner.state == CAIRN_RUNNER_FAILED &&
+            count_node_failure(c, in->shards[k].node_id, now)) {
             n_nodes = 0; /* the fewest of the nodes left that fit */
         }
     }
@@ -142,7 +227,7 @@ static void delete_failed(instance_care *c, const cairn_cluster_state *s, double
         }
         cairn_instance copy = *in; /* the deletion removes it from the state */
         double delay = 0;
-        uint32_t n_nodes = note_failure(c, &copy, &delay);
+        uint32_t n_nodes = note_failure(c, &copy, now, &delay);
         cairn_event e;
         memset(&e, 0, sizeof e);
         e.type = CAIRN_EVENT_INSTANCE_DELETED;
@@ -196,6 +281,16 @@ static void build_request(const instance_care *c, const cairn_cluster_state *s,
     }
 }
 
+/* Names the nodes the request leaves out, after the planner's reason. */
+static void explain_left_out(const cairn_placement_request *req, char *reason, size_t size) {
+    size_t len = strlen(reason);
+    for (uint32_t i = 0; i < req->n_exclude && len + 1 < size; i++) {
+        snprintf(reason + len, size - len, "%s%s",
+                 i ? ", " : "; left out after repeated runner failures: ", req->exclude[i]);
+        len = strlen(reason);
+    }
+}
+
 /* One attempt; true when the model was placed. On as many nodes as before first, then on
  * the fewest that fit. */
 static bool attempt(instance_care *c, const cairn_cluster_state *s, care_intent *t, cairn_rng *rng,
@@ -211,6 +306,9 @@ static bool attempt(instance_care *c, const cairn_cluster_state *s, care_intent 
         build_request(c, s, t, 0, &req);
         rc = cairn_placement_plan(s, &req, id, &e, reason, sizeof reason);
     }
+    if (rc != 0) {
+        explain_left_out(&req, reason, sizeof reason);
+    }
     cairn_err err = {{0}};
     if (rc == 0 && emit(user, &e, &err) != 0) {
         snprintf(reason, sizeof reason, "%.200s", err.msg);
@@ -219,6 +317,7 @@ static bool attempt(instance_care *c, const cairn_cluster_state *s, care_intent 
     if (rc != 0) {
         cairn_log(log, CAIRN_LOG_INFO, "cannot place %s yet (next try in %.0f s): %s", t->model,
                   t->backoff_s, reason);
+        snprintf(t->blocked, sizeof t->blocked, "%s", reason);
         return false;
     }
     cairn_log(log, CAIRN_LOG_INFO, "placed %s as %s on %u nodes", e.as.instance_placed.model, id,
@@ -249,6 +348,7 @@ static void place_due(instance_care *c, const cairn_cluster_state *s, double now
 void care_tick(instance_care *c, const cairn_cluster_state *s, double now, cairn_rng *rng,
                cairn_logger *log, care_emit_fn emit, void *user) {
     forget_recovered(c, s);
+    forgive_nodes(c, s, now);
     delete_failed(c, s, now, log, emit, user);
     place_due(c, s, now, rng, log, emit, user);
 }

@@ -108,13 +108,27 @@ typedef enum node_role { ROLE_NONE, ROLE_FOLLOWER, ROLE_MASTER } node_role;
 
 /* Runner failures on a node after which placements leave it out. */
 #define CARE_NODE_FAILURE_LIMIT 3
+/* A node's failure count halves each time this long passes without another failure, so a
+ * node left out is tried again later; the model's backoff spaces those tries. */
+#define CARE_FAILURE_HALF_LIFE_S 30.0
 #define CARE_MAX_INTENTS (2 * CAIRN_STATE_MAX_INSTANCES)
 #define CARE_MAX_COUNTS CAIRN_STATE_MAX_NODES
 
 typedef struct care_count {
-    char key[CAIRN_STATE_SHA256_SIZE]; /* a node id or a model's sha256 */
+    char key[CAIRN_STATE_SHA256_SIZE]; /* a model's sha256 */
     uint32_t count;
 } care_count;
+
+/* The failed runners of one node, and what forgives them. */
+typedef struct care_node {
+    char id[CAIRN_STATE_ID_SIZE];
+    uint32_t failures;
+    double decays_at; /* when failures halve, unless another failure comes first */
+    /* A runner of the node seen serving (RUNNING): once it is READY again it has served a
+     * request, and the node's failures are forgiven. "" when none is watched. */
+    char serving[CAIRN_STATE_ID_SIZE];
+    uint32_t serving_shard;
+} care_node;
 
 /* A model to place again. */
 typedef struct care_intent {
@@ -122,13 +136,14 @@ typedef struct care_intent {
     char sha256[CAIRN_STATE_SHA256_SIZE];
     uint32_t n_nodes; /* 0: the fewest that fit */
     double next_attempt;
-    double backoff_s; /* before the attempt after next */
+    double backoff_s;                      /* before the attempt after next */
+    char blocked[CAIRN_STATE_REASON_SIZE]; /* why the last attempt failed; "" before one */
 } care_intent;
 
 typedef struct instance_care {
     care_intent intents[CARE_MAX_INTENTS];
     uint32_t n_intents;
-    care_count node_failures[CARE_MAX_COUNTS]; /* failed runners per node */
+    care_node node_failures[CARE_MAX_COUNTS];
     uint32_t n_node_failures;
     care_count model_failures[CARE_MAX_COUNTS]; /* failures in a row per model */
     uint32_t n_model_failures;
@@ -146,6 +161,9 @@ void care_tick(instance_care *c, const cairn_cluster_state *s, double now, cairn
 void care_node_leaving(instance_care *c, const cairn_cluster_state *s, const char *node_id,
                        double now, cairn_logger *log);
 uint32_t care_node_failures(const instance_care *c, const char *node_id);
+/* Why the model (a name or a sha256) waiting to be placed again could not be at its last
+ * attempt, or NULL when it is not waiting or was not tried yet. */
+const char *care_placement_blocked(const instance_care *c, const char *model);
 
 /* Master side: since when a member has had no link (NODE_LEFT after the timeout). */
 typedef struct absent_member {

@@ -9,7 +9,8 @@
  * as a server-sent event to the relay's buffer, which the request's thread writes out. When
  * the stream is lost (a runner or a node died), the relay waits for the instance to be
  * placed again and resumes there with the prompt plus every token already sent, so the
- * client sees one stream with no token lost or repeated.
+ * client sees one stream with no token lost or repeated; when the model cannot be placed
+ * again, the request ends with the reason rather than waiting out its deadline.
  *
  * Owns the call queue and the relays. Must never block the loop, and never let an API
  * thread touch the node's state.
@@ -30,8 +31,10 @@
 /* How long a generation waits for a ready instance: a first load of a large model takes a
  * while, and so does placing an instance again after a node is lost. */
 #define RELAY_WAIT_S 600.0
-/* ... and how long when no instance of the model exists at all: long enough for the master
- * to place a failed instance again after its backoff. */
+/* ... and how long when no instance of the model exists at all (none placed yet, or the one
+ * streaming was deleted): long enough for the master to place a failed instance again after
+ * its backoff. A relay on the master ends at once when the master's last try to place the
+ * model again failed: no node can take it now. */
 #define RELAY_NO_INSTANCE_S 30.0
 /* A lost instance is not tried again this soon (it is normally failed and replaced). */
 #define RELAY_LOST_RETRY_S 5.0
@@ -310,6 +313,34 @@ static void relay_open(cairn_local_node *n, relay *r, const cairn_instance *in) 
     snprintf(r->instance, sizeof r->instance, "%s", in->id);
 }
 
+static void relay_give_up(relay *r, const char *msg) {
+    cairn_log(r->node->log, CAIRN_LOG_INFO, "giving up a request: %s", msg);
+    relay_error(r, "unavailable", msg);
+}
+
+/* Why a request whose model has no instance ends now, into msg; false while it may wait. */
+static bool no_instance_ends(const cairn_local_node *n, const relay *r, double now, char *msg,
+                             size_t size) {
+    const char *model = r->req.model;
+    bool lost = r->lost_instance[0] != '\0';
+    const char *blocked = n->role == ROLE_MASTER ? care_placement_blocked(&n->care, model) : NULL;
+    if (blocked) {
+        snprintf(msg, size, "%s%s cannot be placed again now: %s",
+                 lost ? "the lost instance of " : "", model, blocked);
+        return true;
+    }
+    if (now < r->absent_since + RELAY_NO_INSTANCE_S) {
+        return false;
+    }
+    if (lost) {
+        snprintf(msg, size, "the lost instance of %s was not placed again in time", model);
+    } else {
+        snprintf(msg, size, "no instance of %s is placed (place one: cairn place %s)", model,
+                 model);
+    }
+    return true;
+}
+
 static void relay_tick(cairn_local_node *n, relay *r, double now) {
     if (r->stream || r->finished || !n->has_state) {
         return;
@@ -320,14 +351,20 @@ static void relay_tick(cairn_local_node *n, relay *r, double now) {
         relay_open(n, r, in);
         return;
     }
-    double limit = any || r->n_sent > 0 ? r->deadline : r->created + RELAY_NO_INSTANCE_S;
-    if (now >= limit) {
-        char msg[300];
-        snprintf(msg, sizeof msg,
-                 any ? "no instance of %s became ready in time"
-                     : "no instance of %s is placed (place one: cairn place %s)",
-                 r->req.model, r->req.model);
-        relay_error(r, "unavailable", msg);
+    char msg[600];
+    if (any) {
+        r->absent_since = 0;
+        if (now >= r->deadline) {
+            snprintf(msg, sizeof msg, "no instance of %s became ready in time", r->req.model);
+            relay_give_up(r, msg);
+        }
+        return;
+    }
+    if (r->absent_since == 0) {
+        r->absent_since = now;
+    }
+    if (no_instance_ends(n, r, now, msg, sizeof msg)) {
+        relay_give_up(r, msg);
     }
 }
 

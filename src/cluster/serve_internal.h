@@ -37,6 +37,7 @@ struct relay {
     char instance[CAIRN_STATE_ID_SIZE];
     char lost_instance[CAIRN_STATE_ID_SIZE];
     double lost_at, deadline, created;
+    double absent_since;  /* since when no instance of the model exists; 0 while one does */
     int fruitless_losses; /* streams lost in a row without a token */
     bool first_token_seen;
 };
