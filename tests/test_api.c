@@ -68,7 +68,8 @@ static char *node_cb(void *user, cairn_err *err) {
 }
 
 static int start_on(fixture *f, const char *host, uint16_t port, cairn_err *err) {
-    cairn_api_config cfg = {host, port, NULL, state_cb, node_cb, NULL, f, NULL, NULL, NULL, 0};
+    cairn_api_config cfg = {host, port, NULL, state_cb, node_cb, NULL, f,
+                            NULL, NULL, NULL, 0,        0,       0,    0};
     int rc = cairn_api_server_start(&cfg, &f->server, err);
     if (rc == 0) {
         f->port = cairn_api_server_port(f->server);
@@ -160,7 +161,8 @@ static void test_fetch(void **state) {
 static void test_missing_callback_is_404(void **state) {
     (void)state;
     fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
-    cairn_api_config cfg = {"127.0.0.1", 0, NULL, state_cb, NULL, NULL, &f, NULL, NULL, NULL, 0};
+    cairn_api_config cfg = {"127.0.0.1", 0,    NULL, state_cb, NULL, NULL, &f,
+                            NULL,        NULL, NULL, 0,        0,    0,    0};
     cairn_err err = {{0}};
     assert_int_equal(cairn_api_server_start(&cfg, &f.server, &err), 0);
     f.port = cairn_api_server_port(f.server);
@@ -230,7 +232,7 @@ static void test_api_key(void **state) {
     fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
     cairn_api_config cfg = {
         "127.0.0.1",           0,    NULL, state_cb, node_cb, NULL, &f, "s3cret-key",
-        "https://app.example", NULL, 0};
+        "https://app.example", NULL, 0,    0,        0,       0};
     cairn_err err = {{0}};
     assert_int_equal(cairn_api_server_start(&cfg, &f.server, &err), 0);
     f.port = cairn_api_server_port(f.server);
@@ -300,8 +302,8 @@ static void test_browser_guards(void **state) {
     (void)state;
     fixture f = {STATE_TEXT, NODE_TEXT, 0, 0, NULL, 0};
     const char *const extra[] = {"cairn.lan"};
-    cairn_api_config cfg = {"127.0.0.1", 0,    NULL, state_cb, node_cb, NULL,
-                            &f,          NULL, NULL, extra,    1};
+    cairn_api_config cfg = {"127.0.0.1", 0,    NULL,  state_cb, node_cb, NULL, &f,
+                            NULL,        NULL, extra, 1,        0,       0,    0};
     cairn_err err = {{0}};
     assert_int_equal(cairn_api_server_start(&cfg, &f.server, &err), 0);
     uint16_t port = cairn_api_server_port(f.server);
@@ -549,8 +551,8 @@ static void test_port_in_use(void **state) {
     cairn_logger_init(&log, CAIRN_LOG_WARN, "n1", NULL);
     cairn_buf lines = {0};
     cairn_log_set_sink(&log, keep_line, &lines);
-    cairn_api_config cfg = {"127.0.0.1", a.port, &log, state_cb, node_cb, NULL,
-                            &b,          NULL,   NULL, NULL,     0};
+    cairn_api_config cfg = {"127.0.0.1", a.port, &log, state_cb, node_cb, NULL, &b,
+                            NULL,        NULL,   NULL, 0,        0,       0,    0};
     cairn_err err = {{0}};
     assert_int_equal(cairn_api_server_start(&cfg, &b.server, &err), -1);
     assert_null(b.server);

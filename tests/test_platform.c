@@ -1,5 +1,9 @@
 /* Tests of the platform layer: the same expectations on every OS (run natively on Linux and
  * under Wine for the Windows build). */
+/* libuv's headers use POSIX types (pthread_rwlock_t) that strict C11 hides. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <uv.h>
 
 #include "platform/platform.h"
 
@@ -204,6 +209,82 @@ static void test_service(void **state) {
     assert_non_null(strstr(err.msg, "not installed"));
 }
 
+/* A loopback connection through libuv: a server, its client and the accepted end. */
+typedef struct tcp_pair {
+    uv_tcp_t server, client, accepted;
+    uv_connect_t connect;
+    bool connected, accepted_ok;
+} tcp_pair;
+
+static void on_pair_connection(uv_stream_t *server, int status) {
+    tcp_pair *p = server->data;
+    assert_int_equal(status, 0);
+    assert_int_equal(uv_tcp_init(server->loop, &p->accepted), 0);
+    assert_int_equal(uv_accept(server, (uv_stream_t *)&p->accepted), 0);
+    p->accepted_ok = true;
+}
+
+static void on_pair_connect(uv_connect_t *req, int status) {
+    tcp_pair *p = req->data;
+    assert_int_equal(status, 0);
+    p->connected = true;
+}
+
+static uint16_t local_port(const uv_tcp_t *tcp) {
+    struct sockaddr_storage addr;
+    int len = sizeof addr;
+    assert_int_equal(uv_tcp_getsockname(tcp, (struct sockaddr *)&addr, &len), 0);
+    return ntohs(((const struct sockaddr_in *)&addr)->sin_port);
+}
+
+static void open_pair(uv_loop_t *loop, tcp_pair *p) {
+    struct sockaddr_in addr;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
+    assert_int_equal(uv_tcp_init(loop, &p->server), 0);
+    p->server.data = p;
+    assert_int_equal(uv_tcp_bind(&p->server, (const struct sockaddr *)&addr, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&p->server, 4, on_pair_connection), 0);
+    assert_int_equal(uv_ip4_addr("127.0.0.1", local_port(&p->server), &addr), 0);
+    assert_int_equal(uv_tcp_init(loop, &p->client), 0);
+    p->connect.data = p;
+    assert_int_equal(
+        uv_tcp_connect(&p->connect, &p->client, (const struct sockaddr *)&addr, on_pair_connect),
+        0);
+    while (!p->connected || !p->accepted_ok) {
+        uv_run(loop, UV_RUN_ONCE);
+    }
+}
+
+/* The server end's socket is listed by its local port, with its client's address, unread
+ * bytes show, and shutting it down works. */
+static void test_socket_peers(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    tcp_pair p = {0};
+    open_pair(&loop, &p);
+    uint16_t port = local_port(&p.server);
+    cairn_socket_peer peers[4];
+    assert_int_equal(cairn_socket_peers(port, peers, CAIRN_ARRAY_LEN(peers)), 1);
+    assert_string_equal(peers[0].host, "127.0.0.1");
+    assert_int_equal(peers[0].port, local_port(&p.client));
+    assert_false(peers[0].unread);
+    assert_int_equal(cairn_socket_peers(port, peers, 0), 1); /* counted, none written */
+    uv_buf_t byte = uv_buf_init("x", 1);
+    assert_int_equal(uv_try_write((uv_stream_t *)&p.client, &byte, 1), 1);
+    for (int i = 0; i < 200 && !peers[0].unread; i++) { /* loopback delivers at once, or soon */
+        cairn_sleep_ms(10);
+        assert_int_equal(cairn_socket_peers(port, peers, CAIRN_ARRAY_LEN(peers)), 1);
+    }
+    assert_true(peers[0].unread);
+    assert_int_equal(cairn_socket_shutdown(peers[0].handle), 0);
+    uv_close((uv_handle_t *)&p.client, NULL);
+    uv_close((uv_handle_t *)&p.accepted, NULL);
+    uv_close((uv_handle_t *)&p.server, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(int argc, char **argv) {
     cairn_err err = {{0}};
     if (cairn_args_utf8(&argc, &argv, &err) != 0) {
@@ -225,6 +306,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_make_dirs),
         cmocka_unit_test_prestate(test_args_utf8, argv),
         cmocka_unit_test(test_service),
+        cmocka_unit_test(test_socket_peers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,16 +4,18 @@
  * is how cairn's commands and other programs read them; print.c turns a /state answer into
  * the table `cairn nodes` prints.
  *
- * Owns its civetweb context, its worker threads and its client transfers, nothing else. It
- * must never touch the cluster state directly: the server only calls the callbacks a node
- * gives it, from civetweb's worker threads, and serves the JSON text they return. Keeping
+ * Owns its civetweb context, its worker threads (and guard.c's watchdog, which bounds slow
+ * and idle clients) and its client transfers, nothing else. It must never touch the
+ * cluster state directly: the server only calls the callbacks a node gives it, from
+ * civetweb's worker threads, and serves the JSON text they return. Keeping
  * the node's data behind those callbacks is what lets the node decide how to take a
  * consistent, thread-safe copy of its state.
  *
  * Every answer is JSON with Cache-Control: no-store. Errors are
  *   {"error":{"message":"...","type":"not_found"}}
  * with type "not_found" (404), "method_not_allowed" (405, with an Allow header),
- * "forbidden" (403: a foreign Host or Origin), "unavailable" (503: a callback failed) or
+ * "forbidden" (403: a foreign Host or Origin), "unavailable" (503: a callback failed, or a
+ * client over its connections), "timeout" (408: a request cut off at its deadline) or
  * "bad_request" (civetweb's own 4xx/5xx).
  */
 #ifndef CAIRN_API_H
@@ -44,6 +46,13 @@ typedef char *(*cairn_api_json_fn)(void *user, cairn_err *err);
 #define CAIRN_API_MAX_BODY ((size_t)8 * 1024 * 1024)
 /* Every 503 (busy, no ready instance, shutting down) says when to try again, in seconds. */
 #define CAIRN_API_RETRY_AFTER_S 2
+/* Slow and idle clients (see cairn_api_config): how long a request's head, and then its
+ * body, may take to arrive; how many connections one client address may hold; how many
+ * connections whose request has not arrived may be held at once, out of the server's 64
+ * threads, the rest staying free for requests that have arrived. */
+#define CAIRN_API_DEFAULT_REQUEST_TIMEOUT_MS 10000
+#define CAIRN_API_DEFAULT_CLIENT_CONNECTIONS 32
+#define CAIRN_API_DEFAULT_WAITING_REQUESTS 32
 
 typedef struct cairn_api_reply cairn_api_reply; /* one request's answer, opaque */
 
@@ -105,6 +114,18 @@ typedef struct cairn_api_config {
      * else is a 403, which defeats DNS rebinding. */
     const char *const *allowed_hosts;
     size_t n_allowed_hosts;
+    /* A request's head must arrive within this many ms of the connection's start (a
+     * connection that sends nothing is closed then), and its body within as many more;
+     * 0: CAIRN_API_DEFAULT_REQUEST_TIMEOUT_MS. */
+    int request_timeout_ms;
+    /* The most connections one client address may hold (0: the default). Past it, its
+     * oldest connection whose request has not arrived is closed; when all of them are
+     * being served, the new one is answered 503. */
+    int client_connections;
+    /* The most connections whose request has not fully arrived, all clients together (0:
+     * the default; less than the server's threads). Past it, the oldest of them is closed,
+     * so a client that sends its request at once is always served. */
+    int waiting_requests;
 } cairn_api_config;
 
 typedef struct cairn_api_server cairn_api_server;

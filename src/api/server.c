@@ -16,16 +16,15 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/guard.h"
 
 /* Worker threads: a streamed completion or an /events subscriber holds one for as long as it
  * lasts, so there are enough for a load of concurrent streams, the subscribers the node
  * admits (16) and the small requests besides. Each is an idle thread
  * (its stack is reserved, not touched) until a request needs it. */
-#define API_THREADS "64"
+#define API_THREADS 64
 /* Largest request head (request line and headers) accepted; bodies have their own limit. */
 #define API_MAX_REQUEST "8192"
-/* A client that sends its request this slowly is dropped rather than holding a thread. */
-#define API_REQUEST_TIMEOUT_MS "10000"
 /* "[" + address + "]:" + port + NUL, with room to spare. */
 #define API_LISTEN_SIZE 96
 /* The most host names (--allowed-host and the machine's own) the API answers to. */
@@ -52,6 +51,8 @@ struct cairn_api_server {
     size_t n_hosts;
     char host[INET6_ADDRSTRLEN]; /* as listened on, e.g. "127.0.0.1" or "::" */
     uint16_t port;
+    api_guard *guard;       /* slow and idle clients' bounds */
+    int request_timeout_ms; /* for a request's head and body together */
 };
 
 /* ---- responses ---- */
@@ -113,6 +114,43 @@ static void send_error(struct mg_connection *conn, int status, const char *type,
     /* Out of memory: still answer with the right status and a valid, if generic, body. */
     send_json(conn, status, json ? json : "{\"error\":{\"message\":\"out of memory\"}}", allow);
     free(json);
+}
+
+/* ---- slow and idle clients ---- */
+
+/* A worker thread has taken a new connection and is about to wait for its request. */
+static int handle_connection(const struct mg_connection *conn, void **conn_data) {
+    cairn_api_server *s = mg_get_user_data(mg_get_context(conn));
+    if (s) {
+        api_guard_admit(s->guard);
+    }
+    *conn_data = NULL;
+    return 0;
+}
+
+static void request_arrived(const cairn_api_server *s, const struct mg_request_info *ri) {
+    api_guard_arrived(s->guard, ri->remote_addr, (uint16_t)ri->remote_port);
+}
+
+/* The configured bounds, defaults filled in; checked against the server's threads. */
+static int guard_limits(const cairn_api_config *cfg, api_guard_limits *out, cairn_err *err) {
+    int timeout_ms =
+        cfg->request_timeout_ms ? cfg->request_timeout_ms : CAIRN_API_DEFAULT_REQUEST_TIMEOUT_MS;
+    int per_client =
+        cfg->client_connections ? cfg->client_connections : CAIRN_API_DEFAULT_CLIENT_CONNECTIONS;
+    int waiting =
+        cfg->waiting_requests ? cfg->waiting_requests : CAIRN_API_DEFAULT_WAITING_REQUESTS;
+    if (timeout_ms < 100) {
+        return cairn_fail(err, "--api-request-timeout must be at least 100 ms");
+    }
+    if (per_client < 1 || waiting < 1 || waiting >= API_THREADS) {
+        return cairn_fail(err,
+                          "--api-client-connections must be at least 1 and "
+                          "--api-waiting-requests in 1..%d (the API has %d threads)",
+                          API_THREADS - 1, API_THREADS);
+    }
+    *out = (api_guard_limits){timeout_ms, (size_t)per_client, (size_t)waiting};
+    return 0;
 }
 
 /* ---- replies through the node's handler ---- */
@@ -192,7 +230,9 @@ int cairn_api_query_param(const cairn_api_call *call, const char *name, char *ou
     return n < 0 ? -1 : 0;
 }
 
-/* Reads a body of at most CAIRN_API_MAX_BODY bytes; NULL with *status set otherwise. */
+/* Reads a body of at most CAIRN_API_MAX_BODY bytes; NULL with *status set otherwise: 413
+ * too large, 408 cut short (the guard closes a request past its deadline), 500 out of
+ * memory. */
 static char *read_body(struct mg_connection *conn, size_t *len, int *status) {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     long long declared = ri ? ri->content_length : -1;
@@ -227,6 +267,11 @@ static char *read_body(struct mg_connection *conn, size_t *len, int *status) {
         *status = 500;
         return NULL;
     }
+    if (declared >= 0 && got < (size_t)declared) {
+        free(body);
+        *status = 408;
+        return NULL;
+    }
     if (declared < 0 && got == cap && cap >= CAIRN_API_MAX_BODY) {
         free(body);
         *status = 413;
@@ -237,16 +282,29 @@ static char *read_body(struct mg_connection *conn, size_t *len, int *status) {
     return body;
 }
 
+static void send_body_error(const cairn_api_server *s, struct mg_connection *conn, int status) {
+    char late[160];
+    snprintf(late, sizeof late, "the request did not arrive within %d ms (--api-request-timeout)",
+             s->request_timeout_ms);
+    if (status == 413) {
+        send_error(conn, status, "invalid_request", "the request body is too large", NULL);
+    } else if (status == 408) {
+        send_error(conn, status, "timeout", late, NULL);
+    } else {
+        send_error(conn, status, "server_error", "out of memory", NULL);
+    }
+}
+
 static int serve_handler(cairn_api_server *s, struct mg_connection *conn,
                          const struct mg_request_info *ri, const char *path) {
     size_t len = 0;
     int status = 0;
     char *body = read_body(conn, &len, &status);
     if (!body) {
-        send_error(conn, status, status == 413 ? "invalid_request" : "server_error",
-                   status == 413 ? "the request body is too large" : "out of memory", NULL);
+        send_body_error(s, conn, status);
         return status;
     }
+    request_arrived(s, ri);
     cairn_api_reply reply = {.conn = conn};
     cairn_api_call call = {.method = ri->request_method,
                            .path = path,
@@ -427,6 +485,15 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     if (!ri || !decode_target(ri, conn, path, sizeof path)) {
         return 400;
     }
+    if (api_guard_over_quota(s->guard, ri->remote_addr, (uint16_t)ri->remote_port)) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "client %.60s holds the most connections allowed, all being served "
+                 "(--api-client-connections)",
+                 ri->remote_addr);
+        send_error(conn, 503, "unavailable", msg, NULL);
+        return 503;
+    }
     if (refused(s, conn)) {
         return 403;
     }
@@ -461,6 +528,7 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
         send_error(conn, 405, "method_not_allowed", msg, "GET, HEAD");
         return 405;
     }
+    request_arrived(s, ri);
     return serve_route(s, conn, r);
 }
 
@@ -578,6 +646,7 @@ static uint16_t listened_port(struct mg_context *ctx) {
 }
 
 static void free_server(cairn_api_server *s) {
+    api_guard_free(s->guard);
     if (s->api_key) {
         sodium_memzero(s->api_key, strlen(s->api_key));
     }
@@ -623,17 +692,22 @@ static int set_hosts(cairn_api_server *s, const cairn_api_config *cfg, cairn_err
 }
 
 static int start_civetweb(cairn_api_server *s, const char *listen, cairn_err *err) {
+    char threads[16], timeout_ms[16];
+    snprintf(threads, sizeof threads, "%d", API_THREADS);
+    snprintf(timeout_ms, sizeof timeout_ms, "%d", s->request_timeout_ms);
     /* civetweb would answer every preflight itself, allowing any origin: empty
      * access_control values leave preflights to handle_request. It would also decode the
-     * path, cutting it at an encoded NUL: decode_target does that instead. */
+     * path, cutting it at an encoded NUL: decode_target does that instead. Its request
+     * timeout bounds each read and write, and the whole of a request's head; keep-alive
+     * stays off, so no connection idles between requests. */
     const char *options[] = {"listening_ports",
                              listen,
                              "num_threads",
-                             API_THREADS,
+                             threads,
                              "max_request_size",
                              API_MAX_REQUEST,
                              "request_timeout_ms",
-                             API_REQUEST_TIMEOUT_MS,
+                             timeout_ms,
                              "enable_keep_alive",
                              "no",
                              "access_control_allow_origin",
@@ -649,6 +723,7 @@ static int start_civetweb(cairn_api_server *s, const char *listen, cairn_err *er
     memset(&callbacks, 0, sizeof callbacks);
     callbacks.log_message = handle_log;
     callbacks.http_error = handle_http_error;
+    callbacks.init_connection = handle_connection;
     struct mg_init_data init = {&callbacks, s, options};
     char text[256] = "";
     unsigned code = 0;
@@ -660,6 +735,7 @@ static int start_civetweb(cairn_api_server *s, const char *listen, cairn_err *er
     /* A request that arrives before this line gets civetweb's 404, in JSON (http_error). */
     mg_set_request_handler(s->ctx, "**", handle_request, s);
     s->port = listened_port(s->ctx);
+    api_guard_listening_on(s->guard, s->port);
     return 0;
 }
 
@@ -690,10 +766,13 @@ int cairn_api_server_start(const cairn_api_config *cfg, cairn_api_server **out, 
         free_server(s);
         return cairn_fail(err, "out of memory");
     }
-    if (set_hosts(s, cfg, err) != 0) {
+    api_guard_limits limits;
+    if (set_hosts(s, cfg, err) != 0 || guard_limits(cfg, &limits, err) != 0 ||
+        api_guard_new(&limits, cfg->port, s->log, &s->guard, err) != 0) {
         free_server(s);
         return -1;
     }
+    s->request_timeout_ms = limits.request_timeout_ms;
     snprintf(s->host, sizeof s->host, "%s", host);
     s->port = cfg->port;
     /* Reference counted by civetweb: the last server's stop releases it. (It returns the

@@ -22,6 +22,7 @@ typedef struct run_options {
     const char *key, *key_file, *discovery_interface, *service, *memory_cap;
     int port, api_port, discovery_port, timeout_ms, heartbeat_ms, profile_ms;
     int runner_threads, slots, runner_ctx;
+    int api_request_timeout_ms, api_client_connections, api_waiting_requests;
     float load_timeout_s;
     bool no_api, no_discovery, no_ipv6;
     cli_str_list peers, allowed_hosts;
@@ -164,6 +165,9 @@ static int start_api(run_context *ctx, const run_options *o, cairn_err *err) {
                             .cors = o->cors,
                             .allowed_hosts = o->allowed_hosts.items,
                             .n_allowed_hosts = o->allowed_hosts.n,
+                            .request_timeout_ms = o->api_request_timeout_ms,
+                            .client_connections = o->api_client_connections,
+                            .waiting_requests = o->api_waiting_requests,
                             .user = ctx->node};
     if (cairn_api_server_start(&api, &ctx->api, err) != 0) {
         return -1;
@@ -234,6 +238,9 @@ int cmd_run(int argc, char **argv) {
                      .timeout_ms = CAIRN_NODE_DEFAULT_TIMEOUT_MS,
                      .heartbeat_ms = CAIRN_NODE_DEFAULT_HEARTBEAT_MS,
                      .profile_ms = CAIRN_NODE_DEFAULT_PROFILE_MS,
+                     .api_request_timeout_ms = CAIRN_API_DEFAULT_REQUEST_TIMEOUT_MS,
+                     .api_client_connections = CAIRN_API_DEFAULT_CLIENT_CONNECTIONS,
+                     .api_waiting_requests = CAIRN_API_DEFAULT_WAITING_REQUESTS,
                      .log_level = "info"};
     const cli_option options[] = {
         {"id", 0, OPT_STR, &o.id, "ID", "node id, 1..63 of [A-Za-z0-9._:-] (default: host name)"},
@@ -262,6 +269,15 @@ int cmd_run(int argc, char **argv) {
          "name (repeatable)"},
         {"api-key", 0, OPT_STR, &o.api_key, "KEY",
          "every API request needs Authorization: Bearer KEY (or CAIRN_API_KEY)"},
+        {"api-request-timeout", 0, OPT_INT, &o.api_request_timeout_ms, "MS",
+         "an API request's head and body must arrive within this (default: " CAIRN_STRINGIFY(
+             CAIRN_API_DEFAULT_REQUEST_TIMEOUT_MS) ")"},
+        {"api-client-connections", 0, OPT_INT, &o.api_client_connections, "N",
+         "API connections one client address may hold (default: " CAIRN_STRINGIFY(
+             CAIRN_API_DEFAULT_CLIENT_CONNECTIONS) ")"},
+        {"api-waiting-requests", 0, OPT_INT, &o.api_waiting_requests, "N",
+         "API connections whose request has not arrived, at most; past it the oldest is "
+         "closed (default: " CAIRN_STRINGIFY(CAIRN_API_DEFAULT_WAITING_REQUESTS) ")"},
         {"models-dir", 0, OPT_STR, &o.models_dir, "DIR", "where this node keeps models"},
         {"memory-cap", 0, OPT_STR, &o.memory_cap, "SIZE",
          "offer at most this much memory to the cluster, e.g. 8G or 512MiB (default: all)"},

@@ -3,7 +3,7 @@
  * read-only file mappings, files by UTF-8 name, clocks, CPU and memory facts, terminals,
  * command-line arguments, per-user data directories, OS service registration, and the
  * containment of child process trees. Sockets, pipes, timers and spawning processes are not
- * here: they go through libuv everywhere.
+ * here: they go through libuv everywhere (save finding a connection another library owns).
  *
  * Each function has one implementation per platform family (platform_posix.c,
  * platform_win32.c). No other module may use an OS header or an #ifdef for the platform.
@@ -64,6 +64,22 @@ uint64_t cairn_peak_rss(void);
 int64_t cairn_open_handle_count(void);
 /* CPU model name into out (empty if unknown). */
 void cairn_cpu_model(char *out, size_t out_len);
+/* One of this process's TCP connections, as seen from its server end. */
+typedef struct cairn_socket_peer {
+    char host[64]; /* the client's IP address as text */
+    uint16_t port; /* the client's port */
+    intptr_t handle;
+    bool unread; /* it holds received bytes no one has read yet */
+} cairn_socket_peer;
+/* This process's connected TCP sockets whose local port is local_port, i.e. the clients of
+ * a server on it, into out[max]: for a server library that keeps its sockets to itself (the
+ * API's civetweb). Returns how many there are (only the first max are written), -1 when
+ * the OS cannot tell. */
+int cairn_socket_peers(uint16_t local_port, cairn_socket_peer *out, size_t max);
+/* Ends receiving on a socket cairn_socket_peers listed, so the thread blocked reading it
+ * wakes at once; a last answer may still be sent where the OS allows (POSIX; Windows shuts
+ * both ways). Returns 0 or -1. */
+int cairn_socket_shutdown(intptr_t handle);
 
 bool cairn_is_terminal(FILE *stream);
 /* Makes stdout/stderr accept UTF-8 and write exactly the bytes the program prints, so output
