@@ -196,7 +196,7 @@ if start_three $((need[$m] * 4)) --runner-threads 2 --runner-ctx 512; then # twi
   wait_profiles "$m" 3
   "$cairn" place "$m" --nodes 3 --api "$(api 1)" >/dev/null || fail "placing $m on 3 nodes"
   wait_ready 3
-  agreed 1 2 3 || fail "the nodes do not agree on a master"
+  wait_agreed $((10 * scale)) 3 1 2 3 || fail "the nodes do not agree on a master"
   master=${agreed_master#n}
   relay=$((master % 3 + 1))
   cluster_generate "$relay" "$m" "${prompts[1]}" 300 >"$tmp/longer" 2>"$tmp/longer.err" &
