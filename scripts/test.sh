@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs cairn's whole test suite: the release build, the static checks,
 # the same tests built with AddressSanitizer and UBSan, and the Windows build's tests under
-# Wine, then the Windows package (zip and installer). Build trees are cached (build/,
+# Wine, then the Windows package (zip and installer, whose silent install, run and uninstall
+# are checked under Wine). Build trees are cached (build/,
 # build-asan/, build-win/, and build-oracle/: the llama.cpp oracle, built once from the
 # source the release build fetched and used by the release and sanitizer suites alike).
 set -euo pipefail
@@ -37,3 +38,7 @@ version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$root/build-win/CMakeCac
 package=$root/build-win/package/cairn-$version-windows-x86_64
 unzip -l "$package.zip" | grep -q "cairn-$version-windows-x86_64/cairn.exe$"
 [ -s "$package-setup.exe" ]
+
+echo "== Windows installer under Wine (silent install, a generate from Program Files, uninstall)"
+"$root/scripts/check-windows-installer.sh" "$package-setup.exe" "$root/build/cairn" \
+  "$(cd "$root/.." && pwd)/shared" "$root/build-win/wineprefix-install"
