@@ -17,6 +17,8 @@ eventually() {
 }
 no_cairn_keys() { ! grep -qi '\\cairn\]' "$prefix/system.reg"; }
 
+mkdir -p "$prefix" # Wine takes only absolute prefixes
+prefix=$(cd "$prefix" && pwd) setup=$(cd "$(dirname "$setup")" && pwd)/$(basename "$setup")
 WINEPREFIX=$prefix wineserver -k >/dev/null 2>&1 || true
 rm -rf "$prefix"
 trap 'WINEPREFIX="$prefix" wineserver -k >/dev/null 2>&1 || true' EXIT
