@@ -1,7 +1,7 @@
 /* platform on POSIX systems (Linux, macOS): see platform.h. */
 #define _DEFAULT_SOURCE
 #define _DARWIN_C_SOURCE
-#include "platform/platform.h"
+#include "platform/platform_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -230,12 +230,15 @@ uint64_t cairn_peak_rss(void) {
 #endif
 }
 
-int64_t cairn_open_handle_count(void) {
-    /* Linux lists a process's descriptors in /proc/self/fd, macOS in /dev/fd. */
+/* The directory listing this process's descriptors: /proc/self/fd on Linux, /dev/fd on
+ * macOS; NULL if neither opens. */
+static DIR *open_descriptor_dir(void) {
     DIR *d = opendir("/proc/self/fd");
-    if (!d) {
-        d = opendir("/dev/fd");
-    }
+    return d ? d : opendir("/dev/fd");
+}
+
+int64_t cairn_open_handle_count(void) {
+    DIR *d = open_descriptor_dir();
     if (!d) {
         return -1;
     }
@@ -248,54 +251,24 @@ int64_t cairn_open_handle_count(void) {
     return count - 1; /* the directory stream's own descriptor */
 }
 
-/* The port of an IPv4 or IPv6 address; -1 for another family. */
-static int address_port(const struct sockaddr_storage *a) {
-    if (a->ss_family == AF_INET) {
-        return ntohs(((const struct sockaddr_in *)a)->sin_port);
-    }
-    if (a->ss_family == AF_INET6) {
-        return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
-    }
-    return -1;
-}
-
 /* The client of socket s, when s is connected and its local port is local_port. */
 static bool socket_peer(int s, uint16_t local_port, cairn_socket_peer *out) {
     struct sockaddr_storage local, peer;
     socklen_t local_len = sizeof local, peer_len = sizeof peer;
     if (getsockname(s, (struct sockaddr *)&local, &local_len) != 0 ||
-        address_port(&local) != local_port ||
+        platform_address_port(&local) != local_port ||
         getpeername(s, (struct sockaddr *)&peer, &peer_len) != 0) {
         return false;
     }
-    int named = peer.ss_family == AF_INET
-                    ? uv_ip4_name((const struct sockaddr_in *)&peer, out->host, sizeof out->host)
-                    : uv_ip6_name((const struct sockaddr_in6 *)&peer, out->host, sizeof out->host);
-    out->port = (uint16_t)address_port(&peer);
-    out->handle = (intptr_t)s;
     int pending = 0;
-    out->unread = ioctl(s, FIONREAD, &pending) == 0 && pending > 0;
-    return named == 0 && address_port(&peer) >= 0;
-}
-
-/* Adds s's client to out[max] when it is one of local_port's; n counts them all. */
-static void list_peer(int s, uint16_t local_port, cairn_socket_peer *out, size_t max, size_t *n) {
-    cairn_socket_peer peer;
-    if (socket_peer(s, local_port, &peer)) {
-        if (*n < max) {
-            out[*n] = peer;
-        }
-        (*n)++;
-    }
+    bool unread = ioctl(s, FIONREAD, &pending) == 0 && pending > 0;
+    return platform_peer_named(&peer, (intptr_t)s, unread, out);
 }
 
 int cairn_socket_peers(uint16_t local_port, cairn_socket_peer *out, size_t max) {
     /* Only the open descriptors are tried (listed as for cairn_open_handle_count), not every
      * number up to the descriptor limit, which may be a million. */
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) {
-        d = opendir("/dev/fd");
-    }
+    DIR *d = open_descriptor_dir();
     if (!d) {
         return -1;
     }
@@ -304,8 +277,10 @@ int cairn_socket_peers(uint16_t local_port, cairn_socket_peer *out, size_t max) 
     while ((e = readdir(d)) != NULL) {
         char *end;
         long fd = strtol(e->d_name, &end, 10);
-        if (end != e->d_name && *end == '\0' && fd >= 0 && fd <= INT_MAX) {
-            list_peer((int)fd, local_port, out, max, &n);
+        cairn_socket_peer peer;
+        if (end != e->d_name && *end == '\0' && fd >= 0 && fd <= INT_MAX &&
+            socket_peer((int)fd, local_port, &peer)) {
+            platform_peer_add(&peer, out, max, &n);
         }
     }
     closedir(d);

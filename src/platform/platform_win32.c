@@ -19,7 +19,7 @@
 
 #include <uv.h>
 
-#include "platform/platform.h"
+#include "platform/platform_internal.h"
 
 /* --- text conversion and error messages --------------------------------------------- */
 
@@ -351,46 +351,18 @@ int64_t cairn_open_handle_count(void) {
 /* Past this handle value, cairn_socket_peers looks no further. */
 #define SOCKET_HANDLE_SCAN_LIMIT 0x10000
 
-/* The port of an IPv4 or IPv6 address; -1 for another family. */
-static int address_port(const struct sockaddr_storage *a) {
-    if (a->ss_family == AF_INET) {
-        return ntohs(((const struct sockaddr_in *)a)->sin_port);
-    }
-    if (a->ss_family == AF_INET6) {
-        return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
-    }
-    return -1;
-}
-
 /* The client of socket s, when s is connected and its local port is local_port. */
 static bool socket_peer(SOCKET s, uint16_t local_port, cairn_socket_peer *out) {
     struct sockaddr_storage local, peer;
     int local_len = sizeof local, peer_len = sizeof peer;
     if (getsockname(s, (struct sockaddr *)&local, &local_len) != 0 ||
-        address_port(&local) != local_port ||
+        platform_address_port(&local) != local_port ||
         getpeername(s, (struct sockaddr *)&peer, &peer_len) != 0) {
         return false;
     }
-    int named = peer.ss_family == AF_INET
-                    ? uv_ip4_name((const struct sockaddr_in *)&peer, out->host, sizeof out->host)
-                    : uv_ip6_name((const struct sockaddr_in6 *)&peer, out->host, sizeof out->host);
-    out->port = (uint16_t)address_port(&peer);
-    out->handle = (intptr_t)s;
     u_long pending = 0;
-    out->unread = ioctlsocket(s, FIONREAD, &pending) == 0 && pending > 0;
-    return named == 0 && address_port(&peer) >= 0;
-}
-
-/* Adds s's client to out[max] when it is one of local_port's; n counts them all. */
-static void list_peer(SOCKET s, uint16_t local_port, cairn_socket_peer *out, size_t max,
-                      size_t *n) {
-    cairn_socket_peer peer;
-    if (socket_peer(s, local_port, &peer)) {
-        if (*n < max) {
-            out[*n] = peer;
-        }
-        (*n)++;
-    }
+    bool unread = ioctlsocket(s, FIONREAD, &pending) == 0 && pending > 0;
+    return platform_peer_named(&peer, (intptr_t)s, unread, out);
 }
 
 int cairn_socket_peers(uint16_t local_port, cairn_socket_peer *out, size_t max) {
@@ -406,7 +378,10 @@ int cairn_socket_peers(uint16_t local_port, cairn_socket_peer *out, size_t max) 
     }
     size_t n = 0;
     for (uintptr_t h = 4; h < limit; h += 4) {
-        list_peer((SOCKET)h, local_port, out, max, &n);
+        cairn_socket_peer peer;
+        if (socket_peer((SOCKET)h, local_port, &peer)) {
+            platform_peer_add(&peer, out, max, &n);
+        }
     }
     return n > INT_MAX ? INT_MAX : (int)n;
 }
