@@ -52,15 +52,24 @@ static int sodium_ready(cairn_err *err) {
 
 /* ---- the cluster key ---- */
 
-int cairn_cluster_key_new_secret(char out[CAIRN_CLUSTER_SECRET_SIZE], cairn_err *err) {
+/* n random bytes (at most RANDOM_HEX_MAX) as 2n hex digits into hex[size]. */
+#define RANDOM_HEX_MAX 64
+static int random_hex(char *hex, size_t size, size_t n, cairn_err *err) {
+    if (n > RANDOM_HEX_MAX || size < 2 * n + 1) {
+        return cairn_fail(err, "no room for %zu random bytes in hex", n);
+    }
     if (sodium_ready(err) != 0) {
         return -1;
     }
-    uint8_t random[CAIRN_CLUSTER_KEY_SIZE];
-    randombytes_buf(random, sizeof random);
-    sodium_bin2hex(out, CAIRN_CLUSTER_SECRET_SIZE, random, sizeof random);
-    sodium_memzero(random, sizeof random);
+    uint8_t random[RANDOM_HEX_MAX];
+    randombytes_buf(random, n);
+    sodium_bin2hex(hex, size, random, n);
+    sodium_memzero(random, n);
     return 0;
+}
+
+int cairn_cluster_key_new_secret(char out[CAIRN_CLUSTER_SECRET_SIZE], cairn_err *err) {
+    return random_hex(out, CAIRN_CLUSTER_SECRET_SIZE, CAIRN_CLUSTER_KEY_SIZE, err);
 }
 
 /* ---- instance secrets ---- */
@@ -69,17 +78,7 @@ _Static_assert(CAIRN_INSTANCE_SECRET_SIZE == crypto_generichash_KEYBYTES, "secre
 _Static_assert(CAIRN_RUNNER_PROOF_SIZE == crypto_generichash_BYTES, "proofs are BLAKE2b-256");
 
 int cairn_instance_secret_new(char *hex, size_t size, cairn_err *err) {
-    if (size < 2 * CAIRN_INSTANCE_SECRET_SIZE + 1) {
-        return cairn_fail(err, "no room for an instance secret");
-    }
-    if (sodium_ready(err) != 0) {
-        return -1;
-    }
-    uint8_t random[CAIRN_INSTANCE_SECRET_SIZE];
-    randombytes_buf(random, sizeof random);
-    sodium_bin2hex(hex, size, random, sizeof random);
-    sodium_memzero(random, sizeof random);
-    return 0;
+    return random_hex(hex, size, CAIRN_INSTANCE_SECRET_SIZE, err);
 }
 
 /* Exactly n bytes as 2n hex digits, nothing else. */
