@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing cairn needs on Debian/Ubuntu: a compiler toolchain,
 # CMake, the libraries cairn links (ggml itself is fetched by the build), and Chromium for
-# the dashboard's browser test.
+# the dashboard's browser test, and python3 for the tests that play hostile clients.
 # With --windows, also what the Windows cross build needs: MinGW-w64 (the -posix thread
 # model: ggml uses std::thread), Wine to run the tests, NSIS, zip and unzip to package, and the
 # tools to unpack and build Debian source packages.
@@ -9,7 +9,7 @@
 set -euo pipefail
 packages=(build-essential cmake git pkg-config ca-certificates npm
           libcmocka-dev libpcre2-dev libcjson-dev libsodium-dev libuv1-dev libcivetweb-dev
-          libcurl4-openssl-dev clang-format clang-tidy iproute2 chromium)
+          libcurl4-openssl-dev clang-format clang-tidy iproute2 chromium python3)
 if [ "${1:-}" = --windows ]; then
   packages+=(gcc-mingw-w64-x86-64-posix g++-mingw-w64-x86-64-posix binutils-mingw-w64-x86-64
              mingw-w64-x86-64-dev wine wine64 nsis zip unzip dpkg-dev autoconf automake libtool make
