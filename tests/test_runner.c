@@ -525,6 +525,7 @@ typedef struct raw_client {
     char buf[65536];
     int n_challenges, n_others;
     bool closed;
+    uint64_t closed_at; /* loop time */
 } raw_client;
 
 static void raw_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
@@ -538,6 +539,7 @@ static void raw_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     cairn_err err = {{0}};
     if (nread < 0) {
         c->closed = true;
+        c->closed_at = uv_now(&c->h->loop);
         uv_close((uv_handle_t *)&c->tcp, NULL);
         uv_stop(&c->h->loop);
         return;
@@ -558,8 +560,10 @@ static void raw_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 static void raw_connected(uv_connect_t *req, int status) {
     raw_client *c = req->data;
     assert_int_equal(status, 0);
-    uv_buf_t buf = uv_buf_init(c->out.data, (unsigned)c->out.len);
-    assert_int_equal(uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1, NULL), 0);
+    if (c->out.len > 0) {
+        uv_buf_t buf = uv_buf_init(c->out.data, (unsigned)c->out.len);
+        assert_int_equal(uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1, NULL), 0);
+    }
     assert_int_equal(uv_read_start((uv_stream_t *)&c->tcp, raw_alloc, raw_read), 0);
 }
 
@@ -570,23 +574,105 @@ static void append_frame(cairn_buf *out, const char *json) {
     cJSON_Delete(o);
 }
 
-static void raw_request_without_proof(harness *h, raw_client *c) {
-    memset(c, 0, sizeof *c);
+static void on_pause(uv_timer_t *t) {
+    uv_stop(t->loop);
+}
+
+static void run_for(harness *h, uint64_t ms) {
+    uv_timer_t pause;
+    uv_timer_init(&h->loop, &pause);
+    uv_timer_start(&pause, on_pause, ms, 0);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&pause, NULL);
+    uv_run(&h->loop, UV_RUN_NOWAIT);
+}
+
+/* Connects c to the first runner; it sends what c->out holds and reads until closed. */
+static void raw_connect(harness *h, raw_client *c) {
     c->h = h;
     cairn_err err = {{0}};
     c->decoder = cairn_wire_decoder_new(0, &err);
-    append_frame(&c->out, "{\"op\":\"hello\",\"role\":\"client\",\"instance\":\"t-1\"}");
-    append_frame(&c->out, "{\"op\":\"request\",\"id\":1,\"prompt\":\"Once\",\"resume\":[],"
-                          "\"params\":{}}");
     struct sockaddr_in addr;
     uv_ip4_addr("127.0.0.1", h->procs[0].port, &addr);
     uv_tcp_init(&h->loop, &c->tcp);
     c->tcp.data = c->connect.data = c;
     assert_int_equal(
         uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, raw_connected), 0);
-    run_until_stopped(h, 30);
+}
+
+static void raw_free(raw_client *c) {
     cairn_wire_decoder_free(c->decoder);
     cairn_buf_free(&c->out);
+}
+
+static void raw_request_without_proof(harness *h, raw_client *c) {
+    memset(c, 0, sizeof *c);
+    append_frame(&c->out, "{\"op\":\"hello\",\"role\":\"client\",\"instance\":\"t-1\"}");
+    append_frame(&c->out, "{\"op\":\"request\",\"id\":1,\"prompt\":\"Once\",\"resume\":[],"
+                          "\"params\":{}}");
+    raw_connect(h, c);
+    run_until_stopped(h, 30);
+    raw_free(c);
+}
+
+/* Until a link proves the instance's secret it costs the runner little and not for long: a
+ * client that says nothing is closed after the proving deadline (5 s), one whose first frame
+ * is larger than a proof at once, and past 16 unproven links a new one is refused at once. */
+static void unproven_links_are_bounded(void **state) {
+    (void)state;
+    harness h;
+    const int cuts[] = {2};
+    start_pipeline(&h, cuts, 1, NULL);
+    raw_client silent = {0};
+    uint64_t start = uv_now(&h.loop);
+    raw_connect(&h, &silent);
+    run_until_stopped(&h, 15);
+    assert_true(silent.closed);
+    assert_int_equal(silent.n_challenges, 1);
+    assert_true(silent.closed_at - start >= 4000);
+    raw_free(&silent);
+
+    raw_client big = {0};
+    char *large = malloc(1 << 16);
+    memset(large, 'x', (1 << 16) - 1);
+    large[(1 << 16) - 1] = 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "proof", large);
+    cairn_err err = {{0}};
+    assert_int_equal(cairn_wire_encode_json(CAIRN_WIRE_CONTROL, o, &big.out, &err), 0);
+    cJSON_Delete(o);
+    free(large);
+    big.out.len = 8192; /* the start of a 64 KiB frame, which its header announces */
+    start = uv_now(&h.loop);
+    raw_connect(&h, &big);
+    run_until_stopped(&h, 15);
+    assert_true(big.closed);
+    assert_true(big.closed_at - start < 3000);
+    raw_free(&big);
+
+    enum { HELD = 16 };
+    raw_client *held = calloc(HELD + 1, sizeof *held);
+    for (int i = 0; i < HELD; i++) {
+        raw_connect(&h, &held[i]);
+    }
+    run_for(&h, 500); /* connected, and the challenges on their way */
+    start = uv_now(&h.loop);
+    raw_connect(&h, &held[HELD]);
+    run_until_stopped(&h, 15);
+    assert_true(held[HELD].closed);
+    assert_int_equal(held[HELD].n_challenges, 0);
+    assert_true(held[HELD].closed_at - start < 3000);
+    for (int i = 0; i < HELD; i++) {
+        assert_false(held[i].closed);
+        uv_close((uv_handle_t *)&held[i].tcp, NULL);
+    }
+    run_for(&h, 500);           /* the runner sees them go */
+    check_streams(&h, 1, NULL); /* still serving */
+    for (int i = 0; i <= HELD; i++) {
+        raw_free(&held[i]);
+    }
+    free(held);
+    stop_pipeline(&h);
 }
 
 /* A stream with another secret and a client that proves nothing are closed without a
@@ -673,6 +759,7 @@ int main(void) {
         cmocka_unit_test(three_shards),
         cmocka_unit_test(keyed_two_shards),
         cmocka_unit_test(strangers_get_nothing),
+        cmocka_unit_test(unproven_links_are_bounded),
         cmocka_unit_test(bad_requests_are_refused),
     };
     if (getenv("CAIRN_TEST_FILTER")) {

@@ -8,7 +8,9 @@
  * Then the dialer proves it holds the instance's secret (secure.h): the acceptor's first
  * frame is {"op":"challenge","challenge":HEX}, the dialer's first {"op":"proof","proof":HEX},
  * and a link whose first frame is anything else, or a wrong proof, is closed. Only then is
- * the link up for its owner, so a runner never acts on a frame from a stranger.
+ * the link up for its owner, so a runner never acts on a frame from a stranger. Until then a
+ * link buffers at most one small frame and lives at most DLINK_PROVE_DEADLINE_MS: a
+ * stranger that connects and trickles bytes, or says nothing, costs little and not for long.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -21,9 +23,12 @@
 #include "runner/runner_internal.h"
 
 #define DLINK_READ_CHUNK 65536
+#define DLINK_PROVE_DEADLINE_MS 5000
 
 struct dlink {
     uv_tcp_t tcp;
+    uv_timer_t prove_timer; /* closes a link that is not up in time */
+    int open_handles;       /* the link is freed when both handles have closed */
     uv_connect_t connect_req;
     const dlink_callbacks *cb;
     void *user;
@@ -66,6 +71,9 @@ size_t dlink_queued(const dlink *l) {
 
 static void on_closed(uv_handle_t *h) {
     dlink *l = h->data;
+    if (--l->open_handles > 0) {
+        return;
+    }
     if (l->cb->on_close && !l->silent) {
         l->cb->on_close(l, l->reason);
     }
@@ -83,6 +91,7 @@ void dlink_close(dlink *l, const char *reason) {
     l->closing = true;
     snprintf(l->reason, sizeof l->reason, "%s", reason ? reason : "closed");
     uv_close((uv_handle_t *)&l->tcp, on_closed);
+    uv_close((uv_handle_t *)&l->prove_timer, on_closed);
 }
 
 static void on_written(uv_write_t *req, int status) {
@@ -159,6 +168,7 @@ void dlink_send_activations(dlink *l, const cairn_wire_data_header *h, const flo
 
 static void become_up(dlink *l) {
     l->up = true;
+    uv_timer_stop(&l->prove_timer);
     if (l->cb->on_up) {
         l->cb->on_up(l);
     }
@@ -292,6 +302,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
 }
 
+static void on_prove_deadline(uv_timer_t *t) {
+    dlink *l = t->data;
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s was not linked within %d s", l->name,
+             DLINK_PROVE_DEADLINE_MS / 1000);
+    dlink_close(l, msg);
+}
+
 static dlink *link_new(uv_loop_t *loop, const cairn_cluster_key *key,
                        const uint8_t secret[CAIRN_INSTANCE_SECRET_SIZE], bool dialer,
                        const dlink_callbacks *cb, void *user, cairn_err *err) {
@@ -308,7 +326,7 @@ static dlink *link_new(uv_loop_t *loop, const cairn_cluster_key *key,
     if (key) {
         l->secure = cairn_secure_link_new(key, dialer, err);
     }
-    if (!l->decoder || (key && !l->secure) || uv_tcp_init(loop, &l->tcp) != 0) {
+    if (!l->decoder || (key && !l->secure) || uv_timer_init(loop, &l->prove_timer) != 0) {
         cairn_wire_decoder_free(l->decoder);
         cairn_secure_link_free(l->secure);
         sodium_memzero(l->secret, sizeof l->secret);
@@ -318,7 +336,20 @@ static dlink *link_new(uv_loop_t *loop, const cairn_cluster_key *key,
         }
         return NULL;
     }
+    l->prove_timer.data = l;
+    l->open_handles = 2;
+    if (uv_tcp_init(loop, &l->tcp) != 0) {
+        /* the timer is a live handle now: it must close before the link is freed */
+        l->open_handles = 1;
+        l->silent = true;
+        l->closing = true;
+        uv_close((uv_handle_t *)&l->prove_timer, on_closed);
+        cairn_fail(err, "cannot create a socket");
+        return NULL;
+    }
     l->tcp.data = l;
+    cairn_wire_decoder_limit_first(l->decoder, CAIRN_WIRE_MAX_HANDSHAKE);
+    uv_timer_start(&l->prove_timer, on_prove_deadline, DLINK_PROVE_DEADLINE_MS, 0);
     snprintf(l->name, sizeof l->name, "?");
     return l;
 }

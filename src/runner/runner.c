@@ -22,12 +22,16 @@
 #define DIAL_ATTEMPTS 40
 #define TIMER_MS 250
 #define NEXT_LOSS_GRACE_MS 1000
+/* An instance's runners need a handful of links (the previous shard, a node's clients);
+ * strangers holding more than this many unproven links are refused at once. */
+#define MAX_PROVING_LINKS 16
 
 typedef enum peer_role { PEER_UNKNOWN, PEER_CLIENT, PEER_PIPELINE, PEER_NEXT } peer_role;
 
 typedef struct data_peer {
     runner *r;
     peer_role role;
+    bool proving; /* accepted and not up yet: counted in n_proving */
 } data_peer;
 
 /* ---- control channel ---- */
@@ -260,6 +264,9 @@ static int on_data_frame(dlink *l, const cairn_wire_frame *f, cairn_err *err) {
 static void on_data_close(dlink *l, const char *reason) {
     data_peer *p = dlink_user(l);
     runner *r = p->r;
+    if (p->proving) {
+        r->n_proving--;
+    }
     if (p->role == PEER_CLIENT) {
         flow_client_gone(r, l);
     }
@@ -303,7 +310,23 @@ static void on_next_up(dlink *l) {
 }
 
 static const dlink_callbacks next_callbacks = {on_next_up, on_data_frame, on_data_close};
-static const dlink_callbacks accepted_callbacks = {NULL, on_data_frame, on_data_close};
+static void on_accepted_up(dlink *l) {
+    data_peer *p = dlink_user(l);
+    p->proving = false;
+    p->r->n_proving--;
+}
+
+static const dlink_callbacks accepted_callbacks = {on_accepted_up, on_data_frame, on_data_close};
+
+static void refuse_connection(uv_stream_t *server, uv_loop_t *loop) {
+    uv_tcp_t *drop = malloc(sizeof *drop);
+    if (drop && uv_tcp_init(loop, drop) == 0) {
+        uv_accept(server, (uv_stream_t *)drop);
+        uv_close((uv_handle_t *)drop, (uv_close_cb)free);
+    } else {
+        free(drop);
+    }
+}
 
 static void dial_next(runner *r) {
     data_peer *p = calloc(1, sizeof *p);
@@ -325,24 +348,28 @@ static void dial_next(runner *r) {
 
 static void on_connection(uv_stream_t *server, int status) {
     runner *r = server->data;
-    if (status < 0 || r->phase == PHASE_STARTING || r->phase == PHASE_SHUTTING_DOWN) {
-        uv_tcp_t *drop = malloc(sizeof *drop);
-        if (drop && uv_tcp_init(r->loop, drop) == 0) {
-            uv_accept(server, (uv_stream_t *)drop);
-            uv_close((uv_handle_t *)drop, (uv_close_cb)free);
-        } else {
-            free(drop);
+    if (status < 0 || r->phase == PHASE_STARTING || r->phase == PHASE_SHUTTING_DOWN ||
+        r->n_proving >= MAX_PROVING_LINKS) {
+        if (status >= 0 && r->n_proving >= MAX_PROVING_LINKS) {
+            cairn_log(&r->log, CAIRN_LOG_DEBUG,
+                      "refused a data link: %d links are still proving the instance's secret",
+                      r->n_proving);
         }
+        refuse_connection(server, r->loop);
         return;
     }
     data_peer *p = calloc(1, sizeof *p);
     if (!p) {
+        refuse_connection(server, r->loop);
         return;
     }
     p->r = r;
+    p->proving = true;
+    r->n_proving++;
     cairn_err err = {{0}};
     if (!dlink_accept(server, r->keyed ? &r->key : NULL, r->secret, &accepted_callbacks, p, &err)) {
         cairn_log(&r->log, CAIRN_LOG_WARN, "%s", err.msg);
+        r->n_proving--;
         free(p);
     }
 }

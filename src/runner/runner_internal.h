@@ -171,6 +171,7 @@ typedef struct runner {
     char next_host[64];
     uint16_t next_port;
     int dial_attempts;
+    int n_proving; /* accepted links that have not proven the instance's secret yet */
     dlink *next;
     uint64_t next_lost_at; /* loop time the link to the next shard went, 0 while up */
     char next_lost_reason[256];
