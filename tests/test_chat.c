@@ -12,8 +12,10 @@
 #include <cmocka.h>
 
 #include "chat/chat.h"
+#include "fuzz/jinja_fuzz_entry.h"
 
 #define TEMPLATES CAIRN_SHARED_DIR "/templates/"
+#define JINJA_CORPUS CAIRN_SOURCE_DIR "/tests/fuzz/corpus/jinja/"
 
 /* 2025-03-14 00:00:00 UTC, the clock strftime_now() sees in these tests. */
 #define FIXED_NOW 1741910400
@@ -726,6 +728,167 @@ static void test_all_shared_templates(void **state) {
                   4 * CAIRN_ARRAY_LEN(all_templates));
 }
 
+/* ---- mutated templates: the fuzz target's contract, on a deterministic run ---- */
+
+#define MUTATION_RUNS 20000
+#define MAX_MUTANT (64 * 1024)
+
+static const char *const corpus_seeds[] = {
+    "seed-00-chatml.jinja", "seed-01-tools.jinja",   "seed-02-namespace.jinja",
+    "seed-03-macro.jinja",  "seed-04-filters.jinja", "seed-05-blocks.jinja",
+    "seed-06-values.jinja",
+};
+
+/* Pieces of template syntax a mutation inserts, so mutants reach past the lexer. */
+static const char *const jinja_pieces[] = {
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{#",
+    "#}",
+    "{%-",
+    "-%}",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    "'",
+    "\"",
+    "|",
+    ".",
+    ",",
+    ":",
+    "~",
+    "*",
+    "**",
+    "+",
+    "-",
+    "//",
+    "%",
+    " if ",
+    " else ",
+    " in ",
+    " is ",
+    " not ",
+    " and ",
+    " or ",
+    "{% endfor %}",
+    "{% endif %}",
+    "{% for x in messages %}",
+    "{% if messages %}",
+    "{% set x = ",
+    "{% macro m(a) %}",
+    "{% endmacro %}",
+    "m(x)",
+    "loop.",
+    "range(",
+    "10**9",
+    "'a' * 1000",
+    "|tojson",
+    "|join",
+    "|length",
+    "namespace(",
+    "[::-1]",
+    "messages",
+    "tools",
+    "\\u00e9",
+    "\\x",
+    "-1",
+    "1e308",
+    "9223372036854775807",
+    "none",
+};
+
+typedef struct prng {
+    uint64_t s;
+} prng;
+
+static size_t rnd_below(prng *r, size_t n) {
+    r->s = r->s * 6364136223846793005ull + 1442695040888963407ull;
+    return n ? (size_t)(r->s >> 33) % n : 0;
+}
+
+static void insert_bytes(char *buf, size_t *len, size_t at, const char *s, size_t k) {
+    if (*len + k > MAX_MUTANT)
+        return;
+    memmove(buf + at + k, buf + at, *len - at);
+    memcpy(buf + at, s, k);
+    *len += k;
+}
+
+static void mutate_template(prng *r, char *buf, size_t *len) {
+    size_t n = *len, at = rnd_below(r, n + 1);
+    switch (rnd_below(r, 6)) {
+    case 0: /* replace a byte */
+        if (n)
+            buf[rnd_below(r, n)] = (char)(1 + rnd_below(r, 255));
+        break;
+    case 1: /* delete a range */
+        if (at < n) {
+            size_t k = 1 + rnd_below(r, n - at < 64 ? n - at : 64);
+            memmove(buf + at, buf + at + k, n - at - k);
+            *len = n - k;
+        }
+        break;
+    case 2: { /* duplicate a range elsewhere */
+        if (at < n) {
+            char tmp[256];
+            size_t k = 1 + rnd_below(r, n - at < sizeof tmp ? n - at : sizeof tmp);
+            memcpy(tmp, buf + at, k);
+            insert_bytes(buf, len, rnd_below(r, n + 1), tmp, k);
+        }
+        break;
+    }
+    case 3: /* truncate */ *len = at; break;
+    default: { /* insert template syntax */
+        const char *p = jinja_pieces[rnd_below(r, CAIRN_ARRAY_LEN(jinja_pieces))];
+        insert_bytes(buf, len, at, p, strlen(p));
+    }
+    }
+}
+
+static void test_mutated_templates(void **state) {
+    (void)state;
+    enum {
+        N_CORPUS = CAIRN_ARRAY_LEN(corpus_seeds),
+        N_SEEDS = N_CORPUS + CAIRN_ARRAY_LEN(all_templates)
+    };
+    char *seeds[N_SEEDS];
+    for (size_t i = 0; i < N_SEEDS; i++) {
+        char path[512];
+        if (i < N_CORPUS)
+            snprintf(path, sizeof path, "%s%s", JINJA_CORPUS, corpus_seeds[i]);
+        else
+            snprintf(path, sizeof path, "%s%s", TEMPLATES, all_templates[i - N_CORPUS]);
+        cairn_err err = {{0}};
+        seeds[i] = cairn_read_file(path, NULL, &err);
+        if (!seeds[i])
+            fail_msg("%s", err.msg);
+        assert_true(strlen(seeds[i]) <= MAX_MUTANT);
+    }
+    cJSON *context = jinja_fuzz_context();
+    assert_non_null(context);
+    static char buf[MAX_MUTANT];
+    prng r = {0x9E3779B97F4A7C15ull};
+    for (int run = 0; run < MUTATION_RUNS; run++) {
+        const char *seed = seeds[rnd_below(&r, N_SEEDS)];
+        size_t len = strlen(seed);
+        memcpy(buf, seed, len);
+        size_t n_mutations = 1 + rnd_below(&r, 8);
+        for (size_t m = 0; m < n_mutations; m++)
+            mutate_template(&r, buf, &len);
+        cairn_err why = {{0}};
+        if (jinja_fuzz_one((const uint8_t *)buf, len, context, &why) != 0)
+            fail_msg("mutation run %d (%zu bytes): %s", run, len, why.msg);
+    }
+    cJSON_Delete(context);
+    for (size_t i = 0; i < N_SEEDS; i++)
+        free(seeds[i]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chatml),
@@ -750,6 +913,7 @@ int main(void) {
         cmocka_unit_test(test_errors_name_construct_and_line),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_all_shared_templates),
+        cmocka_unit_test(test_mutated_templates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,12 +132,16 @@ static cJSON *profile_json(const cairn_node_profile *p, bool sorted) {
         cJSON_Delete(devices);
         return finish(o, false);
     }
-    return finish(o, add_num(o, "memory_total", p->memory_total) &&
-                         add_num(o, "memory_available", p->memory_available) &&
-                         add_str(o, "cpu_model", p->cpu_model) &&
-                         add_num(o, "cpu_cores", p->cpu_cores) && add_str(o, "os", p->os) &&
-                         add_num(o, "disk_free", p->disk_free) &&
-                         cairn_json_add_child(o, "devices", devices) &&
+    /* devices comes after these fields in the canonical order, so it is still ours to
+     * delete when one of them cannot be added. */
+    if (!(add_num(o, "memory_total", p->memory_total) &&
+          add_num(o, "memory_available", p->memory_available) &&
+          add_str(o, "cpu_model", p->cpu_model) && add_num(o, "cpu_cores", p->cpu_cores) &&
+          add_str(o, "os", p->os) && add_num(o, "disk_free", p->disk_free))) {
+        cJSON_Delete(devices);
+        return finish(o, false);
+    }
+    return finish(o, cairn_json_add_child(o, "devices", devices) &&
                          cairn_json_add_child(o, "model_files", model_files_json(p, sorted)));
 }
 
@@ -165,12 +169,16 @@ static bool add_placement_fields(cJSON *o, const cairn_event *e) {
         cJSON_Delete(shards);
         return false;
     }
-    return add_str(o, "instance", e->as.instance_placed.instance_id) &&
-           add_str(o, "model", e->as.instance_placed.model) &&
-           add_str(o, "model_sha256", e->as.instance_placed.model_sha256) &&
-           add_str(o, "secret", e->as.instance_placed.secret) &&
-           add_num(o, "n_layers", e->as.instance_placed.n_layers) &&
-           cairn_json_add_child(o, "shards", shards);
+    /* shards is still ours to delete when a field before it cannot be added. */
+    if (!(add_str(o, "instance", e->as.instance_placed.instance_id) &&
+          add_str(o, "model", e->as.instance_placed.model) &&
+          add_str(o, "model_sha256", e->as.instance_placed.model_sha256) &&
+          add_str(o, "secret", e->as.instance_placed.secret) &&
+          add_num(o, "n_layers", e->as.instance_placed.n_layers))) {
+        cJSON_Delete(shards);
+        return false;
+    }
+    return cairn_json_add_child(o, "shards", shards);
 }
 
 static bool add_event_fields(cJSON *o, const cairn_event *e) {
@@ -263,10 +271,14 @@ static cJSON *instance_json(const cairn_instance *in) {
         cJSON_Delete(shards);
         return finish(o, false);
     }
-    return finish(o, add_str(o, "id", in->id) && add_str(o, "model", in->model) &&
-                         add_str(o, "model_sha256", in->model_sha256) &&
-                         add_str(o, "secret", in->secret) && add_num(o, "n_layers", in->n_layers) &&
-                         cairn_json_add_child(o, "shards", shards));
+    /* shards is still ours to delete when a field before it cannot be added. */
+    if (!(add_str(o, "id", in->id) && add_str(o, "model", in->model) &&
+          add_str(o, "model_sha256", in->model_sha256) && add_str(o, "secret", in->secret) &&
+          add_num(o, "n_layers", in->n_layers))) {
+        cJSON_Delete(shards);
+        return finish(o, false);
+    }
+    return finish(o, cairn_json_add_child(o, "shards", shards));
 }
 
 static cJSON *nodes_json(const cairn_cluster_state *s) {
