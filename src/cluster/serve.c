@@ -248,8 +248,21 @@ static void on_stream_error(void *user, cairn_stream_failure why, const char *me
     }
 }
 
+/* The prompt's size, for the APIs that tell it before the first token (Anthropic's
+ * message_start); a resumed stream tells it again, counted without the resumed tokens. */
+static void on_stream_start(void *user, int prompt_tokens) {
+    relay *r = user;
+    if (!r->starts) {
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "start", true);
+    cJSON_AddNumberToObject(o, "prompt_tokens", prompt_tokens - (int)r->n_resumed);
+    relay_event(r, o, false);
+}
+
 static const cairn_stream_callbacks stream_callbacks = {on_stream_token, on_stream_done,
-                                                        on_stream_error};
+                                                        on_stream_error, on_stream_start};
 
 static bool model_matches(const cairn_instance *in, const char *model) {
     return strcmp(in->model, model) == 0 || strcmp(in->model_sha256, model) == 0;
@@ -300,7 +313,8 @@ static void relay_open(cairn_local_node *n, relay *r, const cairn_instance *in) 
                                 .resume = r->sent,
                                 .n_resume = r->n_sent,
                                 .params = &r->req.gen,
-                                .secret = in->secret};
+                                .secret = in->secret,
+                                .count = r->count};
     cairn_err err = {{0}};
     if (cairn_stream_open(n->loop, head->addresses[0].host, in->shards[0].runner.port,
                           n->keyed ? &n->key : NULL, &req, &stream_callbacks, r, &r->stream,
@@ -452,6 +466,63 @@ int relay_start(relay *r) {
         r->req.gen.sampling.seed = (uint64_t)cairn_wall_clock_ms();
     }
     return run_on_loop(r->node, add_relay, r);
+}
+
+typedef struct model_query {
+    const char *model;
+    bool known; /* placed, or held by a node that could serve it */
+} model_query;
+
+static void find_model(cairn_local_node *n, void *arg) {
+    model_query *q = arg;
+    for (uint32_t i = 0; n->has_state && i < n->state->n_instances && !q->known; i++) {
+        q->known = model_matches(&n->state->instances[i], q->model);
+    }
+    for (uint32_t i = 0; n->has_state && i < n->state->n_nodes && !q->known; i++) {
+        const cairn_node_profile *p = &n->state->nodes[i].profile;
+        for (uint32_t f = 0; f < p->n_model_files && !q->known; f++) {
+            q->known = strcmp(p->model_files[f].name, q->model) == 0 ||
+                       strcmp(p->model_files[f].sha256, q->model) == 0;
+        }
+    }
+}
+
+static bool model_known(cairn_local_node *n, const char *model) {
+    model_query q = {model, false};
+    return run_on_loop(n, find_model, &q) == 0 && q.known;
+}
+
+int serve_relay(cairn_local_node *n, const cairn_api_call *call, const relay_api *api, void *user) {
+    cairn_err err = {{0}};
+    int status = 0;
+    relay *r = relay_new(n, call, api->flavor, &status, &err);
+    if (!r) {
+        api->refuse(user, status, err.msg);
+        return -1;
+    }
+    snprintf(r->id, sizeof r->id, "%s%llx", api->id_prefix,
+             (unsigned long long)(cairn_wall_clock_ms() ^ (uint64_t)(uintptr_t)r));
+    const char *stream_type = api->prepare(user, r);
+    if (!model_known(n, r->req.model)) {
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "the model %s is neither placed on this cluster nor held by any of its nodes",
+                 r->req.model);
+        api->refuse(user, 404, msg);
+        relay_free(r);
+        return -1;
+    }
+    if (relay_start(r) != 0) {
+        api->refuse(user, 503, "the node is shutting down");
+        relay_free(r);
+        return -1;
+    }
+    if (stream_type) {
+        cairn_api_stream_begin(call->reply, stream_type);
+        r->probe = call->reply;
+    }
+    relay_drain(r, api->on_event, user); /* r belongs to the loop now */
+    return 0;
 }
 
 /* Hands each complete line (one event) of text to on_relay_event; returns non-zero to stop. */

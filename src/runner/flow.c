@@ -21,9 +21,11 @@
  *   error {rid, message}                                       last -> first
  * Messages on client links:
  *   client -> first: hello {role:"client", instance}, then request {id, prompt | tokens,
- *                    resume:[ids], params} and cancel {id}
- *   first -> client: token {id, token, text, logprobs?}, done {id, finish, text, prompt_tokens,
- *                    completion_tokens}, error {id, message}
+ *                    resume:[ids], params, count?} and cancel {id}
+ *   first -> client: start {id, prompt_tokens} once admitted, token {id, token, text,
+ *                    logprobs?}, done {id, finish, text, prompt_tokens, completion_tokens},
+ *                    error {id, message}; a request with count: true takes no slot and is
+ *                    answered done {finish:"count", prompt_tokens} at once
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -334,6 +336,25 @@ static void client_error(dlink *client, uint64_t id, const char *message, bool b
     }
     if (o) {
         dlink_send_control(client, o);
+    }
+    cJSON_Delete(o);
+}
+
+/* A request's prompt tokens, told the client once the request is admitted: "start" before
+ * its tokens, or for a request that only counts them its "done" (finish "count"). */
+static void client_prompt_count(dlink *client, uint64_t id, size_t n_tokens, bool count_only) {
+    cJSON *o = op_message(count_only ? "done" : "start");
+    bool ok = o && cJSON_AddNumberToObject(o, "id", (double)id) &&
+              cJSON_AddNumberToObject(o, "prompt_tokens", (double)n_tokens);
+    if (ok && count_only) {
+        ok = cJSON_AddStringToObject(o, "finish", "count") &&
+             cJSON_AddStringToObject(o, "text", "") &&
+             cJSON_AddNumberToObject(o, "completion_tokens", 0);
+    }
+    if (ok) {
+        dlink_send_control(client, o);
+    } else if (count_only) {
+        client_error(client, id, "out of memory", false);
     }
     cJSON_Delete(o);
 }
@@ -684,6 +705,12 @@ static int on_request(runner *r, dlink *l, const cJSON *msg, cairn_err *err) {
     }
     if (why.msg[0] || !w->params) {
         client_error(l, id, why.msg[0] ? why.msg : "out of memory", busy);
+        waiting_free(w);
+        return 0;
+    }
+    bool count_only = cJSON_IsTrue(cairn_json_field(msg, "count"));
+    client_prompt_count(l, id, w->n_tokens, count_only);
+    if (count_only) {
         waiting_free(w);
         return 0;
     }

@@ -80,6 +80,9 @@ typedef struct cairn_stream_request {
     size_t n_resume;
     const cairn_generation_params *params;
     const char *secret; /* the instance's secret (64 hex digits, as the state holds it) */
+    /* Only count the prompt's tokens: the request takes no slot, generates nothing and is
+     * done at once, with finish "count" and the count as its prompt tokens. */
+    bool count;
 } cairn_stream_request;
 
 typedef enum cairn_stream_failure {
@@ -98,6 +101,9 @@ typedef struct cairn_stream_callbacks {
                     int completion_tokens);
     /* The stream ended without completing; message says why. */
     void (*on_error)(void *user, cairn_stream_failure why, const char *message);
+    /* May be NULL. The runner admitted the request, whose prompt (with the resumed tokens)
+     * has prompt_tokens tokens; comes before any token. */
+    void (*on_start)(void *user, int prompt_tokens);
 } cairn_stream_callbacks;
 
 typedef struct cairn_stream cairn_stream;
