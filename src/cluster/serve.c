@@ -912,7 +912,7 @@ static bool is(const cairn_api_call *call, const char *method, const char *path)
 
 int cairn_node_api_handler(void *user, const cairn_api_call *call) {
     cairn_local_node *n = user;
-    if (serve_openai(n, call) == 0 || serve_ollama(n, call) == 0) {
+    if (serve_anthropic(n, call) == 0 || serve_openai(n, call) == 0 || serve_ollama(n, call) == 0) {
         return 0;
     }
     const char *prefix = "/instance/";
