@@ -310,9 +310,10 @@ static void finished(result *r) {
 }
 
 static void on_done(void *user, const char *finish, const char *text, size_t len, int n_prompt,
-                    int n_generated) {
+                    int n_generated, int stop_index) {
     result *r = user;
     (void)finish;
+    assert_int_equal(stop_index, -1); /* no stop strings asked for */
     assert_int_equal(n_prompt, r->started_prompt);
     assert_int_equal(n_generated, r->n - (r->n > 0 && r->tokens[r->n - 1] < 0));
     memcpy(r->text + r->text_len, text, len);
@@ -504,8 +505,8 @@ static void stranger_token(void *user, int32_t token, const char *text, size_t l
 }
 
 static void stranger_done(void *user, const char *finish, const char *text, size_t len,
-                          int n_prompt, int n_generated) {
-    (void)finish, (void)text, (void)len, (void)n_prompt, (void)n_generated;
+                          int n_prompt, int n_generated, int stop_index) {
+    (void)finish, (void)text, (void)len, (void)n_prompt, (void)n_generated, (void)stop_index;
     stranger *st = user;
     st->n_tokens++;
     uv_stop(&st->h->loop);

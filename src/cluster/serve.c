@@ -199,7 +199,7 @@ static void on_stream_token(void *user, int32_t token, const char *text, size_t 
 }
 
 static void on_stream_done(void *user, const char *finish, const char *text, size_t len,
-                           int prompt_tokens, int completion_tokens) {
+                           int prompt_tokens, int completion_tokens, int stop_index) {
     relay *r = user;
     r->stream = NULL;
     char *copy = cairn_strndup(text, len);
@@ -210,6 +210,9 @@ static void on_stream_done(void *user, const char *finish, const char *text, siz
     cJSON_AddNumberToObject(o, "prompt_tokens", prompt_tokens - (int)r->n_resumed);
     cJSON_AddNumberToObject(o, "completion_tokens", completion_tokens);
     cJSON_AddStringToObject(o, "instance", r->instance);
+    if (stop_index >= 0) {
+        cJSON_AddNumberToObject(o, "stop_index", stop_index);
+    }
     free(copy);
     relay_event(r, o, true);
 }
@@ -635,6 +638,8 @@ const char *relay_outcome_take(relay_outcome *o, const cJSON *event) {
             (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "prompt_tokens"));
         o->completion_tokens =
             (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "completion_tokens"));
+        const cJSON *stop = cJSON_GetObjectItemCaseSensitive(event, "stop_index");
+        o->stop_index = cJSON_IsNumber(stop) ? (int)stop->valuedouble : -1;
         o->done = true;
     }
     const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "text"));

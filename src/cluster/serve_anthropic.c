@@ -24,11 +24,11 @@ typedef struct anthropic_reply {
     char model[CAIRN_STATE_NAME_SIZE];
     cairn_buf text; /* the whole answer (not streaming) */
     relay_outcome out;
-    int input_tokens;    /* the prompt's, once the runner told it */
-    bool started;        /* message_start and the text block's start are written */
-    bool last_was_token; /* the last token event carried a token: a stop string ended it */
-    char *stop_sequence; /* the request's one stop sequence, or NULL */
-    size_t n_stop;       /* how many the request gave */
+    int input_tokens; /* the prompt's, once the runner told it */
+    bool started;     /* message_start and the text block's start are written */
+    /* the request's stop sequences, copied: the relay that holds them is the loop's */
+    char *stops[CAIRN_API_MAX_STOPS];
+    size_t n_stop;
 } anthropic_reply;
 
 static void anthropic_error(const cairn_api_call *call, int status, const char *message) {
@@ -37,21 +37,24 @@ static void anthropic_error(const cairn_api_call *call, int status, const char *
     free(json);
 }
 
-/* Anthropic's stop_reason for the relay's finish: a stop string that ended the text is
- * told apart from the model ending its turn by the token that came with the end (an end of
- * generation token is never streamed). */
-static const char *stop_reason(const anthropic_reply *a) {
-    if (strcmp(a->out.finish, "length") == 0) {
-        return "max_tokens";
-    }
-    bool stop_string = strcmp(a->out.finish, "stop") == 0 && a->last_was_token && a->n_stop > 0;
-    return stop_string ? "stop_sequence" : "end_turn"; /* a cancelled request ends its turn */
+/* The stop sequence that ended the text, or NULL. */
+static const char *matched_stop(const anthropic_reply *a) {
+    int i = a->out.stop_index;
+    return a->out.done && i >= 0 && (size_t)i < a->n_stop ? a->stops[i] : NULL;
 }
 
-/* The stop sequence that matched: known exactly when the request gave one. */
+/* Anthropic's stop_reason for the relay's finish; a cancelled request ends its turn. */
+static const char *stop_reason(const anthropic_reply *a) {
+    if (matched_stop(a)) {
+        return "stop_sequence";
+    }
+    return strcmp(a->out.finish, "length") == 0 ? "max_tokens" : "end_turn";
+}
+
 static void add_stop_sequence(cJSON *o, const anthropic_reply *a) {
-    if (strcmp(stop_reason(a), "stop_sequence") == 0 && a->stop_sequence) {
-        cJSON_AddStringToObject(o, "stop_sequence", a->stop_sequence);
+    const char *stop = matched_stop(a);
+    if (stop) {
+        cJSON_AddStringToObject(o, "stop_sequence", stop);
     } else {
         cJSON_AddNullToObject(o, "stop_sequence");
     }
@@ -166,10 +169,6 @@ static int on_message_event(void *user, const cJSON *event) {
     if (!text) {
         return 0;
     }
-    const cJSON *token = cJSON_GetObjectItemCaseSensitive(event, "token");
-    if (cJSON_IsNumber(token)) {
-        a->last_was_token = token->valuedouble >= 0;
-    }
     if (!a->stream) {
         return cairn_buf_puts(&a->text, text) != 0 ? -1 : 0;
     }
@@ -183,7 +182,9 @@ static const char *prepare_message(void *user, relay *r) {
     anthropic_reply *a = user;
     a->stream = r->req.stream;
     a->n_stop = r->req.gen.n_stop;
-    a->stop_sequence = a->n_stop == 1 ? cairn_strdup(r->req.gen.stop[0]) : NULL;
+    for (size_t i = 0; i < a->n_stop; i++) {
+        a->stops[i] = cairn_strdup(r->req.gen.stop[i]); /* out of memory: told as null */
+    }
     snprintf(a->model, sizeof a->model, "%s", r->req.model);
     snprintf(a->id, sizeof a->id, "%s", r->id);
     r->starts = true;
@@ -224,7 +225,7 @@ static void finish_whole(anthropic_reply *a) {
 }
 
 static void serve_messages(cairn_local_node *n, const cairn_api_call *call) {
-    anthropic_reply a = {.call = call};
+    anthropic_reply a = {.call = call, .out.stop_index = -1};
     relay_api api = {CAIRN_API_ANTHROPIC_MESSAGES, "msg_", prepare_message, on_message_event,
                      refuse};
     if (serve_relay(n, call, &api, &a) == 0) {
@@ -234,7 +235,9 @@ static void serve_messages(cairn_local_node *n, const cairn_api_call *call) {
             finish_whole(&a);
         }
     }
-    free(a.stop_sequence);
+    for (size_t i = 0; i < CAIRN_API_MAX_STOPS; i++) {
+        free(a.stops[i]);
+    }
     cairn_buf_free(&a.text);
 }
 

@@ -100,6 +100,7 @@ typedef struct relay_outcome {
     char error[512]; /* once failed */
     bool refused;    /* failed because the request itself was wrong (a 4xx, not a 5xx) */
     int prompt_tokens, completion_tokens;
+    int stop_index; /* once done: the stop string that ended it (req.gen.stop), or -1 */
 } relay_outcome;
 /* Takes one event into *o; returns the text it carries, or NULL (an error event). */
 const char *relay_outcome_take(relay_outcome *o, const cJSON *event);

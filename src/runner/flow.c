@@ -17,13 +17,15 @@
  *   DATA_ACTIVATIONS (request id = rid, pos, n_tokens, n_embd)  shard k -> k+1
  *   end {rid}                                                  first -> ... -> last
  *   token {rid, token, text, tail, done, finish, generated,   last -> first (the ring)
- *         logprobs?: {id, logprob, bytes, top:[{id, logprob, bytes}]}}
+ *         logprobs?: {id, logprob, bytes, top:[{id, logprob, bytes}]},
+ *         stop_index?: the stop string that ended it}
  *   error {rid, message}                                       last -> first
  * Messages on client links:
  *   client -> first: hello {role:"client", instance}, then request {id, prompt | tokens,
  *                    resume:[ids], params, count?} and cancel {id}
  *   first -> client: start {id, prompt_tokens} once admitted, token {id, token, text,
- *                    logprobs?}, done {id, finish, text, prompt_tokens, completion_tokens},
+ *                    logprobs?}, done {id, finish, text, prompt_tokens, completion_tokens,
+ *                    stop_index?},
  *                    error {id, message}; a request with count: true takes no slot and is
  *                    answered done {finish:"count", prompt_tokens} at once
  */
@@ -579,6 +581,10 @@ static int head_on_token(runner *r, const cJSON *msg, cairn_err *err) {
         cJSON_AddStringToObject(d, "text", tail);
         cJSON_AddNumberToObject(d, "prompt_tokens", s->n_total);
         cJSON_AddNumberToObject(d, "completion_tokens", (double)generated);
+        const cJSON *stop_index = cairn_json_field(msg, "stop_index");
+        if (cJSON_IsNumber(stop_index)) {
+            cJSON_AddNumberToObject(d, "stop_index", stop_index->valuedouble);
+        }
         send_to_client(s, d);
     }
     if (done || s->cancelled || token < 0) {
@@ -1023,6 +1029,9 @@ static void sample(runner *r, job *j) {
     }
     if (ok && step.has_logprobs) {
         ok = cairn_json_add_child(o, "logprobs", step_logprobs(r, &step));
+    }
+    if (ok && step.done && step.stop_index >= 0) {
+        ok = cJSON_AddNumberToObject(o, "stop_index", step.stop_index) != NULL;
     }
     if (!ok) {
         cJSON_Delete(o);

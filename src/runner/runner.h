@@ -96,9 +96,10 @@ typedef struct cairn_stream_callbacks {
      * them (the runner's word, checked by whoever formats it), otherwise NULL. */
     void (*on_token)(void *user, int32_t token, const char *text, size_t len,
                      const cJSON *logprobs);
-    /* The request is complete; text is the remainder held back until the end. */
+    /* The request is complete; text is the remainder held back until the end; stop_index
+     * names the stop string (of params->stop) that ended it, or is -1. */
     void (*on_done)(void *user, const char *finish, const char *text, size_t len, int prompt_tokens,
-                    int completion_tokens);
+                    int completion_tokens, int stop_index);
     /* The stream ended without completing; message says why. */
     void (*on_error)(void *user, cairn_stream_failure why, const char *message);
     /* May be NULL. The runner admitted the request, whose prompt (with the resumed tokens)

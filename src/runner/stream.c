@@ -67,8 +67,13 @@ static int on_done(cairn_stream *s, const cJSON *msg, cairn_err *err) {
         cairn_json_get_number(msg, "completion_tokens", &n_done, err) != 0) {
         return cairn_fail(err, "malformed done message");
     }
+    const cJSON *stop = cairn_json_field(msg, "stop_index");
+    int stop_index = -1;
+    if (cJSON_IsNumber(stop) && stop->valuedouble >= 0 && stop->valuedouble < REQUEST_MAX_STOPS) {
+        stop_index = (int)stop->valuedouble;
+    }
     if (s->cb.on_done) {
-        s->cb.on_done(s->user, finish, text, strlen(text), (int)n_prompt, (int)n_done);
+        s->cb.on_done(s->user, finish, text, strlen(text), (int)n_prompt, (int)n_done, stop_index);
     }
     stream_finish(s);
     return 0;

@@ -2,7 +2,7 @@
 # The official `@anthropic-ai/sdk` npm client, unmodified, against a 2-node cluster serving
 # stories260K (tests/openai/anthropic.mjs): messages.create whole and streamed
 # (messages.stream and stream: true, with Anthropic's events in order), countTokens, and
-# stop reasons. Greedy text equals the chat completion of the same request and the streamed
+# stop reasons (max_tokens; stop_sequence, naming which of several matched). Greedy text equals the chat completion of the same request and the streamed
 # text the whole one; input_tokens is the chat completion's prompt_tokens (countTokens agrees,
 # and message_start tells it); a stop sequence ends the text right
 # before it. Errors come in Anthropic's form through the SDK's error classes (missing
@@ -68,6 +68,7 @@ expect_eq "message_delta" "$(field raw_delta)" \
   "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":$n}}"
 expect_eq "countTokens" "$(field count)" "$n_prompt"
 expect_eq "stop sequence" "$(field stopped)" '{"stop_reason":"stop_sequence","stop_sequence":true,"text":true}'
+expect_eq "stop sequence, streamed" "$(field stopped_stream)" '["stop_sequence",true]'
 expect_eq "missing max_tokens" "$(field no_max_tokens)" \
   '{"status":400,"sdk_class":"BadRequestError","type":"invalid_request_error","shape":"error","message":true}'
 expect_eq "a system role in messages" "$(field bad_role.type)" invalid_request_error

@@ -56,13 +56,19 @@ const completion = await chat.json();
 out.chat = completion.choices[0].message.content;
 out.chat_prompt_tokens = completion.usage.prompt_tokens;
 
-// a stop sequence taken from the middle of the greedy answer ends the text right before it
+// a stop sequence taken from the middle of the greedy answer ends the text right before it,
+// and is named among others that never come
 const words = out.whole.text.split(" ");
 const sequence = " " + words[Math.floor(words.length / 2)];
 const stopped = await client.messages.create({ model, messages, max_tokens, temperature: 0,
-                                              stop_sequences: [sequence] });
+                                              stop_sequences: ["\u00a7never", sequence, "\u00b6"] });
 out.stopped = { stop_reason: stopped.stop_reason, stop_sequence: stopped.stop_sequence === sequence,
                 text: textOf(stopped) === out.whole.text.slice(0, out.whole.text.indexOf(sequence)) };
+// streamed, message_delta names it too
+const stoppedStream = client.messages.stream({ model, messages, max_tokens, temperature: 0,
+                                               stop_sequences: [sequence, "\u00b6"] });
+const stoppedFinal = await stoppedStream.finalMessage();
+out.stopped_stream = [stoppedFinal.stop_reason, stoppedFinal.stop_sequence === sequence];
 
 async function failure(call) {
   try {
