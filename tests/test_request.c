@@ -1,7 +1,7 @@
 /* API request bodies (src/api/request.c): each flavour's fields and defaults, every kind of
- * bad field refused with its name, bodies nested too deep refused before cJSON recurses
- * into them (on a small stack), and 30k mutated bodies that never crash, leak or yield a
- * request outside its bounds (run under ASan/UBSan in CI). */
+ * bad field refused with its name, Anthropic's content blocks turned into chat turns, bodies nested
+ * too deep refused before cJSON recurses into them (on a small stack), and 30k mutated bodies that
+ * never crash, leak or yield a request outside its bounds (run under ASan/UBSan in CI). */
 /* libuv's headers use POSIX types (pthread_rwlock_t) that strict C11 hides. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -112,6 +112,67 @@ static void defaults_per_flavour(void **state) {
     cairn_api_generation_free(&g);
 }
 
+/* Anthropic's body: system blocks and text blocks become plain turns, consecutive messages
+ * of one role one turn; other blocks' fields (cache_control) and unknown fields are
+ * ignored. */
+static void anthropic_fields(void **state) {
+    (void)state;
+    cairn_api_generation g;
+    cairn_err err = {{0}};
+    const char *body =
+        "{\"model\":\"m.gguf\",\"max_tokens\":9,\"temperature\":0,\"top_p\":0.5,\"top_k\":7,"
+        "\"stop_sequences\":[\"END\",\"\\n\\n\"],\"stream\":true,\"metadata\":{\"user_id\":\"u\"},"
+        "\"tools\":[],\"thinking\":{\"type\":\"disabled\"},"
+        "\"system\":[{\"type\":\"text\",\"text\":\"Be brief.\",\"cache_control\":"
+        "{\"type\":\"ephemeral\"}},{\"type\":\"text\",\"text\":\"Be kind.\"}],"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"there\"}]},"
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Hello\"}]},"
+        "{\"role\":\"user\",\"content\":\"bye\"}]}";
+    assert_int_equal(parse(body, CAIRN_API_ANTHROPIC_MESSAGES, &g, &err), 0);
+    assert_string_equal(g.model, "m.gguf");
+    assert_null(g.prompt);
+    char *chat = cJSON_PrintUnformatted(g.messages);
+    assert_string_equal(chat, "[{\"role\":\"system\",\"content\":\"Be brief.\\n\\nBe kind.\"},"
+                              "{\"role\":\"user\",\"content\":\"hi\\n\\nthere\"},"
+                              "{\"role\":\"assistant\",\"content\":\"Hello\"},"
+                              "{\"role\":\"user\",\"content\":\"bye\"}]");
+    free(chat);
+    assert_int_equal(g.gen.max_tokens, 9);
+    assert_true(g.gen.sampling.temperature == 0.0f && g.gen.sampling.top_p == 0.5f);
+    assert_int_equal(g.gen.sampling.top_k, 7);
+    assert_true(g.gen.sampling.min_p == 0.0f);
+    assert_int_equal((int)g.gen.n_stop, 2);
+    assert_string_equal(g.gen.stop[0], "END");
+    assert_string_equal(g.gen.stop[1], "\n\n");
+    assert_true(g.stream);
+    assert_false(g.seed_given);
+    cairn_api_generation_free(&g);
+    /* Anthropic's defaults: the full distribution at temperature 1; a string system prompt */
+    assert_int_equal(parse("{\"model\":\"m\",\"max_tokens\":1,\"system\":\"S\","
+                           "\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}",
+                           CAIRN_API_ANTHROPIC_MESSAGES, &g, &err),
+                     0);
+    assert_true(g.gen.sampling.temperature == 1.0f && g.gen.sampling.top_p == 1.0f);
+    assert_int_equal(g.gen.sampling.top_k, 0);
+    assert_false(g.stream);
+    chat = cJSON_PrintUnformatted(g.messages);
+    assert_string_equal(chat, "[{\"role\":\"system\",\"content\":\"S\"},"
+                              "{\"role\":\"user\",\"content\":\"q\"}]");
+    free(chat);
+    cairn_api_generation_free(&g);
+    /* count_tokens: the same turns, no max_tokens needed, never a stream */
+    assert_int_equal(parse("{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+                           "\"content\":[{\"type\":\"text\",\"text\":\"q\"}]}]}",
+                           CAIRN_API_ANTHROPIC_COUNT, &g, &err),
+                     0);
+    chat = cJSON_PrintUnformatted(g.messages);
+    assert_string_equal(chat, "[{\"role\":\"user\",\"content\":\"q\"}]");
+    free(chat);
+    assert_false(g.stream);
+    cairn_api_generation_free(&g);
+}
+
 static void bad_fields_are_named(void **state) {
     (void)state;
     static const struct {
@@ -158,6 +219,74 @@ static void bad_fields_are_named(void **state) {
          "\"top_logprobs\""},
         {CAIRN_API_OPENAI_CHAT, "{\"model\":\"m\",\"messages\":[{}],\"top_logprobs\":2}",
          "\"top_logprobs\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}",
+         "\"max_tokens\" is required"},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":0,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}",
+         "\"max_tokens\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1.5,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]"
+         "}",
+         "\"max_tokens\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}", "\"model\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES, "{\"model\":\"m\",\"max_tokens\":1,\"messages\":[]}",
+         "\"messages\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"system\",\"content\":\"q\"}]"
+         "}",
+         "messages[0]: \"role\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"content\":\"q\"}]}", "\"role\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":3}]}",
+         "messages[0].content"},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{"
+         "\"role\":\"user\",\"content\":[{\"type\":\"image\"}]}]}",
+         "messages[1].content: content blocks of type \"image\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":[{"
+         "\"text\":\"a\"}]}]}",
+         "\"type\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":[{"
+         "\"type\":\"text\",\"text\":1}]}]}",
+         "\"text\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"system\":3,\"messages\":[{\"role\":\"user\","
+         "\"content\":\"q\"}]}",
+         "\"system\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"system\":[{\"type\":\"tool_use\"}],\"messages\":[{"
+         "\"role\":\"user\",\"content\":\"q\"}]}",
+         "\"system\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"temperature\":1.5,\"messages\":[{\"role\":\"user\","
+         "\"content\":\"q\"}]}",
+         "\"temperature\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"top_k\":-1,\"messages\":[{\"role\":\"user\","
+         "\"content\":\"q\"}]}",
+         "\"top_k\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"stop_sequences\":[\"\"],\"messages\":[{\"role\":"
+         "\"user\",\"content\":\"q\"}]}",
+         "\"stop_sequences\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"stop_sequences\":3,\"messages\":[{\"role\":\"user\","
+         "\"content\":\"q\"}]}",
+         "\"stop_sequences\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"stream\":\"yes\",\"messages\":[{\"role\":\"user\","
+         "\"content\":\"q\"}]}",
+         "\"stream\""},
+        {CAIRN_API_ANTHROPIC_MESSAGES,
+         "{\"model\":\"m\",\"max_tokens\":1,\"metadata\":3,\"messages\":[{\"role\":\"user\","
+         "\"content\":\"q\"}]}",
+         "\"metadata\""},
+        {CAIRN_API_ANTHROPIC_COUNT, "{\"model\":\"m\",\"messages\":{}}", "\"messages\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cairn_api_generation g;
@@ -196,11 +325,14 @@ static void mutated_bodies(void **state) {
         "\"logprobs\":true,\"top_logprobs\":4}",
         "{\"model\":\"m\",\"prompt\":\"p\",\"options\":{\"num_predict\":4,\"top_k\":3}}",
         "{\"model\":\"m\",\"prompt\":\"Once\",\"logprobs\":3,\"echo\":false}",
+        "{\"model\":\"m\",\"max_tokens\":5,\"system\":[{\"type\":\"text\",\"text\":\"s\"}],"
+        "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}],"
+        "\"stop_sequences\":[\"x\"],\"top_k\":3,\"stream\":true}",
     };
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     char buf[512];
     for (int i = 0; i < 30000; i++) {
-        const char *seed = seeds[i % 4];
+        const char *seed = seeds[i % 5];
         size_t len = strlen(seed);
         memcpy(buf, seed, len);
         int edits = 1 + (int)(rng % 4);
@@ -215,7 +347,8 @@ static void mutated_bodies(void **state) {
         }
         cairn_api_generation g;
         cairn_err err = {{0}};
-        if (cairn_api_parse_generation(buf, len, (cairn_api_flavor)(i % 5), &g, &err) == 0) {
+        if (cairn_api_parse_generation(buf, len, (cairn_api_flavor)(i % CAIRN_API_FLAVORS), &g,
+                                       &err) == 0) {
             assert_true(g.model[0] != '\0');
             assert_true((g.prompt != NULL) != (g.messages != NULL));
             assert_true(g.gen.n_stop <= CAIRN_API_MAX_STOPS);
@@ -269,7 +402,7 @@ static void parse_on_small_stack(deep_case *c) {
 static void deep_bodies_are_refused(void **state) {
     (void)state;
     char *deep = nested_body(999);
-    for (int f = 0; f < 5; f++) {
+    for (int f = 0; f < CAIRN_API_FLAVORS; f++) {
         deep_case c = {deep, (cairn_api_flavor)f, 0, {{0}}};
         parse_on_small_stack(&c);
         assert_int_equal(c.rc, -1);
@@ -326,7 +459,7 @@ int main(void) {
         cmocka_unit_test(openai_chat_fields),     cmocka_unit_test(defaults_per_flavour),
         cmocka_unit_test(logprobs_per_flavour),   cmocka_unit_test(bad_fields_are_named),
         cmocka_unit_test(mutated_bodies),         cmocka_unit_test(deep_bodies_are_refused),
-        cmocka_unit_test(value_count_is_bounded),
+        cmocka_unit_test(value_count_is_bounded), cmocka_unit_test(anthropic_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

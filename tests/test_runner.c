@@ -64,6 +64,7 @@ typedef struct result {
     int want_top; /* -1: no log-probabilities asked for; otherwise the alternatives asked */
     int n_logprobs;
     bool done, refused;
+    int started_prompt; /* the prompt's tokens as on_start told them; 0 before */
     char text[4096];
     size_t text_len;
     harness *h;
@@ -284,9 +285,16 @@ static void check_logprobs(result *r, int32_t token, const cJSON *lp) {
     }
 }
 
+static void on_start(void *user, int prompt_tokens) {
+    result *r = user;
+    assert_true(prompt_tokens > 0);
+    r->started_prompt = prompt_tokens;
+}
+
 static void on_token(void *user, int32_t token, const char *text, size_t len,
                      const cJSON *logprobs) {
     result *r = user;
+    assert_true(r->started_prompt > 0); /* the start comes before any token */
     check_logprobs(r, token, logprobs);
     assert_true(r->n < MAX_TOKENS + 1);
     r->tokens[r->n++] = token;
@@ -302,10 +310,11 @@ static void finished(result *r) {
 }
 
 static void on_done(void *user, const char *finish, const char *text, size_t len, int n_prompt,
-                    int n_generated) {
+                    int n_generated, int stop_index) {
     result *r = user;
     (void)finish;
-    (void)n_prompt;
+    assert_int_equal(stop_index, -1); /* no stop strings asked for */
+    assert_int_equal(n_prompt, r->started_prompt);
     assert_int_equal(n_generated, r->n - (r->n > 0 && r->tokens[r->n - 1] < 0));
     memcpy(r->text + r->text_len, text, len);
     r->text_len += len;
@@ -322,7 +331,7 @@ static void on_error(void *user, cairn_stream_failure why, const char *message) 
     finished(r);
 }
 
-static const cairn_stream_callbacks callbacks = {on_token, on_done, on_error};
+static const cairn_stream_callbacks callbacks = {on_token, on_done, on_error, on_start};
 
 static cairn_generation_params greedy(void) {
     cairn_generation_params p = {0};
@@ -496,8 +505,8 @@ static void stranger_token(void *user, int32_t token, const char *text, size_t l
 }
 
 static void stranger_done(void *user, const char *finish, const char *text, size_t len,
-                          int n_prompt, int n_generated) {
-    (void)finish, (void)text, (void)len, (void)n_prompt, (void)n_generated;
+                          int n_prompt, int n_generated, int stop_index) {
+    (void)finish, (void)text, (void)len, (void)n_prompt, (void)n_generated, (void)stop_index;
     stranger *st = user;
     st->n_tokens++;
     uv_stop(&st->h->loop);
@@ -511,7 +520,7 @@ static void stranger_error(void *user, cairn_stream_failure why, const char *mes
 }
 
 static const cairn_stream_callbacks stranger_callbacks = {stranger_token, stranger_done,
-                                                          stranger_error};
+                                                          stranger_error, NULL};
 
 /* A raw client that skips the proof: it sends hello and a request at once and counts the
  * frames that come back until the runner closes the connection. */

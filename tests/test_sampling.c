@@ -745,16 +745,21 @@ static void test_stop_multiple(void **state) {
     (void)state;
     const char *stops[] = {"world", "lo w", "xyz"};
     stop_run r = stop_start(stops, 3);
-    /* "lo w" starts earlier than "world", so the text ends before it. */
+    /* "lo w" starts earlier than "world", so the text ends before it, and it is the one
+     * that matched */
+    assert_int_equal(cairn_stop_matcher_matched(r.m), -1);
     assert_int_equal(stop_push(&r, "hello world"), 1);
     assert_string_equal(stop_text(&r), "hel");
+    assert_int_equal(cairn_stop_matcher_matched(r.m), 1);
     stop_end(&r);
 
     r = stop_start(stops, 3);
     assert_int_equal(stop_push(&r, "axy"), 0);
     assert_string_equal(stop_text(&r), "a");
+    assert_int_equal(cairn_stop_matcher_matched(r.m), -1);
     assert_int_equal(stop_push(&r, "xyz"), 1); /* "xy" + "xyz": the second one matches */
     assert_string_equal(stop_text(&r), "axy");
+    assert_int_equal(cairn_stop_matcher_matched(r.m), 2);
     stop_end(&r);
 
     r = stop_start(stops, 0); /* no stops: everything passes through */

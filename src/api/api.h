@@ -88,6 +88,15 @@ extern const size_t cairn_dashboard_html_len;
 int cairn_api_stream_begin(cairn_api_reply *r, const char *content_type);
 int cairn_api_stream_write(cairn_api_reply *r, const void *data, size_t len);
 
+/* Anthropic's Messages API (/v1/messages and the paths under it) answers every error, the
+ * server's own (401, 403, 413...) included, in Anthropic's form
+ * {"type":"error","error":{"type","message"}}, its type named after the status:
+ * invalid_request_error (400, 405, 408), authentication_error (401), permission_error
+ * (403), not_found_error (404), request_too_large (413), overloaded_error (503), api_error
+ * (others). The error's JSON text is malloc'd; NULL when out of memory. */
+bool cairn_api_anthropic_path(const char *path);
+char *cairn_api_anthropic_error_json(int status, const char *message);
+
 /* The value of a query parameter (URL-decoded) into out; -1 when absent or too long. */
 int cairn_api_query_param(const cairn_api_call *call, const char *name, char *out, size_t out_size);
 
@@ -103,7 +112,8 @@ typedef struct cairn_api_config {
     cairn_api_json_fn node_json;  /* GET /node; NULL: the path answers 404 */
     cairn_api_handler_fn handler; /* every other path; NULL: 404 */
     void *user;                   /* passed to every callback */
-    /* When set, every request needs "Authorization: Bearer API_KEY" (401 otherwise). */
+    /* When set, every request needs "Authorization: Bearer API_KEY" or, as Anthropic's
+     * clients send it, "x-api-key: API_KEY" (401 otherwise). */
     const char *api_key;
     /* When set, answers allow this origin ("*" for any) and preflights are answered. A
      * request with an Origin header that is neither this nor the node's own origin is a 403

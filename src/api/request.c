@@ -32,9 +32,9 @@ static int optional_number(const cJSON *o, const char *key, double lo, double hi
     return 0;
 }
 
-static int add_stop(cairn_api_generation *g, const char *text, cairn_err *err) {
+static int add_stop(cairn_api_generation *g, const char *key, const char *text, cairn_err *err) {
     if (!text[0]) {
-        return cairn_fail(err, "\"stop\" must hold non-empty strings");
+        return cairn_fail(err, "\"%s\" must hold non-empty strings", key);
     }
     char *copy = cairn_strdup(text);
     if (!copy) {
@@ -45,24 +45,25 @@ static int add_stop(cairn_api_generation *g, const char *text, cairn_err *err) {
     return 0;
 }
 
-static int parse_stops(const cJSON *o, cairn_api_generation *g, cairn_err *err) {
-    const cJSON *stop = field(o, "stop");
+/* key: "stop", or Anthropic's "stop_sequences": a string or up to CAIRN_API_MAX_STOPS. */
+static int parse_stops(const cJSON *o, const char *key, cairn_api_generation *g, cairn_err *err) {
+    const cJSON *stop = field(o, key);
     if (absent(stop)) {
         return 0;
     }
     if (cJSON_IsString(stop)) {
-        return add_stop(g, stop->valuestring, err);
+        return add_stop(g, key, stop->valuestring, err);
     }
     if (!cJSON_IsArray(stop) || cJSON_GetArraySize(stop) > CAIRN_API_MAX_STOPS) {
-        return cairn_fail(err, "\"stop\" must be a string or up to %d strings",
+        return cairn_fail(err, "\"%s\" must be a string or up to %d strings", key,
                           CAIRN_API_MAX_STOPS);
     }
     const cJSON *item;
     cJSON_ArrayForEach(item, stop) {
         if (!cJSON_IsString(item)) {
-            return cairn_fail(err, "\"stop\" must hold non-empty strings");
+            return cairn_fail(err, "\"%s\" must hold non-empty strings", key);
         }
-        if (add_stop(g, item->valuestring, err) != 0) {
+        if (add_stop(g, key, item->valuestring, err) != 0) {
             return -1;
         }
     }
@@ -92,7 +93,7 @@ static int parse_sampling(const cJSON *o, cairn_api_generation *g, cairn_err *er
         optional_number(o, "presence_penalty", -2, 2, &v[7], err) ||
         optional_number(o, "max_tokens", 0, 1e7, &v[8], err) ||
         optional_number(o, "max_completion_tokens", 0, 1e7, &v[8], err) ||
-        optional_number(o, "seed", 0, MAX_SEED, &v[9], err) || parse_stops(o, g, err)) {
+        optional_number(o, "seed", 0, MAX_SEED, &v[9], err) || parse_stops(o, "stop", g, err)) {
         return -1;
     }
     *s = (cairn_sampling_params){(float)v[0], (int)v[1],   (float)v[2], (float)v[3],   (float)v[4],
@@ -142,8 +143,10 @@ static int parse_logprobs(const cJSON *o, cairn_api_flavor flavor, cairn_api_gen
 
 static void set_defaults(cairn_api_flavor flavor, cairn_api_generation *g) {
     cairn_sampling_defaults(&g->gen.sampling);
-    if (flavor == CAIRN_API_OPENAI_COMPLETION || flavor == CAIRN_API_OPENAI_CHAT) {
-        /* OpenAI's defaults: plain sampling at temperature 1, no other truncation */
+    if (flavor == CAIRN_API_OPENAI_COMPLETION || flavor == CAIRN_API_OPENAI_CHAT ||
+        flavor == CAIRN_API_ANTHROPIC_MESSAGES || flavor == CAIRN_API_ANTHROPIC_COUNT) {
+        /* OpenAI's and Anthropic's defaults: plain sampling at temperature 1, no other
+         * truncation */
         g->gen.sampling.temperature = 1.0f;
         g->gen.sampling.top_k = 0;
         g->gen.sampling.top_p = 1.0f;
@@ -214,6 +217,173 @@ static int parse_ollama_options(const cJSON *o, cairn_api_generation *g, cairn_e
     return 0;
 }
 
+/* ---- Anthropic's Messages API ---- */
+
+/* Appends one piece of a turn's text; the pieces of a turn are joined by a blank line. */
+static int append_piece(cairn_buf *turn, const char *text, cairn_err *err) {
+    if (!text[0]) {
+        return 0;
+    }
+    if ((turn->len && cairn_buf_puts(turn, "\n\n") != 0) || cairn_buf_puts(turn, text) != 0) {
+        return cairn_fail(err, "out of memory");
+    }
+    return 0;
+}
+
+/* Anthropic's content: a string, or an array of content blocks of which text blocks are
+ * what a chat template renders; the others are refused rather than silently dropped. */
+static int anthropic_text(const cJSON *content, const char *what, cairn_buf *turn, cairn_err *err) {
+    if (cJSON_IsString(content)) {
+        return append_piece(turn, content->valuestring, err);
+    }
+    if (!cJSON_IsArray(content)) {
+        return cairn_fail(err, "%s must be a string or an array of content blocks", what);
+    }
+    const cJSON *block;
+    cJSON_ArrayForEach(block, content) {
+        const char *type = cJSON_GetStringValue(field(block, "type"));
+        const cJSON *text = field(block, "text");
+        if (!type) {
+            return cairn_fail(err, "%s: every content block needs a \"type\"", what);
+        }
+        if (strcmp(type, "text") != 0) {
+            return cairn_fail(err,
+                              "%s: content blocks of type \"%.40s\" are not supported (only "
+                              "\"text\")",
+                              what, type);
+        }
+        if (!cJSON_IsString(text)) {
+            return cairn_fail(err, "%s: a text block needs \"text\" as a string", what);
+        }
+        if (append_piece(turn, text->valuestring, err) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Adds {role, content: the turn's text} to chat and empties the turn. */
+static int add_turn(cJSON *chat, const char *role, cairn_buf *turn, cairn_err *err) {
+    cJSON *m = cJSON_CreateObject();
+    bool ok = m && cJSON_AddStringToObject(m, "role", role) &&
+              cJSON_AddStringToObject(m, "content", turn->data ? turn->data : "") &&
+              cJSON_AddItemToArray(chat, m);
+    if (!ok) {
+        cJSON_Delete(m);
+        return cairn_fail(err, "out of memory");
+    }
+    turn->len = 0;
+    if (turn->data) {
+        turn->data[0] = '\0';
+    }
+    return 0;
+}
+
+/* The turns of messages into chat, after the system turn already there. Consecutive
+ * messages of one role are one turn, as Anthropic takes them (and as templates that insist
+ * on alternating roles need). */
+static int anthropic_turns(const cJSON *messages, cJSON *chat, cairn_buf *turn, cairn_err *err) {
+    const char *role = NULL; /* the turn's role; points into messages */
+    int index = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, messages) {
+        const char *r = cJSON_GetStringValue(field(m, "role"));
+        char what[48];
+        snprintf(what, sizeof what, "messages[%d].content", index);
+        if (!r || (strcmp(r, "user") != 0 && strcmp(r, "assistant") != 0)) {
+            return cairn_fail(err, "messages[%d]: \"role\" must be \"user\" or \"assistant\"",
+                              index);
+        }
+        if (role && strcmp(role, r) != 0 && add_turn(chat, role, turn, err) != 0) {
+            return -1;
+        }
+        if (anthropic_text(field(m, "content"), what, turn, err) != 0) {
+            return -1;
+        }
+        role = r;
+        index++;
+    }
+    return add_turn(chat, role, turn, err);
+}
+
+/* "system" and "messages" as the chat the model's template renders: a system turn (when
+ * there is system text), then the turns, each {role, content} with its text. */
+static int anthropic_chat(const cJSON *o, cairn_api_generation *g, cairn_err *err) {
+    const cJSON *messages = field(o, "messages");
+    const cJSON *system = field(o, "system");
+    if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
+        return cairn_fail(err, "\"messages\" must be a non-empty array");
+    }
+    cJSON *chat = cJSON_CreateArray();
+    cairn_buf turn = {0};
+    int rc = chat ? 0 : cairn_fail(err, "out of memory");
+    if (rc == 0 && !absent(system)) {
+        rc = anthropic_text(system, "\"system\"", &turn, err);
+        if (rc == 0 && turn.len) {
+            rc = add_turn(chat, "system", &turn, err);
+        }
+    }
+    if (rc == 0) {
+        rc = anthropic_turns(messages, chat, &turn, err);
+    }
+    cairn_buf_free(&turn);
+    if (rc != 0) {
+        cJSON_Delete(chat);
+        return -1;
+    }
+    g->messages = chat;
+    return 0;
+}
+
+/* max_tokens (required: Anthropic has no default), temperature 0..1, top_p, top_k and
+ * stop_sequences; absent ones keep the defaults already in g. */
+static int anthropic_sampling(const cJSON *o, cairn_api_generation *g, cairn_err *err) {
+    cairn_sampling_params *s = &g->gen.sampling;
+    double temperature = s->temperature, top_p = s->top_p;
+    if (absent(field(o, "max_tokens"))) {
+        return cairn_fail(err, "\"max_tokens\" is required");
+    }
+    int max_tokens = 0;
+    if (optional_count(o, "max_tokens", 10000000, &max_tokens, err) < 0) {
+        return -1;
+    }
+    if (max_tokens < 1) {
+        return cairn_fail(err, "\"max_tokens\" must be a whole number from 1 to 10000000");
+    }
+    if (optional_number(o, "temperature", 0, 1, &temperature, err) ||
+        optional_number(o, "top_p", 0, 1, &top_p, err) ||
+        optional_count(o, "top_k", 1000000000, &s->top_k, err) < 0 ||
+        parse_stops(o, "stop_sequences", g, err)) {
+        return -1;
+    }
+    s->temperature = (float)temperature;
+    s->top_p = (float)top_p;
+    g->gen.max_tokens = max_tokens;
+    return 0;
+}
+
+/* POST /v1/messages, or (count) its /count_tokens twin, which generates nothing. */
+static int parse_anthropic(const cJSON *o, bool count, cairn_api_generation *g, cairn_err *err) {
+    const char *model = cJSON_GetStringValue(field(o, "model"));
+    const cJSON *stream = field(o, "stream");
+    const cJSON *metadata = field(o, "metadata");
+    if (!model || !*model || strlen(model) >= sizeof g->model) {
+        return cairn_fail(err, "\"model\" must name a model (a file name or its sha256)");
+    }
+    if (!absent(stream) && !cJSON_IsBool(stream)) {
+        return cairn_fail(err, "\"stream\" must be true or false");
+    }
+    if (!absent(metadata) && !cJSON_IsObject(metadata)) {
+        return cairn_fail(err, "\"metadata\" must be an object");
+    }
+    snprintf(g->model, sizeof g->model, "%s", model);
+    g->stream = !count && cJSON_IsTrue(stream);
+    if (anthropic_chat(o, g, err) != 0) {
+        return -1;
+    }
+    return count ? 0 : anthropic_sampling(o, g, err);
+}
+
 int cairn_api_parse_generation(const char *body, size_t len, cairn_api_flavor flavor,
                                cairn_api_generation *out, cairn_err *err) {
     memset(out, 0, sizeof *out);
@@ -225,6 +395,8 @@ int cairn_api_parse_generation(const char *body, size_t len, cairn_api_flavor fl
     int rc;
     if (!cJSON_IsObject(o)) {
         rc = cairn_fail(err, "the body must be a JSON object");
+    } else if (flavor == CAIRN_API_ANTHROPIC_MESSAGES || flavor == CAIRN_API_ANTHROPIC_COUNT) {
+        rc = parse_anthropic(o, flavor == CAIRN_API_ANTHROPIC_COUNT, out, err);
     } else if (parse_subject(o, flavor, out, err) != 0 ||
                parse_logprobs(o, flavor, out, err) != 0) {
         rc = -1;

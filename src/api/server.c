@@ -62,7 +62,9 @@ static void add_cors(struct mg_connection *conn) {
     const cairn_api_server *s = mg_get_user_data(mg_get_context(conn));
     if (s && s->cors) {
         mg_response_header_add(conn, "Access-Control-Allow-Origin", s->cors, -1);
-        mg_response_header_add(conn, "Access-Control-Allow-Headers", "Authorization, Content-Type",
+        mg_response_header_add(conn, "Access-Control-Allow-Headers",
+                               "Authorization, Content-Type, x-api-key, anthropic-version, "
+                               "anthropic-beta",
                                -1);
         mg_response_header_add(conn, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS",
                                -1);
@@ -108,9 +110,51 @@ static char *error_json(const char *message, const char *type) {
     return text;
 }
 
+bool cairn_api_anthropic_path(const char *path) {
+    const char *prefix = "/v1/messages";
+    size_t n = strlen(prefix);
+    return path && strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static const char *anthropic_error_type(int status) {
+    switch (status) {
+    case 400:
+    case 405:
+    case 408: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 503: return "overloaded_error";
+    default: return "api_error";
+    }
+}
+
+char *cairn_api_anthropic_error_json(int status, const char *message) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = NULL;
+    char *text = NULL;
+    if (root && cJSON_AddStringToObject(root, "type", "error") &&
+        (e = cJSON_AddObjectToObject(root, "error")) &&
+        cJSON_AddStringToObject(e, "type", anthropic_error_type(status)) &&
+        cJSON_AddStringToObject(e, "message", message)) {
+        text = cJSON_PrintUnformatted(root);
+    }
+    cJSON_Delete(root);
+    return text;
+}
+
+/* Whether the request is on one of Anthropic's paths, whose errors take its form; the
+ * undecoded path is enough (a client of that API never encodes its fixed paths). */
+static bool anthropic_request(const struct mg_connection *conn) {
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    return ri && cairn_api_anthropic_path(ri->local_uri);
+}
+
 static void send_error(struct mg_connection *conn, int status, const char *type,
                        const char *message, const char *allow) {
-    char *json = error_json(message, type);
+    char *json = anthropic_request(conn) ? cairn_api_anthropic_error_json(status, message)
+                                         : error_json(message, type);
     /* Out of memory: still answer with the right status and a valid, if generic, body. */
     send_json(conn, status, json ? json : "{\"error\":{\"message\":\"out of memory\"}}", allow);
     free(json);
@@ -361,12 +405,12 @@ static bool authorized(const cairn_api_server *s, struct mg_connection *conn) {
     }
     const char *header = mg_get_header(conn, "Authorization");
     const char *prefix = "Bearer ";
-    if (!header || strncmp(header, prefix, strlen(prefix)) != 0) {
-        return false;
+    const char *given = mg_get_header(conn, "x-api-key"); /* Anthropic's clients */
+    if (header && strncmp(header, prefix, strlen(prefix)) == 0) {
+        given = header + strlen(prefix);
     }
-    const char *given = header + strlen(prefix);
     size_t len = strlen(s->api_key);
-    return strlen(given) == len && sodium_memcmp(given, s->api_key, len) == 0;
+    return given && strlen(given) == len && sodium_memcmp(given, s->api_key, len) == 0;
 }
 
 /* ---- Host and Origin: what a browser may make of the API ---- */
@@ -505,7 +549,9 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     }
     if (!authorized(s, conn)) {
         send_error(conn, 401, "unauthorized",
-                   "this node's API needs its key: send Authorization: Bearer KEY", NULL);
+                   "this node's API needs its key: send Authorization: Bearer KEY (or "
+                   "x-api-key: KEY)",
+                   NULL);
         return 401;
     }
     const char *method = ri && ri->request_method ? ri->request_method : "";

@@ -199,7 +199,7 @@ static void on_stream_token(void *user, int32_t token, const char *text, size_t 
 }
 
 static void on_stream_done(void *user, const char *finish, const char *text, size_t len,
-                           int prompt_tokens, int completion_tokens) {
+                           int prompt_tokens, int completion_tokens, int stop_index) {
     relay *r = user;
     r->stream = NULL;
     char *copy = cairn_strndup(text, len);
@@ -210,6 +210,9 @@ static void on_stream_done(void *user, const char *finish, const char *text, siz
     cJSON_AddNumberToObject(o, "prompt_tokens", prompt_tokens - (int)r->n_resumed);
     cJSON_AddNumberToObject(o, "completion_tokens", completion_tokens);
     cJSON_AddStringToObject(o, "instance", r->instance);
+    if (stop_index >= 0) {
+        cJSON_AddNumberToObject(o, "stop_index", stop_index);
+    }
     free(copy);
     relay_event(r, o, true);
 }
@@ -248,8 +251,21 @@ static void on_stream_error(void *user, cairn_stream_failure why, const char *me
     }
 }
 
+/* The prompt's size, for the APIs that tell it before the first token (Anthropic's
+ * message_start); a resumed stream tells it again, counted without the resumed tokens. */
+static void on_stream_start(void *user, int prompt_tokens) {
+    relay *r = user;
+    if (!r->starts) {
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "start", true);
+    cJSON_AddNumberToObject(o, "prompt_tokens", prompt_tokens - (int)r->n_resumed);
+    relay_event(r, o, false);
+}
+
 static const cairn_stream_callbacks stream_callbacks = {on_stream_token, on_stream_done,
-                                                        on_stream_error};
+                                                        on_stream_error, on_stream_start};
 
 static bool model_matches(const cairn_instance *in, const char *model) {
     return strcmp(in->model, model) == 0 || strcmp(in->model_sha256, model) == 0;
@@ -300,7 +316,8 @@ static void relay_open(cairn_local_node *n, relay *r, const cairn_instance *in) 
                                 .resume = r->sent,
                                 .n_resume = r->n_sent,
                                 .params = &r->req.gen,
-                                .secret = in->secret};
+                                .secret = in->secret,
+                                .count = r->count};
     cairn_err err = {{0}};
     if (cairn_stream_open(n->loop, head->addresses[0].host, in->shards[0].runner.port,
                           n->keyed ? &n->key : NULL, &req, &stream_callbacks, r, &r->stream,
@@ -454,6 +471,63 @@ int relay_start(relay *r) {
     return run_on_loop(r->node, add_relay, r);
 }
 
+typedef struct model_query {
+    const char *model;
+    bool known; /* placed, or held by a node that could serve it */
+} model_query;
+
+static void find_model(cairn_local_node *n, void *arg) {
+    model_query *q = arg;
+    for (uint32_t i = 0; n->has_state && i < n->state->n_instances && !q->known; i++) {
+        q->known = model_matches(&n->state->instances[i], q->model);
+    }
+    for (uint32_t i = 0; n->has_state && i < n->state->n_nodes && !q->known; i++) {
+        const cairn_node_profile *p = &n->state->nodes[i].profile;
+        for (uint32_t f = 0; f < p->n_model_files && !q->known; f++) {
+            q->known = strcmp(p->model_files[f].name, q->model) == 0 ||
+                       strcmp(p->model_files[f].sha256, q->model) == 0;
+        }
+    }
+}
+
+static bool model_known(cairn_local_node *n, const char *model) {
+    model_query q = {model, false};
+    return run_on_loop(n, find_model, &q) == 0 && q.known;
+}
+
+int serve_relay(cairn_local_node *n, const cairn_api_call *call, const relay_api *api, void *user) {
+    cairn_err err = {{0}};
+    int status = 0;
+    relay *r = relay_new(n, call, api->flavor, &status, &err);
+    if (!r) {
+        api->refuse(user, status, err.msg);
+        return -1;
+    }
+    snprintf(r->id, sizeof r->id, "%s%llx", api->id_prefix,
+             (unsigned long long)(cairn_wall_clock_ms() ^ (uint64_t)(uintptr_t)r));
+    const char *stream_type = api->prepare(user, r);
+    if (!model_known(n, r->req.model)) {
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "the model %s is neither placed on this cluster nor held by any of its nodes",
+                 r->req.model);
+        api->refuse(user, 404, msg);
+        relay_free(r);
+        return -1;
+    }
+    if (relay_start(r) != 0) {
+        api->refuse(user, 503, "the node is shutting down");
+        relay_free(r);
+        return -1;
+    }
+    if (stream_type) {
+        cairn_api_stream_begin(call->reply, stream_type);
+        r->probe = call->reply;
+    }
+    relay_drain(r, api->on_event, user); /* r belongs to the loop now */
+    return 0;
+}
+
 /* Hands each complete line (one event) of text to on_relay_event; returns non-zero to stop. */
 static int drain_lines(cairn_buf *chunk, int (*on_relay_event)(void *, const cJSON *), void *user,
                        bool *stopped) {
@@ -564,6 +638,8 @@ const char *relay_outcome_take(relay_outcome *o, const cJSON *event) {
             (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "prompt_tokens"));
         o->completion_tokens =
             (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(event, "completion_tokens"));
+        const cJSON *stop = cJSON_GetObjectItemCaseSensitive(event, "stop_index");
+        o->stop_index = cJSON_IsNumber(stop) ? (int)stop->valuedouble : -1;
         o->done = true;
     }
     const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(event, "text"));
@@ -841,7 +917,7 @@ static bool is(const cairn_api_call *call, const char *method, const char *path)
 
 int cairn_node_api_handler(void *user, const cairn_api_call *call) {
     cairn_local_node *n = user;
-    if (serve_openai(n, call) == 0 || serve_ollama(n, call) == 0) {
+    if (serve_anthropic(n, call) == 0 || serve_openai(n, call) == 0 || serve_ollama(n, call) == 0) {
         return 0;
     }
     const char *prefix = "/instance/";

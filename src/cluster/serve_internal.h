@@ -1,6 +1,7 @@
 /*
  * serve internals, shared by serve.c (calls onto the loop, relays, cairn's own paths) and
- * serve_openai.c (the OpenAI-compatible paths). Nothing outside src/cluster/ includes this.
+ * the files of the other APIs' paths (serve_openai.c, serve_ollama.c, serve_anthropic.c). Nothing
+ * outside src/cluster/ includes this.
  */
 #ifndef CAIRN_CLUSTER_SERVE_INTERNAL_H
 #define CAIRN_CLUSTER_SERVE_INTERNAL_H
@@ -31,6 +32,8 @@ struct relay {
     /* the loop's */
     cairn_api_generation req; /* what the request asks for: model, prompt, sampling */
     char id[48];              /* the request's id in its API's answers, for /v1/cancel/ID */
+    bool count;               /* only count the prompt's tokens (done: finish "count") */
+    bool starts;              /* emit {"start","prompt_tokens"} once the runner admits it */
     int32_t *sent;
     size_t n_sent, cap_sent, n_resumed;
     cairn_stream *stream;
@@ -59,6 +62,27 @@ int relay_start(relay *r);
  * writes an SSE comment every 2 s and ends the drain when the client is gone. */
 void relay_drain(relay *r, int (*on_relay_event)(void *user, const cJSON *event), void *user);
 
+/* How an API serves a relayed generation (serve_relay). */
+typedef struct relay_api {
+    cairn_api_flavor flavor; /* how the body parses */
+    const char *id_prefix;   /* of the request's id, e.g. "chatcmpl-" */
+    /* Takes what the API needs of the parsed request (r->req, r->id) and may set r->count
+     * or r->starts; returns the content type of a streamed answer, or NULL for one whole
+     * answer that the API writes once serve_relay returns. */
+    const char *(*prepare)(void *user, relay *r);
+    int (*on_event)(void *user, const cJSON *event); /* as relay_drain's */
+    /* Answers a request refused before it started: status 400 (the body), 404 (no such
+     * model), 500 (out of memory) or 503 (shutting down). */
+    void (*refuse)(void *user, int status, const char *message);
+} relay_api;
+
+/* Serves a generation request the way every API does: parses the call's body, gives it an
+ * id, checks that the cluster knows its model, starts its relay, begins a streamed answer
+ * (probed while it waits, so that a client that leaves frees the request) and drains the
+ * relay's events into the API. 0 once drained (the API then finishes its answer), -1 when
+ * refused (refuse has answered). An API thread. */
+int serve_relay(cairn_local_node *n, const cairn_api_call *call, const relay_api *api, void *user);
+
 /* On the loop: stops the relay with this id on this node: its stream closes (the first
  * runner frees the request's slot) and the request ends as if stopped. False when no such
  * relay runs here. */
@@ -76,6 +100,7 @@ typedef struct relay_outcome {
     char error[512]; /* once failed */
     bool refused;    /* failed because the request itself was wrong (a 4xx, not a 5xx) */
     int prompt_tokens, completion_tokens;
+    int stop_index; /* once done: the stop string that ended it (req.gen.stop), or -1 */
 } relay_outcome;
 /* Takes one event into *o; returns the text it carries, or NULL (an error event). */
 const char *relay_outcome_take(relay_outcome *o, const cJSON *event);
@@ -108,5 +133,7 @@ int logprobs_legacy_append(cJSON *legacy, const cJSON *report, size_t *offset);
 int serve_openai(cairn_local_node *n, const cairn_api_call *call);
 /* serve_ollama.c: 1 when the call is not an Ollama path */
 int serve_ollama(cairn_local_node *n, const cairn_api_call *call);
+/* serve_anthropic.c: 1 when the call is not an Anthropic path */
+int serve_anthropic(cairn_local_node *n, const cairn_api_call *call);
 
 #endif

@@ -85,30 +85,10 @@ static void serve_models(cairn_local_node *n, const cairn_api_call *call, const 
 
 /* ---- completions ---- */
 
-typedef struct model_query {
-    const char *model;
-    bool known; /* placed, or held by a node that could serve it */
-} model_query;
-
-static void find_model(cairn_local_node *n, void *arg) {
-    model_query *q = arg;
-    for (uint32_t i = 0; n->has_state && i < n->state->n_instances && !q->known; i++) {
-        const cairn_instance *in = &n->state->instances[i];
-        q->known = strcmp(in->model, q->model) == 0 || strcmp(in->model_sha256, q->model) == 0;
-    }
-    for (uint32_t i = 0; n->has_state && i < n->state->n_nodes && !q->known; i++) {
-        const cairn_node_profile *p = &n->state->nodes[i].profile;
-        for (uint32_t f = 0; f < p->n_model_files && !q->known; f++) {
-            q->known = strcmp(p->model_files[f].name, q->model) == 0 ||
-                       strcmp(p->model_files[f].sha256, q->model) == 0;
-        }
-    }
-}
-
 typedef struct completion {
     const cairn_api_call *call;
     bool chat, stream, include_usage;
-    char id[40];
+    char id[48]; /* as the relay's */
     char model[CAIRN_STATE_NAME_SIZE];
     int64_t created; /* Unix seconds */
     cairn_buf text;  /* the whole answer (not streaming) */
@@ -289,55 +269,35 @@ static void finish_whole(completion *c) {
     free(json);
 }
 
-static bool model_known(cairn_local_node *n, const char *model) {
-    model_query q = {model, false};
-    return run_on_loop(n, find_model, &q) == 0 && q.known;
+static const char *prepare_completion(void *user, relay *r) {
+    completion *c = user;
+    c->stream = r->req.stream;
+    c->include_usage = r->req.include_usage;
+    c->logprobs = r->req.gen.logprobs;
+    c->whole_lp = c->logprobs && !c->stream ? logprobs_new(c) : NULL;
+    snprintf(c->model, sizeof c->model, "%s", r->req.model);
+    snprintf(c->id, sizeof c->id, "%s", r->id);
+    return c->stream ? "text/event-stream" : NULL;
+}
+
+static void refuse_completion(void *user, int status, const char *message) {
+    completion *c = user;
+    openai_error(c->call, status,
+                 status == 400 || status == 404 ? "invalid_request_error" : "server_error",
+                 message);
 }
 
 static void serve_completion(cairn_local_node *n, const cairn_api_call *call, bool chat) {
     completion c = {.call = call, .chat = chat, .created = cairn_wall_clock_ms() / 1000};
-    cairn_err err = {{0}};
-    int status = 0;
-    relay *r = relay_new(n, call, chat ? CAIRN_API_OPENAI_CHAT : CAIRN_API_OPENAI_COMPLETION,
-                         &status, &err);
-    if (!r) {
-        openai_error(call, status, status == 400 ? "invalid_request_error" : "server_error",
-                     err.msg);
-        return;
-    }
-    c.stream = r->req.stream;
-    c.include_usage = r->req.include_usage;
-    c.logprobs = r->req.gen.logprobs;
-    c.whole_lp = c.logprobs && !c.stream ? logprobs_new(&c) : NULL;
-    snprintf(c.model, sizeof c.model, "%s", r->req.model);
-    snprintf(c.id, sizeof c.id, "%s-%llx", chat ? "chatcmpl" : "cmpl",
-             (unsigned long long)(cairn_wall_clock_ms() ^ (uint64_t)(uintptr_t)r));
-    snprintf(r->id, sizeof r->id, "%s", c.id);
-    if (!model_known(n, r->req.model)) {
-        char msg[300];
-        snprintf(msg, sizeof msg,
-                 "the model %s is neither placed on this cluster nor held by any of its nodes",
-                 r->req.model);
-        openai_error(call, 404, "invalid_request_error", msg);
-        relay_free(r);
-        cJSON_Delete(c.whole_lp);
-        return;
-    }
-    if (relay_start(r) != 0) {
-        openai_error(call, 503, "server_error", "the node is shutting down");
-        relay_free(r);
-        cJSON_Delete(c.whole_lp);
-        return;
-    }
-    if (c.stream) {
-        cairn_api_stream_begin(call->reply, "text/event-stream");
-        r->probe = call->reply;
-    }
-    relay_drain(r, on_completion_event, &c); /* r belongs to the loop now */
-    if (c.stream) {
-        finish_stream(&c);
-    } else {
-        finish_whole(&c);
+    relay_api api = {chat ? CAIRN_API_OPENAI_CHAT : CAIRN_API_OPENAI_COMPLETION,
+                     chat ? "chatcmpl-" : "cmpl-", prepare_completion, on_completion_event,
+                     refuse_completion};
+    if (serve_relay(n, call, &api, &c) == 0) {
+        if (c.stream) {
+            finish_stream(&c);
+        } else {
+            finish_whole(&c);
+        }
     }
     cJSON_Delete(c.whole_lp);
     cairn_buf_free(&c.text);

@@ -149,6 +149,7 @@ static int finish(cairn_gen_session *s, cairn_gen_step *step, cairn_finish_reaso
     }
     step->done = true;
     step->finish = why;
+    step->stop_index = cairn_stop_matcher_matched(s->stops);
     step->tail = s->tail.data ? s->tail.data : "";
     step->tail_len = s->tail.len;
     return 0;
@@ -163,7 +164,7 @@ static void report_logprobs(const cairn_gen_session *s, const float *logits, cai
 
 int cairn_gen_session_step(cairn_gen_session *s, const float *logits, cairn_gen_step *step,
                            cairn_err *err) {
-    *step = (cairn_gen_step){.token = -1, .text = "", .tail = ""};
+    *step = (cairn_gen_step){.token = -1, .text = "", .tail = "", .stop_index = -1};
     int32_t token = cairn_sampler_sample(s->sampler, logits);
     cairn_sampler_accept(s->sampler, token);
     if (!s->params.ignore_eog && cairn_tokenizer_is_eog(s->tok, token)) {

@@ -97,6 +97,7 @@ typedef struct cairn_gen_step {
     size_t tail_len;
     bool done;                  /* no further step: finish says why */
     cairn_finish_reason finish; /* stop or length */
+    int stop_index;             /* when done: the stop string that ended it (params.stop), or -1 */
     /* With params.logprobs and a token: its log-probability and the n_top most likely
      * tokens, most likely first (the token itself may be among them). */
     bool has_logprobs;

@@ -17,13 +17,17 @@
  *   DATA_ACTIVATIONS (request id = rid, pos, n_tokens, n_embd)  shard k -> k+1
  *   end {rid}                                                  first -> ... -> last
  *   token {rid, token, text, tail, done, finish, generated,   last -> first (the ring)
- *         logprobs?: {id, logprob, bytes, top:[{id, logprob, bytes}]}}
+ *         logprobs?: {id, logprob, bytes, top:[{id, logprob, bytes}]},
+ *         stop_index?: the stop string that ended it}
  *   error {rid, message}                                       last -> first
  * Messages on client links:
  *   client -> first: hello {role:"client", instance}, then request {id, prompt | tokens,
- *                    resume:[ids], params} and cancel {id}
- *   first -> client: token {id, token, text, logprobs?}, done {id, finish, text, prompt_tokens,
- *                    completion_tokens}, error {id, message}
+ *                    resume:[ids], params, count?} and cancel {id}
+ *   first -> client: start {id, prompt_tokens} once admitted, token {id, token, text,
+ *                    logprobs?}, done {id, finish, text, prompt_tokens, completion_tokens,
+ *                    stop_index?},
+ *                    error {id, message}; a request with count: true takes no slot and is
+ *                    answered done {finish:"count", prompt_tokens} at once
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -338,6 +342,25 @@ static void client_error(dlink *client, uint64_t id, const char *message, bool b
     cJSON_Delete(o);
 }
 
+/* A request's prompt tokens, told the client once the request is admitted: "start" before
+ * its tokens, or for a request that only counts them its "done" (finish "count"). */
+static void client_prompt_count(dlink *client, uint64_t id, size_t n_tokens, bool count_only) {
+    cJSON *o = op_message(count_only ? "done" : "start");
+    bool ok = o && cJSON_AddNumberToObject(o, "id", (double)id) &&
+              cJSON_AddNumberToObject(o, "prompt_tokens", (double)n_tokens);
+    if (ok && count_only) {
+        ok = cJSON_AddStringToObject(o, "finish", "count") &&
+             cJSON_AddStringToObject(o, "text", "") &&
+             cJSON_AddNumberToObject(o, "completion_tokens", 0);
+    }
+    if (ok) {
+        dlink_send_control(client, o);
+    } else if (count_only) {
+        client_error(client, id, "out of memory", false);
+    }
+    cJSON_Delete(o);
+}
+
 /* ---- the first shard: requests in, slots, tokens back round the ring ---- */
 
 /* Records that a slot's cells will hold these tokens next (the first shard feeds them). */
@@ -558,6 +581,10 @@ static int head_on_token(runner *r, const cJSON *msg, cairn_err *err) {
         cJSON_AddStringToObject(d, "text", tail);
         cJSON_AddNumberToObject(d, "prompt_tokens", s->n_total);
         cJSON_AddNumberToObject(d, "completion_tokens", (double)generated);
+        const cJSON *stop_index = cairn_json_field(msg, "stop_index");
+        if (cJSON_IsNumber(stop_index)) {
+            cJSON_AddNumberToObject(d, "stop_index", stop_index->valuedouble);
+        }
         send_to_client(s, d);
     }
     if (done || s->cancelled || token < 0) {
@@ -684,6 +711,12 @@ static int on_request(runner *r, dlink *l, const cJSON *msg, cairn_err *err) {
     }
     if (why.msg[0] || !w->params) {
         client_error(l, id, why.msg[0] ? why.msg : "out of memory", busy);
+        waiting_free(w);
+        return 0;
+    }
+    bool count_only = cJSON_IsTrue(cairn_json_field(msg, "count"));
+    client_prompt_count(l, id, w->n_tokens, count_only);
+    if (count_only) {
         waiting_free(w);
         return 0;
     }
@@ -996,6 +1029,9 @@ static void sample(runner *r, job *j) {
     }
     if (ok && step.has_logprobs) {
         ok = cairn_json_add_child(o, "logprobs", step_logprobs(r, &step));
+    }
+    if (ok && step.done && step.stop_index >= 0) {
+        ok = cJSON_AddNumberToObject(o, "stop_index", step.stop_index) != NULL;
     }
     if (!ok) {
         cJSON_Delete(o);

@@ -80,6 +80,9 @@ typedef struct cairn_stream_request {
     size_t n_resume;
     const cairn_generation_params *params;
     const char *secret; /* the instance's secret (64 hex digits, as the state holds it) */
+    /* Only count the prompt's tokens: the request takes no slot, generates nothing and is
+     * done at once, with finish "count" and the count as its prompt tokens. */
+    bool count;
 } cairn_stream_request;
 
 typedef enum cairn_stream_failure {
@@ -93,11 +96,15 @@ typedef struct cairn_stream_callbacks {
      * them (the runner's word, checked by whoever formats it), otherwise NULL. */
     void (*on_token)(void *user, int32_t token, const char *text, size_t len,
                      const cJSON *logprobs);
-    /* The request is complete; text is the remainder held back until the end. */
+    /* The request is complete; text is the remainder held back until the end; stop_index
+     * names the stop string (of params->stop) that ended it, or is -1. */
     void (*on_done)(void *user, const char *finish, const char *text, size_t len, int prompt_tokens,
-                    int completion_tokens);
+                    int completion_tokens, int stop_index);
     /* The stream ended without completing; message says why. */
     void (*on_error)(void *user, cairn_stream_failure why, const char *message);
+    /* May be NULL. The runner admitted the request, whose prompt (with the resumed tokens)
+     * has prompt_tokens tokens; comes before any token. */
+    void (*on_start)(void *user, int prompt_tokens);
 } cairn_stream_callbacks;
 
 typedef struct cairn_stream cairn_stream;

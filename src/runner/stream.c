@@ -48,6 +48,17 @@ static int on_token(cairn_stream *s, const cJSON *msg, cairn_err *err) {
     return 0;
 }
 
+static int on_start(cairn_stream *s, const cJSON *msg, cairn_err *err) {
+    uint64_t n_prompt = 0;
+    if (cairn_json_get_number(msg, "prompt_tokens", &n_prompt, err) != 0) {
+        return cairn_fail(err, "malformed start message");
+    }
+    if (s->cb.on_start) {
+        s->cb.on_start(s->user, (int)n_prompt);
+    }
+    return 0;
+}
+
 static int on_done(cairn_stream *s, const cJSON *msg, cairn_err *err) {
     const char *finish = cJSON_GetStringValue(cairn_json_field(msg, "finish"));
     const char *text = cJSON_GetStringValue(cairn_json_field(msg, "text"));
@@ -56,8 +67,13 @@ static int on_done(cairn_stream *s, const cJSON *msg, cairn_err *err) {
         cairn_json_get_number(msg, "completion_tokens", &n_done, err) != 0) {
         return cairn_fail(err, "malformed done message");
     }
+    const cJSON *stop = cairn_json_field(msg, "stop_index");
+    int stop_index = -1;
+    if (cJSON_IsNumber(stop) && stop->valuedouble >= 0 && stop->valuedouble < REQUEST_MAX_STOPS) {
+        stop_index = (int)stop->valuedouble;
+    }
     if (s->cb.on_done) {
-        s->cb.on_done(s->user, finish, text, strlen(text), (int)n_prompt, (int)n_done);
+        s->cb.on_done(s->user, finish, text, strlen(text), (int)n_prompt, (int)n_done, stop_index);
     }
     stream_finish(s);
     return 0;
@@ -75,7 +91,9 @@ static int on_frame(dlink *l, const cairn_wire_frame *f, cairn_err *err) {
     }
     const char *op = cJSON_GetStringValue(cairn_json_field(msg, "op"));
     int rc = 0;
-    if (op && strcmp(op, "token") == 0) {
+    if (op && strcmp(op, "start") == 0) {
+        rc = on_start(s, msg, err);
+    } else if (op && strcmp(op, "token") == 0) {
         rc = on_token(s, msg, err);
     } else if (op && strcmp(op, "done") == 0) {
         rc = on_done(s, msg, err);
@@ -120,6 +138,9 @@ static cJSON *request_json(const cairn_stream_request *req) {
     }
     ok = ok && cairn_json_add_child(o, "resume", tokens_to_json(req->resume, req->n_resume)) &&
          cairn_json_add_child(o, "params", request_params_to_json(req->params));
+    if (ok && req->count) {
+        ok = cJSON_AddBoolToObject(o, "count", true) != NULL;
+    }
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

@@ -72,6 +72,9 @@ int cairn_stop_matcher_new(const char *const *stops, size_t n, cairn_stop_matche
  * (out then ends right before the earliest match, and later pushes emit nothing), 0 if not,
  * -1 if out could not grow. */
 int cairn_stop_matcher_push(cairn_stop_matcher *m, const char *text, size_t len, cairn_buf *out);
+/* Which stop string matched: its index in the list given to new (at the earliest position,
+ * the first listed), or -1 while none has. */
+int cairn_stop_matcher_matched(const cairn_stop_matcher *m);
 /* Emits everything still held back (nothing after a match). Returns -1 if out could not
  * grow, else 0. */
 int cairn_stop_matcher_flush(cairn_stop_matcher *m, cairn_buf *out);

@@ -11,6 +11,7 @@ struct cairn_stop_matcher {
     size_t n_stops;
     cairn_buf pending; /* received but not yet emitted */
     bool stopped;
+    int matched; /* the stop string that matched, -1 before */
 };
 
 void cairn_stop_matcher_free(cairn_stop_matcher *m) {
@@ -38,6 +39,7 @@ int cairn_stop_matcher_new(const char *const *stops, size_t n, cairn_stop_matche
     if (!m) {
         return cairn_fail(err, "out of memory for stop strings");
     }
+    m->matched = -1;
     if (n > 0) {
         m->stops = calloc(n, sizeof(char *));
         m->stop_lens = calloc(n, sizeof(size_t));
@@ -63,11 +65,13 @@ static bool match_at(const char *text, size_t len, size_t pos, const char *stop,
     return stop_len <= len - pos && memcmp(text + pos, stop, stop_len) == 0;
 }
 
-/* Position of the earliest complete stop string in text, or len if there is none. */
-static size_t find_earliest(const cairn_stop_matcher *m, const char *text, size_t len) {
+/* Position of the earliest complete stop string in text (its index into *which), or len if
+ * there is none. */
+static size_t find_earliest(const cairn_stop_matcher *m, const char *text, size_t len, int *which) {
     for (size_t pos = 0; pos < len; pos++) {
         for (size_t i = 0; i < m->n_stops; i++) {
             if (match_at(text, len, pos, m->stops[i], m->stop_lens[i])) {
+                *which = (int)i;
                 return pos;
             }
         }
@@ -116,7 +120,7 @@ int cairn_stop_matcher_push(cairn_stop_matcher *m, const char *text, size_t len,
         return -1;
     }
     cairn_buf *p = &m->pending;
-    size_t hit = find_earliest(m, p->data, p->len);
+    size_t hit = find_earliest(m, p->data, p->len, &m->matched);
     if (hit < p->len) {
         m->stopped = true;
         if (emit(m, hit, out) != 0) {
@@ -130,6 +134,10 @@ int cairn_stop_matcher_push(cairn_stop_matcher *m, const char *text, size_t len,
      * through one, or the text so far may end with an unfinished one. */
     safe = cairn_utf8_complete_prefix(p->data, safe);
     return emit(m, safe, out);
+}
+
+int cairn_stop_matcher_matched(const cairn_stop_matcher *m) {
+    return m->matched;
 }
 
 int cairn_stop_matcher_flush(cairn_stop_matcher *m, cairn_buf *out) {

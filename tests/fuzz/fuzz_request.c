@@ -15,7 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cairn_api_generation g;
     cairn_err err = {{0}};
     if (cairn_api_parse_generation((const char *)data + 1, size - 1,
-                                   (cairn_api_flavor)(data[0] % 5), &g, &err) == 0 &&
+                                   (cairn_api_flavor)(data[0] % CAIRN_API_FLAVORS), &g,
+                                   &err) == 0 &&
         (!g.model[0] || (g.prompt == NULL) == (g.messages == NULL) ||
          g.gen.n_stop > CAIRN_API_MAX_STOPS || g.gen.max_tokens < 0 || g.gen.top_logprobs < 0 ||
          g.gen.top_logprobs > CAIRN_MAX_TOP_LOGPROBS)) {
