@@ -46,4 +46,65 @@ int cairn_chat_template_load(const char *gguf_path, char **out, cairn_err *err);
 int cairn_chat_tokenize(const char *template_src, const cJSON *messages, const cairn_tokenizer *tok,
                         int32_t **ids, size_t *n, cairn_err *err);
 
+/* ---- the model's answer: reasoning, content and tool calls (toolcall.c) ---- */
+
+/* How a family writes tool calls in its answers (each family's template shows it). */
+typedef enum cairn_tool_syntax {
+    CAIRN_TOOLS_NONE,     /* no tool calls: content only */
+    CAIRN_TOOLS_HERMES,   /* Qwen, Hermes: <tool_call>{"name","arguments"}</tool_call> */
+    CAIRN_TOOLS_LLAMA3,   /* Llama 3.x: {"name","parameters"}, alone or after <|python_tag|> */
+    CAIRN_TOOLS_MISTRAL,  /* [TOOL_CALLS][{"name","arguments"}...] or [TOOL_CALLS]name[ARGS]{} */
+    CAIRN_TOOLS_GPT_OSS,  /* harmony channels: analysis, commentary to=functions.NAME, final */
+    CAIRN_TOOLS_DEEPSEEK, /* <｜tool▁calls▁begin｜>... (V3/R1 and the V3.1 form) */
+    CAIRN_TOOLS_GLM,      /* GLM-4.5+: <tool_call>NAME<arg_key>k</arg_key><arg_value>v... */
+} cairn_tool_syntax;
+
+typedef struct cairn_chat_format {
+    cairn_tool_syntax tools;
+    bool parse_tools;         /* false: calls stay content (tool_choice "none") */
+    bool reasoning;           /* <think>...</think> ([THINK] for Mistral) is reasoning */
+    bool starts_in_reasoning; /* the prompt opened the reasoning block */
+} cairn_chat_format;
+
+/* The format of a template's answers; prompt (the rendered prompt, or NULL) tells whether
+ * the answer starts inside a reasoning block the prompt opened. */
+cairn_chat_format cairn_chat_format_detect(const char *template_src, const char *prompt);
+/* Whether the syntax's markers are special tokens, which the detokenizer must then show. */
+bool cairn_tool_syntax_needs_special(cairn_tool_syntax s);
+const char *cairn_tool_syntax_name(cairn_tool_syntax s);
+/* -1 for a name that is none of cairn_tool_syntax_name's. */
+int cairn_tool_syntax_from_name(const char *name, cairn_tool_syntax *out);
+
+typedef enum cairn_chat_event_kind {
+    CAIRN_CHAT_CONTENT,    /* text: answer text */
+    CAIRN_CHAT_REASONING,  /* text: reasoning text */
+    CAIRN_CHAT_TOOL_START, /* index, id, name */
+    CAIRN_CHAT_TOOL_ARGS,  /* index, text: a fragment of the arguments' JSON */
+    CAIRN_CHAT_TOOL_END,   /* index */
+} cairn_chat_event_kind;
+
+typedef struct cairn_chat_event {
+    cairn_chat_event_kind kind;
+    const char *text; /* len bytes of whole UTF-8 characters, not NUL-terminated */
+    size_t len;
+    int index;             /* the call's, from 0 */
+    const char *id, *name; /* TOOL_START */
+} cairn_chat_event;
+
+/* A non-zero return stops the parser: feed and finish return it. */
+typedef int (*cairn_chat_event_fn)(void *user, const cairn_chat_event *e);
+
+/* An incremental parser of one answer: fed its text in pieces split anywhere (inside a
+ * marker or a character), it reports events in order, the same whatever the split. Text
+ * that may still begin a marker is held back until it is decided; finish flushes it. A
+ * call that does not parse (bad JSON, never closed) comes back as content. Call ids are
+ * id_prefix followed by the call's index. */
+typedef struct cairn_chat_parser cairn_chat_parser;
+cairn_chat_parser *cairn_chat_parser_new(const cairn_chat_format *format, const char *id_prefix,
+                                         cairn_chat_event_fn on_event, void *user);
+/* 0, the callback's non-zero, or -1 with err (out of memory). */
+int cairn_chat_parser_feed(cairn_chat_parser *p, const char *text, size_t len, cairn_err *err);
+int cairn_chat_parser_finish(cairn_chat_parser *p, cairn_err *err);
+void cairn_chat_parser_free(cairn_chat_parser *p);
+
 #endif
