@@ -15,13 +15,7 @@ source "$here/common.bash"
 source "$here/cluster.bash"
 
 npm_dir=$(dirname "$cairn")/npm-anthropic
-if [ ! -d "$npm_dir/node_modules/@anthropic-ai/sdk" ]; then
-  mkdir -p "$npm_dir"
-  if ! npm install --prefix "$npm_dir" --no-audit --no-fund --silent @anthropic-ai/sdk@1 >/dev/null 2>&1; then
-    fail "cannot install the @anthropic-ai/sdk npm package (the npm registry must be reachable)"
-    finish
-  fi
-fi
+npm_package "$npm_dir" @anthropic-ai/sdk@1
 cp "$here/../openai/anthropic.mjs" "$npm_dir/"
 key=k3y-of-this-test
 unset CAIRN_API_KEY

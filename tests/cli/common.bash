@@ -43,6 +43,17 @@ own_netns() {
   [ -n "$mine" ] && [ -n "${CAIRN_TEST_HOST_NETNS:-}" ] && [ "$mine" != "$CAIRN_TEST_HOST_NETNS" ]
 }
 
+# npm_package DIR NAME@VERSION: installs an npm package into DIR (in the build tree) once;
+# a registry that cannot be reached fails the test with that reason.
+npm_package() {
+  local dir=$1 spec=$2 name=${2%@*}
+  [ -d "$dir/node_modules/$name" ] && return 0
+  mkdir -p "$dir"
+  npm install --prefix "$dir" --no-audit --no-fund --silent "$spec" >/dev/null 2>&1 && return 0
+  fail "cannot install the $name npm package (the npm registry must be reachable)"
+  finish
+}
+
 finish() {
   if [ "$failures" -ne 0 ]; then
     echo "$failures expectation(s) failed" >&2

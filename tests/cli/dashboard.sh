@@ -19,11 +19,7 @@ if [ ! -x "$chromium" ]; then
   finish
 fi
 npm_dir=$(dirname "$cairn")/npm-playwright
-if [ ! -d "$npm_dir/node_modules/playwright-core" ]; then
-  mkdir -p "$npm_dir"
-  npm install --prefix "$npm_dir" --no-audit --no-fund --silent playwright-core@1 >/dev/null 2>&1 ||
-    { fail "cannot install playwright-core (the npm registry must be reachable)"; finish; }
-fi
+npm_package "$npm_dir" playwright-core@1
 cp "$here/../dashboard/browser.mjs" "$npm_dir/"
 for i in 1 2 3; do
   mkdir -p "$tmp/m$i"

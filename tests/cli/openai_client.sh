@@ -20,13 +20,7 @@ source "$here/common.bash"
 source "$here/cluster.bash"
 
 npm_dir=$(dirname "$cairn")/npm-openai
-if [ ! -d "$npm_dir/node_modules/openai" ]; then
-  mkdir -p "$npm_dir"
-  if ! npm install --prefix "$npm_dir" --no-audit --no-fund --silent openai@4 >/dev/null 2>&1; then
-    fail "cannot install the openai npm package (the npm registry must be reachable)"
-    finish
-  fi
-fi
+npm_package "$npm_dir" openai@4
 cp "$here/../openai/client.mjs" "$here/../openai/ollama.mjs" "$here/../openai/cancel.mjs" \
   "$here/../openai/malformed.mjs" "$npm_dir/"
 export CAIRN_RUNNER_TEST_STEP_MS=5
