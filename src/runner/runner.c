@@ -348,13 +348,14 @@ static void dial_next(runner *r) {
 
 static void on_connection(uv_stream_t *server, int status) {
     runner *r = server->data;
-    if (status < 0 || r->phase == PHASE_STARTING || r->phase == PHASE_SHUTTING_DOWN ||
-        r->n_proving >= MAX_PROVING_LINKS) {
-        if (status >= 0 && r->n_proving >= MAX_PROVING_LINKS) {
-            cairn_log(&r->log, CAIRN_LOG_DEBUG,
-                      "refused a data link: %d links are still proving the instance's secret",
-                      r->n_proving);
-        }
+    if (status < 0 || r->phase == PHASE_STARTING || r->phase == PHASE_SHUTTING_DOWN) {
+        refuse_connection(server, r->loop);
+        return;
+    }
+    if (r->n_proving >= MAX_PROVING_LINKS) {
+        cairn_log(&r->log, CAIRN_LOG_DEBUG,
+                  "refused a data link: %d links are still proving the instance's secret",
+                  r->n_proving);
         refuse_connection(server, r->loop);
         return;
     }
